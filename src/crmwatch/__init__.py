@@ -1,0 +1,1 @@
+"""crmwatch: catch customer-data theft from SaaS CRMs, and scope it."""

@@ -1,0 +1,232 @@
+"""crmwatch command line: parse options, call one stage, print. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crmwatch.config import Config
+from crmwatch.enrich import refresh
+from crmwatch.errors import CrmwatchError
+from crmwatch.ingest import IngestSummary, expand_paths, ingest
+from crmwatch.sources import FORMATS
+from crmwatch.stats import store_stats
+from crmwatch.store import Store, default_db_path
+
+app = typer.Typer(
+    help="Catch customer-data theft from SaaS CRMs, and scope it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Store file [env CRMWATCH_DB; default ./crmwatch.duckdb]"),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="crmwatch.toml [env CRMWATCH_CONFIG]")
+]
+
+
+def _fail(e: CrmwatchError) -> None:
+    err.print(f"[red]error:[/red] {escape(str(e))}")
+    raise typer.Exit(2)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or directories (recursive); .gz is fine")
+    ],
+    db: DbOption = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help=f"Force a format: {', '.join(FORMATS)}")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if anything was quarantined")
+    ] = False,
+    config: ConfigOption = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the per-file summary as JSON")
+    ] = False,
+) -> None:
+    """Load Salesforce and Okta logs into the event store."""
+    try:
+        cfg = Config.load(config)
+        total = len(expand_paths(paths))
+        with Store(db or default_db_path()) as store:
+            if err.is_terminal and not json_out:
+                with Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=err,
+                    transient=True,
+                ) as bar:
+                    task = bar.add_task("ingesting", total=total)
+                    summary = ingest(
+                        store,
+                        paths,
+                        fmt,
+                        cfg,
+                        lambda f, _: bar.update(task, advance=1, description=f.path.name),
+                    )
+            else:
+                summary = ingest(store, paths, fmt, cfg)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "files": [f.to_dict() for f in summary.files],
+                    "seconds": round(summary.seconds, 3),
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print_summary(summary)
+    if summary.errors:
+        raise typer.Exit(2)
+    if strict and summary.total("quarantined"):
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: IngestSummary) -> None:
+    table = Table(title="ingest", show_lines=False)
+    for col in ("file", "format", "records", "new", "duplicate", "quarantined", "headers skipped"):
+        table.add_column(col, justify="left" if col in ("file", "format") else "right")
+    for f in summary.files:
+        q = str(f.quarantined)
+        if f.reasons:
+            q += " (" + ", ".join(f"{r} {n}" for r, n in sorted(f.reasons.items())) + ")"
+        table.add_row(
+            escape(f.path.name),
+            f.format or "-",
+            str(f.records),
+            str(f.inserted),
+            str(f.duplicates),
+            q,
+            str(f.skipped_headers),
+        )
+    out.print(table)
+    for f in summary.errors:
+        err.print(f"[red]error:[/red] {escape(f.error or '')}")
+    out.print(
+        f"{len(summary.files)} files, {summary.total('records')} records: "
+        f"{summary.total('inserted')} new, {summary.total('duplicates')} duplicate, "
+        f"{summary.total('quarantined')} quarantined in {summary.seconds:.2f}s"
+    )
+    if summary.total("quarantined"):
+        out.print("see them with: crmwatch quarantine")
+
+
+@app.command("stats")
+def stats_cmd(
+    db: DbOption = None, json_out: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Counts by source type, category and day; quarantine by reason."""
+    try:
+        with Store(db or default_db_path()) as store:
+            s = store_stats(store)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        print(json.dumps(s, indent=2, default=str))
+        return
+    out.print(f"{s['events']} events from {s['files']} files, {s['first_ts']} → {s['last_ts']}")
+    for key, label in (
+        ("by_source_type", "source_type"),
+        ("by_category", "category"),
+        ("by_ip_class", "ip_class"),
+        ("by_day", "day"),
+    ):
+        t = Table(title=label)
+        t.add_column(label)
+        t.add_column("events", justify="right")
+        for row in s[key]:
+            t.add_row(escape(str(row[label])), str(row["events"]))
+        out.print(t)
+    t = Table(title=f"quarantine ({s['quarantined']})")
+    t.add_column("reason")
+    t.add_column("records", justify="right")
+    for row in s["quarantine_by_reason"]:
+        t.add_row(row["reason"], str(row["records"]))
+    out.print(t)
+    out.print(
+        f"geoip: {s['enrichment']['geoip_database']}; networks: {s['enrichment']['network_lists']}"
+    )
+
+
+@app.command("quarantine")
+def quarantine_cmd(
+    db: DbOption = None, limit: int = 50, json_out: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """List quarantined records: file, line or byte offset, reason. Never prints their content."""
+    try:
+        with Store(db or default_db_path()) as store:
+            rows = store.execute(
+                "SELECT path, line, byte_offset, reason, detail FROM quarantine "
+                "ORDER BY path, line NULLS FIRST, byte_offset LIMIT ?",
+                [limit],
+            ).dicts()
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        where = f":{r['line']}" if r["line"] is not None else f"@byte {r['byte_offset']}"
+        out.print(f"{escape(r['path'])}{where}: {r['reason']}: {escape(r['detail'] or '')}")
+
+
+@app.command("enrich")
+def enrich_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Reclassify every IP and user agent with the current lists and corporate ranges."""
+    try:
+        with Store(db or default_db_path()) as store:
+            counts = refresh(store, Config.load(config).enrich)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    out.print(
+        f"reclassified {counts['enrich_ips']} IPs and {counts['enrich_user_agents']} user agents"
+    )
+
+
+@app.command("demo")
+def demo_cmd(
+    logs: Annotated[Path, typer.Option(help="Log folder to ingest")] = Path(
+        "../shared/fixtures/real"
+    ),
+    db: Annotated[Path, typer.Option("--db")] = Path("demo-out/crmwatch.duckdb"),
+) -> None:
+    """The main job, end to end, on sample data (stages beyond ingest arrive as they land)."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if db.exists():
+        db.unlink()
+    if not logs.exists():
+        _fail(CrmwatchError(f"no log folder at {logs}"))
+    out.rule("1. ingest")
+    ingest_cmd([logs], db=db)
+    out.rule("2. what the store holds")
+    stats_cmd(db=db)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

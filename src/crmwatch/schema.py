@@ -1,0 +1,181 @@
+"""The normalised event and the store's tables.
+
+Every later stage (detect, incidents, scope, notify) reads the ``events`` view defined here,
+so this module is the contract between them. Names follow OCSF where OCSF has the field.
+
+Enrichment (country, AS, IP class, user-agent class) is not copied into every event: it lives
+in the small dimension tables ``ip_info`` and ``ua_info`` and the ``events`` view joins them.
+That keeps ingest fast and lets ``crmwatch enrich --refresh`` reclassify every event at once
+when the user changes their corporate ranges or replaces a bundled list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    """What an event is about, coarse enough for rules to select on."""
+
+    AUTHENTICATION = "authentication"
+    API_QUERY = "api_query"
+    BULK_EXPORT = "bulk_export"
+    REPORT_EXPORT = "report_export"
+    RECORD_VIEW = "record_view"
+    LIST_VIEW = "list_view"
+    OAUTH_GRANT = "oauth_grant"
+    CONFIG_CHANGE = "config_change"
+    MFA_CHANGE = "mfa_change"
+    LOGOUT = "logout"
+    OTHER = "other"
+
+
+class Reason(StrEnum):
+    """Why a record was quarantined instead of stored."""
+
+    BAD_QUOTING = "bad_quoting"
+    WRONG_COLUMN_COUNT = "wrong_column_count"
+    BAD_TIMESTAMP = "bad_timestamp"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_FORMAT = "unknown_format"
+    EMPTY_FILE = "empty_file"
+    LINE_TOO_LONG = "line_too_long"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    doc: str
+
+
+# Columns stored per event. The ``events`` view exposes these plus the enrichment columns.
+BASE_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "VARCHAR", "md5 of the source type and the raw record: stable, for dedupe"),
+    Column("ts", "TIMESTAMP", "event time, UTC"),
+    Column("source", "VARCHAR", "salesforce | okta"),
+    Column("source_type", "VARCHAR", "format and native type, e.g. elf:BulkApi2, api:ApiEvent"),
+    Column("category", "VARCHAR", "one of Category"),
+    Column("outcome", "VARCHAR", "success | failure | unknown"),
+    Column("status_detail", "VARCHAR", "the source's own status (LOGIN_STATUS, JOB_STATUS, …)"),
+    Column("org_id", "VARCHAR", "Salesforce org id or Okta org"),
+    Column("user_id", "VARCHAR", "the acting user's id in the source"),
+    Column("user_name", "VARCHAR", "the acting user's login name (username or email)"),
+    Column("actor_type", "VARCHAR", "user | integration | app"),
+    Column("session_key", "VARCHAR", "the source's session id"),
+    Column("login_key", "VARCHAR", "Salesforce LOGIN_KEY / Okta root session: groups a login"),
+    Column("src_ip", "VARCHAR", "client IP, only when the source gave a valid IP"),
+    Column("src_country", "VARCHAR", "ISO country the source itself reported, if any"),
+    Column("src_asn", "BIGINT", "AS number the source itself reported, if any"),
+    Column("src_as_org", "VARCHAR", "AS organisation the source itself reported, if any"),
+    Column("user_agent", "VARCHAR", "raw user-agent string"),
+    Column("client_app", "VARCHAR", "connected app / API client / OAuth app name"),
+    Column("object", "VARCHAR", "CRM object touched (Contact, Account, …)"),
+    Column("operation", "VARCHAR", "what was done (query, describe, export, …)"),
+    Column("query", "VARCHAR", "SOQL text when the source carries it"),
+    Column("rows", "BIGINT", "rows processed or returned"),
+    Column("record_ids", "VARCHAR[]", "ids of records the event exposed, when known"),
+    Column("fields", "VARCHAR[]", "fields the event exposed, when known"),
+    Column("job_id", "VARCHAR", "bulk job id"),
+    Column("mfa", "BOOLEAN", "true if this authentication used MFA; null if the source is silent"),
+    Column("raw", "JSON", "the source record (an array of values for CSV rows: see raw_schema)"),
+    Column("raw_schema", "VARCHAR", "for CSV rows: the raw_schemas row naming the values"),
+    Column("file_id", "BIGINT", "ingest_files row of the first file this event came from"),
+    Column("ingest_line", "BIGINT", "line of the record in that file (JSON inputs)"),
+)
+
+BASE_NAMES: tuple[str, ...] = tuple(c.name for c in BASE_COLUMNS)
+
+# Columns the view adds from the dimension tables.
+ENRICHED_COLUMNS: tuple[Column, ...] = (
+    Column("country", "VARCHAR", "ISO 3166-1 alpha-2 country of src_ip"),
+    Column("asn", "BIGINT", "AS number of src_ip (from the source when it reports one)"),
+    Column("as_org", "VARCHAR", "AS organisation of src_ip"),
+    Column("ip_class", "VARCHAR", "tor | vpn | hosting | corporate | private | unknown"),
+    Column("ua_class", "VARCHAR", "browser | salesforce-tool | script | unknown"),
+    Column("ingest_file", "VARCHAR", "path of the first file this event came from"),
+)
+
+IP_CLASSES = ("private", "corporate", "tor", "vpn", "hosting", "unknown")
+UA_CLASSES = ("browser", "salesforce-tool", "script", "unknown")
+
+DDL: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS events_base ("
+    + ", ".join(f"{c.name} {c.sql_type}" for c in BASE_COLUMNS)
+    + ")",
+    """CREATE TABLE IF NOT EXISTS ingest_files (
+        file_id BIGINT PRIMARY KEY, path VARCHAR, format VARCHAR, size BIGINT,
+        records BIGINT, skipped_headers BIGINT, quarantined BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        quarantine_id VARCHAR PRIMARY KEY, file_id BIGINT, path VARCHAR, line BIGINT,
+        byte_offset BIGINT, reason VARCHAR, detail VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS raw_schemas (schema_id VARCHAR PRIMARY KEY, keys VARCHAR[])",
+    """CREATE TABLE IF NOT EXISTS ip_info (
+        ip VARCHAR PRIMARY KEY, country VARCHAR, asn BIGINT, as_org VARCHAR,
+        ip_class VARCHAR, class_source VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS ua_info (user_agent VARCHAR PRIMARY KEY, ua_class VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS ingest_runs (
+        started_at TIMESTAMP, finished_at TIMESTAMP, files BIGINT, records BIGINT,
+        inserted BIGINT, duplicates BIGINT, quarantined BIGINT, skipped_headers BIGINT)""",
+    # The raw object of a CSV row is rebuilt from its values and its header only when read.
+    """CREATE OR REPLACE VIEW events AS
+    SELECT b.event_id, b.ts, b.source, b.source_type, b.category, b.outcome, b.status_detail,
+        b.org_id, b.user_id, b.user_name, b.actor_type, b.session_key, b.login_key, b.src_ip,
+        coalesce(i.country, b.src_country) AS country,
+        coalesce(b.src_asn, i.asn) AS asn,
+        coalesce(i.as_org, b.src_as_org) AS as_org,
+        CASE WHEN b.src_ip IS NULL THEN 'unknown' ELSE coalesce(i.ip_class, 'unknown') END
+            AS ip_class,
+        b.user_agent,
+        CASE WHEN b.user_agent IS NULL THEN 'unknown' ELSE coalesce(u.ua_class, 'unknown') END
+            AS ua_class,
+        b.client_app, b.object, b.operation, b.query, b.rows, b.record_ids, b.fields, b.job_id,
+        b.mfa,
+        CASE WHEN b.raw_schema IS NULL THEN b.raw
+             ELSE to_json(map(s.keys, from_json(b.raw, '["VARCHAR"]'))) END AS raw,
+        f.path AS ingest_file, b.ingest_line
+    FROM events_base b
+    LEFT JOIN ip_info i ON i.ip = b.src_ip
+    LEFT JOIN ua_info u ON u.user_agent = b.user_agent
+    LEFT JOIN raw_schemas s ON s.schema_id = b.raw_schema
+    LEFT JOIN ingest_files f ON f.file_id = b.file_id""",
+)
+
+EVENT_VIEW_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "ts",
+    "source",
+    "source_type",
+    "category",
+    "outcome",
+    "status_detail",
+    "org_id",
+    "user_id",
+    "user_name",
+    "actor_type",
+    "session_key",
+    "login_key",
+    "src_ip",
+    "country",
+    "asn",
+    "as_org",
+    "ip_class",
+    "user_agent",
+    "ua_class",
+    "client_app",
+    "object",
+    "operation",
+    "query",
+    "rows",
+    "record_ids",
+    "fields",
+    "job_id",
+    "mfa",
+    "raw",
+    "ingest_file",
+    "ingest_line",
+)

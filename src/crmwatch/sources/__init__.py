@@ -1,0 +1,73 @@
+"""Input formats, by name, and detection of a file's format from its first bytes."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+from crmwatch.errors import Location, SourceFormatError
+from crmwatch.sources.base import Source
+from crmwatch.sources.elf import ElfCsvSource, ElfJsonSource, sniff_csv
+from crmwatch.sources.jsonrecords import JsonRecord, iter_records
+from crmwatch.sources.okta import OktaSource
+from crmwatch.sources.sfobjects import SfObjectSource, infer_type
+
+FORMATS: dict[str, type[Source]] = {
+    ElfCsvSource.name: ElfCsvSource,
+    ElfJsonSource.name: ElfJsonSource,
+    SfObjectSource.name: SfObjectSource,
+    OktaSource.name: OktaSource,
+}
+
+EMPTY = "empty"
+HEAD_BYTES = 1 << 20
+WHOLE_FILE_LIMIT = 64 << 20
+
+
+def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of the (decompressed) file."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        if magic == b"\x1f\x8b":
+            with gzip.open(path, "rb") as gz:
+                return gz.read(size)
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except (OSError, EOFError, zlib.error) as e:
+        raise SourceFormatError(f"cannot read file: {e}", Location(path)) from e
+
+
+def detect_format(path: Path) -> str | None:
+    """The format name of a file, ``"empty"`` for a file with no data, or None if unknown."""
+    head = read_head(path)
+    if not head.strip():
+        return EMPTY
+    if sniff_csv(head):
+        return ElfCsvSource.name
+    if head.lstrip()[:1] not in (b"{", b"["):
+        return None
+    obj = _first_object(head)
+    if obj is None and len(head) == HEAD_BYTES:
+        obj = _first_object(read_head(path, WHOLE_FILE_LIMIT))
+    if obj is None:
+        return None
+    return classify_object(obj)
+
+
+def classify_object(obj: dict) -> str | None:
+    if "eventType" in obj and ("published" in obj or "uuid" in obj):
+        return OktaSource.name
+    if any(k.upper() == "EVENT_TYPE" for k in obj):
+        return ElfJsonSource.name
+    if "attributes" in obj or infer_type(obj) != "other":
+        return SfObjectSource.name
+    return None
+
+
+def _first_object(data: bytes) -> dict | None:
+    for item in iter_records(data):
+        if isinstance(item, JsonRecord):
+            return item.obj
+    return None

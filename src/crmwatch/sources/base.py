@@ -1,0 +1,193 @@
+"""What every input format provides, and the shared path for JSON-shaped inputs.
+
+A source *stages* a batch of files: it appends one row per record to the temporary table
+``_norm`` (the normalised columns of ``schema.BASE_COLUMNS`` plus a ``_header`` flag) and
+reports what it could not stage. The ingest driver then does what is common to all formats:
+quarantine rows without a usable timestamp, dedupe against the store, enrich, record files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+
+from crmwatch.errors import Location, SourceFormatError
+from crmwatch.schema import BASE_NAMES, Reason
+from crmwatch.sources.jsonrecords import BadRecord, iter_records
+from crmwatch.sources.sqlmap import Ref, json_ref, select_list
+from crmwatch.store import Store
+
+NORM_TABLE = "_norm"
+STAGE_TABLE = "_stage"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file; its id is derived from its absolute path so re-runs agree on it."""
+
+    path: Path
+    file_id: int
+    size: int
+
+    @classmethod
+    def of(cls, path: Path | str) -> InputFile:
+        p = Path(path).absolute()
+        digest = hashlib.md5(str(p).encode("utf-8", "surrogateescape")).hexdigest()
+        return cls(p, int(digest[:15], 16), p.stat().st_size)
+
+
+@dataclass
+class Quarantine:
+    """A record (or part of a file) that could not be stored, and why."""
+
+    file: InputFile
+    line: int | None
+    byte_offset: int | None
+    reason: Reason
+    detail: str
+
+    @property
+    def quarantine_id(self) -> str:
+        key = f"{self.file.file_id}|{self.line}|{self.byte_offset}|{self.reason}"
+        return hashlib.md5(key.encode()).hexdigest()
+
+    @property
+    def location(self) -> Location:
+        return Location(self.file.path, self.line, self.byte_offset)
+
+
+@dataclass
+class StageReport:
+    """What staging a batch produced besides the rows in ``_norm``."""
+
+    quarantined: list[Quarantine] = field(default_factory=list)
+    skipped_headers: Counter[int] = field(default_factory=Counter)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's content, gunzipped when it is gzip whatever its name says."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise SourceFormatError(f"cannot read file: {e.strerror}", Location(path)) from e
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise SourceFormatError(f"corrupt gzip data: {e}", Location(path)) from e
+    return data
+
+
+class Source(ABC):
+    """One input format. Registered by name in ``crmwatch.sources.FORMATS``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def stage(self, store: Store, files: list[InputFile]) -> StageReport:
+        """Append the records of ``files`` to ``_norm``; return what could not be staged."""
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A JSON record's native type, its native unique id if it has one, and the document the
+    mapping reads (``None`` means the record itself)."""
+
+    rtype: str
+    native_id: str | None = None
+    doc: dict | None = None
+    query_object: str | None = None
+    query_fields: list[str] | None = None
+
+
+SKIP_HEADER = Classified("__header__")
+
+# Staged columns of a JSON batch; the mapping SQL reads ``doc`` (or ``raw``) and, for records
+# carrying SOQL, the query's object and fields parsed in Python (crmwatch.soql).
+STAGE_COLUMNS: dict[str, pa.DataType] = {
+    "file_id": pa.int64(),
+    "line": pa.int64(),
+    "rtype": pa.string(),
+    "nid": pa.string(),
+    "raw": pa.string(),
+    "doc": pa.string(),
+    "q_object": pa.string(),
+    "q_fields": pa.list_(pa.string()),
+}
+
+
+class JsonSource(Source):
+    """Shared staging for JSON inputs: parse records in Python, map them in SQL."""
+
+    source: ClassVar[str]
+    type_prefix: ClassVar[str]
+
+    @abstractmethod
+    def classify(self, obj: dict) -> Classified:
+        """Type, native id and mapping document of one record (or ``SKIP_HEADER``)."""
+
+    @abstractmethod
+    def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
+        """SQL per normalised column, given a key resolver and the SQL of the native type."""
+
+    def stage(self, store: Store, files: list[InputFile]) -> StageReport:
+        report = StageReport()
+        cols: dict[str, list] = {k: [] for k in STAGE_COLUMNS}
+        keys: set[str] = set()
+        for f in files:
+            for item in iter_records(read_bytes(f.path)):
+                if isinstance(item, BadRecord):
+                    report.quarantined.append(
+                        Quarantine(f, item.line, item.byte_offset, item.reason, item.detail)
+                    )
+                    continue
+                c = self.classify(item.obj)
+                if c is SKIP_HEADER:
+                    report.skipped_headers[f.file_id] += 1
+                    continue
+                doc = None if c.doc is None else json.dumps(c.doc, ensure_ascii=False)
+                keys.update((c.doc if c.doc is not None else item.obj).keys())
+                for k, v in zip(
+                    cols,
+                    (
+                        f.file_id,
+                        item.line,
+                        c.rtype,
+                        c.native_id,
+                        item.text,
+                        doc,
+                        c.query_object,
+                        c.query_fields,
+                    ),
+                    strict=True,
+                ):
+                    cols[k].append(v)
+        if not cols["raw"]:
+            return report
+        doc_col = "coalesce(doc, raw)"
+        exprs = self.exprs(json_ref(doc_col, keys), "rtype")
+        exprs.update(
+            source=f"'{self.source}'",
+            source_type=f"'{self.type_prefix}' || rtype",
+            event_id=f"md5('{self.type_prefix}' || rtype || chr(31) || coalesce(nid, raw))",
+            raw="raw",
+            file_id="file_id",
+            ingest_line="line",
+        )
+        table = pa.table({k: pa.array(v, STAGE_COLUMNS[k]) for k, v in cols.items()})
+        with store.registered(STAGE_TABLE, table):
+            store.execute(
+                f"INSERT INTO {NORM_TABLE} SELECT {select_list(exprs, BASE_NAMES)}, false "
+                f"FROM {STAGE_TABLE}"
+            )
+        return report

@@ -1,0 +1,200 @@
+"""Read JSON inputs record by record, with the line of every record and of every error.
+
+Handles the shapes logs are exported in: NDJSON (one object per line), a JSON array (Okta's
+``/api/v1/logs``, SIEM exports), a SOQL/REST query result (``{"records": [...]}``) and a
+single pretty-printed object. A bad record never costs the good ones around it: NDJSON
+recovers at the next line; arrays recover at the next element that starts at the same
+indentation as the first one (pretty-printed exports), otherwise the rest of the array is
+quarantined as one span with its byte offset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from crmwatch.schema import Reason
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+@dataclass
+class JsonRecord:
+    line: int
+    obj: dict[str, Any]
+    text: str  # compact JSON of the record, as it is stored in ``raw``
+
+
+@dataclass
+class BadRecord:
+    line: int | None
+    byte_offset: int | None
+    reason: Reason
+    detail: str
+
+
+Item = JsonRecord | BadRecord
+
+
+def iter_records(data: bytes) -> Iterator[Item]:
+    """Yield every record of a JSON input, or a ``BadRecord`` for each part that is not one."""
+    start = len(data) - len(data.lstrip())
+    if start == len(data):
+        yield BadRecord(None, 0, Reason.EMPTY_FILE, "file holds no data")
+        return
+    if data[start : start + 1] == b"[":
+        yield from _iter_document(data)
+        return
+    first_line_end = data.find(b"\n", start)
+    first_line = data[start : first_line_end if first_line_end >= 0 else len(data)]
+    try:
+        json.loads(first_line)
+    except (ValueError, UnicodeDecodeError):
+        # Not one object per line: a pretty-printed object or a query result.
+        yield from _iter_document(data)
+        return
+    yield from _iter_ndjson(data)
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _record(line: int, obj: Any, byte_offset: int | None) -> Item:
+    if not isinstance(obj, dict):
+        return BadRecord(line, byte_offset, Reason.NOT_AN_OBJECT, f"a JSON {type(obj).__name__}")
+    text = _compact(obj)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return BadRecord(line, byte_offset, Reason.INVALID_UTF8, "bytes that are not UTF-8")
+    return JsonRecord(line, obj, text)
+
+
+def _iter_ndjson(data: bytes) -> Iterator[Item]:
+    offset = 0
+    for line_no, raw_line in enumerate(data.split(b"\n"), start=1):
+        line_offset = offset
+        offset += len(raw_line) + 1
+        if not raw_line.strip():
+            continue
+        try:
+            text = raw_line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, str(e.reason))
+            continue
+        try:
+            obj = json.loads(text)
+        except ValueError as e:
+            yield BadRecord(line_no, line_offset, Reason.INVALID_JSON, _json_msg(e))
+            continue
+        yield _record(line_no, obj, line_offset)
+
+
+def _iter_document(data: bytes) -> Iterator[Item]:
+    text = data.decode("utf-8", errors="surrogateescape")
+    lines = _LineCounter(text)
+    pos = _WS.match(text, 0).end()
+    if text[pos] == "[":
+        yield from _iter_array(text, pos, lines)
+        return
+    try:
+        obj, end = _DECODER.raw_decode(text, pos)
+    except ValueError as e:
+        # A wrapper that broke part-way still has good records before the break.
+        records_at = re.search(r'"records"\s*:\s*\[', text)
+        if records_at:
+            yield from _iter_array(text, records_at.end() - 1, lines)
+            return
+        yield BadRecord(lines.line(pos), _byte_offset(text, pos), Reason.INVALID_JSON, _json_msg(e))
+        return
+    trailing = _WS.match(text, end).end()
+    if trailing < len(text):
+        yield BadRecord(
+            lines.line(trailing),
+            _byte_offset(text, trailing),
+            Reason.INVALID_JSON,
+            "data after the end of the JSON document",
+        )
+    if isinstance(obj, dict) and isinstance(obj.get("records"), list):
+        records_at = re.search(r'"records"\s*:\s*\[', text)
+        assert records_at is not None  # the key is there: we just decoded it
+        yield from _iter_array(text, records_at.end() - 1, lines)
+        return
+    yield _record(lines.line(pos), obj, _byte_offset(text, pos))
+
+
+def _iter_array(text: str, open_bracket: int, lines: _LineCounter) -> Iterator[Item]:
+    pos = _WS.match(text, open_bracket + 1).end()
+    indent: int | None = None
+    while pos < len(text):
+        if text[pos] == "]":
+            return
+        if indent is None:
+            indent = pos - (text.rfind("\n", 0, pos) + 1)
+        try:
+            obj, end = _DECODER.raw_decode(text, pos)
+        except ValueError as e:
+            yield BadRecord(
+                lines.line(pos), _byte_offset(text, pos), Reason.INVALID_JSON, _json_msg(e)
+            )
+            resume = _resync(text, pos + 1, indent)
+            if resume is None:
+                return
+            pos = resume
+            continue
+        yield _record(lines.line(pos), obj, None)
+        pos = _WS.match(text, end).end()
+        if pos < len(text) and text[pos] == ",":
+            pos = _WS.match(text, pos + 1).end()
+        elif pos < len(text) and text[pos] != "]":
+            yield BadRecord(
+                lines.line(pos), _byte_offset(text, pos), Reason.INVALID_JSON, "expected , or ]"
+            )
+            resume = _resync(text, pos, indent)
+            if resume is None:
+                return
+            pos = resume
+    # Reaching the end without "]" means the file was cut short; every complete record is kept.
+    yield BadRecord(
+        lines.line(len(text)),
+        _byte_offset(text, len(text)),
+        Reason.INVALID_JSON,
+        "JSON array is not closed (file truncated?)",
+    )
+
+
+def _resync(text: str, pos: int, indent: int | None) -> int | None:
+    """The start of the next array element at the first element's indentation, if any."""
+    if not indent:
+        return None
+    m = re.compile(r"\n" + " " * indent + r"\{").search(text, pos)
+    return m.end() - 1 if m else None
+
+
+class _LineCounter:
+    """Line numbers for increasing positions without rescanning the text each time."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.count = 1
+
+    def line(self, pos: int) -> int:
+        if pos < self.pos:
+            return self.text.count("\n", 0, pos) + 1
+        self.count += self.text.count("\n", self.pos, pos)
+        self.pos = pos
+        return self.count
+
+
+def _byte_offset(text: str, pos: int) -> int:
+    return len(text[:pos].encode("utf-8", errors="surrogateescape"))
+
+
+def _json_msg(e: ValueError) -> str:
+    return e.msg if isinstance(e, json.JSONDecodeError) else str(e)

@@ -1,0 +1,246 @@
+"""Salesforce records queried through the API: real-time event monitoring's stored events
+(LoginEvent, ApiEvent, BulkApiResultEventStore, ReportEvent, ListViewEvent, LoginAsEvent,
+UriEvent, LogoutEvent), Event Log Objects (API 61+), and the LoginHistory, SetupAuditTrail
+and OauthToken objects.
+
+Input is a SOQL/REST query result (``{"records": [{"attributes": {"type": …}, …}]}``), a JSON
+array or NDJSON. Field names: Salesforce Platform Events Developer Guide, "Real-Time Event
+Monitoring Objects", and the Object Reference entries for LoginHistory, SetupAuditTrail and
+OauthToken. Records exported without ``attributes`` (some collectors drop it) get their type
+from the fields they carry; a record that matches no known type is kept as ``other``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from crmwatch import soql
+from crmwatch.schema import Category
+from crmwatch.sources.base import Classified, JsonSource
+from crmwatch.sources.sqlmap import (
+    Ref,
+    as_bigint,
+    case,
+    coalesce_sql,
+    first,
+    ip_or_null,
+    lit,
+    str_list,
+    ts_utc,
+)
+
+# Type inference for records without ``attributes.type``: the first entry whose keys are all
+# present wins, so more specific signatures come first.
+SIGNATURES: tuple[tuple[str, frozenset[str]], ...] = tuple(
+    (t, frozenset(keys))
+    for t, keys in (
+        ("SetupAuditTrail", {"Action", "Section"}),
+        ("OauthToken", {"AppName", "UseCount"}),
+        ("LoginHistory", {"LoginTime"}),
+        ("LoginAsEvent", {"DelegatedUsername"}),
+        ("BulkApiResultEventStore", {"Query", "JobId"}),
+        ("ReportEvent", {"ReportId"}),
+        ("ListViewEvent", {"ListViewId"}),
+        ("ApiEvent", {"Query", "QueriedEntities"}),
+        ("ApiEvent", {"Query", "EventIdentifier"}),
+        ("UriEvent", {"RecordId", "Operation", "EventIdentifier"}),
+        ("LoginEvent", {"LoginUrl", "EventIdentifier"}),
+        ("LoginEvent", {"LoginHistoryId", "Status", "EventIdentifier"}),
+        ("BulkApi2EventLog", {"JobIdentifier", "JobStatus"}),
+        ("AuraRequestEventLog", {"ActionMessage", "UserIdentifier"}),
+        ("AuraRequestEventLog", {"RequestIdentifier", "Uri", "UserIdentifier"}),
+        ("LogoutEvent", {"EventIdentifier", "SessionKey", "LoginKey"}),
+    )
+)
+
+CATEGORY: dict[str, Category] = {
+    "LoginEvent": Category.AUTHENTICATION,
+    "LoginHistory": Category.AUTHENTICATION,
+    "LoginAsEvent": Category.AUTHENTICATION,
+    "LogoutEvent": Category.LOGOUT,
+    "LogoutEventStream": Category.LOGOUT,
+    "ApiEvent": Category.API_QUERY,
+    "ApiEventStream": Category.API_QUERY,
+    "BulkApiResultEventStore": Category.BULK_EXPORT,
+    "BulkApiResultEvent": Category.BULK_EXPORT,
+    "BulkApi2EventLog": Category.BULK_EXPORT,
+    "ReportEvent": Category.REPORT_EXPORT,
+    "ReportEventStream": Category.REPORT_EXPORT,
+    "ListViewEvent": Category.LIST_VIEW,
+    "ListViewEventStream": Category.LIST_VIEW,
+    "UriEvent": Category.RECORD_VIEW,
+    "LightningUriEvent": Category.RECORD_VIEW,
+    "OauthToken": Category.OAUTH_GRANT,
+    "SetupAuditTrail": Category.CONFIG_CHANGE,
+}
+
+OPERATION: dict[str, str] = {
+    "LoginEvent": "'login'",
+    "LoginHistory": "'login'",
+    "LoginAsEvent": "'login_as'",
+    "LogoutEvent": "'logout'",
+    "LogoutEventStream": "'logout'",
+    "OauthToken": "'token_granted'",
+    "BulkApiResultEventStore": "'query_result'",
+    "BulkApiResultEvent": "'query_result'",
+}
+
+# A stored event's Id is the placeholder 000000000000000AAA: never an identity.
+_PLACEHOLDER_ID = re.compile(r"0{15}AAA|0{15}")
+RECORD_ID = "[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?"
+
+
+def infer_type(obj: dict) -> str:
+    attrs = obj.get("attributes")
+    if isinstance(attrs, dict) and isinstance(attrs.get("type"), str):
+        return attrs["type"]
+    keys = obj.keys()
+    for rtype, needed in SIGNATURES:
+        if needed <= keys:
+            return rtype
+    return "other"
+
+
+def native_id(obj: dict) -> str | None:
+    eid = obj.get("EventIdentifier")
+    if isinstance(eid, str) and eid:
+        return eid
+    rid = obj.get("Id")
+    if isinstance(rid, str) and rid and not _PLACEHOLDER_ID.fullmatch(rid):
+        return rid
+    return None
+
+
+class SfObjectSource(JsonSource):
+    name = "sf-object"
+    source = "salesforce"
+    type_prefix = "api:"
+
+    def classify(self, obj: dict) -> Classified:
+        query = obj.get("Query")
+        if isinstance(query, str) and query.strip():
+            try:
+                q = soql.parse(query)
+            except soql.SoqlError:
+                return Classified(infer_type(obj), native_id(obj))
+            fields = None if q.count_only else q.field_names
+            return Classified(infer_type(obj), native_id(obj), None, q.object, fields)
+        return Classified(infer_type(obj), native_id(obj))
+
+    def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
+        e: dict[str, str] = {}
+        e["ts"] = ts_utc(
+            first(ref, "EventDate"),
+            first(ref, "LoginTime"),
+            first(ref, "Timestamp"),
+            first(ref, "CreatedDate"),
+        )
+        query = first(ref, "Query")
+        section = first(ref, "Section")
+        action = first(ref, "Action")
+        grant = (
+            f"WHEN {rtype} = 'SetupAuditTrail' AND (lower({section}) = 'connected apps' OR "
+            f"lower({action}) LIKE '%connectedapp%') THEN 'oauth_grant' "
+            if section != "NULL" and action != "NULL"
+            else ""
+        )
+        export = first(ref, "ExportFileFormat")
+        report_view = (
+            f"WHEN {rtype} = 'ReportEvent' AND {export} IS NULL AND "
+            f"NOT coalesce(lower({first(ref, 'Operation')}) LIKE '%export%', false) "
+            "THEN 'record_view' "
+            if export != "NULL"
+            else ""
+        )
+        base = case(rtype, {k: lit(v) for k, v in CATEGORY.items()}, lit(Category.OTHER))
+        e["category"] = (
+            f"(CASE {grant}{report_view}ELSE {base} END)" if grant or report_view else base
+        )
+        status = first(ref, "Status")
+        is_success = first(ref, "IsSuccess")
+        outcome = []
+        if status != "NULL":
+            outcome.append(
+                f"WHEN {status} IS NOT NULL THEN CASE WHEN lower({status}) = 'success' "
+                "THEN 'success' ELSE 'failure' END"
+            )
+        if is_success != "NULL":
+            outcome.append(
+                f"WHEN lower({is_success}) = 'true' THEN 'success' "
+                f"WHEN lower({is_success}) = 'false' THEN 'failure'"
+            )
+        e["outcome"] = f"(CASE {' '.join(outcome)} ELSE 'unknown' END)" if outcome else "'unknown'"
+        e["status_detail"] = first(ref, "Status", "JobStatus", "PolicyOutcome")
+        e["org_id"] = first(ref, "OrganizationId", "DelegatedOrganizationId")
+        e["user_id"] = first(ref, "UserId", "CreatedById", "UserIdentifier")
+        e["user_name"] = first(ref, "Username", "CreatedBy.Username")
+        e["actor_type"] = "'user'"
+        e["session_key"] = first(ref, "SessionKey")
+        e["login_key"] = first(ref, "LoginKey")
+        e["src_ip"] = ip_or_null(first(ref, "SourceIp", "ClientIp"))
+        iso = first(ref, "CountryIso")
+        e["src_country"] = "NULL" if iso == "NULL" else f"upper(nullif({iso}, 'N/A'))"
+        e["user_agent"] = first(ref, "UserAgent", "Browser")
+        e["client_app"] = first(ref, "Application", "AppName", "Client")
+        entities = first(ref, "QueriedEntities", "EntityType")
+        entity = "NULL" if entities == "NULL" else f"nullif(split_part({entities}, ',', 1), '')"
+        from_query = "q_object"
+        e["object"] = coalesce_sql(entity, from_query)
+        op = first(ref, "Operation")
+        e["operation"] = case(
+            rtype, OPERATION, f"lower({op})" if op != "NULL" else f"lower({rtype})"
+        )
+        if action != "NULL":
+            e["operation"] = (
+                f"(CASE WHEN {rtype} = 'SetupAuditTrail' THEN {action} ELSE {e['operation']} END)"
+            )
+        e["query"] = query
+        e["rows"] = as_bigint(first(ref, "RowsReturned", "RowsProcessed", "RecordsProcessed"))
+        e["record_ids"] = _record_ids(ref)
+        headers = first(ref, "ColumnHeaders")
+        lists = []
+        if headers != "NULL":
+            lists.append(
+                f"list_filter(list_transform(string_split(trim({headers}, '[] '), ','), "
+                "lambda x: trim(x)), lambda x: x <> '')"
+            )
+        lists.append("q_fields")
+        e["fields"] = f"coalesce({', '.join(lists)})" if lists else "NULL"
+        e["job_id"] = first(ref, "JobId", "JobIdentifier")
+        amr = first(ref, "AuthMethodReference")
+        level = first(ref, "SessionLevel")
+        mfa = []
+        if amr != "NULL":
+            mfa.append(
+                f"WHEN {amr} IS NOT NULL THEN regexp_matches(lower({amr}), "
+                "'mfa|otp|totp|hwk|swk|fido|u2f|sms|phr')"
+            )
+        if level != "NULL":
+            mfa.append(f"WHEN {level} = 'HIGH_ASSURANCE' THEN true")
+        e["mfa"] = (
+            f"(CASE WHEN {rtype} IN ('LoginEvent', 'LoginHistory') THEN "
+            f"CASE {' '.join(mfa)} END END)"
+            if mfa
+            else "NULL"
+        )
+        return e
+
+
+def _record_ids(ref: Ref) -> str:
+    """Ids of the records an event returned: ``Records`` JSON, or a single ``RecordId``."""
+    parts = []
+    records = first(ref, "Records")
+    if records != "NULL":
+        parts.append(
+            f"nullif(coalesce(nullif(regexp_extract_all({records}, "
+            f'\'"Id"\\s*:\\s*"({RECORD_ID})"\', 1), []), '
+            f"regexp_extract_all({records}, '\"({RECORD_ID})\"', 1)), [])"
+        )
+    record_id = first(ref, "RecordId")
+    if record_id != "NULL":
+        parts.append(
+            str_list(
+                f"CASE WHEN regexp_full_match({record_id}, '{RECORD_ID}') THEN {record_id} END"
+            )
+        )
+    return f"coalesce({', '.join(parts)})" if parts else "NULL"

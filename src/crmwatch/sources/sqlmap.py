@@ -1,0 +1,125 @@
+"""Small helpers that turn per-source mapping tables into DuckDB SQL.
+
+Each source describes its normalisation as tables (which source keys feed which normalised
+column, which native type means which category). A ``Ref`` resolves a source key to SQL:
+a CSV column, or a JSON path into the staged record. Keys the input does not have resolve to
+``None`` and simply drop out of the expression, which is how one mapping serves EventLogFile
+columns that differ by event type and release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+Ref = Callable[[str], str | None]
+
+
+def lit(value: str | None) -> str:
+    """A SQL string literal."""
+    if value is None:
+        return "NULL"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def column_ref(present: set[str]) -> Ref:
+    """Resolve keys to quoted columns of a CSV staging relation, if the header has them."""
+
+    def ref(key: str) -> str | None:
+        return '"' + key.replace('"', '""') + '"' if key in present else None
+
+    return ref
+
+
+def json_ref(column: str, present: set[str] | None = None) -> Ref:
+    """Resolve keys (dotted for nesting) to string extractions from a JSON column.
+
+    Args:
+        column: the staged JSON column.
+        present: top-level keys seen in the batch; keys whose first part is absent resolve to
+            ``None`` so the expression stays short. ``None`` means "assume present".
+    """
+
+    def ref(key: str) -> str | None:
+        if present is not None and key.split(".", 1)[0] not in present:
+            return None
+        path = "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in key.split("."))
+        return f"json_extract_string({column}, {lit(path)})"
+
+    return ref
+
+
+def first(ref: Ref, *keys: str) -> str:
+    """The first non-empty value among ``keys``, in order; NULL when none is present."""
+    parts = [f"nullif(trim({sql}), '')" for k in keys if (sql := ref(k)) is not None]
+    if not parts:
+        return "NULL"
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def case(expr: str, table: Mapping[str, str], default: str = "NULL") -> str:
+    """``CASE expr WHEN key THEN value …`` from a table of SQL values."""
+    if not table or expr == "NULL":
+        return default
+    whens = " ".join(f"WHEN {lit(k)} THEN {v}" for k, v in table.items())
+    return f"(CASE {expr} {whens} ELSE {default} END)"
+
+
+def case_columns(ref: Ref, selector: str, table: Mapping[str, tuple[str, ...]]) -> str:
+    """Per native type, the first non-empty of that type's own keys."""
+    resolved = {k: first(ref, *keys) for k, keys in table.items()}
+    return case(selector, {k: v for k, v in resolved.items() if v != "NULL"})
+
+
+def as_bigint(expr: str) -> str:
+    return "NULL" if expr == "NULL" else f"try_cast(try_cast({expr} AS DOUBLE) AS BIGINT)"
+
+
+def ip_or_null(expr: str) -> str:
+    """Keep only strings shaped like an IPv4 or IPv6 address.
+
+    Salesforce writes "Salesforce.com IP" for its own infrastructure and publishers redact to
+    "IP_ADDRESS_REMOVED"; those stay in ``raw`` but are not a ``src_ip``. Exact validation
+    happens in enrichment, which marks anything unparseable as class ``unknown``.
+    """
+    if expr == "NULL":
+        return expr
+    return (
+        f"(CASE WHEN regexp_full_match({expr}, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}|"
+        f"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*') THEN {expr} END)"
+    )
+
+
+def select_list(exprs: Mapping[str, str], columns: tuple[str, ...]) -> str:
+    """A SELECT list with one expression per column, NULL where the mapping has none."""
+    return ",\n    ".join(f"{exprs.get(c, 'NULL')} AS {c}" for c in columns)
+
+
+def ts_utc(*exprs: str) -> str:
+    """Parse the first parseable of several timestamp strings to a UTC TIMESTAMP.
+
+    ISO 8601 goes through TIMESTAMPTZ so that offsets (``Z``, ``+0000``, ``+09:00``) are
+    applied rather than dropped; EventLogFile's ``yyyyMMddHHmmss.SSS`` goes through strptime
+    (``.13`` is 130 ms, as Salesforce trims trailing zeros).
+    """
+    parts = []
+    for e in exprs:
+        if e == "NULL":
+            continue
+        parts.append(f"(try_cast({e} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')")
+        parts.append(f"try_strptime({e}, ['%Y%m%d%H%M%S.%g', '%Y%m%d%H%M%S.%f', '%Y%m%d%H%M%S'])")
+    if not parts:
+        return "CAST(NULL AS TIMESTAMP)"
+    return f"coalesce({', '.join(parts)})"
+
+
+def str_list(expr: str) -> str:
+    """A one-element list from a value, or NULL."""
+    return "NULL" if expr == "NULL" else f"(CASE WHEN {expr} IS NOT NULL THEN [{expr}] END)"
+
+
+def coalesce_sql(*exprs: str) -> str:
+    """``coalesce`` of the expressions that are not the literal NULL."""
+    parts = [x for x in exprs if x != "NULL"]
+    if not parts:
+        return "NULL"
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"

@@ -1,0 +1,51 @@
+"""What the store holds: counts by source type, category and day, and the quarantine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crmwatch.store import Store
+
+
+def store_stats(store: Store) -> dict[str, Any]:
+    """Counts a person checks after an ingest; the CLI prints them as tables or JSON."""
+
+    def pairs(sql: str) -> list[dict[str, Any]]:
+        return store.execute(sql).dicts()
+
+    return {
+        "events": store.scalar("SELECT count(*) FROM events_base"),
+        "first_ts": _iso(store.scalar("SELECT min(ts) FROM events_base")),
+        "last_ts": _iso(store.scalar("SELECT max(ts) FROM events_base")),
+        "files": store.scalar("SELECT count(*) FROM ingest_files"),
+        "by_source_type": pairs(
+            "SELECT source_type, count(*) AS events FROM events_base "
+            "GROUP BY ALL ORDER BY events DESC, source_type"
+        ),
+        "by_category": pairs(
+            "SELECT category, count(*) AS events FROM events_base "
+            "GROUP BY ALL ORDER BY events DESC, category"
+        ),
+        "by_day": [
+            {"day": str(r["day"]), "events": r["events"]}
+            for r in pairs(
+                "SELECT CAST(ts AS DATE) AS day, count(*) AS events FROM events_base "
+                "GROUP BY ALL ORDER BY day"
+            )
+        ],
+        "by_ip_class": pairs(
+            "SELECT ip_class, count(*) AS events FROM events GROUP BY ALL ORDER BY events DESC"
+        ),
+        "quarantined": store.scalar("SELECT count(*) FROM quarantine"),
+        "quarantine_by_reason": pairs(
+            "SELECT reason, count(*) AS records FROM quarantine GROUP BY ALL ORDER BY records DESC"
+        ),
+        "enrichment": {
+            "geoip_database": store.meta("geoip_database"),
+            "network_lists": store.meta("network_lists"),
+        },
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,148 @@
+"""The event store: a thin wrapper over one embedded DuckDB file.
+
+Every stage reads and writes through ``Store.execute``; queries are parameterised and, with
+``CRMWATCH_TRACE=1``, each one is printed to stderr with its duration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from crmwatch.errors import StoreError
+from crmwatch.schema import DDL
+
+DEFAULT_DB = "crmwatch.duckdb"
+SCHEMA_VERSION = "1"
+
+
+def default_db_path() -> Path:
+    """The store used without ``--db``: ``$CRMWATCH_DB``, else ./crmwatch.duckdb."""
+    return Path(os.environ.get("CRMWATCH_DB") or DEFAULT_DB)
+
+
+def tracing() -> bool:
+    return os.environ.get("CRMWATCH_TRACE", "") not in ("", "0")
+
+
+def trace(message: str) -> None:
+    if tracing():
+        print(f"[trace] {message}", file=sys.stderr)
+
+
+@dataclass
+class Results:
+    """Rows of one query, with their column names."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def single_value(self) -> Any:
+        """The value of a one-row, one-column result; raises if the shape is different."""
+        if len(self.rows) != 1 or len(self.columns) != 1:
+            raise StoreError(f"expected one value, got {len(self.rows)} rows x {len(self.columns)}")
+        return self.rows[0][0]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+class Store:
+    """One open DuckDB store with crmwatch's tables.
+
+    Args:
+        path: the database file; created with the schema if missing. ``":memory:"`` works too.
+        memory_limit: DuckDB's memory cap; big ingests spill to disk beyond it.
+    """
+
+    def __init__(self, path: Path | str, memory_limit: str = "2GB") -> None:
+        self.path = str(path)
+        try:
+            self.con = duckdb.connect(self.path)
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open store {self.path}: {e}") from e
+        self.con.execute(f"SET memory_limit='{memory_limit}'")
+        # Insertion order is meaningless for events (ts orders them) and costs parallelism.
+        self.con.execute("SET preserve_insertion_order=false")
+        for statement in DDL:
+            self.con.execute(statement)
+        self.con.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+            [SCHEMA_VERSION],
+        )
+
+    def __repr__(self) -> str:
+        return f"<Store {self.path}>"
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Results:
+        start = time.perf_counter()
+        try:
+            cursor = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+            rows = cursor.fetchall() if cursor.description else []
+            columns = [d[0] for d in cursor.description] if cursor.description else []
+        except duckdb.Error as e:
+            raise StoreError(f"query failed: {e}\n{_shorten(sql)}") from e
+        trace(f"{(time.perf_counter() - start) * 1000:.1f} ms  {_shorten(sql)}")
+        return Results(columns, rows)
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        return self.execute(sql, params).single_value()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All-or-nothing: a crash or error inside leaves the store as it was before."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    @contextmanager
+    def registered(self, name: str, table: Any) -> Iterator[None]:
+        """Make an Arrow table queryable as ``name`` for the duration of the block."""
+        self.con.register(name, table)
+        try:
+            yield
+        finally:
+            # After a failed statement the transaction is aborted and unregister fails too;
+            # the original error is the one worth seeing.
+            with suppress(duckdb.Error):
+                self.con.unregister(name)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    def meta(self, key: str) -> str | None:
+        row = self.execute("SELECT value FROM meta WHERE key = ?", [key]).first()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shorten(sql: str, limit: int = 300) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[:limit] + " …"
