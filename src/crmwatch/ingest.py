@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from crmwatch.config import Config
 from crmwatch.enrich import enrich
-from crmwatch.errors import CrmwatchError, SourceFormatError, UsageError
+from crmwatch.errors import CrmwatchError, UsageError
 from crmwatch.schema import BASE_COLUMNS, BASE_NAMES, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
 from crmwatch.sources.base import NORM_TABLE, InputFile, Quarantine, StageReport, read_bytes
@@ -29,7 +30,8 @@ from crmwatch.store import Store, trace
 
 SKIPPED = "skipped (not a log)"
 # A batch stops growing past this many input bytes: bounds memory, keeps dedupe joins few.
-BATCH_BYTES = 512 << 20
+# CRMWATCH_BATCH_BYTES overrides it (smaller batches: less memory, more commits).
+BATCH_BYTES = int(os.environ.get("CRMWATCH_BATCH_BYTES", 512 << 20))
 
 
 @dataclass
@@ -153,14 +155,10 @@ def ingest(
     for batch in _batches(planned):
         fmt_name = batch[0].format
         files = [p.file for p in batch]
-        try:
-            if fmt_name is None or fmt_name == EMPTY:
-                _record_unreadable(store, batch, summaries)
-            else:
-                _ingest_batch(store, FORMATS[fmt_name](), files, config, summaries)
-        except SourceFormatError as e:
-            for f in files:
-                summaries[f.file_id].error = str(e)
+        if fmt_name is None or fmt_name == EMPTY:
+            _record_unreadable(store, batch, summaries)
+        else:
+            _ingest_files(store, FORMATS[fmt_name](), files, config, summaries)
         for f in files:
             if on_progress:
                 on_progress(f, fmt_name or "unknown")
@@ -228,6 +226,30 @@ def _record_unreadable(
             summaries,
             {p.file.file_id: p.format or "unknown" for p in batch},
         )
+
+
+def _ingest_files(
+    store: Store, source, files: list[InputFile], config: Config, summaries: dict[int, FileSummary]
+) -> None:
+    """One batch; if it fails as a whole, each file alone, so one unreadable file (a corrupt
+    gzip stream DuckDB cannot read) does not cost the others."""
+    try:
+        _ingest_batch(store, source, files, config, summaries)
+        return
+    except CrmwatchError as e:
+        if len(files) == 1:
+            _reset(summaries[files[0].file_id], str(e))
+            return
+    for f in files:
+        _reset(summaries[f.file_id], None)
+        _ingest_files(store, source, [f], config, summaries)
+
+
+def _reset(s: FileSummary, error: str | None) -> None:
+    """Forget the counts of a rolled-back attempt."""
+    s.records = s.inserted = s.duplicates = s.skipped_headers = s.quarantined = 0
+    s.reasons.clear()
+    s.error = error
 
 
 def _ingest_batch(

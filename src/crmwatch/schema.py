@@ -43,6 +43,7 @@ class Reason(StrEnum):
     UNKNOWN_FORMAT = "unknown_format"
     EMPTY_FILE = "empty_file"
     LINE_TOO_LONG = "line_too_long"
+    TRUNCATED_INPUT = "truncated_input"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ quarantine rows without a usable timestamp, dedupe against the store, enrich, re
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import zlib
@@ -73,19 +72,33 @@ class StageReport:
     skipped_headers: Counter[int] = field(default_factory=Counter)
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped when it is gzip whatever its name says."""
+def read_input(path: Path) -> tuple[bytes, str | None]:
+    """The file's content, gunzipped when it is gzip whatever its name says.
+
+    Returns:
+        The bytes, and a description of the problem when a gzip stream is corrupt or cut
+        short: what decompressed before that point is still returned, so its records count.
+    """
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as e:
         raise SourceFormatError(f"cannot read file: {e.strerror}", Location(path)) from e
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise SourceFormatError(f"corrupt gzip data: {e}", Location(path)) from e
-    return data
+    if data[:2] != b"\x1f\x8b":
+        return data, None
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data)
+    except zlib.error as e:
+        return b"", f"corrupt gzip data: {e}"
+    if not inflater.eof:
+        return out, f"gzip stream cut short after {len(out)} decompressed bytes"
+    return out, None
+
+
+def read_bytes(path: Path) -> bytes:
+    """Like ``read_input``, for callers that only need whatever content there is."""
+    return read_input(path)[0]
 
 
 class Source(ABC):
@@ -145,7 +158,12 @@ class JsonSource(Source):
         cols: dict[str, list] = {k: [] for k in STAGE_COLUMNS}
         keys: set[str] = set()
         for f in files:
-            for item in iter_records(read_bytes(f.path)):
+            data, problem = read_input(f.path)
+            if problem:
+                report.quarantined.append(
+                    Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem)
+                )
+            for item in iter_records(data):
                 if isinstance(item, BadRecord):
                     report.quarantined.append(
                         Quarantine(f, item.line, item.byte_offset, item.reason, item.detail)

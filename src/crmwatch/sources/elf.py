@@ -192,7 +192,12 @@ def _outcome(ref: Ref) -> str:
 
 
 def _uri(ref: Ref) -> str:
-    return first(ref, *URI_COLUMNS)
+    """All URI-like columns in one string: a URI row's own URI is often just "/aura" while
+    the record it shows is in REFERRER_URI."""
+    present = [sql for k in URI_COLUMNS if (sql := ref(k)) is not None]
+    if not present:
+        return "NULL"
+    return present[0] if len(present) == 1 else f"concat_ws(' ', {', '.join(present)})"
 
 
 def _object(ref: Ref, et: str) -> str:
@@ -283,13 +288,15 @@ def schema_id(header: list[str]) -> str:
 
 
 def read_header(path) -> list[str]:
-    """The first CSV record of a (possibly gzipped) file."""
+    """The header (first line) of a possibly gzipped CSV; later lines are not decoded here."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
     opener = gzip.open if magic == b"\x1f\x8b" else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            return next(csv.reader(fh), [])
+        with opener(path, "rb") as fh:
+            first_line = fh.readline(1 << 20)
+        text = first_line.decode("utf-8-sig")
+        return next(csv.reader([text.rstrip("\r\n")]), [])
     except (OSError, UnicodeDecodeError, csv.Error, EOFError) as e:
         raise SourceFormatError(f"cannot read CSV header: {e}", Location(path, 1)) from e
 

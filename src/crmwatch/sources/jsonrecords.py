@@ -49,15 +49,29 @@ def iter_records(data: bytes) -> Iterator[Item]:
     if data[start : start + 1] == b"[":
         yield from _iter_document(data)
         return
-    first_line_end = data.find(b"\n", start)
-    first_line = data[start : first_line_end if first_line_end >= 0 else len(data)]
-    try:
-        json.loads(first_line)
-    except (ValueError, UnicodeDecodeError):
-        # Not one object per line: a pretty-printed object or a query result.
+    if _is_document(data, start):
         yield from _iter_document(data)
-        return
-    yield from _iter_ndjson(data)
+    else:
+        yield from _iter_ndjson(data)
+
+
+def _is_document(data: bytes, start: int) -> bool:
+    """One JSON value spread over lines (pretty object, query result) rather than NDJSON.
+
+    NDJSON's records each sit on one line; a document's first value runs past its first line.
+    When the start does not decode at all (a cut-off file), a second line that starts with
+    "{" at column 0 marks NDJSON, an indented one a pretty-printed document.
+    """
+    first_end = data.find(b"\n", start)
+    if first_end < 0:
+        return False
+    text = data.decode("utf-8", errors="surrogateescape")
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except ValueError:
+        rest = data[first_end + 1 :].lstrip(b"\r\n")
+        return not rest.startswith(b"{")
+    return end > len(data[:first_end].decode("utf-8", errors="surrogateescape"))
 
 
 def _compact(obj: Any) -> str:

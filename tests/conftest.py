@@ -1,0 +1,34 @@
+"""Shared fixtures: the real-format public samples and fresh stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crmwatch.ingest import ingest
+from crmwatch.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "fixtures" / "real"
+BAD = ROOT / "tests" / "bad_input"
+LOG_SUFFIXES = (".log", ".json", ".csv", ".raw")
+
+
+def real_files() -> list[Path]:
+    """Every public sample log (PROVENANCE.md is documentation, not a log)."""
+    return sorted(p for p in REAL.rglob("*") if p.suffix in LOG_SUFFIXES)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    with Store(tmp_path / "t.duckdb") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """One store holding every real sample, ingested once per test module."""
+    with Store(tmp_path_factory.mktemp("real") / "real.duckdb") as s:
+        ingest(s, [REAL])
+        yield s

@@ -1,0 +1,77 @@
+"""The bad-input corpus: each quarantine reason, with file, line and reason; good records kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from crmwatch.ingest import ingest
+from crmwatch.store import Store
+from tests.conftest import BAD
+
+# file → (quarantined (line, byte_offset, reason) entries, user names of the records kept)
+CASES = {
+    # Line 3 has a stray quote, line 5 an unterminated one that swallows good line 6.
+    "elf_bad_quoting.csv": (
+        [(3, "bad_quoting"), (5, "bad_quoting")],
+        {"quote1@example.com", "quote3@example.com", "quote5@example.com", "quote6@example.com"},
+    ),
+    "elf_wrong_columns.csv": (
+        [(3, "wrong_column_count"), (5, "wrong_column_count")],
+        {"cols1@example.com", "cols3@example.com", "cols5@example.com"},
+    ),
+    "elf_bad_timestamp.csv": ([(3, "bad_timestamp")], {"user1@example.com", "user3@example.com"}),
+    "elf_invalid_utf8.csv": ([(3, "invalid_utf8")], {"user1@example.com", "user3@example.com"}),
+    "okta_bad_lines.ndjson": (
+        [(2, "invalid_json"), (4, "invalid_utf8")],
+        {"user1@example.com", "user3@example.com", "user5@example.com"},
+    ),
+    # A JSON array cut short inside its third element: the first two are kept.
+    "okta_truncated.json": ([(40, "invalid_json")], {"trunc1@example.com", "trunc2@example.com"}),
+    "elf_json_not_object.ndjson": ([(2, "not_an_object")], {None}),
+    "empty.log": ([(None, "empty_file")], set()),
+    "notes.txt": ([(None, "unknown_format")], set()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_file_quarantines_exactly_the_bad_records(name: str, store: Store):
+    expected_quarantine, expected_users = CASES[name]
+    [f] = ingest(store, [BAD / name]).files
+    got = store.execute("SELECT line, reason FROM quarantine ORDER BY line").rows
+    assert got == expected_quarantine
+    users = {r[0] for r in store.execute("SELECT user_name FROM events").rows}
+    assert users == expected_users
+    assert f.quarantined == len(expected_quarantine)
+    if f.format not in ("empty", None):
+        assert f.records == f.inserted + f.duplicates + f.quarantined
+
+
+def test_bad_corpus_as_one_directory_loses_no_good_record(store: Store):
+    summary = ingest(store, [BAD])
+    assert summary.errors == []
+    kept = sum(len(users - {None}) + (2 if None in users else 0) for _, users in CASES.values())
+    assert store.scalar("SELECT count(*) FROM events_base") == kept
+    assert store.scalar("SELECT count(*) FROM quarantine") == sum(len(q) for q, _ in CASES.values())
+
+
+def test_quarantine_reingest_is_idempotent(store: Store):
+    ingest(store, [BAD])
+    before = store.execute("SELECT * FROM quarantine ORDER BY quarantine_id").rows
+    ingest(store, [BAD])
+    assert store.execute("SELECT * FROM quarantine ORDER BY quarantine_id").rows == before
+
+
+def test_forced_format_mismatch_quarantines_instead_of_crashing(store: Store):
+    [f] = ingest(store, [BAD / "elf_json_not_object.ndjson"], fmt="okta").files
+    # Okta mapping finds no "published": every record lacks a usable timestamp.
+    assert f.reasons == {"not_an_object": 1, "bad_timestamp": 2}
+
+
+def test_gzip_input_is_read_transparently(store: Store, tmp_path):
+    import gzip
+
+    src = (BAD / "elf_wrong_columns.csv").read_bytes()
+    (tmp_path / "elf.csv.gz").write_bytes(gzip.compress(src))
+    [f] = ingest(store, [tmp_path / "elf.csv.gz"]).files
+    assert (f.format, f.inserted, f.quarantined) == ("elf-csv", 3, 2)
+    assert store.execute("SELECT line FROM quarantine ORDER BY line").rows == [(3,), (5,)]
