@@ -16,16 +16,18 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmwatch.config import Config
 from crmwatch.enrich import enrich
 from crmwatch.errors import CrmwatchError, UsageError
-from crmwatch.schema import BASE_COLUMNS, BASE_NAMES, Reason
+from crmwatch.schema import BASE_NAMES, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
-from crmwatch.sources.base import NORM_TABLE, InputFile, Quarantine, StageReport, read_bytes
+from crmwatch.sources.base import InputFile, Quarantine, Staged, read_bytes
 from crmwatch.sources.elf import ElfCsvSource, read_header
+from crmwatch.sources.sqlmap import select_list
 from crmwatch.store import Store, trace
 
 SKIPPED = "skipped (not a log)"
@@ -255,42 +257,62 @@ def _reset(s: FileSummary, error: str | None) -> None:
 def _ingest_batch(
     store: Store, source, files: list[InputFile], config: Config, summaries: dict[int, FileSummary]
 ) -> None:
-    with store.transaction():
-        cols = ", ".join(f"{c.name} {c.sql_type}" for c in BASE_COLUMNS)
-        store.execute(f"CREATE OR REPLACE TEMP TABLE {NORM_TABLE} ({cols}, _header BOOLEAN)")
-        report: StageReport = source.stage(store, files)
-        by_id = {f.file_id: f for f in files}
-        counts = store.execute(
-            f"SELECT file_id, count(*) FILTER (WHERE _header), "
-            f"count(*) FILTER (WHERE NOT _header) FROM {NORM_TABLE} GROUP BY file_id"
-        ).rows
-        for file_id, headers, records in counts:
-            s = summaries[file_id]
-            s.skipped_headers += headers
-            s.records += records
-        for file_id, n in report.skipped_headers.items():
-            summaries[file_id].skipped_headers += n
-        # Records the reader rejected were read too: records = inserted + duplicates +
-        # quarantined, per file. (Rows with a bad timestamp are already counted above.)
-        for q in report.quarantined:
-            summaries[q.file.file_id].records += 1
-        report.quarantined.extend(_bad_timestamps(store, by_id))
-        enrich(store, config.enrich, NORM_TABLE)
-        _insert_new(store, summaries)
-        _write_files_and_quarantine(
-            store, files, report.quarantined, summaries, {f.file_id: source.name for f in files}
-        )
-        store.execute(f"DROP TABLE {NORM_TABLE}")
+    by_id = {f.file_id: f for f in files}
+    with store.transaction(), ExitStack() as registered:
+        first = source.stage(store, files)
+        pending = [first] if first is not None else []
+        quarantined: list[Quarantine] = []
+        ranges = []
+        while pending:
+            st = pending.pop(0)
+            for name, table in st.tables.items():
+                registered.enter_context(store.registered(name, table))
+            if st.relation:
+                _prepass(store, st, summaries)
+                if st.bad_ts:
+                    quarantined.extend(_bad_timestamps(store, st, by_id))
+                if st.lo is not None:
+                    _insert(store, st, files, summaries)
+                    ranges.append((st.scope, st.lo, st.hi))
+            # After the insert, which read every column: the reader's rejects are complete.
+            pending.extend(source.followups(store, st))
+            for file_id, n in st.report.skipped_headers.items():
+                summaries[file_id].skipped_headers += n
+            quarantined.extend(st.report.quarantined)
+        for scope, lo, hi in ranges:
+            _drop_batch_duplicates(store, scope, lo, hi, summaries)
+        enrich(store, config.enrich, "events_base")
+        formats = {f.file_id: source.name for f in files}
+        _write_files_and_quarantine(store, files, quarantined, summaries, formats)
 
 
-def _bad_timestamps(store: Store, by_id: dict[int, InputFile]) -> list[Quarantine]:
-    """Rows whose timestamp is missing or unparseable: quarantined, then dropped from the batch."""
+def _normalised(st: Staged) -> str:
+    """The staged relation with every normalised column (and ``_header``) computed."""
+    return f"(SELECT {select_list(st.exprs, (*BASE_NAMES, '_header'))} FROM {st.relation})"
+
+
+def _prepass(store: Store, st: Staged, summaries: dict[int, FileSummary]) -> None:
+    """Count per file and find the time range, reading only what that needs."""
     rows = store.execute(
-        f"SELECT file_id, ingest_line, raw, raw_schema FROM {NORM_TABLE} "
+        "SELECT file_id, count(*) FILTER (WHERE h), count(*) FILTER (WHERE NOT h AND ts IS NULL), "
+        "count(*) FILTER (WHERE NOT h), min(ts) FILTER (WHERE NOT h), "
+        "max(ts) FILTER (WHERE NOT h) "
+        f"FROM (SELECT {st.exprs['file_id']} AS file_id, {st.exprs['ts']} AS ts, "
+        f"{st.exprs['_header']} AS h FROM {st.relation}) GROUP BY file_id"
+    ).rows
+    st.bad_ts = sum(r[2] for r in rows)
+    los = [r[4] for r in rows if r[4] is not None]
+    st.lo, st.hi = (min(los), max(r[5] for r in rows if r[5] is not None)) if los else (None, None)
+    for file_id, headers, *_ in rows:
+        summaries[file_id].skipped_headers += headers
+
+
+def _bad_timestamps(store: Store, st: Staged, by_id: dict[int, InputFile]) -> list[Quarantine]:
+    """Rows whose timestamp is missing or unparseable, located in their files."""
+    rows = store.execute(
+        f"SELECT file_id, ingest_line, raw, raw_schema FROM {_normalised(st)} "
         "WHERE NOT _header AND ts IS NULL"
     ).rows
-    if not rows:
-        return []
     out: list[Quarantine] = []
     csv_rows: dict[int, list[list[str]]] = {}
     for file_id, line, raw, raw_schema in rows:
@@ -305,12 +327,8 @@ def _bad_timestamps(store: Store, by_id: dict[int, InputFile]) -> list[Quarantin
     for file_id, values in csv_rows.items():
         f = by_id[file_id]
         for line in locate_csv_rows(f.path, values):
-            out.append(
-                Quarantine(
-                    f, line, None, Reason.BAD_TIMESTAMP, "TIMESTAMP/TIMESTAMP_DERIVED not parseable"
-                )
-            )
-    store.execute(f"DELETE FROM {NORM_TABLE} WHERE NOT _header AND ts IS NULL")
+            detail = "TIMESTAMP/TIMESTAMP_DERIVED not parseable"
+            out.append(Quarantine(f, line, None, Reason.BAD_TIMESTAMP, detail))
     return out
 
 
@@ -331,59 +349,69 @@ def locate_csv_rows(path: Path, rows: list[list[str | None]]) -> list[int | None
     return found
 
 
-def _insert_new(store: Store, summaries: dict[int, FileSummary]) -> None:
-    """Insert the batch's events the store does not have yet; count new and duplicate per file.
+def _insert(
+    store: Store, st: Staged, files: list[InputFile], summaries: dict[int, FileSummary]
+) -> None:
+    """Insert the relation's good rows, skipping events the store already holds.
 
-    An event is new when it is the first occurrence of its id in the batch (lowest file, then
-    line) and the store does not hold it. The store side is restricted to the batch's time
-    range so DuckDB skips row groups by their min/max ``ts``.
+    Ids can only collide within ``st.scope`` (same header, or same source prefix), and only
+    inside the batch's time range: both restrict the store side, so DuckDB skips row groups
+    by their min/max ``ts`` and a first ingest pays for no join at all. New rows per file are
+    measured in the store, so every count in the summary is a count of stored rows.
     """
-    lo, hi, n, distinct = store.execute(
-        f"SELECT min(ts), max(ts), count(*), count(DISTINCT event_id) FROM {NORM_TABLE} "
-        "WHERE NOT _header"
-    ).first()
-    if not n:
-        return
-    overlap = store.scalar(
-        "SELECT count(*) > 0 FROM events_base WHERE ts BETWEEN ? AND ?", [lo, hi]
+    where = f"{st.scope} AND ts BETWEEN $lo AND $hi"
+    params = {"lo": st.lo, "hi": st.hi}
+    overlap = store.scalar(f"SELECT count(*) > 0 FROM events_base WHERE {where}", params)
+    rows = f"SELECT * FROM {_normalised(st)} n WHERE NOT n._header AND n.ts IS NOT NULL"
+    ids = ", ".join(str(f.file_id) for f in files)
+    count = (
+        f"SELECT file_id, count(*) FROM events_base WHERE {where} AND file_id IN ({ids}) "
+        "GROUP BY ALL"
     )
-    cols = ", ".join(BASE_NAMES)
-    if distinct == n and not overlap:
-        store.execute(f"INSERT INTO events_base SELECT {cols} FROM {NORM_TABLE} WHERE NOT _header")
-        new_by_file = store.execute(
-            f"SELECT file_id, count(*) FROM {NORM_TABLE} WHERE NOT _header GROUP BY file_id"
+    before = dict(store.execute(count, params).rows) if overlap else {}
+    if overlap:
+        existing = store.execute(
+            f"SELECT file_id, count(*) FROM ({rows}) r WHERE EXISTS (SELECT 1 FROM events_base b "
+            f"WHERE {where} AND b.event_id = r.event_id) GROUP BY file_id",
+            params,
         ).rows
-    else:
-        first_only = (
-            "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file_id, ingest_line) = 1"
-            if distinct < n
-            else ""
-        )
-        not_stored = (
-            "AND NOT EXISTS (SELECT 1 FROM events_base b WHERE b.ts BETWEEN $lo AND $hi "
+        for file_id, n in existing:
+            summaries[file_id].duplicates += n
+        rows += (
+            f" AND NOT EXISTS (SELECT 1 FROM events_base b WHERE {where} "
             "AND b.event_id = n.event_id)"
-            if overlap
-            else ""
         )
+    store.execute(
+        f"INSERT INTO events_base SELECT {', '.join(BASE_NAMES)} FROM ({rows})",
+        params if overlap else None,
+    )
+    for file_id, n in store.execute(count, params).rows:
+        summaries[file_id].inserted += n - before.get(file_id, 0)
+
+
+def _drop_batch_duplicates(
+    store: Store, scope: str, lo, hi, summaries: dict[int, FileSummary]
+) -> None:
+    """Identical records within the batch were all inserted: keep the first (lowest file,
+    then line) and count the rest as duplicates. Stored events have no duplicates, so any
+    repeated id in the range came in with this batch."""
+    where = f"{scope} AND ts BETWEEN $lo AND $hi"
+    params = {"lo": lo, "hi": hi}
+    dups = store.scalar(
+        f"SELECT count(*) - count(DISTINCT event_id) FROM events_base WHERE {where}", params
+    )
+    if dups:
         store.execute(
-            f"CREATE OR REPLACE TEMP TABLE _new AS SELECT n.rid, n.file_id FROM ("
-            f"SELECT rowid AS rid, file_id, event_id FROM {NORM_TABLE} WHERE NOT _header "
-            f"{first_only}) n WHERE true {not_stored}",
-            {"lo": lo, "hi": hi} if overlap else None,
+            "CREATE OR REPLACE TEMP TABLE _dup AS SELECT rid, file_id FROM (SELECT rowid AS rid, "
+            "file_id, row_number() OVER (PARTITION BY event_id ORDER BY file_id, ingest_line, "
+            f"rowid) AS k FROM events_base WHERE {where}) WHERE k > 1",
+            params,
         )
-        store.execute(
-            f"INSERT INTO events_base SELECT {cols} FROM {NORM_TABLE} "
-            "WHERE rowid IN (SELECT rid FROM _new)"
-        )
-        new_by_file = store.execute("SELECT file_id, count(*) FROM _new GROUP BY file_id").rows
-        store.execute("DROP TABLE _new")
-    new = dict(new_by_file)
-    totals = store.execute(
-        f"SELECT file_id, count(*) FROM {NORM_TABLE} WHERE NOT _header GROUP BY file_id"
-    ).rows
-    for file_id, total in totals:
-        summaries[file_id].inserted += new.get(file_id, 0)
-        summaries[file_id].duplicates += total - new.get(file_id, 0)
+        for file_id, n in store.execute("SELECT file_id, count(*) FROM _dup GROUP BY ALL").rows:
+            summaries[file_id].duplicates += n
+            summaries[file_id].inserted -= n
+        store.execute("DELETE FROM events_base WHERE rowid IN (SELECT rid FROM _dup)")
+        store.execute("DROP TABLE _dup")
 
 
 def _write_files_and_quarantine(
@@ -397,6 +425,9 @@ def _write_files_and_quarantine(
         s = summaries[q.file.file_id]
         s.quarantined += 1
         s.reasons[str(q.reason)] += 1
+    for f in files:
+        s = summaries[f.file_id]
+        s.records = s.inserted + s.duplicates + s.quarantined
     if quarantined:
         store.con.executemany(
             "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

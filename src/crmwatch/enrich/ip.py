@@ -114,7 +114,8 @@ def _geoip():
 
 def geoip_database() -> str:
     """The bundled database's own description, e.g. its MaxMind release date."""
-    return str(_geoip().get_database_info().get("source_info", "unknown"))
+    # The attribute, not get_database_info(): that recounts every network on each call.
+    return str(getattr(_geoip(), "source_info", "unknown"))
 
 
 def classify_ip(ip_text: str, lists: NetworkLists) -> IpInfo:

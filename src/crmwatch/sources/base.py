@@ -1,9 +1,10 @@
 """What every input format provides, and the shared path for JSON-shaped inputs.
 
-A source *stages* a batch of files: it appends one row per record to the temporary table
-``_norm`` (the normalised columns of ``schema.BASE_COLUMNS`` plus a ``_header`` flag) and
-reports what it could not stage. The ingest driver then does what is common to all formats:
-quarantine rows without a usable timestamp, dedupe against the store, enrich, record files.
+A source *stages* a batch of files: it returns a ``Staged`` relation (a DuckDB CSV scan, or an
+Arrow table of parsed JSON records) with one SQL expression per normalised column, and
+reports what it could not stage. The ingest driver does what is common to all formats, in SQL
+over that relation: count per file, quarantine rows without a usable timestamp, insert into
+the store without duplicates, enrich. Nothing is materialised twice.
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
 from crmwatch.errors import Location, SourceFormatError
-from crmwatch.schema import BASE_NAMES, Reason
+from crmwatch.schema import Reason
 from crmwatch.sources.jsonrecords import BadRecord, iter_records
-from crmwatch.sources.sqlmap import Ref, json_ref, select_list
+from crmwatch.sources.sqlmap import Ref, json_ref
 from crmwatch.store import Store
 
-NORM_TABLE = "_norm"
 STAGE_TABLE = "_stage"
 
 
@@ -66,10 +66,31 @@ class Quarantine:
 
 @dataclass
 class StageReport:
-    """What staging a batch produced besides the rows in ``_norm``."""
+    """What staging a batch produced besides the staged rows."""
 
     quarantined: list[Quarantine] = field(default_factory=list)
     skipped_headers: Counter[int] = field(default_factory=Counter)
+
+
+@dataclass
+class Staged:
+    """Records ready to normalise: a relation and the SQL of each column over it.
+
+    ``exprs`` holds every column of ``schema.BASE_COLUMNS`` plus ``_header`` (true for header
+    rows repeated inside concatenated exports). ``tables`` are Arrow tables the relation reads,
+    registered by the driver while it works.
+    """
+
+    relation: str | None  # None: no records (the report may still hold quarantined ones)
+    exprs: dict[str, str]
+    # Stored events whose ids these rows could share (ids hash the header or source prefix).
+    scope: str = "true"
+    report: StageReport = field(default_factory=StageReport)
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    # Filled by the driver's first pass: rows with no usable timestamp, and the time range.
+    bad_ts: int = 0
+    lo: Any = None
+    hi: Any = None
 
 
 def read_input(path: Path) -> tuple[bytes, str | None]:
@@ -107,8 +128,13 @@ class Source(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def stage(self, store: Store, files: list[InputFile]) -> StageReport:
-        """Append the records of ``files`` to ``_norm``; return what could not be staged."""
+    def stage(self, store: Store, files: list[InputFile]) -> Staged | None:
+        """The records of ``files`` as a relation; None when there are none."""
+
+    def followups(self, store: Store, staged: Staged) -> list[Staged]:
+        """More relations to ingest, known only once ``staged`` has been scanned once (the
+        CSV reader's rejected rows, some of which can be recovered)."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -153,7 +179,7 @@ class JsonSource(Source):
     def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
         """SQL per normalised column, given a key resolver and the SQL of the native type."""
 
-    def stage(self, store: Store, files: list[InputFile]) -> StageReport:
+    def stage(self, store: Store, files: list[InputFile]) -> Staged | None:
         report = StageReport()
         cols: dict[str, list] = {k: [] for k in STAGE_COLUMNS}
         keys: set[str] = set()
@@ -191,9 +217,9 @@ class JsonSource(Source):
                 ):
                     cols[k].append(v)
         if not cols["raw"]:
-            return report
-        doc_col = "coalesce(doc, raw)"
-        exprs = self.exprs(json_ref(doc_col, keys), "rtype")
+            # Nothing to insert, but what was skipped or quarantined must still be reported.
+            return Staged(None, {}, report=report)
+        exprs = self.exprs(json_ref("coalesce(doc, raw)", keys), "rtype")
         exprs.update(
             source=f"'{self.source}'",
             source_type=f"'{self.type_prefix}' || rtype",
@@ -201,11 +227,8 @@ class JsonSource(Source):
             raw="raw",
             file_id="file_id",
             ingest_line="line",
+            _header="false",
         )
         table = pa.table({k: pa.array(v, STAGE_COLUMNS[k]) for k, v in cols.items()})
-        with store.registered(STAGE_TABLE, table):
-            store.execute(
-                f"INSERT INTO {NORM_TABLE} SELECT {select_list(exprs, BASE_NAMES)}, false "
-                f"FROM {STAGE_TABLE}"
-            )
-        return report
+        scope = f"raw_schema IS NULL AND starts_with(source_type, '{self.type_prefix}')"
+        return Staged(STAGE_TABLE, exprs, scope, report, {STAGE_TABLE: table})

@@ -22,9 +22,8 @@ from collections import defaultdict
 import pyarrow as pa
 
 from crmwatch.errors import Location, SourceFormatError
-from crmwatch.schema import BASE_NAMES, Category, Reason
+from crmwatch.schema import Category, Reason
 from crmwatch.sources.base import (
-    NORM_TABLE,
     SKIP_HEADER,
     STAGE_TABLE,
     Classified,
@@ -32,6 +31,7 @@ from crmwatch.sources.base import (
     JsonSource,
     Quarantine,
     Source,
+    Staged,
     StageReport,
 )
 from crmwatch.sources.sqlmap import (
@@ -43,7 +43,6 @@ from crmwatch.sources.sqlmap import (
     first,
     ip_or_null,
     lit,
-    select_list,
     str_list,
     ts_utc,
 )
@@ -210,7 +209,7 @@ def _object(ref: Ref, et: str) -> str:
             f"nullif(regexp_extract({uri}, '/sobjects/([A-Za-z0-9_]+)', 1), '')"
         )
         extra.append(
-            f"WHEN {et} IN ('URI', 'LightningURI') THEN "
+            f"WHEN {et} IN ('URI', 'LightningURI') AND contains({uri}, '/r/') THEN "
             f"nullif(regexp_extract({uri}, '/r/([A-Za-z0-9_]+)/', 1), '')"
         )
     desc = first(ref, "REPORT_DESCRIPTION")
@@ -257,17 +256,20 @@ def _operation(ref: Ref, et: str) -> str:
 
 
 def _record_ids(ref: Ref, et: str) -> str:
-    candidates = [
-        f"regexp_extract({uri}, '/r/[A-Za-z0-9_]+/({RECORD_ID})', 1)"
-        for uri in [_uri(ref)]
-        if uri != "NULL"
-    ]
+    """The record a URI row shows: its id column if it holds an id, else the /r/ path."""
+    candidates = []
     for key in ("RECORD_ID", "URI_ID_DERIVED"):
         if (v := first(ref, key)) != "NULL":
             candidates.append(f"CASE WHEN regexp_full_match({v}, '{RECORD_ID}') THEN {v} END")
+    uri = _uri(ref)
+    if uri != "NULL":
+        candidates.append(
+            f"CASE WHEN contains({uri}, '/r/') THEN nullif(regexp_extract({uri}, "
+            f"'/r/[A-Za-z0-9_]+/({RECORD_ID})', 1), '') END"
+        )
     if not candidates:
         return "NULL"
-    rid = "coalesce(" + ", ".join(f"nullif({c}, '')" for c in candidates) + ")"
+    rid = candidates[0] if len(candidates) == 1 else f"coalesce({', '.join(candidates)})"
     return f"(CASE WHEN {et} IN ('URI', 'LightningURI') THEN {str_list(rid)} END)"
 
 
@@ -312,13 +314,23 @@ REJECT_REASONS = {
 }
 
 
+REJECT_PRIORITY = {
+    "INVALID ENCODING": 0,
+    "INVALID UNICODE": 0,
+    "UNQUOTED VALUE": 1,
+    "LINE SIZE OVER MAXIMUM": 2,
+    "TOO MANY COLUMNS": 3,
+    "MISSING COLUMNS": 3,
+}
+
+
 class ElfCsvSource(Source):
     """EventLogFile CSV. A batch holds files with one header, read in one DuckDB scan."""
 
     name = "elf-csv"
     max_line_size = 32 * 1024 * 1024
 
-    def stage(self, store: Store, files: list[InputFile]) -> StageReport:
+    def stage(self, store: Store, files: list[InputFile]) -> Staged:
         header = read_header(files[0].path)
         if "EVENT_TYPE" not in header:
             raise SourceFormatError(
@@ -326,45 +338,49 @@ class ElfCsvSource(Source):
             )
         sid = schema_id(header)
         store.execute("INSERT INTO raw_schemas VALUES (?, ?) ON CONFLICT DO NOTHING", [sid, header])
-        by_path = {str(f.path): f for f in files}
+        self._by_path = {str(f.path): f for f in files}
+        self._header = header
         store.execute("CREATE OR REPLACE TEMP TABLE _files (path VARCHAR, file_id BIGINT)")
         store.con.executemany(
-            "INSERT INTO _files VALUES (?, ?)", [(p, f.file_id) for p, f in by_path.items()]
+            "INSERT INTO _files VALUES (?, ?)", [(p, f.file_id) for p, f in self._by_path.items()]
         )
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
-        paths = "[" + ", ".join(lit(p) for p in by_path) + "]"
+        paths = "[" + ", ".join(lit(p) for p in self._by_path) + "]"
         compressed = any(_is_gzip(f.path) for f in files)
+        store.execute("DROP TABLE IF EXISTS _rej")
+        store.execute("DROP TABLE IF EXISTS _rej_scan")
         scan = (
             f"read_csv({paths}, header=true, auto_detect=false, columns={columns}, delim=',', "
             f"quote='\"', escape='\"', filename=true, store_rejects=true, "
             f"rejects_table='_rej', rejects_scan='_rej_scan', strict_mode=true, "
             f"max_line_size={self.max_line_size}, compression='{'gzip' if compressed else 'none'}')"
         )
-        store.execute("DROP TABLE IF EXISTS _rej")
-        store.execute("DROP TABLE IF EXISTS _rej_scan")
-        store.execute(
-            self._insert_sql(header, sid, f"{scan} s JOIN _files f ON f.path = s.filename")
-        )
-        report = StageReport()
-        salvage = self._rejects(store, by_path, header, report)
-        if salvage:
-            table = pa.table(
-                {
-                    **{
-                        c: pa.array([r[i] for _, r in salvage], pa.string())
-                        for i, c in enumerate(header)
-                    },
-                    "file_id": pa.array([fid for fid, _ in salvage], pa.int64()),
-                }
-            )
-            with store.registered(STAGE_TABLE, table):
-                store.execute(self._insert_sql(header, sid, f"{STAGE_TABLE} f"))
-        return report
+        return self._staged(sid, f"{scan} s JOIN _files f ON f.path = s.filename")
 
-    @staticmethod
-    def _insert_sql(header: list[str], sid: str, source: str) -> str:
-        ref = column_ref(set(header))
-        values = ", ".join(ref(c) for c in header)  # type: ignore[misc]
+    def followups(self, store: Store, staged: Staged) -> list[Staged]:
+        if not staged.relation or "_rej" not in staged.relation:
+            return []
+        salvage = self._rejects(store, self._by_path, self._header, staged.report)
+        if not salvage:
+            return []
+        header = self._header
+        table = pa.table(
+            {
+                **{
+                    c: pa.array([r[i] for _, r in salvage], pa.string())
+                    for i, c in enumerate(header)
+                },
+                "file_id": pa.array([fid for fid, _ in salvage], pa.int64()),
+            }
+        )
+        follow = self._staged(schema_id(header), f"{STAGE_TABLE} f")
+        follow.tables[STAGE_TABLE] = table
+        return [follow]
+
+    def _staged(self, sid: str, source: str) -> Staged:
+        """The relation adds the row's raw value array; the scan computes it only if asked."""
+        ref = column_ref(set(self._header))
+        values = ", ".join(ref(c) for c in self._header)  # type: ignore[misc]
         exprs = elf_exprs(ref)
         exprs.update(
             source="'salesforce'",
@@ -374,17 +390,17 @@ class ElfCsvSource(Source):
             raw_schema=lit(sid),
             file_id="file_id",
             ingest_line="NULL",
+            _header="coalesce(\"EVENT_TYPE\" = 'EVENT_TYPE', false)",
         )
-        return (
-            f"INSERT INTO {NORM_TABLE} SELECT {select_list(exprs, BASE_NAMES)}, "
-            f"coalesce(\"EVENT_TYPE\" = 'EVENT_TYPE', false) "
-            f"FROM (SELECT *, to_json([{values}]) AS _raw FROM {source})"
-        )
+        relation = f"(SELECT *, to_json([{values}]) AS _raw FROM {source})"
+        return Staged(relation, exprs, scope=f"raw_schema = {lit(sid)}")
 
     def _rejects(
         self, store: Store, by_path: dict[str, InputFile], header: list[str], report: StageReport
     ) -> list[tuple[int, list[str]]]:
         """Quarantine DuckDB's rejected rows; recover good lines a broken quote swallowed."""
+        # The file is scanned more than once (a counting pass reading few columns, then the
+        # insert reading all); line numbers agree, so each rejected line is one record.
         rows = store.execute(
             "SELECT s.file_path, e.line, e.line_byte_position, e.error_type, e.csv_line, "
             "e.error_message FROM _rej e JOIN _rej_scan s USING (scan_id, file_id) "
@@ -396,12 +412,14 @@ class ElfCsvSource(Source):
         salvage: list[tuple[int, list[str]]] = []
         for (path, line), errors in grouped.items():
             f = by_path[path]
-            byte_pos, etype, csv_line, message = errors[0]
+            # The reader reports one broken line several ways; the root cause names it.
+            byte_pos, etype, _, message = min(errors, key=lambda e: REJECT_PRIORITY.get(e[1], 9))
+            csv_line = max((e[2] or "" for e in errors), key=len)
             reason = REJECT_REASONS.get(etype, Reason.BAD_QUOTING)
             report.quarantined.append(Quarantine(f, line, byte_pos, reason, message))
             # An unterminated quote makes the reader swallow the following lines into this
             # record: give each of them its own chance.
-            for i, physical in enumerate((csv_line or "").split("\n")[1:], start=1):
+            for i, physical in enumerate(csv_line.split("\n")[1:], start=1):
                 if not physical.strip():
                     continue
                 try:

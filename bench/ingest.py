@@ -1,0 +1,101 @@
+"""Benchmark: `crmwatch ingest` of EventLogFile-shaped CSVs against DuckDB's own CSV scan.
+
+Both are measured in the same run on the same files:
+- baseline: DuckDB ``read_csv`` reading every column of every file (a full scan: each value
+  is parsed and touched by an aggregate), one query per header, as fast as DuckDB reads CSV;
+- crmwatch: ``crmwatch ingest`` into a fresh store, in a child process whose peak RSS is read
+  from the kernel (``ru_maxrss`` of children).
+
+Targets (issue 2): ingest rate at least 0.25 of the scan rate; peak RSS under 3 GB.
+
+Usage: python bench/ingest.py [--events 10000000] [--out bench/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+
+from crmwatch.simulate.volume import write_elf_csvs
+from crmwatch.sources.elf import read_header
+
+TARGET_RATIO = 0.25
+TARGET_RSS_MB = 3 * 1024
+
+
+def dataset(out: Path, events: int) -> list[Path]:
+    """The CSVs for ``events`` rows, reused when an earlier run made the same set."""
+    data = out / f"elf-{events}"
+    marker = data / ".complete"  # hidden: ingest skips dot-files
+    if not marker.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        write_elf_csvs(data, events)
+        marker.write_text("ok")
+    return sorted(data.glob("*.csv"))
+
+
+def scan_baseline(files: list[Path]) -> tuple[float, int]:
+    """Seconds for DuckDB to read every column of every file, and the rows it read."""
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for f in files:
+        groups[tuple(read_header(f))].append(str(f))
+    con = duckdb.connect()
+    rows = 0
+    start = time.perf_counter()
+    for header, paths in groups.items():
+        columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in header) + "}"
+        touch = ", ".join(f'max(length("{c}"))' for c in header)
+        rows += con.execute(
+            f"SELECT count(*), {touch} FROM read_csv({paths}, header=true, auto_detect=false, "
+            f"columns={columns}, delim=',', quote='\"', escape='\"')"
+        ).fetchone()[0]
+    return time.perf_counter() - start, rows
+
+
+def run_ingest(files: list[Path], db: Path) -> tuple[float, int, dict]:
+    """Seconds, peak RSS (MB) of a ``crmwatch ingest`` child, and its JSON summary."""
+    db.unlink(missing_ok=True)
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "crmwatch", "ingest", str(files[0].parent), "--db", str(db)]
+    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, peak_kb // 1024, json.loads(proc.stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = ap.parse_args()
+    files = dataset(args.out, args.events)
+    ingest_s, rss_mb, summary = run_ingest(files, args.out / "bench.duckdb")
+    scan_s, rows = scan_baseline(files)
+    inserted = sum(f["inserted"] for f in summary["files"])
+    quarantined = sum(f["quarantined"] for f in summary["files"])
+    ratio = (inserted / ingest_s) / (rows / scan_s)
+    report = {
+        "events": rows, "inserted": inserted, "quarantined": quarantined,
+        "input_mb": round(sum(f.stat().st_size for f in files) / 1e6, 1),
+        "scan_seconds": round(scan_s, 2), "scan_events_per_s": round(rows / scan_s),
+        "ingest_seconds": round(ingest_s, 2), "ingest_events_per_s": round(inserted / ingest_s),
+        "ratio_to_scan": round(ratio, 3), "target_ratio": TARGET_RATIO,
+        "peak_rss_mb": rss_mb, "target_rss_mb": TARGET_RSS_MB,
+        "pass": ratio >= TARGET_RATIO and rss_mb < TARGET_RSS_MB and inserted == rows,
+    }  # fmt: skip
+    print(json.dumps(report, indent=2))
+    (args.out / "ingest.json").write_text(json.dumps(report, indent=2))
+    return 0 if report["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""Simulated activity: volume data for benchmarks (the realistic org and attack scenarios:
+issue 5)."""
