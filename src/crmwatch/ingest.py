@@ -86,21 +86,10 @@ class _Planned:
 
 # Files found in a directory with these suffixes are documentation, not logs: listed as
 # skipped in the summary rather than quarantined. Named on the command line, they are tried.
-NOT_LOGS = (
-    ".md",
-    ".rst",
-    ".pdf",
-    ".html",
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".gif",
-    ".toml",
-    ".yml",
-    ".yaml",
-    ".py",
-    ".sh",
-)
+DOC_SUFFIXES = (".md", ".rst", ".pdf", ".html", ".png", ".jpg", ".jpeg", ".gif")
+CONFIG_SUFFIXES = (".toml", ".yml", ".yaml", ".py", ".sh")
+STORE_SUFFIXES = (".duckdb", ".wal")  # never ingest a store, ours included
+NOT_LOGS = frozenset((*DOC_SUFFIXES, *CONFIG_SUFFIXES, *STORE_SUFFIXES))
 
 
 def expand_paths(paths: Iterable[Path | str]) -> list[Path]:

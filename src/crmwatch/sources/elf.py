@@ -481,4 +481,4 @@ def sniff_csv(head: bytes) -> bool:
         cells = next(csv.reader(io.StringIO(first_line)))
     except (csv.Error, StopIteration):
         return False
-    return "EVENT_TYPE" in cells and len(cells) > 2
+    return "EVENT_TYPE" in cells and len(cells) >= 2

@@ -1,0 +1,81 @@
+"""The command line: exit codes, JSON output, errors as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from crmwatch.cli import app
+from tests.conftest import BAD, REAL
+
+runner = CliRunner()
+
+
+def test_ingest_real_samples_exits_zero_even_with_strict(tmp_path: Path):
+    r = runner.invoke(app, ["ingest", str(REAL), "--db", str(tmp_path / "s.duckdb"), "--strict"])
+    assert r.exit_code == 0, r.output
+    assert "0 quarantined" in r.output
+
+
+def test_strict_exits_one_when_anything_was_quarantined(tmp_path: Path):
+    db = str(tmp_path / "s.duckdb")
+    assert (
+        runner.invoke(app, ["ingest", str(BAD / "elf_wrong_columns.csv"), "--db", db]).exit_code
+        == 0
+    )
+    r = runner.invoke(app, ["ingest", str(BAD / "elf_wrong_columns.csv"), "--db", db, "--strict"])
+    assert r.exit_code == 1
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path):
+    r = runner.invoke(app, ["ingest", str(tmp_path / "nope"), "--db", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 2
+    assert "no such file or directory" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_unknown_format_name_is_a_usage_error(tmp_path: Path):
+    r = runner.invoke(app, ["ingest", str(REAL), "--format", "syslog", "--db", str(tmp_path / "s")])
+    assert r.exit_code == 2
+    assert "unknown format 'syslog'" in r.output
+
+
+def test_db_from_environment(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CRMWATCH_DB", str(tmp_path / "env.duckdb"))
+    assert runner.invoke(app, ["ingest", str(BAD / "okta_truncated.json")]).exit_code == 0
+    assert (tmp_path / "env.duckdb").exists()
+
+
+def test_stats_json_counts_by_source_type_category_day_and_quarantine(tmp_path: Path):
+    db = str(tmp_path / "s.duckdb")
+    runner.invoke(app, ["ingest", str(BAD), "--db", db])
+    r = runner.invoke(app, ["stats", "--db", db, "--json"])
+    assert r.exit_code == 0
+    s = json.loads(r.output)
+    assert s["events"] == sum(x["events"] for x in s["by_source_type"])
+    assert s["events"] == sum(x["events"] for x in s["by_category"])
+    assert s["events"] == sum(x["events"] for x in s["by_day"])
+    reasons = {x["reason"]: x["records"] for x in s["quarantine_by_reason"]}
+    assert reasons == {"bad_quoting": 2, "wrong_column_count": 2, "bad_timestamp": 1,
+                       "invalid_utf8": 2, "invalid_json": 2, "not_an_object": 1,
+                       "empty_file": 1, "unknown_format": 1}  # fmt: skip
+    assert s["quarantined"] == 12
+
+
+def test_ingest_json_summary_accounts_for_every_record(tmp_path: Path):
+    r = runner.invoke(app, ["ingest", str(BAD), "--db", str(tmp_path / "s.duckdb"), "--json"])
+    files = json.loads(r.output)["files"]
+    for f in files:
+        assert (
+            f["records"] == f["inserted"] + f["duplicates"] + f["quarantined"] or f["records"] == 0
+        )
+
+
+def test_quarantine_listing_names_file_line_and_reason_without_content(tmp_path: Path):
+    db = str(tmp_path / "s.duckdb")
+    runner.invoke(app, ["ingest", str(BAD / "elf_bad_quoting.csv"), "--db", db])
+    r = runner.invoke(app, ["quarantine", "--db", db])
+    assert "elf_bad_quoting.csv:3: bad_quoting" in r.output
+    assert "quote2@example.com" not in r.output

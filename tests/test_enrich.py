@@ -1,0 +1,74 @@
+"""Offline enrichment: IP classes, user-agent classes, user-configured corporate ranges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crmwatch.config import Config, EnrichConfig
+from crmwatch.enrich.ip import NetworkLists, classify_ip
+from crmwatch.enrich.useragent import classify_user_agent
+from crmwatch.errors import ConfigError
+
+BUNDLED = NetworkLists.load(EnrichConfig())
+
+
+@pytest.mark.parametrize(("ip", "ip_class", "country", "as_org"), [
+    ("44.215.108.109", "hosting", "US", "AMAZON-AES"),       # UNC6395 recon (AWS)
+    ("208.68.36.90", "hosting", "US", "DIGITALOCEAN-ASN"),   # UNC6395 exfiltration
+    ("185.220.101.5", "tor", "DE", "Stiftung Erneuerbare Freiheit"),
+    ("192.42.116.16", "tor", "NL", "SURF B.V."),
+    ("193.138.218.1", "vpn", "SE", "31173 Services AB"),     # Mullvad
+    ("2a01:4f8::1", "hosting", "DE", "Hetzner Online GmbH"),  # IPv6
+    ("10.0.0.1", "private", None, None),
+    ("121.134.0.1", "unknown", "KR", "Korea Telecom"),       # a residential ISP
+    ("not-an-ip", "unknown", None, None),
+])  # fmt: skip
+def test_classify_ip(ip, ip_class, country, as_org):
+    info = classify_ip(ip, BUNDLED)
+    assert (info.ip_class, info.country, info.as_org) == (ip_class, country, as_org)
+
+
+def test_asn_number_from_the_list_for_named_networks():
+    assert classify_ip("208.68.36.90", BUNDLED).asn == 14061
+
+
+def test_corporate_ranges_win_over_hosting(tmp_path: Path):
+    (tmp_path / "crmwatch.toml").write_text('[enrich]\ncorporate_cidrs = ["44.215.108.0/24"]\n')
+    lists = NetworkLists.load(Config.load(tmp_path / "crmwatch.toml").enrich)
+    assert classify_ip("44.215.108.109", lists).ip_class == "corporate"
+    assert classify_ip("44.215.109.1", lists).ip_class == "hosting"
+
+
+def test_replacement_network_list(tmp_path: Path):
+    (tmp_path / "tor.csv").write_text("class,kind,match,asn,label\ntor,cidr,203.0.113.7/32,,exit\n")
+    (tmp_path / "c.toml").write_text('[enrich]\nnetwork_lists = ["tor.csv"]\n')
+    lists = NetworkLists.load(Config.load(tmp_path / "c.toml").enrich)
+    assert classify_ip("203.0.113.7", lists).ip_class == "private"  # documentation range
+    assert classify_ip("44.215.108.109", lists).ip_class == "unknown"  # bundled list replaced
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "c.toml").write_text('[enrich]\ncorporate_cidrs = ["10.0.0.0/33"]\n')
+    with pytest.raises(ConfigError, match=r"c\.toml"):
+        Config.load(tmp_path / "c.toml")
+
+
+@pytest.mark.parametrize(("ua", "cls"), [
+    ("Salesforce-Multi-Org-Fetcher/1.0", "salesforce-tool"),
+    ("Salesforce-CLI/1.0", "salesforce-tool"),
+    ("DataLoaderBulkUI/58.0", "salesforce-tool"),
+    ("python-requests/2.32.4", "script"),
+    ("Python/3.11 aiohttp/3.12.15", "script"),
+    ("Go-http-client/1.1", "script"),
+    ("curl/8.5.0", "script"),
+    ("Python Requests 2.x", "script"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/126.0 Safari/537.36", "browser"),
+    ("Chrome 120", "browser"),
+    ("Unknown", "unknown"),
+    (None, "unknown"),
+])  # fmt: skip
+def test_classify_user_agent(ua, cls):
+    assert classify_user_agent(ua) == cls

@@ -1,0 +1,92 @@
+"""Dedupe across overlapping inputs, and an ingest killed part-way then re-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crmwatch.ingest import ingest
+from crmwatch.simulate.volume import write_elf_csvs
+from crmwatch.store import Store
+
+# Tables whose content must not depend on how many runs it took (ingest_runs is a log).
+COMPARED = ("events_base", "quarantine", "ingest_files", "raw_schemas", "ip_info", "ua_info")
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    with Store(db) as s:
+        return {t: sorted(map(str, s.execute(f"SELECT * FROM {t}").rows)) for t in COMPARED}
+
+
+def test_partially_overlapping_file_adds_only_its_new_rows(store: Store, tmp_path: Path):
+    header = '"EVENT_TYPE","TIMESTAMP","USER_ID","SOURCE_IP"\n'
+
+    def row(i: int) -> str:
+        return f'"Logout","20250812101500.{i:03d}","005{i:012d}","203.0.113.{i}"\n'
+
+    (tmp_path / "a.csv").write_text(header + "".join(row(i) for i in (1, 2, 3)))
+    (tmp_path / "b.csv").write_text(header + "".join(row(i) for i in (2, 3, 4, 5)))
+    ingest(store, [tmp_path / "a.csv"])
+    [b] = ingest(store, [tmp_path / "b.csv"]).files
+    assert (b.records, b.inserted, b.duplicates) == (4, 2, 2)
+    assert store.scalar("SELECT count(*) FROM events_base") == 5
+
+
+def test_identical_rows_in_one_batch_are_stored_once(store: Store, tmp_path: Path):
+    text = '"EVENT_TYPE","TIMESTAMP","USER_ID"\n' + '"Logout","20250812101500.001","005A"\n' * 3
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "x.csv").write_text(text)
+    (logs / "y.csv").write_text(text)
+    summary = ingest(store, [logs])
+    assert [(f.inserted, f.duplicates) for f in summary.files] == [(1, 2), (0, 3)]
+    assert store.scalar("SELECT count(*) FROM events_base") == 1
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("volume")
+    write_elf_csvs(out, 150_000, days=4)
+    return out
+
+
+def test_sigkill_part_way_then_rerun_equals_an_uninterrupted_run(volume: Path, tmp_path: Path):
+    clean, killed = tmp_path / "clean.duckdb", tmp_path / "killed.duckdb"
+    env = {**os.environ, "CRMWATCH_TRACE": "1", "CRMWATCH_BATCH_BYTES": str(2 << 20)}
+    cmd = [sys.executable, "-m", "crmwatch", "ingest", str(volume), "--json"]
+    subprocess.run([*cmd, "--db", str(clean)], env=env, check=True, capture_output=True)
+
+    proc = subprocess.Popen([*cmd, "--db", str(killed)], env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)  # fmt: skip
+    batches = 0
+    for line in proc.stderr:  # type: ignore[union-attr]
+        if "INSERT INTO events_base" in line:
+            batches += 1
+            if batches == 3:  # inside the third batch's transaction, two committed before
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    partial = snapshot(killed)["events_base"]
+    full = snapshot(clean)["events_base"]
+    assert 0 < len(partial) < len(full), "the kill must land part-way"
+
+    subprocess.run([*cmd, "--db", str(killed)], env=env, check=True, capture_output=True)
+    assert snapshot(killed) == snapshot(clean)
+
+
+def test_store_files_in_a_log_directory_are_skipped_not_ingested(tmp_path: Path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_text('"EVENT_TYPE","TIMESTAMP"\n"Logout","20250812101500.001"\n')
+    with Store(logs / "crmwatch.duckdb") as s:
+        summary = ingest(s, [logs])
+    formats = {f.path.name: f.format for f in summary.files}
+    assert formats.pop("a.csv") == "elf-csv"
+    assert "crmwatch.duckdb" in formats  # and its .wal, if DuckDB left one
+    assert set(formats.values()) == {"skipped (not a log)"}
