@@ -1,0 +1,32 @@
+"""The docs name every command, normalised column and quarantine reason the code has."""
+
+from __future__ import annotations
+
+import pytest
+
+from crmwatch.cli import app
+from crmwatch.schema import EVENT_VIEW_COLUMNS, Reason
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SOURCES = (ROOT / "docs" / "sources.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("command", [c.name for c in app.registered_commands])
+def test_every_command_is_in_the_readme(command: str):
+    assert f"crmwatch {command}" in README
+
+
+@pytest.mark.parametrize("column", [c for c in EVENT_VIEW_COLUMNS])
+def test_every_event_column_is_documented(column: str):
+    assert f"`{column}`" in SOURCES
+
+
+@pytest.mark.parametrize("reason", [r.value for r in Reason])
+def test_every_quarantine_reason_is_documented(reason: str):
+    assert f"`{reason}`" in SOURCES
+
+
+def test_events_view_matches_its_documented_column_list(real_store):
+    cols = [r[0] for r in real_store.execute("DESCRIBE events").rows]
+    assert tuple(cols) == EVENT_VIEW_COLUMNS
