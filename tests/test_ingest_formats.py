@@ -1,0 +1,84 @@
+"""Object types and ELF event types that the public samples lack, in their documented shapes."""
+
+from __future__ import annotations
+
+import pytest
+
+from crmwatch.ingest import ingest
+from crmwatch.store import Store
+from tests.conftest import ROOT
+
+INPUTS = ROOT / "tests" / "fixtures" / "ingest"
+
+
+@pytest.fixture(scope="module")
+def formats_store(tmp_path_factory) -> Store:
+    with Store(tmp_path_factory.mktemp("formats") / "s.duckdb") as s:
+        summary = ingest(s, [INPUTS])
+        assert summary.total("quarantined") == 0
+        yield s
+
+
+CASES = [
+    # ApiEvent with SOQL: object and fields from the query, record ids from Records.
+    ("api:ApiEvent", "2025-08-12 10:20:01", {
+        "category": "api_query", "object": "Contact", "operation": "query", "rows": 2,
+        "fields": ["Id", "FirstName", "LastName", "Email", "MailingAddress", "Account.Name"],
+        "record_ids": ["0035j00000AbCdEAAZ", "0035j00000AbCdFAAZ"], "ip_class": "hosting",
+        "ua_class": "script", "client_app": "Drift",
+        "query": "SELECT Id, FirstName, LastName, Email, MailingAddress, Account.Name FROM Contact "
+                 "WHERE MailingCountry = 'KR' LIMIT 10000"}),
+    # COUNT() reconnaissance exposes a number, not fields.
+    ("api:ApiEvent", "2025-08-12 10:19:30", {
+        "object": "Account", "fields": None, "ua_class": "salesforce-tool", "rows": 48112}),
+    ("api:BulkApiResultEventStore", "2025-08-12 10:25:00", {
+        "category": "bulk_export", "object": "Case", "job_id": "7505j00000Job01",
+        "fields": ["Id", "Subject", "Description", "ContactEmail"], "login_key": "Lk0000000000001A"}),
+    ("api:ReportEvent", "2025-08-13 08:00:00", {
+        "category": "report_export", "object": "Contact", "rows": 1200,
+        "fields": ["Contact Name", "Email", "Phone", "Mailing Country"],
+        "record_ids": ["0035j00000AbCdEAAZ", "0035j00000AbCdGAAZ"], "country": "KR"}),
+    ("api:ListViewEvent", "2025-08-13 08:05:00", {
+        "category": "list_view", "object": "Lead", "rows": 25, "fields": ["Name", "Email"]}),
+    ("api:LoginAsEvent", "2025-08-13 09:00:00", {
+        "category": "authentication", "operation": "login_as", "user_name": "admin@retail.example"}),
+    ("api:UriEvent", "2025-08-13 09:10:00", {
+        "category": "record_view", "object": "Contact", "record_ids": ["0035j00000AbCdHAAZ"]}),
+    # The UNC6040 shape: a look-alike app authorised over Tor by a scripted client.
+    ("api:LoginHistory", "2025-08-12 10:18:00", {
+        "category": "authentication", "outcome": "success", "client_app": "My Ticket Portal",
+        "ip_class": "tor", "ua_class": "script", "mfa": None, "user_id": "0055j00000Adv01AAA"}),
+    ("api:LoginHistory", "2025-08-11 01:00:00", {"mfa": True, "country": "KR", "ua_class": "browser"}),
+    ("api:OauthToken", "2025-08-12 10:17:30", {
+        "category": "oauth_grant", "client_app": "My Ticket Portal", "operation": "token_granted"}),
+    ("elf:BulkApi2", "2025-08-12 10:24:00", {
+        "category": "bulk_export", "object": "Contact", "operation": "query", "rows": 48112,
+        "status_detail": "JobComplete", "job_id": "7505j00000Job02"}),
+    ("elf:BulkApi2", "2025-08-12 10:24:24", {"category": "bulk_export", "status_detail": "Deleted"}),
+    # A bulk upsert writes data; it is not an export.
+    ("elf:BulkApi2", "2025-08-12 10:30:00", {"category": "other", "operation": "upsert"}),
+    ("elf:LightningURI", "2025-08-13 09:10:00", {
+        "category": "record_view", "object": "Account", "record_ids": ["0015j00000Acc01AAA"]}),
+    ("elf:ApiTotalUsage", "2025-08-12 10:19:30", {
+        "category": "api_query", "client_app": "Drift", "operation": "get", "outcome": "success",
+        "user_name": "drift.integration@retail.example"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("source_type", "ts", "expected"), CASES, ids=[f"{c[0]}@{c[1][-8:]}" for c in CASES]
+)
+def test_documented_shapes_normalise(
+    formats_store: Store, source_type: str, ts: str, expected: dict
+):
+    rows = formats_store.execute(
+        f"SELECT {', '.join(expected)} FROM events WHERE source_type = ? AND ts = CAST(? AS TIMESTAMP)",
+        [source_type, ts],
+    ).dicts()
+    assert len(rows) == 1
+    assert rows[0] == expected
+
+
+def test_stored_event_placeholder_ids_do_not_collapse_records(formats_store: Store):
+    # Every stored event has Id 000000000000000AAA; EventIdentifier is the identity.
+    assert formats_store.scalar("SELECT count(*) FROM events WHERE source_type LIKE 'api:%'") == 10
