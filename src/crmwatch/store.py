@@ -75,6 +75,8 @@ class Store:
         self.con.execute(f"SET memory_limit='{memory_limit}'")
         # Insertion order is meaningless for events (ts orders them) and costs parallelism.
         self.con.execute("SET preserve_insertion_order=false")
+        # crmwatch draws its own progress; DuckDB's would interleave with it and with JSON output.
+        self.con.execute("SET enable_progress_bar=false")
         for statement in DDL:
             self.con.execute(statement)
         self.con.execute(

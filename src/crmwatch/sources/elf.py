@@ -204,13 +204,14 @@ def _object(ref: Ref, et: str) -> str:
     extra = []
     uri = _uri(ref)
     if uri != "NULL":
+        # split_part, not a regex: this runs on every page view of a busy org.
         extra.append(
-            f"WHEN {et} = 'RestApi' THEN "
-            f"nullif(regexp_extract({uri}, '/sobjects/([A-Za-z0-9_]+)', 1), '')"
+            f"WHEN {et} = 'RestApi' AND contains({uri}, '/sobjects/') THEN "
+            f"nullif(regexp_extract(split_part({uri}, '/sobjects/', 2), '^[A-Za-z0-9_]+'), '')"
         )
         extra.append(
             f"WHEN {et} IN ('URI', 'LightningURI') AND contains({uri}, '/r/') THEN "
-            f"nullif(regexp_extract({uri}, '/r/([A-Za-z0-9_]+)/', 1), '')"
+            f"nullif(split_part(split_part({uri}, '/r/', 2), '/', 1), '')"
         )
     desc = first(ref, "REPORT_DESCRIPTION")
     if desc != "NULL":
