@@ -43,6 +43,10 @@ class ConfigError(CrmwatchError):
     """A configuration file or option is invalid."""
 
 
+class RuleError(CrmwatchError):
+    """A detection rule cannot be parsed or compiled."""
+
+
 class StoreError(CrmwatchError):
     """The event store cannot be opened, read or written."""
 

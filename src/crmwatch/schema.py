@@ -127,6 +127,14 @@ DDL: tuple[str, ...] = (
         ip_class VARCHAR, class_source VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS ua_info (user_agent VARCHAR PRIMARY KEY, ua_class VARCHAR)",
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to
+    # integer division by the network size (DuckDB's inet extension cannot be fetched offline).
+    "CREATE OR REPLACE MACRO ipv4_int(ip) AS (CASE WHEN regexp_full_match(ip, "
+    "'[0-9]{1,3}(\\.[0-9]{1,3}){3}') THEN "
+    "try_cast(split_part(ip, '.', 1) AS BIGINT) * 16777216 + "
+    "try_cast(split_part(ip, '.', 2) AS BIGINT) * 65536 + "
+    "try_cast(split_part(ip, '.', 3) AS BIGINT) * 256 + "
+    "try_cast(split_part(ip, '.', 4) AS BIGINT) END)",
     """CREATE TABLE IF NOT EXISTS ingest_runs (
         started_at TIMESTAMP, finished_at TIMESTAMP, files BIGINT, records BIGINT,
         inserted BIGINT, duplicates BIGINT, quarantined BIGINT, skipped_headers BIGINT)""",

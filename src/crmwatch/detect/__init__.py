@@ -1,0 +1,1 @@
+"""Detection: Sigma rules compiled to DuckDB SQL, correlations with true sliding windows."""

@@ -1,0 +1,101 @@
+"""Sigma detection → a DuckDB WHERE clause over the ``events`` view.
+
+Rules are parsed by pySigma; this backend only renders conditions. Field names are the
+normalised columns (docs/sources.md); ``raw.a.b`` reaches a field of the raw record, and so
+does any name that is not a column (so SigmaHQ's Okta rules, written against Okta's own
+``eventType`` or ``actor.alternateId``, run unchanged). Sigma strings match case-insensitively
+unless ``|cased``; wildcards ``*`` and ``?`` become ILIKE patterns.
+
+Sigma specification: github.com/SigmaHQ/sigma-specification (sigma-rules-specification.md,
+"Value modifiers").
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sigma.conditions import ConditionAND, ConditionNOT, ConditionOR
+from sigma.conversion.base import TextQueryBackend
+from sigma.conversion.state import ConversionState
+from sigma.rule import SigmaRule
+from sigma.types import CompareOperators, SigmaCIDRExpression
+
+from crmwatch.schema import EVENT_VIEW_COLUMNS
+
+NUMERIC_COLUMNS = {"rows", "asn", "ingest_line"}
+
+
+def field_sql(name: str) -> str:
+    """SQL for a Sigma field name: a column, or a path into the raw record."""
+    if name in EVENT_VIEW_COLUMNS:
+        return name
+    path = name[4:] if name.startswith("raw.") else name
+    parts = ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
+    return f"json_extract_string(raw, '$.{parts}')"
+
+
+class DuckDBBackend(TextQueryBackend):
+    """Renders Sigma conditions for DuckDB. Used by ``crmwatch.detect.compile``."""
+
+    name: ClassVar[str] = "crmwatch DuckDB"
+    formats: ClassVar[dict[str, str]] = {"default": "WHERE clause over the events view"}
+    requires_pipeline: ClassVar[bool] = False
+
+    precedence: ClassVar = (ConditionNOT, ConditionAND, ConditionOR)
+    group_expression: ClassVar[str] = "({expr})"
+    token_separator: str = " "
+    or_token: ClassVar[str] = "OR"
+    and_token: ClassVar[str] = "AND"
+    not_token: ClassVar[str] = "NOT"
+    eq_token: ClassVar[str] = " ILIKE "
+
+    field_quote: ClassVar[str | None] = None
+    str_quote: ClassVar[str] = "'"
+    escape_char: ClassVar[str] = "\\"
+    wildcard_multi: ClassVar[str] = "%"
+    wildcard_single: ClassVar[str] = "_"
+    add_escaped: ClassVar[str] = "%_\\"
+    bool_values: ClassVar = {True: "true", False: "false"}
+
+    # Every string match goes through the wildcard template: contains/startswith/endswith
+    # arrive as values with * already added, rendered as ILIKE patterns.
+    eq_expression: ClassVar[str] = "{field} ILIKE {value} ESCAPE '\\'"
+    wildcard_match_expression: ClassVar[str] = "{field} ILIKE {value} ESCAPE '\\'"
+    case_sensitive_match_expression: ClassVar[str] = "{field} LIKE {value} ESCAPE '\\'"
+
+    # Sigma's re is a partial match (PCRE search); DuckDB regexp_matches searches too (RE2).
+    re_expression: ClassVar[str] = "regexp_matches({field}, '{regex}')"
+    re_escape_char: ClassVar[str] = "'"
+    re_escape: ClassVar = ("'",)
+
+    compare_op_expression: ClassVar[str] = "try_cast({field} AS DOUBLE) {operator} {value}"
+    compare_operators: ClassVar = {
+        CompareOperators.LT: "<", CompareOperators.LTE: "<=",
+        CompareOperators.GT: ">", CompareOperators.GTE: ">=",
+    }  # fmt: skip
+
+    field_null_expression: ClassVar[str] = "{field} IS NULL"
+    field_exists_expression: ClassVar[str] = "{field} IS NOT NULL"
+    field_not_exists_expression: ClassVar[str] = "{field} IS NULL"
+
+    unbound_value_str_expression: ClassVar[str] = "raw::VARCHAR ILIKE '%' || {value} || '%'"
+
+    def escape_and_quote_field(self, field_name: str) -> str:
+        return field_sql(field_name)
+
+    def convert_condition_field_eq_val_cidr(self, cond, state: ConversionState):
+        """IPv4 CIDR by integer arithmetic (DuckDB's inet extension is not available offline)."""
+        cidr: SigmaCIDRExpression = cond.value
+        net = cidr.network
+        if net.version != 4:
+            raise NotImplementedError("cidr modifier: only IPv4 networks are supported")
+        field = self.escape_and_quote_field(cond.field)
+        shift = 2 ** (32 - net.prefixlen)
+        return f"(ipv4_int({field}) // {shift} = {int(net.network_address) // shift})"
+
+    def finalize_query_default(self, rule: SigmaRule, query: str, index: int,
+                               state: ConversionState) -> str:  # fmt: skip
+        return query
+
+    def convert_condition_as_in_expression(self, cond, state):  # pragma: no cover - disabled
+        raise NotImplementedError

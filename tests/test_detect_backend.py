@@ -1,0 +1,87 @@
+"""Sigma detection modifiers compiled to DuckDB and run against stored events."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sigma.collection import SigmaCollection
+
+from crmwatch.detect.correlation import rule_where
+from crmwatch.store import Store
+
+EVENTS = [
+    # user_name, user_agent, src_ip, rows, raw
+    ("admin@retail.example", "python-requests/2.32.4", "185.220.101.5", 48112,
+     '{"JOB_STATUS": "Deleted", "eventType": "user.mfa.factor.activate"}'),
+    ("Advisor@Retail.example", "Mozilla/5.0 Chrome/126.0", "203.0.113.10", 12, '{"JOB_STATUS": "deleted"}'),
+    ("svc_sync@retail.example", "Salesforce-Multi-Org-Fetcher/1.0", "44.215.108.109", 1000, "{}"),
+    ("nobody", None, None, None, "{}"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def events(store: Store) -> Store:
+    for i, (user, ua, ip, rows, raw) in enumerate(EVENTS):
+        store.execute(
+            "INSERT INTO events_base (event_id, ts, user_name, user_agent, src_ip, rows, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [f"e{i}", dt.datetime(2025, 8, 12, 10, i), user, ua, ip, rows, raw],
+        )
+    return store
+
+
+CASES = [
+    ("user_name: admin@retail.example", {"e0"}),
+    ("user_name: ADMIN@RETAIL.EXAMPLE", {"e0"}),  # case-insensitive by default
+    ("user_name|cased: advisor@retail.example", set()),
+    ("user_name|cased: Advisor@Retail.example", {"e1"}),
+    ("user_agent|contains: requests", {"e0"}),
+    ("user_agent|startswith: salesforce-", {"e2"}),
+    ("user_agent|endswith: '/1.0'", {"e2"}),
+    ("user_agent|contains|all: [python, '2.32']", {"e0"}),
+    ("user_agent|contains: ['fetcher', 'chrome']", {"e1", "e2"}),
+    ("user_name|re: '^svc_'", {"e2"}),
+    ("user_name: 'svc_sync*'", {"e2"}),
+    ("user_name: 'svc?sync@retail.example'", {"e2"}),
+    ("user_name: 'svc%sync@retail.example'", set()),  # % is a literal, not a wildcard
+    ("src_ip|cidr: 185.220.100.0/22", {"e0"}),
+    ("src_ip|cidr: 44.215.108.0/24", {"e2"}),
+    ("rows|gte: 1000", {"e0", "e2"}),
+    ("rows|gt: 1000", {"e0"}),
+    ("rows|lt: 1000", {"e1"}),
+    ("rows|lte: 12", {"e1"}),
+    ("user_agent|exists: false", {"e3"}),
+    ("user_agent|exists: true", {"e0", "e1", "e2"}),
+    ("raw.JOB_STATUS|cased: Deleted", {"e0"}),
+    ("raw.JOB_STATUS: deleted", {"e0", "e1"}),
+    ("eventType|startswith: user.mfa", {"e0"}),  # not a column: looked up in raw
+    ("user_name|base64offset|contains: admin", set()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("selection", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_modifier(events: Store, selection: str, expected: set[str]):
+    rule = SigmaCollection.from_yaml(
+        "title: t\nlogsource: {product: salesforce}\n"
+        f"detection:\n  sel:\n    {selection}\n  condition: sel\n"
+    ).rules[0]
+    got = {
+        r[0] for r in events.execute(f"SELECT event_id FROM events WHERE {rule_where(rule)}").rows
+    }
+    assert got == expected
+
+
+def test_not_and_or_conditions(events: Store):
+    rule = SigmaCollection.from_yaml("""
+title: scripted client that is not the sync account
+logsource: {product: salesforce}
+detection:
+  script: {user_agent|contains: [python, fetcher]}
+  sync: {user_name|startswith: svc_}
+  condition: script and not sync
+""").rules[0]
+    got = {
+        r[0] for r in events.execute(f"SELECT event_id FROM events WHERE {rule_where(rule)}").rows
+    }
+    assert got == {"e0"}
