@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -14,8 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crmwatch.config import Config
+from crmwatch.detect.rules import load_rules
+from crmwatch.detect.runner import detect
+from crmwatch.detect.testing import run_tests
 from crmwatch.enrich import refresh
-from crmwatch.errors import CrmwatchError
+from crmwatch.errors import CrmwatchError, UsageError
 from crmwatch.ingest import IngestSummary, expand_paths, ingest
 from crmwatch.sources import FORMATS
 from crmwatch.stats import store_stats
@@ -209,6 +213,81 @@ def enrich_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
     )
 
 
+rules_app = typer.Typer(help="The rule pack and your own rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+RulesOption = Annotated[
+    list[Path] | None, typer.Option("--rules", help="Extra rule files or folders (Sigma YAML)")
+]
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError as e:
+        raise UsageError(f"not an ISO time: {value!r}") from e
+
+
+@app.command("detect")
+def detect_cmd(
+    db: DbOption = None,
+    rules: RulesOption = None,
+    since: Annotated[str | None, typer.Option(help="Only events at or after (ISO, UTC)")] = None,
+    until: Annotated[str | None, typer.Option(help="Only events before (ISO, UTC)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One alert per line as JSON")] = False,
+) -> None:
+    """Run the built-in rule pack and your rules; store and print the alerts."""
+    try:
+        rule_files = load_rules(rules)
+        with Store(db or default_db_path()) as store:
+            alerts = detect(store, rule_files, _parse_time(since), _parse_time(until))
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        for a in alerts:
+            print(json.dumps(a.to_dict(), default=str))
+        return
+    for a in alerts:
+        out.print(
+            f"[bold]{a.level}[/bold] {a.first_ts:%Y-%m-%d %H:%M:%S} "
+            f"{escape(a.principal or '-')}: {escape(a.title)} ({len(a.event_ids)} events)"
+        )
+    out.print(f"{len(alerts)} alerts from {len(rule_files)} rules")
+
+
+@rules_app.command("list")
+def rules_list_cmd(rules: RulesOption = None) -> None:
+    """Every rule: id, level, title, tests, and load errors."""
+    for rf in load_rules(rules, collect_errors=True):
+        if rf.errors:
+            out.print(f"[red]{escape(rf.path.name)}: {escape(rf.errors[0])}[/red]")
+            continue
+        level = rf.main.level.name.lower() if rf.main.level else "-"
+        out.print(f"{rf.rule_id}  {level:8}  {escape(rf.main.title)}  ({len(rf.tests)} tests)")
+
+
+@rules_app.command("test")
+def rules_test_cmd(rules: RulesOption = None) -> None:
+    """Run every rule's inline tests; exit 1 if any fails."""
+    try:
+        results = run_tests(load_rules(rules))
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        want = "match" if r.test.expected else "no match"
+        out.print(
+            f"[red]FAIL[/red] {escape(r.rule.path.name)}: {escape(r.test.name)} "
+            f"(expected {want}, got {r.alerts} alerts)"
+        )
+    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 def demo_cmd(
     logs: Annotated[Path, typer.Option(help="Log folder to ingest")] = Path(
@@ -226,6 +305,8 @@ def demo_cmd(
     ingest_cmd([logs], db=db)
     out.rule("2. what the store holds")
     stats_cmd(db=db)
+    out.rule("3. detect")
+    detect_cmd(db=db)
 
 
 def main() -> None:  # pragma: no cover

@@ -127,6 +127,10 @@ DDL: tuple[str, ...] = (
         ip_class VARCHAR, class_source VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS ua_info (user_agent VARCHAR PRIMARY KEY, ua_class VARCHAR)",
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS alerts (
+        alert_id VARCHAR PRIMARY KEY, rule_id VARCHAR, title VARCHAR, level VARCHAR,
+        tags VARCHAR[], principal VARCHAR, first_ts TIMESTAMP, last_ts TIMESTAMP,
+        event_ids VARCHAR[], key_fields JSON, detected_at TIMESTAMP)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to
     # integer division by the network size (DuckDB's inet extension cannot be fetched offline).
     "CREATE OR REPLACE MACRO ipv4_int(ip) AS (CASE WHEN regexp_full_match(ip, "

@@ -70,9 +70,11 @@ class DuckDBBackend(TextQueryBackend):
 
     compare_op_expression: ClassVar[str] = "try_cast({field} AS DOUBLE) {operator} {value}"
     compare_operators: ClassVar = {
-        CompareOperators.LT: "<", CompareOperators.LTE: "<=",
-        CompareOperators.GT: ">", CompareOperators.GTE: ">=",
-    }  # fmt: skip
+        CompareOperators.LT: "<",
+        CompareOperators.LTE: "<=",
+        CompareOperators.GT: ">",
+        CompareOperators.GTE: ">=",
+    }
 
     field_null_expression: ClassVar[str] = "{field} IS NULL"
     field_exists_expression: ClassVar[str] = "{field} IS NOT NULL"
@@ -93,8 +95,9 @@ class DuckDBBackend(TextQueryBackend):
         shift = 2 ** (32 - net.prefixlen)
         return f"(ipv4_int({field}) // {shift} = {int(net.network_address) // shift})"
 
-    def finalize_query_default(self, rule: SigmaRule, query: str, index: int,
-                               state: ConversionState) -> str:  # fmt: skip
+    def finalize_query_default(
+        self, rule: SigmaRule, query: str, index: int, state: ConversionState
+    ) -> str:
         return query
 
     def convert_condition_as_in_expression(self, cond, state):  # pragma: no cover - disabled
