@@ -52,3 +52,41 @@ def test_alert_principal_falls_back_to_the_user_id(tmp_path):
         ingest(s, [ROOT / "tests" / "fixtures" / "ingest" / "loginhistory_oauthtoken.json"])
         [a] = [a for a in detect(s, PACK) if "Tor" in a.title]
         assert a.principal == "0055j00000Adv01AAA"
+
+
+def test_ocsf_export_is_a_detection_finding_per_alert(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from crmwatch.cli import app
+    from tests.conftest import ROOT
+
+    db = str(tmp_path / "s.duckdb")
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", str(ROOT / "tests" / "fixtures" / "ingest"), "--db", db])
+    alerts = [
+        json.loads(x)
+        for x in runner.invoke(app, ["detect", "--db", db, "--json"]).output.splitlines()
+    ]
+    r = runner.invoke(app, ["alerts", "export", "--ocsf", str(tmp_path / "f.json"), "--db", db])
+    assert r.exit_code == 0, r.output
+    findings = json.loads((tmp_path / "f.json").read_text())
+    assert len(findings) == len(alerts) > 0
+    by_uid = {f["finding_info"]["uid"]: f for f in findings}
+    for a in alerts:
+        f = by_uid[a["alert_id"]]
+        assert (f["class_uid"], f["category_uid"], f["type_uid"], f["activity_id"]) == (
+            2004,
+            2,
+            200401,
+            1,
+        )
+        assert f["severity_id"] == {"medium": 3, "high": 4}[a["level"]]
+        assert [e["uid"] for e in f["finding_info"]["related_events"]] == a["event_ids"]
+        assert f["finding_info"]["analytic"]["uid"] == a["rule_id"]
+        assert (
+            f["finding_info"]["first_seen_time"] <= f["finding_info"]["last_seen_time"] == f["time"]
+        )
+    techniques = {t["technique"]["uid"] for f in findings for t in f["attacks"]}
+    assert "T1567" in techniques

@@ -15,8 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crmwatch.config import Config
+from crmwatch.detect.ocsf import to_ocsf
 from crmwatch.detect.rules import load_rules
-from crmwatch.detect.runner import detect
+from crmwatch.detect.runner import detect, stored_alerts
 from crmwatch.detect.testing import run_tests
 from crmwatch.enrich import refresh
 from crmwatch.errors import CrmwatchError, UsageError
@@ -286,6 +287,26 @@ def rules_test_cmd(rules: RulesOption = None) -> None:
     out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
+
+
+alerts_app = typer.Typer(help="Stored alerts.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("export")
+def alerts_export_cmd(
+    ocsf: Annotated[Path, typer.Option("--ocsf", help="Write OCSF Detection Findings (JSON)")],
+    db: DbOption = None,
+) -> None:
+    """Export stored alerts as OCSF Detection Finding (class 2004) JSON."""
+    try:
+        with Store(db or default_db_path()) as store:
+            findings = [to_ocsf(a) for a in stored_alerts(store)]
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    ocsf.write_text(json.dumps(findings, indent=2), encoding="utf-8")
+    out.print(f"wrote {len(findings)} findings to {escape(str(ocsf))}")
 
 
 @app.command("demo")

@@ -125,6 +125,15 @@ def _in_window(ts: dt.datetime, since: dt.datetime | None, until: dt.datetime | 
     return (since is None or ts >= since) and (until is None or ts < until)
 
 
+def stored_alerts(store: Store) -> list[Alert]:
+    """Every alert in the store, oldest first."""
+    rows = store.execute(
+        "SELECT alert_id, rule_id, title, level, tags, principal, first_ts, last_ts, event_ids, "
+        "key_fields FROM alerts ORDER BY first_ts, alert_id"
+    ).dicts()
+    return [Alert(**{**r, "key_fields": json.loads(r["key_fields"] or "{}")}) for r in rows]
+
+
 def detect(
     store: Store,
     rule_files: list[RuleFile],
