@@ -71,6 +71,19 @@ def _mutate(line: bytes, kind: int, cut: int) -> bytes:
     return body + b',"extra"\n'  # one column too many (for JSON: trailing garbage)
 
 
+def _build(plan, make_line, key) -> tuple[bytes, set[str]]:
+    """Lines per the plan (None: keep, else a mutation) and the keys of the kept ones."""
+    data, good = b"", set()
+    for i, (name, mutation, cut) in enumerate(plan):
+        line = make_line(i, name)
+        if mutation is None:
+            good.add(key(i))
+            data += line
+        else:
+            data += _mutate(line, mutation, cut)
+    return data, good
+
+
 names = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=20
 )
@@ -101,16 +114,9 @@ def test_every_format_survives_random_bytes(data: bytes, fmt: str):
 @SETTINGS
 @given(plans)
 def test_mutated_csv_keeps_every_good_row(plan):
-    data = b'"' + b'","'.join(h.encode() for h in HEADER) + b'"\n'
-    good = set()
-    for i, (name, mutation, cut) in enumerate(plan):
-        line = _csv_line(i, name)
-        if mutation is None:
-            good.add(f"R{i:05d}")
-            data += line
-        else:
-            data += _mutate(line, mutation, cut)
-    store, summary = _ingest_bytes("elf.csv", data)
+    header = b'"' + b'","'.join(h.encode() for h in HEADER) + b'"\n'
+    data, good = _build(plan, _csv_line, lambda i: f"R{i:05d}")
+    store, summary = _ingest_bytes("elf.csv", header + data)
     stored = {r[0] for r in store.execute("SELECT raw->>'REQUEST_ID' FROM events").rows}
     assert good <= stored
     [f] = summary.files
@@ -120,15 +126,7 @@ def test_mutated_csv_keeps_every_good_row(plan):
 @SETTINGS
 @given(plans)
 def test_mutated_ndjson_keeps_every_good_record(plan):
-    data = b""
-    good = set()
-    for i, (name, mutation, cut) in enumerate(plan):
-        line = _okta_line(i, name)
-        if mutation is None:
-            good.add(f"u-{i}")
-            data += line
-        else:
-            data += _mutate(line, mutation, cut)
+    data, good = _build(plan, _okta_line, lambda i: f"u-{i}")
     store, _ = _ingest_bytes("okta.ndjson", data, "okta")
     stored = {r[0] for r in store.execute("SELECT raw->>'uuid' FROM events").rows}
     assert stored == good
