@@ -381,8 +381,9 @@ def _insert(
 def _drop_batch_duplicates(
     store: Store, scope: str, lo, hi, summaries: dict[int, FileSummary]
 ) -> None:
-    """Identical records within the batch were all inserted: keep the first (lowest file,
-    then line) and count the rest as duplicates. Stored events have no duplicates, so any
+    """Identical records within the batch were all inserted: keep one (lowest file id — a
+    hash of the path, so the same on every run — then line) and count the rest as
+    duplicates. Stored events have no duplicates, so any
     repeated id in the range came in with this batch."""
     where = f"{scope} AND ts BETWEEN $lo AND $hi"
     params = {"lo": lo, "hi": hi}
