@@ -270,7 +270,9 @@ def _ingest_batch(
             quarantined.extend(st.report.quarantined)
         for scope, lo, hi in ranges:
             _drop_batch_duplicates(store, scope, lo, hi, summaries)
-        enrich(store, config.enrich, "events_base")
+        # Only this batch's rows can hold values the dimension tables have not seen.
+        ids = ", ".join(str(f.file_id) for f in files)
+        enrich(store, config.enrich, f"(SELECT * FROM events_base WHERE file_id IN ({ids}))")
         formats = {f.file_id: source.name for f in files}
         _write_files_and_quarantine(store, files, quarantined, summaries, formats)
 

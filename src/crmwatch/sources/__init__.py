@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 from crmwatch.errors import Location, SourceFormatError
-from crmwatch.sources.base import Source
+from crmwatch.sources.base import Source, is_gzip
 from crmwatch.sources.elf import ElfCsvSource, ElfJsonSource, sniff_csv
 from crmwatch.sources.jsonrecords import JsonRecord, iter_records
 from crmwatch.sources.okta import OktaSource
@@ -28,9 +28,7 @@ WHOLE_FILE_LIMIT = 64 << 20
 def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
     """The first ``size`` bytes of the (decompressed) file."""
     try:
-        with open(path, "rb") as fh:
-            magic = fh.read(2)
-        if magic == b"\x1f\x8b":
+        if is_gzip(path):
             with gzip.open(path, "rb") as gz:
                 return gz.read(size)
         with open(path, "rb") as fh:

@@ -59,10 +59,6 @@ class Quarantine:
         key = f"{self.file.file_id}|{self.line}|{self.byte_offset}|{self.reason}"
         return hashlib.md5(key.encode()).hexdigest()
 
-    @property
-    def location(self) -> Location:
-        return Location(self.file.path, self.line, self.byte_offset)
-
 
 @dataclass
 class StageReport:
@@ -93,6 +89,15 @@ class Staged:
     hi: Any = None
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: Path) -> bool:
+    """True when the file is gzip, whatever its name says."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
 def read_input(path: Path) -> tuple[bytes, str | None]:
     """The file's content, gunzipped when it is gzip whatever its name says.
 
@@ -105,7 +110,7 @@ def read_input(path: Path) -> tuple[bytes, str | None]:
             data = fh.read()
     except OSError as e:
         raise SourceFormatError(f"cannot read file: {e.strerror}", Location(path)) from e
-    if data[:2] != b"\x1f\x8b":
+    if data[:2] != GZIP_MAGIC:
         return data, None
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:

@@ -33,6 +33,7 @@ from crmwatch.sources.base import (
     Source,
     Staged,
     StageReport,
+    is_gzip,
 )
 from crmwatch.sources.sqlmap import (
     Ref,
@@ -292,10 +293,8 @@ def schema_id(header: list[str]) -> str:
 
 def read_header(path) -> list[str]:
     """The header (first line) of a possibly gzipped CSV; later lines are not decoded here."""
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
     try:
+        opener = gzip.open if is_gzip(path) else open
         with opener(path, "rb") as fh:
             first_line = fh.readline(1 << 20)
         text = first_line.decode("utf-8-sig")
@@ -347,7 +346,7 @@ class ElfCsvSource(Source):
         )
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
         paths = "[" + ", ".join(lit(p) for p in self._by_path) + "]"
-        compressed = any(_is_gzip(f.path) for f in files)
+        compressed = any(is_gzip(f.path) for f in files)
         store.execute("DROP TABLE IF EXISTS _rej")
         store.execute("DROP TABLE IF EXISTS _rej_scan")
         scan = (
@@ -356,10 +355,11 @@ class ElfCsvSource(Source):
             f"rejects_table='_rej', rejects_scan='_rej_scan', strict_mode=true, "
             f"max_line_size={self.max_line_size}, compression='{'gzip' if compressed else 'none'}')"
         )
-        return self._staged(sid, f"{scan} s JOIN _files f ON f.path = s.filename")
+        self._scan = self._staged(sid, f"{scan} s JOIN _files f ON f.path = s.filename")
+        return self._scan
 
     def followups(self, store: Store, staged: Staged) -> list[Staged]:
-        if not staged.relation or "_rej" not in staged.relation:
+        if staged is not self._scan:  # only the file scan has reader rejects to look at
             return []
         salvage = self._rejects(store, self._by_path, self._header, staged.report)
         if not salvage:
@@ -443,11 +443,6 @@ class ElfCsvSource(Source):
                     continue
                 salvage.append((f.file_id, parsed))
         return salvage
-
-
-def _is_gzip(path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 class ElfJsonSource(JsonSource):
