@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sigma.collection import SigmaCollection
 
-from crmwatch.detect.correlation import rule_where
+from crmwatch.detect.backend import rule_where
 from crmwatch.store import Store
 
 EVENTS = [

@@ -20,15 +20,28 @@ from sigma.conversion.state import ConversionState
 from sigma.rule import SigmaRule
 from sigma.types import CompareOperators, SigmaCIDRExpression
 
+from crmwatch.errors import RuleError
 from crmwatch.schema import EVENT_VIEW_COLUMNS
 
 NUMERIC_COLUMNS = {"rows", "asn", "ingest_line"}
 
+# Names rules may use beside the columns. ``principal`` is who acted (LoginHistory and some
+# event objects name the user by id only); ``person`` is the principal lower-cased, to match an
+# Okta login email with a Salesforce username; ``hour`` is the UTC hour of day, for baselines
+# of when an integration runs.
+VIRTUAL_FIELDS = {
+    "principal": "coalesce(user_name, user_id)",
+    "person": "lower(coalesce(user_name, user_id))",
+    "hour": "hour(ts)",
+}
+
 
 def field_sql(name: str) -> str:
-    """SQL for a Sigma field name: a column, or a path into the raw record."""
+    """SQL for a Sigma field name: a column, a virtual field, or a path into the raw record."""
     if name in EVENT_VIEW_COLUMNS:
         return name
+    if name in VIRTUAL_FIELDS:
+        return VIRTUAL_FIELDS[name]
     path = name[4:] if name.startswith("raw.") else name
     parts = ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
     return f"json_extract_string(raw, '$.{parts}')"
@@ -85,6 +98,15 @@ class DuckDBBackend(TextQueryBackend):
     def escape_and_quote_field(self, field_name: str) -> str:
         return field_sql(field_name)
 
+    def convert_condition_field_eq_val_bool(self, cond, state: ConversionState) -> str:
+        """Booleans compare as booleans; raw JSON paths hold them as the text true/false."""
+        value = "true" if cond.value.boolean else "false"
+        return f"try_cast({self.escape_and_quote_field(cond.field)} AS BOOLEAN) = {value}"
+
+    def convert_condition_field_eq_val_num(self, cond, state: ConversionState) -> str:
+        """Numbers compare as numbers (``rows: 0``, ``hour: 3``), not as text patterns."""
+        return f"try_cast({self.escape_and_quote_field(cond.field)} AS DOUBLE) = {cond.value}"
+
     def convert_condition_field_eq_val_cidr(self, cond, state: ConversionState):
         """IPv4 CIDR by integer arithmetic (DuckDB's inet extension is not available offline)."""
         cidr: SigmaCIDRExpression = cond.value
@@ -102,3 +124,20 @@ class DuckDBBackend(TextQueryBackend):
 
     def convert_condition_as_in_expression(self, cond, state):  # pragma: no cover - disabled
         raise NotImplementedError
+
+
+def rule_where(rule: SigmaRule) -> str:
+    """The rule's detection as a WHERE clause over the events view."""
+    conditions: list[str] = []
+
+    def collect(rule, fmt, index, cond, result):  # called even for rules a correlation hides
+        conditions.append(result)
+        return result
+
+    try:
+        DuckDBBackend().convert_rule(rule, callback=collect)
+    except NotImplementedError as e:
+        raise RuleError(f"rule {rule.title!r}: {e}") from e
+    if not conditions:
+        raise RuleError(f"rule {rule.title!r}: no condition")
+    return " OR ".join(f"({c})" for c in conditions)

@@ -17,55 +17,33 @@ is checked, not assumed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sigma.correlations import SigmaCorrelationConditionOperator as Op
 from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.rule import SigmaRule
 
-from crmwatch.detect.backend import DuckDBBackend, field_sql
+from crmwatch.detect.backend import field_sql
+from crmwatch.detect.baseline import Window, selected_sql
 from crmwatch.errors import RuleError
 
 OPERATORS = {Op.LT: "<", Op.LTE: "<=", Op.GT: ">", Op.GTE: ">=", Op.EQ: "=", Op.NEQ: "<>"}
-
-
-@dataclass(frozen=True)
-class Matched:
-    """The events one referenced rule matches, with the correlation's group-by values."""
-
-    rule: SigmaRule
-    where: str
-
-
-def rule_where(rule: SigmaRule) -> str:
-    """The rule's detection as a WHERE clause over the events view."""
-    conditions: list[str] = []
-
-    def collect(rule, fmt, index, cond, result):  # called even for rules a correlation hides
-        conditions.append(result)
-        return result
-
-    try:
-        DuckDBBackend().convert_rule(rule, callback=collect)
-    except NotImplementedError as e:
-        raise RuleError(f"rule {rule.title!r}: {e}") from e
-    if not conditions:
-        raise RuleError(f"rule {rule.title!r}: no condition")
-    return " OR ".join(f"({c})" for c in conditions)
 
 
 def _name(rule: SigmaRule) -> str:
     return rule.name or str(rule.id)
 
 
-def correlation_sql(corr: SigmaCorrelationRule) -> str:
+def correlation_sql(corr: SigmaCorrelationRule, window: Window | None = None) -> str:
     """SQL returning one row per alert: group values ``g0…``, ``first_ts``, ``last_ts``,
-    ``event_ids`` (in time order) and ``n`` (what the condition counted)."""
+    ``event_ids`` (in time order) and ``n`` (what the condition counted).
+
+    With a ``window``, only events from ``timespan`` before its start are read: a span that
+    ends inside the window can begin no earlier."""
     rules = [ref.rule for ref in corr.rules]
     if any(not isinstance(r, SigmaRule) for r in rules):
         raise RuleError(f"correlation {corr.title!r}: chained correlations are not supported")
     groups = list(corr.group_by or [])
     span = f"INTERVAL '{corr.timespan.seconds} seconds'"
+    reads = (window or Window()).widened(corr.timespan.seconds)
     g = [f"g{i}" for i in range(len(groups))]
     value_field = None
     if corr.type == SigmaCorrelationType.VALUE_COUNT:
@@ -73,7 +51,7 @@ def correlation_sql(corr: SigmaCorrelationRule) -> str:
     matched = " UNION ALL ".join(
         f"SELECT event_id, ts, {_group_select(corr, r, groups)}"
         f"{field_sql(value_field) + ' AS v, ' if value_field else ''}"
-        f"{i} AS rule_ix FROM events WHERE {rule_where(r)}"
+        f"{i} AS rule_ix FROM ({selected_sql(r, reads)})"
         for i, r in enumerate(rules)
     )
     part = f"PARTITION BY {', '.join(g)} " if g else ""

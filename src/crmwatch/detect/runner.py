@@ -16,7 +16,9 @@ from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
 
-from crmwatch.detect.correlation import correlation_sql, rule_where
+from crmwatch.detect.backend import rule_where
+from crmwatch.detect.baseline import Baseline, Window, parse_baseline, selected_sql, volume_sql
+from crmwatch.detect.correlation import correlation_sql
 from crmwatch.detect.rules import RuleFile
 from crmwatch.errors import RuleError
 from crmwatch.store import Store
@@ -49,54 +51,85 @@ def _alert_id(rule_id: str, principal: str | None, first_event: str) -> str:
     return hashlib.md5(f"{rule_id}|{principal}|{first_event}".encode()).hexdigest()
 
 
-def _time_filter(since: dt.datetime | None, until: dt.datetime | None) -> str:
-    parts = []
-    if since:
-        parts.append(f"ts >= TIMESTAMP '{since.isoformat(sep=' ')}'")
-    if until:
-        parts.append(f"ts < TIMESTAMP '{until.isoformat(sep=' ')}'")
-    return " AND ".join(parts) or "true"
-
-
 def run_rule(
     store: Store, rf: RuleFile, since: dt.datetime | None = None, until: dt.datetime | None = None
 ) -> list[Alert]:
     """The alerts one rule file raises over the store (nothing is written)."""
     main = rf.main
-    level = str(main.level.name).lower() if main.level else "medium"
-    tags = [str(t) for t in (main.tags or [])]
-    window = _time_filter(since, until)
-    alerts: list[Alert] = []
+    window = Window(since, until)
     if isinstance(main, SigmaCorrelationRule):
-        sql = correlation_sql(main)
-        for row in store.execute(f"SELECT * FROM ({sql}) WHERE first_ts IS NOT NULL").dicts():
-            if not _in_window(row["last_ts"], since, until):
-                continue
-            groups = [str(row[k]) for k in row if k.startswith("g") and k[1:].isdigit()]
-            principal = "/".join(groups) or None
-            alerts.append(
-                Alert(
-                    _alert_id(rf.rule_id, principal, row["event_ids"][0]),
-                    rf.rule_id,
-                    main.title,
-                    level,
-                    tags,
-                    principal,
-                    row["first_ts"],
-                    row["last_ts"],
-                    list(row["event_ids"]),
-                    {"count": row["n"]},
-                )
+        return _correlation_alerts(store, rf, window)
+    baseline = parse_baseline(main)
+    if baseline is not None and baseline.kind == "volume":
+        return _volume_alerts(store, rf, baseline, window)
+    return _session_alerts(store, rf, window)
+
+
+def _alert(rf: RuleFile, principal: str | None, first_ts, last_ts, ids, fields) -> Alert:
+    main = rf.main
+    return Alert(
+        _alert_id(rf.rule_id, principal, ids[0]),
+        rf.rule_id,
+        main.title,
+        str(main.level.name).lower() if main.level else "medium",
+        [str(t) for t in (main.tags or [])],
+        principal,
+        first_ts,
+        last_ts,
+        list(ids),
+        fields,
+    )
+
+
+def _correlation_alerts(store: Store, rf: RuleFile, window: Window) -> list[Alert]:
+    sql = correlation_sql(rf.main, window)
+    alerts = []
+    for row in store.execute(f"SELECT * FROM ({sql}) WHERE first_ts IS NOT NULL").dicts():
+        if not _in_window(row["last_ts"], window):
+            continue
+        groups = [str(row[k]) for k in row if k.startswith("g") and k[1:].isdigit()]
+        principal = "/".join(groups) or None
+        alerts.append(
+            _alert(
+                rf,
+                principal,
+                row["first_ts"],
+                row["last_ts"],
+                row["event_ids"],
+                {"count": row["n"]},
             )
-        return alerts
-    where = rule_where(main)
+        )
+    return alerts
+
+
+def _volume_alerts(store: Store, rf: RuleFile, b: Baseline, window: Window) -> list[Alert]:
+    alerts = []
+    for row in store.execute(volume_sql(rule_where(rf.main), b, window)).dicts():
+        principal = "/".join(str(row[f"g{i}"]) for i in range(len(b.group_by)))
+        fields = {
+            "total": row["total"],
+            "baseline": row["baseline"],
+            "threshold": row["threshold"],
+            "bucket_start": row["b"],
+        }
+        alerts.append(
+            _alert(rf, principal, row["first_ts"], row["last_ts"], row["event_ids"], fields)
+        )
+    return alerts
+
+
+def _session_alerts(store: Store, rf: RuleFile, window: Window) -> list[Alert]:
+    """One alert per principal and login session of the selected events."""
+    selected = selected_sql(rf.main, window)
+    has_terms = parse_baseline(rf.main) is not None
+    terms = ", list(DISTINCT new_term) AS new_terms" if has_terms else ""
     rows = store.execute(
-        "SELECT coalesce(user_name, user_id) AS user_name, login_key, min(ts) AS first_ts, "
-        "max(ts) AS last_ts, "
-        f"list(event_id ORDER BY ts, event_id) AS event_ids, list(DISTINCT src_ip) AS ips, "
-        f"list(DISTINCT object) AS objects, sum(rows) AS rows FROM events "
-        f"WHERE ({where}) AND {window} GROUP BY ALL ORDER BY first_ts"
+        "SELECT coalesce(user_name, user_id) AS principal, login_key, min(ts) AS first_ts, "
+        "max(ts) AS last_ts, list(event_id ORDER BY ts, event_id) AS event_ids, "
+        "list(DISTINCT src_ip) AS ips, list(DISTINCT object) AS objects, sum(rows) AS rows"
+        f"{terms} FROM ({selected}) GROUP BY ALL ORDER BY first_ts"
     ).dicts()
+    alerts = []
     for r in rows:
         fields = {
             "src_ips": [i for i in r["ips"] if i],
@@ -104,25 +137,16 @@ def run_rule(
             "rows": r["rows"],
             "login_key": r["login_key"],
         }
+        if has_terms:
+            fields["new_terms"] = r["new_terms"]
         alerts.append(
-            Alert(
-                _alert_id(rf.rule_id, r["user_name"], r["event_ids"][0]),
-                rf.rule_id,
-                main.title,
-                level,
-                tags,
-                r["user_name"],
-                r["first_ts"],
-                r["last_ts"],
-                list(r["event_ids"]),
-                fields,
-            )
+            _alert(rf, r["principal"], r["first_ts"], r["last_ts"], r["event_ids"], fields)
         )
     return alerts
 
 
-def _in_window(ts: dt.datetime, since: dt.datetime | None, until: dt.datetime | None) -> bool:
-    return (since is None or ts >= since) and (until is None or ts < until)
+def _in_window(ts: dt.datetime, window: Window) -> bool:
+    return (window.lo is None or ts >= window.lo) and (window.hi is None or ts < window.hi)
 
 
 def stored_alerts(store: Store) -> list[Alert]:

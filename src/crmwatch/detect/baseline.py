@@ -1,0 +1,235 @@
+"""Baselines: what a rule's detection selects, compared with the principal's own history.
+
+A Sigma rule may carry a ``baseline:`` block (kept by pySigma as a custom attribute). Two kinds:
+
+``new_terms`` — the event is the first in ``lookback`` whose ``fields`` values (one term, or a
+tuple) occur for its ``group-by`` values; history is what the rule's detection selects, as in
+Elastic's new-terms rules. ``learning`` mutes groups first seen (in any event of the store)
+less than that long ago: on the day logs start, every term is new, and that is not news.
+``candidates`` (a Sigma detection item) narrows which new events alert without narrowing
+the history: "first login without MFA" learns from every login, alerts on ``mfa: false``::
+
+    baseline:
+      type: new_terms
+      fields: [mfa]
+      group-by: [principal]
+      lookback: 30d
+      learning: 7d
+      candidates: {mfa: false}
+
+``volume`` — per group and ``bucket``, the sum of ``value`` over the selected events exceeds
+``max(factor × the group's highest bucket in the lookback, floor)``. The highest bucket, not
+the mean: a nightly sync that exports 200k rows at 02:00 is its own normal, so only an order of
+magnitude more stands out; ``floor`` keeps small principals from alerting on small numbers.
+``learning`` works as for new terms: a principal is judged once it has some history::
+
+    baseline: {type: volume, value: rows, group-by: [principal], bucket: 1h, lookback: 30d,
+               learning: 7d, factor: 10, floor: 50000}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sigma.correlations import SigmaCorrelationTimespan
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+
+from crmwatch.detect.backend import field_sql, rule_where
+from crmwatch.errors import RuleError
+
+KINDS = ("new_terms", "volume")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The candidate time range of a run: ``[lo, hi)``, either end open when None."""
+
+    lo: dt.datetime | None = None
+    hi: dt.datetime | None = None
+
+    def widened(self, seconds: int) -> Window:
+        """The same window starting ``seconds`` earlier, for history and correlation spans."""
+        return Window(self.lo - dt.timedelta(seconds=seconds) if self.lo else None, self.hi)
+
+    def sql(self, column: str = "ts") -> str:
+        parts = []
+        if self.lo:
+            parts.append(f"{column} >= TIMESTAMP '{self.lo.isoformat(sep=' ')}'")
+        if self.hi:
+            parts.append(f"{column} < TIMESTAMP '{self.hi.isoformat(sep=' ')}'")
+        return " AND ".join(parts) or "true"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    kind: str
+    group_by: tuple[str, ...]
+    lookback: int  # seconds
+    fields: tuple[str, ...] = ()
+    learning: int = 0
+    candidates: str | None = None  # WHERE clause
+    value: str = "rows"
+    bucket: int = 3600
+    factor: float = 10.0
+    floor: float = 0.0
+
+
+def _seconds(spec: dict, key: str, default: str | None, where: str) -> int:
+    raw = spec.get(key, default)
+    if raw is None:
+        raise RuleError(f"{where}: baseline needs {key!r}")
+    try:
+        return SigmaCorrelationTimespan(str(raw)).seconds
+    except SigmaError as e:
+        raise RuleError(f"{where}: baseline {key} {raw!r}: {e}") from e
+
+
+def _list(spec: dict, key: str, default: list[str]) -> tuple[str, ...]:
+    value = spec.get(key, default)
+    return tuple([value] if isinstance(value, str) else value)
+
+
+def parse_baseline(rule: SigmaRule) -> Baseline | None:
+    """The rule's ``baseline`` block, validated; None when it has none."""
+    spec = (rule.custom_attributes or {}).get("baseline")
+    if spec is None:
+        return None
+    where = f"rule {rule.title!r}"
+    if not isinstance(spec, dict) or spec.get("type") not in KINDS:
+        raise RuleError(f"{where}: baseline type must be one of {', '.join(KINDS)}")
+    unknown = set(spec) - {
+        "type",
+        "fields",
+        "group-by",
+        "lookback",
+        "learning",
+        "candidates",
+        "value",
+        "bucket",
+        "factor",
+        "floor",
+    }
+    if unknown:
+        raise RuleError(f"{where}: unknown baseline keys {sorted(unknown)}")
+    group_by = _list(spec, "group-by", ["principal"])
+    lookback = _seconds(spec, "lookback", None, where)
+    if spec["type"] == "new_terms":
+        fields = _list(spec, "fields", [])
+        if not fields:
+            raise RuleError(f"{where}: new_terms baseline needs fields")
+        candidates = None
+        if spec.get("candidates") is not None:
+            candidates = _candidates_where(rule, spec["candidates"])
+        return Baseline(
+            "new_terms",
+            group_by,
+            lookback,
+            fields=fields,
+            learning=_seconds(spec, "learning", "0s", where) if spec.get("learning") else 0,
+            candidates=candidates,
+        )
+    try:
+        factor, floor = float(spec.get("factor", 10)), float(spec.get("floor", 0))
+    except (TypeError, ValueError) as e:
+        raise RuleError(f"{where}: baseline factor and floor must be numbers") from e
+    return Baseline(
+        "volume",
+        group_by,
+        lookback,
+        value=str(spec.get("value", "rows")),
+        bucket=_seconds(spec, "bucket", "1h", where),
+        learning=_seconds(spec, "learning", "0s", where) if spec.get("learning") else 0,
+        factor=factor,
+        floor=floor,
+    )
+
+
+def _candidates_where(rule: SigmaRule, item: dict) -> str:
+    probe = SigmaRule.from_dict(
+        {
+            "title": f"{rule.title} (candidates)",
+            "logsource": {"product": "crmwatch"},
+            "detection": {"candidates": item, "condition": "candidates"},
+        }
+    )
+    return rule_where(probe)
+
+
+def selected_sql(rule: SigmaRule, window: Window) -> str:
+    """The ``events`` rows a rule selects within ``window``: its detection, and for a
+    ``new_terms`` rule only the new ones (with a ``new_term`` column)."""
+    where = rule_where(rule)
+    b = parse_baseline(rule)
+    if b is None:
+        return f"SELECT * FROM events WHERE ({where}) AND {window.sql()}"
+    if b.kind == "new_terms":
+        return new_terms_sql(where, b, window)
+    raise RuleError(f"rule {rule.title!r}: a volume baseline raises alerts, it selects no events")
+
+
+def _learnt(b: Baseline, g: list[str], gk: list[str], alias: str, ts: str, window: Window) -> str:
+    """The group was first seen, in any event, at least ``learning`` before ``alias.ts``."""
+    if not b.learning:
+        return "true"
+    first = (
+        f"SELECT {''.join(x + ', ' for x in g)}min(ts) AS _first FROM events "
+        f"WHERE {Window(None, window.hi).sql()}{' GROUP BY ALL' if g else ''}"
+    )
+    same = "".join(f"f.{k} IS NOT DISTINCT FROM {alias}.{k} AND " for k in gk)
+    return (
+        f"EXISTS (SELECT 1 FROM ({first}) f WHERE {same}"
+        f"{alias}.{ts} - f._first >= INTERVAL '{b.learning} seconds')"
+    )
+
+
+def new_terms_sql(where: str, b: Baseline, window: Window) -> str:
+    """The events the rule selects whose term is new for their group: ``events`` rows plus
+    ``new_term`` (the term's values as a struct)."""
+    g = [f"{field_sql(f)} AS _g{i}" for i, f in enumerate(b.group_by)]
+    t = [f"{field_sql(f)} AS _t{i}" for i, f in enumerate(b.fields)]
+    gk = [f"_g{i}" for i in range(len(b.group_by))]
+    tk = [f"_t{i}" for i in range(len(b.fields))]
+    span = f"INTERVAL '{b.lookback} seconds'"
+    history = window.widened(b.lookback)
+    term = "struct_pack(" + ", ".join(f'"{f}" := _t{i}' for i, f in enumerate(b.fields)) + ")"
+    learning = _learnt(b, g, gk, "n", "ts", window)
+    not_null = " AND ".join(f"{k} IS NOT NULL" for k in gk + tk)
+    return f"""
+SELECT * EXCLUDE ({", ".join(gk + tk)}, _prev), {term} AS new_term FROM (
+    SELECT *, lag(ts) OVER (PARTITION BY {", ".join(gk + tk)} ORDER BY ts, event_id) AS _prev
+    FROM (SELECT *, {", ".join(g + t)} FROM events WHERE ({where}) AND {history.sql()})
+    WHERE {not_null}
+) n
+WHERE (_prev IS NULL OR ts - _prev > {span}) AND {window.sql()}
+    AND ({b.candidates or "true"}) AND {learning}"""
+
+
+def volume_sql(where: str, b: Baseline, window: Window) -> str:
+    """One row per group and bucket above threshold: ``g0…``, ``first_ts``, ``last_ts``,
+    ``event_ids``, ``total``, ``baseline`` (the history's highest bucket) and ``threshold``."""
+    g = [f"{field_sql(f)} AS g{i}" for i, f in enumerate(b.group_by)]
+    gk = [f"g{i}" for i in range(len(b.group_by))]
+    bucket = f"INTERVAL '{b.bucket} seconds'"
+    history = window.widened(b.lookback)
+    part = f"PARTITION BY {', '.join(gk)} " if gk else ""
+    present = " AND ".join([f"{k} IS NOT NULL" for k in gk] + ["true"])
+    gsel, gcols = "".join(x + ", " for x in g), "".join(x + ", " for x in gk)
+    value = f"try_cast({field_sql(b.value)} AS DOUBLE)"
+    return f"""
+WITH sel AS (
+    SELECT event_id, ts, {gsel}{value} AS v
+    FROM events WHERE ({where}) AND {history.sql()}),
+buckets AS (
+    SELECT {gcols}time_bucket({bucket}, ts) AS b, sum(v) AS total, min(ts) AS first_ts,
+        max(ts) AS last_ts, list(event_id ORDER BY ts, event_id) AS event_ids
+    FROM sel WHERE {present} GROUP BY ALL),
+scored AS (
+    SELECT *, max(total) OVER ({part}ORDER BY b RANGE BETWEEN
+        INTERVAL '{b.lookback} seconds' PRECEDING AND {bucket} PRECEDING) AS baseline
+    FROM buckets)
+SELECT *, greatest({b.factor} * coalesce(baseline, 0), {b.floor}) AS threshold FROM scored s
+WHERE total > greatest({b.factor} * coalesce(baseline, 0), {b.floor})
+    AND {window.sql("last_ts")} AND {_learnt(b, g, gk, "s", "first_ts", window)}
+ORDER BY first_ts"""
