@@ -63,7 +63,7 @@ CASES = [
 @pytest.mark.parametrize(("selection", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_modifier(events: Store, selection: str, expected: set[str]):
     rule = SigmaCollection.from_yaml(
-        "title: t\nlogsource: {product: salesforce}\n"
+        "title: t\nlogsource: {product: crmwatch}\n"
         f"detection:\n  sel:\n    {selection}\n  condition: sel\n"
     ).rules[0]
     got = {
@@ -75,7 +75,7 @@ def test_modifier(events: Store, selection: str, expected: set[str]):
 def test_not_and_or_conditions(events: Store):
     rule = SigmaCollection.from_yaml("""
 title: scripted client that is not the sync account
-logsource: {product: salesforce}
+logsource: {product: crmwatch}
 detection:
   script: {user_agent|contains: [python, fetcher]}
   sync: {user_name|startswith: svc_}

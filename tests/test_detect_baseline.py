@@ -20,7 +20,7 @@ _ids = itertools.count()
 
 def add(store: Store, days: float, user: str = "jo@x.example", **cols) -> str:
     event_id = f"b{next(_ids):05d}"
-    row = {"event_id": event_id, "ts": T0 + dt.timedelta(days=days), "source": "test",
+    row = {"event_id": event_id, "ts": T0 + dt.timedelta(days=days), "source": "salesforce",
            "user_name": user, **cols}  # fmt: skip
     store.execute(
         f"INSERT INTO events_base ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",

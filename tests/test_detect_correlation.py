@@ -22,12 +22,12 @@ _ids = itertools.count()
 RULES = """
 title: Bulk export
 name: bulk_export
-logsource: {product: salesforce}
+logsource: {product: crmwatch}
 detection: {sel: {category: bulk_export}, condition: sel}
 ---
 title: MFA factor enrolled
 name: mfa_enrolled
-logsource: {product: okta}
+logsource: {product: crmwatch}
 detection: {sel: {raw.eventType: user.mfa.factor.activate}, condition: sel}
 """
 

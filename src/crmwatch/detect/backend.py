@@ -12,6 +12,7 @@ Sigma specification: github.com/SigmaHQ/sigma-specification (sigma-rules-specifi
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 from sigma.conditions import ConditionAND, ConditionNOT, ConditionOR
@@ -20,6 +21,7 @@ from sigma.conversion.state import ConversionState
 from sigma.rule import SigmaRule
 from sigma.types import CompareOperators, SigmaCIDRExpression
 
+from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
 from crmwatch.errors import RuleError
 from crmwatch.schema import EVENT_VIEW_COLUMNS
 
@@ -36,15 +38,35 @@ VIRTUAL_FIELDS = {
 }
 
 
+# A field inside one element of a raw array, while a condition is tested element by element.
+ELEMENT = "\x00element."
+
+
+def _json_path(path: str) -> str:
+    return "$." + ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
+
+
 def field_sql(name: str) -> str:
     """SQL for a Sigma field name: a column, a virtual field, or a path into the raw record."""
     if name in EVENT_VIEW_COLUMNS:
         return name
     if name in VIRTUAL_FIELDS:
         return VIRTUAL_FIELDS[name]
+    if name.startswith(ELEMENT):
+        return f"json_extract_string(x, '{_json_path(name[len(ELEMENT) :])}')"
     path = name[4:] if name.startswith("raw.") else name
-    parts = ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
-    return f"json_extract_string(raw, '$.{parts}')"
+    return f"json_extract_string(raw, '{_json_path(path)}')"
+
+
+def array_field(name: str) -> tuple[str, str] | None:
+    """``(array root, path inside an element)`` for a raw path that runs through an array."""
+    path = name[4:] if name.startswith("raw.") else name
+    if name in EVENT_VIEW_COLUMNS or name in VIRTUAL_FIELDS:
+        return None
+    for root in ARRAY_ROOTS:
+        if path.startswith(root + "."):
+            return root, path[len(root) + 1 :]
+    return None
 
 
 class DuckDBBackend(TextQueryBackend):
@@ -98,6 +120,20 @@ class DuckDBBackend(TextQueryBackend):
     def escape_and_quote_field(self, field_name: str) -> str:
         return field_sql(field_name)
 
+    def convert_condition_field_eq_val(self, cond, state: ConversionState):
+        """Conditions on a field inside a raw array hold when any element matches."""
+        split = array_field(cond.field)
+        if split is None:
+            return super().convert_condition_field_eq_val(cond, state)
+        root, inner = split
+        element = copy.copy(cond)
+        element.field = ELEMENT + inner
+        test = super().convert_condition_field_eq_val(element, state)
+        return (
+            f"coalesce(len(list_filter(json_extract(raw, '{_json_path(root)}[*]'), "
+            f"lambda x: {test})) > 0, false)"
+        )
+
     def convert_condition_field_eq_val_bool(self, cond, state: ConversionState) -> str:
         """Booleans compare as booleans; raw JSON paths hold them as the text true/false."""
         value = "true" if cond.value.boolean else "false"
@@ -135,7 +171,9 @@ def rule_where(rule: SigmaRule) -> str:
         return result
 
     try:
-        DuckDBBackend().convert_rule(rule, callback=collect)
+        # the pipeline edits the rule it converts: convert a copy, rules are converted often
+        backend = DuckDBBackend(processing_pipeline=crmwatch_pipeline())
+        backend.convert_rule(copy.deepcopy(rule), callback=collect)
     except NotImplementedError as e:
         raise RuleError(f"rule {rule.title!r}: {e}") from e
     if not conditions:

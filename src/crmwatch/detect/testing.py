@@ -29,7 +29,7 @@ def run_test(rf: RuleFile, test: RuleTest) -> TestResult:
     ids = itertools.count()
     with Store(":memory:") as store:
         for event in test.events:
-            row = {"event_id": f"t{next(ids):04d}", "source": "test", **event_row(event)}
+            row = {"event_id": f"t{next(ids):04d}", "source": "salesforce", **event_row(event)}
             unknown = set(row) - set(BASE_NAMES)
             if unknown:
                 raise RuleError(
