@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -25,22 +24,11 @@ from pathlib import Path
 
 import duckdb
 
-from crmwatch.simulate.volume import write_elf_csvs
+from crmwatch.simulate.volume import dataset
 from crmwatch.sources.elf import read_header
 
 TARGET_RATIO = 0.25
 TARGET_RSS_MB = 3 * 1024
-
-
-def dataset(out: Path, events: int) -> list[Path]:
-    """The CSVs for ``events`` rows, reused when an earlier run made the same set."""
-    data = out / f"elf-{events}"
-    marker = data / ".complete"  # hidden: ingest skips dot-files
-    if not marker.exists():
-        shutil.rmtree(data, ignore_errors=True)
-        write_elf_csvs(data, events)
-        marker.write_text("ok")
-    return sorted(data.glob("*.csv"))
 
 
 def scan_baseline(files: list[Path]) -> tuple[float, int]:

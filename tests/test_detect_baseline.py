@@ -8,11 +8,14 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crmwatch.detect.rules import load_rule_file
 from crmwatch.detect.runner import run_rule
 from crmwatch.errors import RuleError
 from crmwatch.store import Store
+from tests.test_properties import SETTINGS
 
 T0 = dt.datetime(2025, 8, 1, 9, 0, 0)
 _ids = itertools.count()
@@ -185,10 +188,9 @@ def test_since_finds_correlation_spans_that_start_before_it(store, tmp_path):
         ("{type: volume, lookback: 30d, factr: 3}", "unknown baseline keys ['factr']"),
     ],
 )
-def test_bad_baselines_are_named(store, tmp_path, baseline, message):
-    rf = rule(tmp_path, baseline)
+def test_bad_baselines_are_refused_when_the_file_loads(tmp_path, baseline, message):
     with pytest.raises(RuleError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        run_rule(store, rf)
+        rule(tmp_path, baseline)
 
 
 def test_a_correlation_cannot_count_a_volume_rule(store, tmp_path):
@@ -202,3 +204,43 @@ def test_a_correlation_cannot_count_a_volume_rule(store, tmp_path):
     )
     with pytest.raises(RuleError, match="volume baseline"):
         run_rule(store, load_rule_file(path))
+
+
+### the bucketed new-terms query against a plain reading of the definition ###
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["a@x.example", "b@x.example"]),
+        st.sampled_from(["Contact", "Case", None]),
+        st.integers(0, 120 * 24),  # hour offsets over 120 days
+    ),
+    max_size=40,
+)
+
+
+def reference_new_terms(events: list[tuple], lookback_h: int) -> set[str]:
+    """An event is new when no earlier event (ts, id order) of its user and term lies within
+    the lookback before it."""
+    new = set()
+    ordered = sorted(events, key=lambda e: (e[2], e[3]))
+    for i, (user, term, at, eid) in enumerate(ordered):
+        if term is None:
+            continue
+        earlier = [e for e in ordered[:i] if e[0] == user and e[1] == term]
+        if not earlier or at - earlier[-1][2] > lookback_h:
+            new.add(eid)
+    return new
+
+
+@SETTINGS
+@given(events=EVENTS, lookback_days=st.sampled_from([1, 7, 30]))
+def test_new_terms_matches_the_definition(tmp_path_factory, events, lookback_days):
+    rf = rule(tmp_path_factory.mktemp("nt"), f"{{type: new_terms, fields: [object], "
+              f"lookback: {lookback_days}d}}", "{sel: {category: bulk_export}, condition: sel}")  # fmt: skip
+    with Store(":memory:") as store:
+        rows = []
+        for user, term, hours in events:
+            eid = add(store, hours / 24, user=user, category="bulk_export", object=term)
+            rows.append((user, term, hours, eid))
+        got = {e for a in run_rule(store, rf) for e in a.event_ids}
+    assert got == reference_new_terms(rows, lookback_days * 24)

@@ -30,3 +30,21 @@ def test_every_quarantine_reason_is_documented(reason: str):
 def test_events_view_matches_its_documented_column_list(real_store):
     cols = [r[0] for r in real_store.execute("DESCRIBE events").rows]
     assert tuple(cols) == EVENT_VIEW_COLUMNS
+
+
+RULES_DOC = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+
+
+def test_every_builtin_rule_is_in_the_pack_table():
+    from crmwatch.detect.rules import builtin_rule_dir, load_rules
+
+    for rf in load_rules():
+        name = rf.path.relative_to(builtin_rule_dir()).with_suffix("").as_posix()
+        assert f"`{name}` | {rf.kind}" in RULES_DOC.replace(" (org)", ""), name
+
+
+def test_every_virtual_field_is_documented():
+    from crmwatch.detect.backend import VIRTUAL_FIELDS
+
+    for name in VIRTUAL_FIELDS:
+        assert f"| `{name}` |" in RULES_DOC

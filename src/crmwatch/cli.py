@@ -242,31 +242,58 @@ def detect_cmd(
     try:
         rule_files = load_rules(rules)
         with Store(db or default_db_path()) as store:
-            alerts = detect(store, rule_files, _parse_time(since), _parse_time(until))
+            runs = detect(store, rule_files, _parse_time(since), _parse_time(until))
+            if json_out:
+                for a in stored_alerts(store, "run_alerts"):
+                    print(json.dumps(a.to_dict(), default=str))
+                return
+            _print_alert_summary(store, runs)
     except CrmwatchError as e:
         _fail(e)
-        return
-    if json_out:
-        for a in alerts:
-            print(json.dumps(a.to_dict(), default=str))
-        return
-    for a in alerts:
+
+
+LEVELS = ("critical", "high", "medium", "low", "informational")
+SHOWN_ALERTS = 20
+
+
+def _print_alert_summary(store: Store, runs: list) -> None:
+    """Counts per rule, then the most severe alerts: a terminal cannot show 100k lines."""
+    rank = {lvl: i for i, lvl in enumerate(LEVELS)}
+    table = Table("level", "rule", "alerts")
+    fired = sorted((r for r in runs if r.alerts), key=lambda r: rank.get(r.rule.level, 9))
+    for r in fired:
+        table.add_row(r.rule.level, escape(r.rule.main.title), str(r.alerts))
+    if fired:
+        out.print(table)
+    order = "CASE level " + " ".join(f"WHEN '{lvl}' THEN {i}" for lvl, i in rank.items())
+    top = store.execute(
+        f"SELECT level, first_ts, principal, title, len(event_ids) AS n FROM run_alerts "
+        f"ORDER BY {order} ELSE 9 END, first_ts, alert_id LIMIT {SHOWN_ALERTS}"
+    ).dicts()
+    for a in top:
         out.print(
-            f"[bold]{a.level}[/bold] {a.first_ts:%Y-%m-%d %H:%M:%S} "
-            f"{escape(a.principal or '-')}: {escape(a.title)} ({len(a.event_ids)} events)"
+            f"[bold]{a['level']}[/bold] {a['first_ts']:%Y-%m-%d %H:%M:%S} "
+            f"{escape(a['principal'] or '-')}: {escape(a['title'])} ({a['n']} events)"
         )
-    out.print(f"{len(alerts)} alerts from {len(rule_files)} rules")
+    total = sum(r.alerts for r in runs)
+    if total > len(top):
+        out.print(f"… {total - len(top)} more: crmwatch detect --json, or the alerts table")
+    out.print(f"{total} alerts from {len(runs)} rules")
 
 
 @rules_app.command("list")
 def rules_list_cmd(rules: RulesOption = None) -> None:
-    """Every rule: id, level, title, tests, and load errors."""
+    """Every rule: id, level, kind (match, new_terms, volume, correlation type), title, tests,
+    and load errors."""
     for rf in load_rules(rules, collect_errors=True):
         if rf.errors:
             out.print(f"[red]{escape(rf.path.name)}: {escape(rf.errors[0])}[/red]")
             continue
-        level = rf.main.level.name.lower() if rf.main.level else "-"
-        out.print(f"{rf.rule_id}  {level:8}  {escape(rf.main.title)}  ({len(rf.tests)} tests)")
+        level = rf.level
+        out.print(
+            f"{rf.rule_id}  {level:8}  {rf.kind:16}  {escape(rf.main.title)}  "
+            f"({len(rf.tests)} tests)"
+        )
 
 
 @rules_app.command("test")

@@ -169,41 +169,51 @@ def selected_sql(rule: SigmaRule, window: Window) -> str:
     raise RuleError(f"rule {rule.title!r}: a volume baseline raises alerts, it selects no events")
 
 
-def _learnt(b: Baseline, g: list[str], gk: list[str], alias: str, ts: str, window: Window) -> str:
-    """The group was first seen, in any event, at least ``learning`` before ``alias.ts``."""
+def _learnt(b: Baseline, g: list[str], gk: list[str], alias: str, window: Window) -> str:
+    """A join keeping rows whose group was first seen, in any event, at least ``learning``
+    before the row's ``_at``. (A join, not a correlated EXISTS: DuckDB plans it once.)"""
     if not b.learning:
-        return "true"
+        return ""
     first = (
         f"SELECT {''.join(x + ', ' for x in g)}min(ts) AS _first FROM events "
         f"WHERE {Window(None, window.hi).sql()}{' GROUP BY ALL' if g else ''}"
     )
     same = "".join(f"f.{k} IS NOT DISTINCT FROM {alias}.{k} AND " for k in gk)
-    return (
-        f"EXISTS (SELECT 1 FROM ({first}) f WHERE {same}"
-        f"{alias}.{ts} - f._first >= INTERVAL '{b.learning} seconds')"
-    )
+    return f"JOIN ({first}) f ON {same}{alias}._at - f._first >= INTERVAL '{b.learning} seconds'"
 
 
 def new_terms_sql(where: str, b: Baseline, window: Window) -> str:
     """The events the rule selects whose term is new for their group: ``events`` rows plus
-    ``new_term`` (the term's values as a struct)."""
+    ``new_term`` (the term's values as a struct).
+
+    Exact, without sorting every event: cut time into buckets one ``lookback`` long. Only the
+    first event of a (group, term, bucket) can be new (any later one has a predecessor less
+    than a lookback before it), and its predecessor is the last event of the nearest earlier
+    bucket of that group and term. So a hash aggregate per bucket and a window over the
+    (far fewer) buckets decide; the new events are then read back whole."""
     g = [f"{field_sql(f)} AS _g{i}" for i, f in enumerate(b.group_by)]
     t = [f"{field_sql(f)} AS _t{i}" for i, f in enumerate(b.fields)]
     gk = [f"_g{i}" for i in range(len(b.group_by))]
     tk = [f"_t{i}" for i in range(len(b.fields))]
+    keys = ", ".join(gk + tk)
     span = f"INTERVAL '{b.lookback} seconds'"
     history = window.widened(b.lookback)
     term = "struct_pack(" + ", ".join(f'"{f}" := _t{i}' for i, f in enumerate(b.fields)) + ")"
-    learning = _learnt(b, g, gk, "n", "ts", window)
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in gk + tk)
     return f"""
-SELECT * EXCLUDE ({", ".join(gk + tk)}, _prev), {term} AS new_term FROM (
-    SELECT *, lag(ts) OVER (PARTITION BY {", ".join(gk + tk)} ORDER BY ts, event_id) AS _prev
-    FROM (SELECT *, {", ".join(g + t)} FROM events WHERE ({where}) AND {history.sql()})
-    WHERE {not_null}
-) n
-WHERE (_prev IS NULL OR ts - _prev > {span}) AND {window.sql()}
-    AND ({b.candidates or "true"}) AND {learning}"""
+WITH sel AS (
+    SELECT event_id, ts, {", ".join(g + t)} FROM events
+    WHERE ({where}) AND {history.sql()}),
+buckets AS (
+    SELECT {keys}, min(struct_pack(ts := ts, id := event_id)) AS _first, max(ts) AS _last
+    FROM sel WHERE {not_null} GROUP BY {keys}, time_bucket({span}, ts)),
+fresh AS (
+    SELECT *, _first.ts AS _at, _first.id AS event_id, {term} AS new_term FROM (
+        SELECT *, lag(_last) OVER (PARTITION BY {keys} ORDER BY _first) AS _prev FROM buckets)
+    WHERE (_prev IS NULL OR _first.ts - _prev > {span}) AND {window.sql("_first.ts")}),
+learnt AS (SELECT n.event_id, n.new_term FROM fresh n {_learnt(b, g, gk, "n", window)})
+SELECT e.*, learnt.new_term FROM events e JOIN learnt USING (event_id)
+WHERE ({where}) AND {window.sql("e.ts")} AND ({b.candidates or "true"})"""
 
 
 def volume_sql(where: str, b: Baseline, window: Window) -> str:
@@ -217,19 +227,23 @@ def volume_sql(where: str, b: Baseline, window: Window) -> str:
     present = " AND ".join([f"{k} IS NOT NULL" for k in gk] + ["true"])
     gsel, gcols = "".join(x + ", " for x in g), "".join(x + ", " for x in gk)
     value = f"try_cast({field_sql(b.value)} AS DOUBLE)"
+    threshold = f"greatest({b.factor} * coalesce(baseline, 0), {b.floor})"
+    same = "".join(f"e.{k} IS NOT DISTINCT FROM s.{k} AND " for k in gk)
     return f"""
 WITH sel AS (
-    SELECT event_id, ts, {gsel}{value} AS v
+    SELECT event_id, ts, time_bucket({bucket}, ts) AS b, {gsel}{value} AS v
     FROM events WHERE ({where}) AND {history.sql()}),
 buckets AS (
-    SELECT {gcols}time_bucket({bucket}, ts) AS b, sum(v) AS total, min(ts) AS first_ts,
-        max(ts) AS last_ts, list(event_id ORDER BY ts, event_id) AS event_ids
+    SELECT {gcols}b, sum(v) AS total, min(ts) AS _at, max(ts) AS last_ts
     FROM sel WHERE {present} GROUP BY ALL),
 scored AS (
     SELECT *, max(total) OVER ({part}ORDER BY b RANGE BETWEEN
         INTERVAL '{b.lookback} seconds' PRECEDING AND {bucket} PRECEDING) AS baseline
-    FROM buckets)
-SELECT *, greatest({b.factor} * coalesce(baseline, 0), {b.floor}) AS threshold FROM scored s
-WHERE total > greatest({b.factor} * coalesce(baseline, 0), {b.floor})
-    AND {window.sql("last_ts")} AND {_learnt(b, g, gk, "s", "first_ts", window)}
-ORDER BY first_ts"""
+    FROM buckets),
+firing AS (
+    SELECT s.*, {threshold} AS threshold FROM scored s {_learnt(b, g, gk, "s", window)}
+    WHERE total > {threshold} AND {window.sql("s.last_ts")})
+SELECT s.* EXCLUDE (_at), s._at AS first_ts,
+    list(e.event_id ORDER BY e.ts, e.event_id) AS event_ids
+FROM firing s JOIN sel e ON {same}e.b = s.b
+GROUP BY ALL ORDER BY first_ts"""

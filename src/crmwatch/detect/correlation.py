@@ -75,7 +75,8 @@ def correlation_sql(corr: SigmaCorrelationRule, window: Window | None = None) ->
         )
     on = " AND ".join([f"m.{c} IS NOT DISTINCT FROM s.{c}" for c in g] + ["true"])
     return f"""
-WITH m AS ({matched}),
+WITH m0 AS ({matched}),
+m AS ({_complete_groups(corr, g, len(rules))}),
 fire AS ({fire}),
 flagged AS (
     SELECT *, CASE WHEN start_ts <= max(end_ts) OVER ({part}ORDER BY start_ts, end_ts
@@ -91,6 +92,20 @@ SELECT {"".join(f"s.{c}, " for c in g)}min(m.ts) AS first_ts, max(m.ts) AS last_
 FROM spans s JOIN m ON {on} AND m.ts BETWEEN s.start_ts AND s.end_ts
 GROUP BY {"".join(f"s.{c}, " for c in g)}s.island
 ORDER BY first_ts"""
+
+
+def _complete_groups(corr: SigmaCorrelationRule, g: list[str], n_rules: int) -> str:
+    """The matched events, for temporal types only of groups in which every rule matched:
+    a chain's later steps are often common (exports) while its first is rare."""
+    if corr.type not in (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED):
+        return "SELECT * FROM m0"
+    if not g:
+        return f"SELECT * FROM m0 WHERE (SELECT count(DISTINCT rule_ix) FROM m0) = {n_rules}"
+    same = " AND ".join(f"m0.{c} IS NOT DISTINCT FROM k.{c}" for c in g)
+    return (
+        f"SELECT m0.* FROM m0 SEMI JOIN (SELECT {', '.join(g)} FROM m0 GROUP BY ALL "
+        f"HAVING count(DISTINCT rule_ix) = {n_rules}) k ON {same}"
+    )
 
 
 def _cols(g: list[str]) -> str:

@@ -27,6 +27,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from crmwatch.detect.baseline import parse_baseline
 from crmwatch.errors import Location, RuleError
 
 BUILTIN_DIR = "rules"
@@ -51,6 +52,20 @@ class RuleFile:
         """The rule that raises alerts: the correlation if the file has one, else its rule."""
         corr = [r for r in self.rules if isinstance(r, SigmaCorrelationRule)]
         return corr[-1] if corr else self.rules[-1]
+
+    @property
+    def level(self) -> str:
+        """The alert level, ``medium`` when the rule gives none."""
+        return self.main.level.name.lower() if self.main.level else "medium"
+
+    @property
+    def kind(self) -> str:
+        """How the rule decides: a correlation type, a baseline type, or ``match``."""
+        main = self.main
+        if isinstance(main, SigmaCorrelationRule):
+            return str(main.type.name).lower()
+        baseline = parse_baseline(main)
+        return baseline.kind if baseline else "match"
 
     @property
     def rule_id(self) -> str:
@@ -95,6 +110,9 @@ def load_rule_file(path: Path, collect_errors: bool = False) -> RuleFile:
         rf.rules = list(SigmaCollection.from_dicts(docs).rules)
         if not rf.rules:
             raise RuleError("no rule in file", Location(path))
+        for rule in rf.rules:
+            if isinstance(rule, SigmaRule):
+                parse_baseline(rule)
     except (yaml.YAMLError, SigmaError, RuleError, OSError) as e:
         if not collect_errors:
             raise RuleError(f"cannot load rule: {e}", Location(path)) from e

@@ -8,6 +8,7 @@ field reference), one file per event type per day as Salesforce serves them.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -217,3 +218,15 @@ def write_elf_csvs(out: Path, events: int, days: int = 7, seed: int = 1) -> list
             paths.append(path)
     con.close()
     return paths
+
+
+def dataset(out: Path, events: int) -> list[Path]:
+    """The benchmark CSVs for ``events`` rows under ``out``, reused when an earlier run made
+    the same set (a hidden marker, which ingest skips, says the set is complete)."""
+    data = out / f"elf-{events}"
+    marker = data / ".complete"
+    if not marker.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        write_elf_csvs(data, events)
+        marker.write_text("ok")
+    return sorted(data.glob("*.csv"))
