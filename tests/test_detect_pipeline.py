@@ -4,6 +4,8 @@ and ``logsource.product`` keeps Okta rules off Salesforce events and back."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sigma.collection import SigmaCollection
 
@@ -87,3 +89,31 @@ def test_a_field_inside_the_target_array_matches_any_element(real_store: Store):
 def test_logsource_product_picks_the_source(real_store: Store, product: str, sources: set):
     got = selected(real_store, product, "  sel: {category: authentication}\n  condition: sel")
     assert {source for source, _ in got} == sources
+
+
+def test_a_users_sigmahq_style_okta_rule_runs_from_the_cli(tmp_path):
+    """A rule folder as a user keeps it: SigmaHQ's layout and field names, no tests."""
+    from typer.testing import CliRunner
+
+    from crmwatch.cli import app
+    from tests.conftest import REAL
+
+    rules = tmp_path / "okta-rules"
+    rules.mkdir()
+    (rules / "okta_new_device_verify.yml").write_text(
+        "title: Okta verification from a device Okta calls new\n"
+        "id: 6f1c0a3e-0000-4000-8000-00000000000a\n"
+        "status: test\nlogsource:\n    product: okta\n    service: okta\n"
+        "detection:\n    selection:\n        eventtype: user.authentication.verify\n"
+        "        debugcontext.debugdata.behaviors|contains: 'New Device=POSITIVE'\n"
+        "    condition: selection\nlevel: medium\n"
+    )
+    db = str(tmp_path / "s.duckdb")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(REAL / "okta"), "--db", db]).exit_code == 0
+    listed = runner.invoke(app, ["rules", "list", "--rules", str(rules)])
+    assert "6f1c0a3e-0000-4000-8000-00000000000a  medium    match" in listed.output
+    found = runner.invoke(app, ["detect", "--db", db, "--rules", str(rules), "--json"])
+    assert found.exit_code == 0, found.output
+    ids = [json.loads(line)["rule_id"] for line in found.output.splitlines()]
+    assert ids.count("6f1c0a3e-0000-4000-8000-00000000000a") == 1
