@@ -289,9 +289,8 @@ def rules_list_cmd(rules: RulesOption = None) -> None:
         if rf.errors:
             out.print(f"[red]{escape(rf.path.name)}: {escape(rf.errors[0])}[/red]")
             continue
-        level = rf.level
         out.print(
-            f"{rf.rule_id}  {level:8}  {rf.kind:16}  {escape(rf.main.title)}  "
+            f"{rf.rule_id}  {rf.level:8}  {rf.kind:16}  {escape(rf.main.title)}  "
             f"({len(rf.tests)} tests)"
         )
 

@@ -1,10 +1,10 @@
 """Sigma detection → a DuckDB WHERE clause over the ``events`` view.
 
-Rules are parsed by pySigma; this backend only renders conditions. Field names are the
-normalised columns (docs/sources.md); ``raw.a.b`` reaches a field of the raw record, and so
-does any name that is not a column (so SigmaHQ's Okta rules, written against Okta's own
-``eventType`` or ``actor.alternateId``, run unchanged). Sigma strings match case-insensitively
-unless ``|cased``; wildcards ``*`` and ``?`` become ILIKE patterns.
+Rules are parsed by pySigma and pass the field-mapping pipeline (``detect/pipeline.py``: Okta's
+own field names, a ``source`` condition per product); this backend only renders conditions.
+Field names are the normalised columns (docs/sources.md) and the virtual fields below;
+``raw.a.b`` reaches a field of the raw record, and so does any other name. Sigma strings
+match case-insensitively unless ``|cased``; wildcards ``*`` and ``?`` become ILIKE patterns.
 
 Sigma specification: github.com/SigmaHQ/sigma-specification (sigma-rules-specification.md,
 "Value modifiers").
@@ -25,8 +25,6 @@ from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
 from crmwatch.errors import RuleError
 from crmwatch.schema import EVENT_VIEW_COLUMNS
 
-NUMERIC_COLUMNS = {"rows", "asn", "ingest_line"}
-
 # Names rules may use beside the columns. ``principal`` is who acted (LoginHistory and some
 # event objects name the user by id only); ``person`` is the principal lower-cased, to match an
 # Okta login email with a Salesforce username; ``hour`` is the UTC hour of day, for baselines
@@ -42,6 +40,11 @@ VIRTUAL_FIELDS = {
 ELEMENT = "\x00element."
 
 
+def _raw_path(name: str) -> str:
+    """The path inside the raw record that a non-column field name stands for."""
+    return name[4:] if name.startswith("raw.") else name
+
+
 def _json_path(path: str) -> str:
     return "$." + ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
 
@@ -54,15 +57,14 @@ def field_sql(name: str) -> str:
         return VIRTUAL_FIELDS[name]
     if name.startswith(ELEMENT):
         return f"json_extract_string(x, '{_json_path(name[len(ELEMENT) :])}')"
-    path = name[4:] if name.startswith("raw.") else name
-    return f"json_extract_string(raw, '{_json_path(path)}')"
+    return f"json_extract_string(raw, '{_json_path(_raw_path(name))}')"
 
 
 def array_field(name: str) -> tuple[str, str] | None:
     """``(array root, path inside an element)`` for a raw path that runs through an array."""
-    path = name[4:] if name.startswith("raw.") else name
     if name in EVENT_VIEW_COLUMNS or name in VIRTUAL_FIELDS:
         return None
+    path = _raw_path(name)
     for root in ARRAY_ROOTS:
         if path.startswith(root + "."):
             return root, path[len(root) + 1 :]
@@ -70,7 +72,7 @@ def array_field(name: str) -> tuple[str, str] | None:
 
 
 class DuckDBBackend(TextQueryBackend):
-    """Renders Sigma conditions for DuckDB. Used by ``crmwatch.detect.compile``."""
+    """Renders Sigma conditions for DuckDB; ``rule_where`` drives it."""
 
     name: ClassVar[str] = "crmwatch DuckDB"
     formats: ClassVar[dict[str, str]] = {"default": "WHERE clause over the events view"}

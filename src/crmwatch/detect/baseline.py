@@ -115,6 +115,7 @@ def parse_baseline(rule: SigmaRule) -> Baseline | None:
         raise RuleError(f"{where}: unknown baseline keys {sorted(unknown)}")
     group_by = _list(spec, "group-by", ["principal"])
     lookback = _seconds(spec, "lookback", None, where)
+    learning = _seconds(spec, "learning", None, where) if spec.get("learning") else 0
     if spec["type"] == "new_terms":
         fields = _list(spec, "fields", [])
         if not fields:
@@ -127,7 +128,7 @@ def parse_baseline(rule: SigmaRule) -> Baseline | None:
             group_by,
             lookback,
             fields=fields,
-            learning=_seconds(spec, "learning", "0s", where) if spec.get("learning") else 0,
+            learning=learning,
             candidates=candidates,
         )
     try:
@@ -140,7 +141,7 @@ def parse_baseline(rule: SigmaRule) -> Baseline | None:
         lookback,
         value=str(spec.get("value", "rows")),
         bucket=_seconds(spec, "bucket", "1h", where),
-        learning=_seconds(spec, "learning", "0s", where) if spec.get("learning") else 0,
+        learning=learning,
         factor=factor,
         floor=floor,
     )

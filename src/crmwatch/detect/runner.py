@@ -57,13 +57,15 @@ def alert_sql(rf: RuleFile, window: Window) -> tuple[str, list]:
     table's columns. Alerts stay in DuckDB: a rule that fires on millions of events costs a
     query, not a million Python objects."""
     main = rf.main
-    if isinstance(main, SigmaCorrelationRule):
+    is_correlation = isinstance(main, SigmaCorrelationRule)
+    b = None if is_correlation else parse_baseline(main)
+    if is_correlation:
         n_groups = len(main.group_by or [])
         base = f"SELECT * FROM ({correlation_sql(main, window)}) WHERE first_ts IS NOT NULL"
         base += f" AND {window.sql('last_ts')}"
         principal = _joined_groups(n_groups)
         fields = "to_json({'count': n})"
-    elif (b := parse_baseline(main)) is not None and b.kind == "volume":
+    elif b is not None and b.kind == "volume":
         base = volume_sql(rule_where(main), b, window)
         principal = _joined_groups(len(b.group_by))
         fields = (
@@ -148,9 +150,8 @@ def detect(
     runs = []
     for rf in rule_files:
         sql, params = alert_sql(rf, window)
-        before = store.scalar("SELECT count(*) FROM run_alerts")
-        store.execute(f"INSERT INTO run_alerts {sql}", params)
-        runs.append(RuleRun(rf, store.scalar("SELECT count(*) FROM run_alerts") - before))
+        inserted = store.scalar(f"INSERT INTO run_alerts {sql}", params)
+        runs.append(RuleRun(rf, inserted))
     with store.transaction():
         store.execute(
             f"INSERT INTO alerts SELECT DISTINCT ON (alert_id) {ALERT_COLUMNS}, "
