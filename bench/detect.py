@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import duckdb
+from child import run_crmwatch
 
 from crmwatch.simulate.volume import dataset
 
@@ -37,8 +36,7 @@ def store(out: Path, events: int) -> Path:
     if not marker.exists():
         files = dataset(out, events)
         db.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "crmwatch", "ingest", str(files[0].parent), "--db", str(db)]
-        subprocess.run([*cmd, "--json"], capture_output=True, check=True)
+        run_crmwatch("ingest", str(files[0].parent), "--db", str(db), "--json")
         marker.write_text("ok")
     return db
 
@@ -60,15 +58,11 @@ def run_detect(db: Path) -> tuple[float, int, int]:
     con = duckdb.connect(str(db))
     con.execute("DELETE FROM alerts")  # every run does the same work
     con.close()
-    start = time.perf_counter()
-    cmd = [sys.executable, "-m", "crmwatch", "detect", "--db", str(db)]
-    subprocess.run(cmd, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    child = run_crmwatch("detect", "--db", str(db))
     con = duckdb.connect(str(db), read_only=True)
     alerts = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
     con.close()
-    return seconds, peak_kb // 1024, alerts
+    return child.seconds, child.peak_rss_mb, alerts
 
 
 def main() -> int:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+from child import run_crmwatch
 
 from crmwatch.simulate.volume import dataset
 from crmwatch.sources.elf import read_header
@@ -52,12 +51,8 @@ def scan_baseline(files: list[Path]) -> tuple[float, int]:
 def run_ingest(files: list[Path], db: Path) -> tuple[float, int, dict]:
     """Seconds, peak RSS (MB) of a ``crmwatch ingest`` child, and its JSON summary."""
     db.unlink(missing_ok=True)
-    start = time.perf_counter()
-    cmd = [sys.executable, "-m", "crmwatch", "ingest", str(files[0].parent), "--db", str(db)]
-    proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, peak_kb // 1024, json.loads(proc.stdout)
+    child = run_crmwatch("ingest", str(files[0].parent), "--db", str(db), "--json")
+    return child.seconds, child.peak_rss_mb, json.loads(child.stdout)
 
 
 def main() -> int:

@@ -1,0 +1,32 @@
+"""Run one ``crmwatch`` command as a child process and measure it, for the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Child:
+    seconds: float
+    peak_rss_mb: int
+    stdout: str
+
+
+def run_crmwatch(*args: str) -> Child:
+    """Wall time, peak RSS and output of ``python -m crmwatch ARGS``. RSS comes from
+    ``wait4`` on this child alone: ``RUSAGE_CHILDREN`` would report the largest child the
+    benchmark ever ran (an ingest that built the store, say)."""
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "crmwatch", *args], stdout=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"crmwatch {' '.join(args)} failed ({status})")
+        out.seek(0)
+        return Child(seconds, usage.ru_maxrss // 1024, out.read())
