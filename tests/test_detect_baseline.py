@@ -140,6 +140,20 @@ def test_volume_sums_an_hour_and_respects_the_floor(store, tmp_path):
     assert fired(store, rf) == [[a, b]]
 
 
+def test_volume_fires_at_the_event_that_crosses_the_threshold(store, tmp_path):
+    rf = rule(tmp_path, *VOLUME)
+    add(store, 0, category="bulk_export", rows=600)
+    add(store, 1, category="bulk_export", rows=3000)  # 3000 < 6000: not yet
+    add(store, 1 + 1 / 96, category="bulk_export", rows=3000)  # 6000, not > 6000
+    add(store, 1 + 2 / 96, category="bulk_export", rows=1)  # 6001: this one
+    add(store, 1 + 3 / 96, category="bulk_export", rows=9000)
+    [a] = run_rule(store, rf)
+    assert (a.first_ts, a.fired_at) == (
+        T0 + dt.timedelta(days=1),
+        T0 + dt.timedelta(days=1 + 2 / 96),
+    )
+
+
 @pytest.mark.parametrize(("day", "forgotten"), [(29, False), (31, True)])
 def test_volume_history_older_than_the_lookback_is_forgotten(store, tmp_path, day, forgotten):
     rf = rule(tmp_path, *VOLUME)

@@ -77,6 +77,12 @@ def test_five_within_five_minutes_fire(store: Store):
     )
 
 
+def test_an_alert_fires_at_the_event_that_completes_the_count(store: Store):
+    add(store, "jo", [0, 1, 2, 3, 4, 4.5, 6])
+    [a] = alerts(store, EVENT_COUNT)
+    assert (minutes(a["first_ts"]), minutes(a["fired_at"]), minutes(a["last_ts"])) == (0, 4, 6)
+
+
 def test_five_spread_over_six_minutes_do_not_fire(store: Store):
     add(store, "jo", [0, 1.5, 3, 4.5, 6])
     assert alerts(store, EVENT_COUNT) == []

@@ -82,3 +82,21 @@ def test_documented_shapes_normalise(
 def test_stored_event_placeholder_ids_do_not_collapse_records(formats_store: Store):
     # Every stored event has Id 000000000000000AAA; EventIdentifier is the identity.
     assert formats_store.scalar("SELECT count(*) FROM events WHERE source_type LIKE 'api:%'") == 10
+
+
+def test_query_results_on_one_line_are_unwrapped(store: Store, tmp_path):
+    """``json.dumps`` / ``sf data query --json`` style: the whole response on one line, or one
+    paginated response per line. Each record is an event, not the wrapper."""
+    import json
+
+    def page(ids: range) -> str:
+        return json.dumps({"totalSize": 3, "done": False, "records": [
+            {"attributes": {"type": "OauthToken"}, "Id": f"0CJ00000000000{i}AAA", "AppName": "X",
+             "UserId": "005000000000001AAA", "CreatedDate": "2025-06-10T08:55:00.000+0000",
+             "UseCount": 1} for i in ids]})  # fmt: skip
+
+    (tmp_path / "one.json").write_text(page(range(1, 3)))
+    (tmp_path / "pages.json").write_text(page(range(3, 5)) + "\n" + page(range(5, 6)) + "\n")
+    summary = ingest(store, [tmp_path])
+    assert summary.total("quarantined") == 0
+    assert store.scalar("SELECT count(*) FROM events WHERE source_type = 'api:OauthToken'") == 5

@@ -21,6 +21,7 @@ from crmwatch.detect.runner import detect, stored_alerts
 from crmwatch.detect.testing import run_tests
 from crmwatch.enrich import refresh
 from crmwatch.errors import CrmwatchError, UsageError
+from crmwatch.incidents import DEFAULT_GAP, Incident, build_incidents, get_incident, timeline
 from crmwatch.ingest import IngestSummary, expand_paths, ingest
 from crmwatch.sources import FORMATS
 from crmwatch.stats import store_stats
@@ -333,6 +334,102 @@ def alerts_export_cmd(
         return
     ocsf.write_text(json.dumps(findings, indent=2), encoding="utf-8")
     out.print(f"wrote {len(findings)} findings to {escape(str(ocsf))}")
+
+
+def _parse_duration(value: str) -> dt.timedelta:
+    """``30m``, ``24h``, ``7d``: the units Sigma timespans use."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return dt.timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    except (KeyError, ValueError, IndexError) as e:
+        raise UsageError(f"not a duration like 30m, 24h or 7d: {value!r}") from e
+
+
+@app.command("incidents")
+def incidents_cmd(
+    db: DbOption = None,
+    gap: Annotated[
+        str, typer.Option(help="Alerts further apart than this never join (30m, 24h, 7d)")
+    ] = f"{int(DEFAULT_GAP.total_seconds() // 3600)}h",
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
+) -> None:
+    """Group the stored alerts into incidents (rebuilt from all alerts) and list them."""
+    try:
+        with Store(db or default_db_path()) as store:
+            incidents = build_incidents(store, _parse_duration(gap))
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        print(json.dumps([i.to_dict() for i in incidents], indent=2, default=str))
+        return
+    _print_incidents(incidents)
+
+
+def _print_incidents(incidents: list[Incident]) -> None:
+    table = Table("id", "severity", "who", "first malicious", "detect delay", "objects", "rules")
+    for i in incidents:
+        objects = ", ".join(
+            f"{o['object']} ({o['rows'] if o['rows'] is not None else '?'} rows)"
+            for o in i.objects[:3]
+        )
+        table.add_row(
+            i.id, i.severity, escape(", ".join(i.principals or i.user_ids)[:60]),
+            i.first_malicious_at[:19], _delay(i.time_to_detect_seconds), escape(objects),
+            str(len(i.rules)),
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"{len(incidents)} incidents; details: crmwatch incident show ID")
+
+
+def _delay(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+incident_app = typer.Typer(help="One incident.", no_args_is_help=True)
+app.add_typer(incident_app, name="incident")
+
+
+@incident_app.command("show")
+def incident_show_cmd(
+    incident_id: Annotated[str, typer.Argument(help="Incident id, e.g. INC-1A2B3C4D5E")],
+    db: DbOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Incident and timeline as JSON")] = False,
+) -> None:
+    """An incident's facts and its timeline, from the first malicious event to the last."""
+    try:
+        with Store(db or default_db_path()) as store:
+            incident = get_incident(store, incident_id)
+            entries = timeline(store, incident)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        body = {**incident.to_dict(), "timeline": [e.__dict__ for e in entries]}
+        print(json.dumps(body, indent=2, default=str))
+        return
+    i = incident
+    out.rule(f"{i.id}  {i.severity}")
+    for label, value in (
+        ("who", ", ".join(i.principals or i.user_ids)),
+        ("source IPs", ", ".join(i.source_ips)),
+        ("apps", ", ".join(i.apps)),
+        ("tactics", ", ".join(i.tactics)),
+        ("first malicious", f"{i.first_malicious_at} ({i.first_malicious_event['source_type']})"),
+        ("first alert", f"{i.first_alert_at} ({_delay(i.time_to_detect_seconds)} later)"),
+        ("recorded", i.detected_at or "-"),
+        ("last event", i.last_event_at),
+        ("objects", ", ".join(f"{o['object']}: {o['events']} events, {o['rows']} rows"
+                              for o in i.objects)),
+    ):  # fmt: skip
+        out.print(f"[bold]{label:>16}[/bold]  {escape(value)}")
+    out.rule("timeline")
+    for e in entries:
+        times = f" ×{e.count} (to {e.last_ts[11:19]})" if e.count > 1 else ""
+        style = "red" if e.kind == "alert" else ""
+        line = f"{e.ts[:19]}  {e.role:<11} {escape(e.text)}{times}"
+        out.print(f"[{style}]{line}[/{style}]" if style else line)
 
 
 @app.command("demo")

@@ -130,7 +130,18 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS alerts (
         alert_id VARCHAR PRIMARY KEY, rule_id VARCHAR, title VARCHAR, level VARCHAR,
         tags VARCHAR[], principal VARCHAR, first_ts TIMESTAMP, last_ts TIMESTAMP,
-        event_ids VARCHAR[], key_fields JSON, detected_at TIMESTAMP)""",
+        event_ids VARCHAR[], key_fields JSON, detected_at TIMESTAMP, fired_at TIMESTAMP)""",
+    # Stores made before alerts had fired_at (stored alerts keep NULL: first_ts stands in).
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS fired_at TIMESTAMP",
+    # Incidents are rebuilt from alerts as a whole (crmwatch.incidents); body is the JSON
+    # the CLI prints, the other columns are there to sort and filter on.
+    """CREATE TABLE IF NOT EXISTS incidents (
+        incident_id VARCHAR PRIMARY KEY, severity VARCHAR, first_malicious_at TIMESTAMP,
+        first_alert_at TIMESTAMP, last_event_at TIMESTAMP, body JSON)""",
+    "CREATE TABLE IF NOT EXISTS incident_alerts (incident_id VARCHAR, alert_id VARCHAR)",
+    # role: evidence | session | attacker ip | origin (why the event belongs to the incident).
+    "CREATE TABLE IF NOT EXISTS incident_events (incident_id VARCHAR, event_id VARCHAR, "
+    "role VARCHAR)",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to
     # integer division by the network size (DuckDB's inet extension cannot be fetched offline).
     "CREATE OR REPLACE MACRO ipv4_int(ip) AS (CASE WHEN regexp_full_match(ip, "

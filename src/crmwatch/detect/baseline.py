@@ -219,12 +219,14 @@ WHERE ({where}) AND {window.sql("e.ts")} AND ({b.candidates or "true"})"""
 
 def volume_sql(where: str, b: Baseline, window: Window) -> str:
     """One row per group and bucket above threshold: ``g0…``, ``first_ts``, ``last_ts``,
+    ``fired_at`` (the event that took the bucket over the threshold),
     ``event_ids``, ``total``, ``baseline`` (the history's highest bucket) and ``threshold``."""
     g = [f"{field_sql(f)} AS g{i}" for i, f in enumerate(b.group_by)]
     gk = [f"g{i}" for i in range(len(b.group_by))]
     bucket = f"INTERVAL '{b.bucket} seconds'"
     history = window.widened(b.lookback)
     part = f"PARTITION BY {', '.join(gk)} " if gk else ""
+    part_b = f"PARTITION BY {', '.join([*gk, 'b'])} "
     present = " AND ".join([f"{k} IS NOT NULL" for k in gk] + ["true"])
     gsel, gcols = "".join(x + ", " for x in g), "".join(x + ", " for x in gk)
     value = f"try_cast({field_sql(b.value)} AS DOUBLE)"
@@ -237,14 +239,23 @@ WITH sel AS (
 buckets AS (
     SELECT {gcols}b, sum(v) AS total, min(ts) AS _at, max(ts) AS last_ts
     FROM sel WHERE {present} GROUP BY ALL),
+running AS (
+    SELECT {gcols}b, ts, sum(v) OVER ({part_b}ORDER BY ts, event_id
+        ROWS UNBOUNDED PRECEDING) AS upto
+    FROM sel WHERE {present}),
 scored AS (
     SELECT *, max(total) OVER ({part}ORDER BY b RANGE BETWEEN
         INTERVAL '{b.lookback} seconds' PRECEDING AND {bucket} PRECEDING) AS baseline
     FROM buckets),
 firing AS (
     SELECT s.*, {threshold} AS threshold FROM scored s {_learnt(b, g, gk, "s", window)}
-    WHERE total > {threshold} AND {window.sql("s.last_ts")})
-SELECT s.* EXCLUDE (_at), s._at AS first_ts,
+    WHERE total > {threshold} AND {window.sql("s.last_ts")}),
+fired AS (
+    SELECT {"".join(f"r.{k}, " for k in gk)}r.b, min(r.ts) AS fired_at
+    FROM running r JOIN firing s ON {same.replace("e.", "r.")}r.b = s.b
+    WHERE r.upto > s.threshold GROUP BY ALL)
+SELECT s.* EXCLUDE (_at), s._at AS first_ts, f.fired_at,
     list(e.event_id ORDER BY e.ts, e.event_id) AS event_ids
-FROM firing s JOIN sel e ON {same}e.b = s.b
+FROM firing s JOIN fired f ON {same.replace("e.", "f.")}f.b = s.b
+JOIN sel e ON {same}e.b = s.b
 GROUP BY ALL ORDER BY first_ts"""

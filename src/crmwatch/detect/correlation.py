@@ -34,6 +34,7 @@ def _name(rule: SigmaRule) -> str:
 
 def correlation_sql(corr: SigmaCorrelationRule, window: Window | None = None) -> str:
     """SQL returning one row per alert: group values ``g0…``, ``first_ts``, ``last_ts``,
+    ``fired_at`` (the event that first met the condition),
     ``event_ids`` (in time order) and ``n`` (what the condition counted).
 
     With a ``window``, only events from ``timespan`` before its start are read: a span that
@@ -83,12 +84,14 @@ flagged AS (
         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) THEN 0 ELSE 1 END AS new_span
     FROM fire),
 spans AS (
-    SELECT {_cols(g)}island, min(start_ts) AS start_ts, max(end_ts) AS end_ts, max(n) AS n
+    SELECT {_cols(g)}island, min(start_ts) AS start_ts, max(end_ts) AS end_ts, max(n) AS n,
+        min(end_ts) AS fired_at
     FROM (SELECT *, sum(new_span) OVER ({part}ORDER BY start_ts, end_ts
           ROWS UNBOUNDED PRECEDING) AS island FROM flagged)
     GROUP BY ALL)
 SELECT {"".join(f"s.{c}, " for c in g)}min(m.ts) AS first_ts, max(m.ts) AS last_ts,
-    list(m.event_id ORDER BY m.ts, m.event_id) AS event_ids, max(s.n) AS n
+    list(m.event_id ORDER BY m.ts, m.event_id) AS event_ids, max(s.n) AS n,
+    min(s.fired_at) AS fired_at
 FROM spans s JOIN m ON {on} AND m.ts BETWEEN s.start_ts AND s.end_ts
 GROUP BY {"".join(f"s.{c}, " for c in g)}s.island
 ORDER BY first_ts"""

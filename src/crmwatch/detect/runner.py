@@ -36,10 +36,15 @@ class Alert:
     last_ts: dt.datetime
     event_ids: list[str]
     key_fields: dict[str, Any] = field(default_factory=dict)
+    # When the rule's condition was first met: the matching event of a detection rule, the
+    # event that completed a correlation or took a volume bucket over its threshold. A
+    # streaming deployment would have alerted then; time-to-detect is measured to it.
+    fired_at: dt.datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.__dict__.copy()
         d["first_ts"], d["last_ts"] = self.first_ts.isoformat(), self.last_ts.isoformat()
+        d["fired_at"] = self.fired_at.isoformat() if self.fired_at else None
         return d
 
     def __repr__(self) -> str:
@@ -48,7 +53,8 @@ class Alert:
 
 
 ALERT_COLUMNS = (
-    "alert_id, rule_id, title, level, tags, principal, first_ts, last_ts, event_ids, key_fields"
+    "alert_id, rule_id, title, level, tags, principal, first_ts, last_ts, event_ids, key_fields, "
+    "fired_at"
 )
 
 
@@ -88,10 +94,12 @@ def alert_sql(rf: RuleFile, window: Window) -> tuple[str, list]:
             + (", 'new_terms': new_terms" if b is not None else "")
             + "})"
         )
+    fired = "fired_at" if is_correlation or (b is not None and b.kind == "volume") else "first_ts"
     sql = (
         f"SELECT md5(concat(?, '|', coalesce({principal}, 'None'), '|', event_ids[1])) "
         f"AS alert_id, ? AS rule_id, ? AS title, ? AS level, ?::VARCHAR[] AS tags, "
-        f"{principal} AS principal, first_ts, last_ts, event_ids, {fields}::JSON AS key_fields "
+        f"{principal} AS principal, first_ts, last_ts, event_ids, {fields}::JSON AS key_fields, "
+        f"{fired} AS fired_at "
         f"FROM ({base})"
     )
     params = [rf.rule_id, rf.rule_id, main.title, rf.level, [str(t) for t in (main.tags or [])]]
@@ -154,7 +162,8 @@ def detect(
         runs.append(RuleRun(rf, inserted))
     with store.transaction():
         store.execute(
-            f"INSERT INTO alerts SELECT DISTINCT ON (alert_id) {ALERT_COLUMNS}, "
-            "now()::TIMESTAMP FROM run_alerts ORDER BY alert_id ON CONFLICT DO NOTHING"
+            f"INSERT INTO alerts BY NAME SELECT DISTINCT ON (alert_id) {ALERT_COLUMNS}, "
+            "now()::TIMESTAMP AS detected_at FROM run_alerts ORDER BY alert_id "
+            "ON CONFLICT DO NOTHING"
         )
     return runs

@@ -106,7 +106,21 @@ def _iter_ndjson(data: bytes) -> Iterator[Item]:
         except ValueError as e:
             yield BadRecord(line_no, line_offset, Reason.INVALID_JSON, _json_msg(e))
             continue
+        if _is_query_result(obj):
+            # Paginated query results saved one response per line.
+            for rec in obj["records"]:
+                yield _record(line_no, rec, line_offset)
+            continue
         yield _record(line_no, obj, line_offset)
+
+
+def _is_query_result(obj: Any) -> bool:
+    """A SOQL/REST query response: ``{"totalSize": n, "done": b, "records": [...]}``."""
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("records"), list)
+        and ("totalSize" in obj or "done" in obj)
+    )
 
 
 def _iter_document(data: bytes) -> Iterator[Item]:

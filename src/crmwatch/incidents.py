@@ -1,0 +1,391 @@
+"""Alerts → incidents, each with the events that belong to it and a timeline.
+
+An attack shows up as several alerts from several rules: a new-country login, a look-alike
+connected app, a bulk export, a job deletion. Responders need them as *one* incident with one
+timeline, and the scope stage needs the incident's complete set of data-access events, not only
+the ones a rule happened to flag. So building an incident has two steps:
+
+1. **Group alerts.** Two alerts belong together when they share a person (user name, case
+   folded, or user id), a login session (``login_key``), a source IP that is not corporate or
+   private, or a connected app — and the later one starts within ``gap`` of the earlier one's
+   last event. Corporate and private IPs do not link alerts: a whole office shares them.
+2. **Collect events.** An incident's events are its alerts' evidence, every event of its login
+   sessions, its people's events from its suspicious IPs within ``gap`` of its alerts, and the
+   OAuth grants of its apps to its people within ``origin_lookback`` before it: the login or
+   app authorisation the alerts trace back to is the *first malicious event*.
+
+Incidents are rebuilt from all stored alerts on every run (so re-running changes nothing), and
+an incident's id hashes its earliest alert, so it stays the same as later alerts join it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from crmwatch.errors import UsageError
+from crmwatch.store import Store
+
+LEVELS = ("informational", "low", "medium", "high", "critical")
+DATA_ACCESS = ("api_query", "bulk_export", "report_export", "record_view", "list_view")
+# Tactics that mean the attacker got in, and tactics that mean data left: an incident with both
+# is a confirmed intrusion with data theft, whatever each alert's own level.
+ENTRY_TACTICS = {"initial-access", "credential-access", "persistence"}
+THEFT_TACTICS = {"collection", "exfiltration"}
+UNLINKED_IP_CLASSES = ("corporate", "private")
+
+DEFAULT_GAP = dt.timedelta(hours=24)
+DEFAULT_ORIGIN_LOOKBACK = dt.timedelta(days=7)
+
+
+@dataclass
+class Incident:
+    """One incident as ``incidents --json`` prints it (times are UTC ISO 8601)."""
+
+    id: str
+    severity: str
+    principals: list[str]
+    user_ids: list[str]
+    source_ips: list[str]
+    apps: list[str]
+    login_keys: list[str]
+    tactics: list[str]
+    techniques: list[str]
+    rules: list[str]
+    alert_ids: list[str]
+    first_malicious_at: str
+    first_malicious_event: dict[str, Any]
+    first_alert_at: str
+    detected_at: str | None
+    time_to_detect_seconds: float
+    last_event_at: str
+    events: int
+    objects: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _AlertKeys:
+    """What links one alert to others, read from its evidence events."""
+
+    alert_id: str
+    level: str
+    title: str
+    tags: list[str]
+    first_ts: dt.datetime
+    last_ts: dt.datetime
+    fired_at: dt.datetime
+    detected_at: dt.datetime | None
+    people: list[str]
+    user_ids: list[str]
+    login_keys: list[str]
+    ips: list[str]
+    all_ips: list[str]
+    apps: list[str]
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        return (
+            [("person", p) for p in self.people]
+            + [("user", u) for u in self.user_ids]
+            + [("session", k) for k in self.login_keys]
+            + [("ip", i) for i in self.ips]
+            + [("app", a) for a in self.apps]
+        )
+
+
+def _alert_keys(store: Store) -> list[_AlertKeys]:
+    unlinked = ", ".join(f"'{c}'" for c in UNLINKED_IP_CLASSES)
+    rows = store.execute(
+        f"""
+        WITH ev AS (
+            SELECT a.alert_id, u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id))
+        SELECT a.alert_id, a.level, a.title, coalesce(a.tags, []) AS tags, a.first_ts,
+            a.last_ts, coalesce(a.fired_at, a.first_ts) AS fired_at, a.detected_at,
+            coalesce(list(DISTINCT lower(e.user_name)) FILTER (e.user_name IS NOT NULL), [])
+                AS people,
+            coalesce(list(DISTINCT e.user_id) FILTER (e.user_id IS NOT NULL), []) AS user_ids,
+            coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL), [])
+                AS login_keys,
+            coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL
+                AND e.ip_class NOT IN ({unlinked})), []) AS ips,
+            coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL), []) AS all_ips,
+            coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IS NOT NULL), []) AS apps
+        FROM alerts a JOIN ev USING (alert_id)
+        JOIN (SELECT event_id, user_name, user_id, login_key, src_ip, ip_class, client_app
+              FROM events) e USING (event_id)
+        GROUP BY ALL ORDER BY fired_at, a.alert_id"""
+    ).dicts()
+    return [_AlertKeys(**r) for r in rows]
+
+
+def group_alerts(alerts: list[_AlertKeys], gap: dt.timedelta) -> list[list[_AlertKeys]]:
+    """Single-linkage over shared keys, where a link only holds across at most ``gap``."""
+    parent = list(range(len(alerts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    ordered = sorted(range(len(alerts)), key=lambda i: (alerts[i].first_ts, alerts[i].alert_id))
+    latest: dict[tuple[str, str], tuple[int, dt.datetime]] = {}
+    for i in ordered:
+        a = alerts[i]
+        for key in a.keys:
+            seen = latest.get(key)
+            if seen is not None and a.first_ts - seen[1] <= gap:
+                parent[root(i)] = root(seen[0])
+            end = max(a.last_ts, seen[1]) if seen is not None else a.last_ts
+            latest[key] = (i, end)
+    groups: dict[int, list[_AlertKeys]] = {}
+    for i in ordered:
+        groups.setdefault(root(i), []).append(alerts[i])
+    return list(groups.values())
+
+
+def _severity(group: list[_AlertKeys], tactics: set[str]) -> str:
+    level = max((LEVELS.index(a.level) if a.level in LEVELS else 2) for a in group)
+    high = LEVELS.index("high")
+    if tactics & ENTRY_TACTICS and tactics & THEFT_TACTICS:
+        # Entry plus theft: at least high, and one step up from high.
+        level = high if level < high else len(LEVELS) - 1
+    return LEVELS[level]
+
+
+def _incident_id(group: list[_AlertKeys]) -> str:
+    first = min(group, key=lambda a: (a.first_ts, a.alert_id))
+    return "INC-" + hashlib.sha256(first.alert_id.encode()).hexdigest()[:10].upper()
+
+
+def _collect_events(
+    store: Store, iid: str, group: list[_AlertKeys], gap: dt.timedelta, lookback: dt.timedelta
+) -> None:
+    """Fill incident_events for one incident (see the module docstring for what belongs)."""
+    lo = min(a.first_ts for a in group)
+    hi = max(a.last_ts for a in group)
+    people = sorted({p for a in group for p in a.people})
+    uids = sorted({u for a in group for u in a.user_ids})
+    keys = sorted({k for a in group for k in a.login_keys})
+    ips = sorted({i for a in group for i in a.ips})
+    apps = sorted({x for a in group for x in a.apps})
+    evidence = sorted({e for a in group for e in _event_ids(store, a.alert_id)})
+    who = "(lower(user_name) IN (SELECT unnest($people)) OR user_id IN (SELECT unnest($uids)))"
+    store.execute(
+        f"""
+        INSERT INTO incident_events
+        SELECT $iid, event_id, arg_min(role, prio) FROM (
+            SELECT unnest($evidence) AS event_id, 'evidence' AS role, 1 AS prio
+            UNION ALL
+            SELECT event_id, 'session', 2 FROM events_base
+            WHERE login_key IN (SELECT unnest($keys))
+            UNION ALL
+            SELECT event_id, 'attacker ip', 3 FROM events_base
+            WHERE src_ip IN (SELECT unnest($ips)) AND {who}
+              AND ts BETWEEN $lo - $gap AND $hi + $gap
+            UNION ALL
+            SELECT event_id, 'origin', 4 FROM events_base
+            WHERE category = 'oauth_grant' AND client_app IN (SELECT unnest($apps)) AND {who}
+              AND ts BETWEEN $lo - $lookback AND $hi)
+        GROUP BY event_id""",
+        {
+            "iid": iid,
+            "evidence": evidence,
+            "keys": keys,
+            "ips": ips,
+            "people": people,
+            "uids": uids,
+            "apps": apps,
+            "lo": lo,
+            "hi": hi,
+            "gap": gap,
+            "lookback": lookback,
+        },
+    )
+
+
+def _event_ids(store: Store, alert_id: str) -> list[str]:
+    return store.scalar("SELECT event_ids FROM alerts WHERE alert_id = ?", [alert_id]) or []
+
+
+def _facts(store: Store, iid: str) -> dict[str, Any]:
+    """Timeline bounds, the first malicious event and objects touched, from incident_events."""
+    first = store.execute(
+        """SELECT e.event_id, e.ts, e.source_type, e.category, e.src_ip, e.country, e.client_app
+        FROM incident_events i
+        JOIN (SELECT event_id, ts, source_type, category, src_ip, country, client_app
+              FROM events) e USING (event_id)
+        WHERE i.incident_id = ? ORDER BY e.ts, e.event_id LIMIT 1""",
+        [iid],
+    ).dicts()[0]
+    last, n = store.execute(
+        """SELECT max(b.ts), count(*) FROM incident_events i JOIN events_base b USING (event_id)
+        WHERE i.incident_id = ?""",
+        [iid],
+    ).rows[0]
+    objects = store.execute(
+        f"""SELECT b.object, count(*) AS events, sum(b.rows) AS rows
+        FROM incident_events i JOIN events_base b USING (event_id)
+        WHERE i.incident_id = ? AND b.object IS NOT NULL
+          AND b.category IN ({", ".join(f"'{c}'" for c in DATA_ACCESS)})
+        GROUP BY b.object ORDER BY rows DESC NULLS LAST, b.object""",
+        [iid],
+    ).dicts()
+    first["ts"] = _iso(first["ts"])
+    return {"first": first, "last": last, "events": n, "objects": objects}
+
+
+def build_incidents(
+    store: Store,
+    gap: dt.timedelta = DEFAULT_GAP,
+    origin_lookback: dt.timedelta = DEFAULT_ORIGIN_LOOKBACK,
+) -> list[Incident]:
+    """Rebuild every incident from the stored alerts; return them, most severe first."""
+    groups = group_alerts(_alert_keys(store), gap)
+    incidents: list[Incident] = []
+    with store.transaction():
+        for table in ("incidents", "incident_alerts", "incident_events"):
+            store.execute(f"DELETE FROM {table}")
+        for group in groups:
+            iid = _incident_id(group)
+            _collect_events(store, iid, group, gap, origin_lookback)
+            incident = _make(store, iid, group)
+            incidents.append(incident)
+            store.execute(
+                "INSERT INTO incident_alerts SELECT ?, unnest(?)", [iid, incident.alert_ids]
+            )
+            store.execute(
+                "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    iid,
+                    incident.severity,
+                    incident.first_malicious_at,
+                    incident.first_alert_at,
+                    incident.last_event_at,
+                    json.dumps(incident.to_dict()),
+                ],
+            )
+    return sorted(incidents, key=_rank)
+
+
+def _make(store: Store, iid: str, group: list[_AlertKeys]) -> Incident:
+    tags = {t for a in group for t in a.tags}
+    tactics = sorted(
+        t.removeprefix("attack.") for t in tags if t.startswith("attack.") and not _technique(t)
+    )
+    techniques = sorted(t.removeprefix("attack.").upper() for t in tags if _technique(t))
+    facts = _facts(store, iid)
+    first_alert = min(a.fired_at for a in group)
+    first_malicious = dt.datetime.fromisoformat(facts["first"]["ts"])
+    detected = [a.detected_at for a in group if a.detected_at is not None]
+    return Incident(
+        id=iid,
+        severity=_severity(group, set(tactics)),
+        principals=sorted({p for a in group for p in a.people}),
+        user_ids=sorted({u for a in group for u in a.user_ids}),
+        source_ips=sorted({i for a in group for i in a.all_ips}),
+        apps=sorted({x for a in group for x in a.apps}),
+        login_keys=sorted({k for a in group for k in a.login_keys}),
+        tactics=tactics,
+        techniques=techniques,
+        rules=sorted({a.title for a in group}),
+        alert_ids=[a.alert_id for a in group],
+        first_malicious_at=facts["first"]["ts"],
+        first_malicious_event=facts["first"],
+        first_alert_at=_iso(first_alert),
+        detected_at=_iso(min(detected)) if detected else None,
+        time_to_detect_seconds=(first_alert - first_malicious).total_seconds(),
+        last_event_at=_iso(max(facts["last"], max(a.last_ts for a in group))),
+        events=facts["events"],
+        objects=facts["objects"],
+    )
+
+
+def _technique(tag: str) -> bool:
+    name = tag.removeprefix("attack.")
+    return len(name) > 1 and name[0] in "tT" and name[1].isdigit()
+
+
+def _rank(i: Incident) -> tuple:
+    return (-LEVELS.index(i.severity), i.first_malicious_at, i.id)
+
+
+def _iso(ts: dt.datetime) -> str:
+    return ts.isoformat()
+
+
+def stored_incidents(store: Store) -> list[Incident]:
+    """Incidents as the last ``build_incidents`` left them, most severe first."""
+    rows = store.execute("SELECT body FROM incidents").rows
+    return sorted((Incident(**json.loads(r[0])) for r in rows), key=_rank)
+
+
+def get_incident(store: Store, incident_id: str) -> Incident:
+    row = store.execute(
+        "SELECT body FROM incidents WHERE upper(incident_id) = upper(?)", [incident_id]
+    ).first()
+    if row is None:
+        known = store.scalar("SELECT count(*) FROM incidents")
+        hint = "run `crmwatch incidents` first" if not known else "see `crmwatch incidents`"
+        raise UsageError(f"no incident {incident_id!r} in the store ({hint})")
+    return Incident(**json.loads(row[0]))
+
+
+@dataclass
+class TimelineEntry:
+    ts: str
+    kind: str  # event | alert
+    role: str
+    text: str
+    count: int = 1
+    ref: str = ""
+    last_ts: str = ""  # of a collapsed run of events
+
+
+def timeline(store: Store, incident: Incident, limit: int = 200) -> list[TimelineEntry]:
+    """The incident's events and alert firings in time order. Consecutive events of the same
+    kind, object and IP collapse into one line with a count, so a 5,000-call export reads as
+    one step of the attack, not 5,000 lines."""
+    rows = store.execute(
+        """SELECT e.ts, i.role, e.event_id, e.source_type, e.category, e.operation, e.object,
+            e.rows, e.src_ip, e.country, e.client_app, e.outcome, coalesce(e.user_name, e.user_id)
+            AS who
+        FROM incident_events i
+        JOIN (SELECT event_id, ts, source_type, category, operation, object, rows, src_ip,
+                country, client_app, outcome, user_name, user_id FROM events) e USING (event_id)
+        WHERE i.incident_id = ? ORDER BY e.ts, e.event_id""",
+        [incident.id],
+    ).dicts()
+    alerts = store.execute(
+        """SELECT coalesce(fired_at, first_ts) AS ts, title, level, alert_id FROM alerts
+        WHERE alert_id IN (SELECT unnest(?)) ORDER BY ts""",
+        [incident.alert_ids],
+    ).dicts()
+    entries: list[TimelineEntry] = []
+    key_prev = None
+    for r in rows:
+        what = " ".join(
+            str(x) for x in (r["category"], r["operation"], r["object"]) if x is not None
+        )
+        where = f"from {r['src_ip']} ({r['country'] or '??'})" if r["src_ip"] else ""
+        app = f"via {r['client_app']}" if r["client_app"] else ""
+        text = " ".join(x for x in (r["who"] or "?", what, app, where, r["outcome"]) if x)
+        key = (r["role"], r["source_type"], r["category"], r["object"], r["src_ip"])
+        if key == key_prev and entries:
+            entries[-1].count += 1
+            entries[-1].last_ts = _iso(r["ts"])
+            continue
+        key_prev = key
+        entries.append(TimelineEntry(_iso(r["ts"]), "event", r["role"], text, 1, r["event_id"]))
+    for a in alerts:
+        entries.append(
+            TimelineEntry(_iso(a["ts"]), "alert", a["level"], a["title"], 1, a["alert_id"])
+        )
+    entries.sort(key=lambda e: (e.ts, e.kind != "event"))
+    return entries[:limit]

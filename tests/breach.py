@@ -1,0 +1,81 @@
+"""A small hand-written breach in real formats, shared by the incident and scope tests.
+
+Salesforce event objects as a SOQL query returns them (``{"records": [...]}`` with
+``attributes.type``) and Okta System Log NDJSON. Every fact the tests assert is visible here.
+
+Story (UTC, June 2025): anna works at a retailer from 203.0.113.10 (history from 1 June). On
+10 June at 08:50 an attacker signs in as her from 198.51.100.23 (login key LK-ATT), authorises
+"My Ticket Portal" at 08:55, counts Contacts at 09:05 and pulls 1,500 Contacts at 09:10.
+Separately, on 12 June bob signs in from a Tor exit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ANNA = "anna.k@maison.example"
+ANNA_ID = "005000000000001AAA"
+BOB = "bob.t@maison.example"
+ATTACKER_IP = "198.51.100.23"
+OFFICE_IP = "203.0.113.10"
+APP = "My Ticket Portal"
+CONTACT_IDS = [f"003000000000{i:03d}AAA" for i in range(1, 6)]
+
+
+def _sf(rtype: str, n: int, **fields) -> dict:
+    return {"attributes": {"type": rtype, "url": f"/services/data/v64.0/sobjects/{rtype}/{n}"},
+            "EventIdentifier": f"{rtype}-{n:04d}", **fields}  # fmt: skip
+
+
+def login(n: int, ts: str, user: str, ip: str, key: str, status: str = "Success") -> dict:
+    return _sf("LoginEvent", n, EventDate=ts, Username=user, UserId=ANNA_ID if user == ANNA
+               else "005000000000002AAA", SourceIp=ip, LoginKey=key, Status=status,
+               LoginUrl="login.salesforce.com", Browser="Chrome 125", Platform="Mac OSX",
+               LoginType="Application")  # fmt: skip
+
+
+def api(n: int, ts: str, query: str, rows: int, records: list[str] | None = None,
+        key: str = "LK-ATT", ip: str = ATTACKER_IP, app: str = APP) -> dict:  # fmt: skip
+    body = None
+    if records is not None:
+        body = json.dumps({"totalSize": len(records), "done": True, "records": [
+            {"attributes": {"type": "Contact"}, "Id": r} for r in records]})  # fmt: skip
+    return _sf("ApiEvent", n, EventDate=ts, Username=ANNA, UserId=ANNA_ID, SourceIp=ip,
+               LoginKey=key, SessionKey=f"S-{key}", Application=app, Client=app,
+               Operation="Query", Query=query, QueriedEntities="Contact", RowsProcessed=rows,
+               RowsReturned=rows, Records=body)  # fmt: skip
+
+
+def write_breach(out: Path) -> Path:
+    """Write the story's files into ``out`` and return it."""
+    out.mkdir(parents=True, exist_ok=True)
+    logins = [login(d, f"2025-06-{d:02d}T07:30:00.000+0000", ANNA, OFFICE_IP, f"LK-{d}")
+              for d in range(1, 10)]  # fmt: skip
+    logins.append(login(50, "2025-06-10T08:50:00.000+0000", ANNA, ATTACKER_IP, "LK-ATT"))
+    logins.append(login(60, "2025-06-12T22:00:00.000+0000", BOB, "185.220.101.7", "LK-BOB"))
+    calls = [
+        # anna's own small daily queries: her history for the first-large-query baseline
+        *(api(d, f"2025-06-{d:02d}T08:00:00.000+0000", "SELECT Id FROM Contact LIMIT 5", 5,
+              key=f"LK-{d}", ip=OFFICE_IP, app="Salesforce Mobile") for d in range(1, 10)),
+        api(20, "2025-06-10T09:05:00.000+0000", "SELECT COUNT() FROM Contact", 1),
+        api(21, "2025-06-10T09:10:00.000+0000",
+            "SELECT Id, Name, Email, MailingAddress FROM Contact", 1500, CONTACT_IDS),
+    ]  # fmt: skip
+    grant = {"attributes": {"type": "OauthToken"}, "Id": "0CJ000000000001AAA", "AppName": APP,
+             "UserId": ANNA_ID, "CreatedDate": "2025-06-10T08:55:00.000+0000", "UseCount": 3,
+             "LastUsedDate": "2025-06-10T09:10:00.000+0000"}  # fmt: skip
+    for name, records in (("LoginEvent", logins), ("ApiEvent", calls), ("OauthToken", [grant])):
+        (out / f"{name}.json").write_text(json.dumps({"totalSize": len(records), "done": True,
+                                                      "records": records}))  # fmt: skip
+    return out
+
+
+def okta_event(uuid: str, ts: str, event_type: str, user: str, ip: str) -> dict:
+    """One Okta System Log LogEvent with the fields crmwatch reads."""
+    return {"uuid": uuid, "published": ts, "eventType": event_type, "severity": "INFO",
+            "displayMessage": event_type, "actor": {"id": "00u1anna", "type": "User",
+            "alternateId": user, "displayName": "Anna K"},
+            "client": {"ipAddress": ip, "userAgent": {"rawUserAgent": "Mozilla/5.0"}},
+            "outcome": {"result": "SUCCESS"},
+            "authenticationContext": {"rootSessionId": "okta-root-1"}, "target": []}  # fmt: skip

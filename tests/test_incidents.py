@@ -1,0 +1,165 @@
+"""Incidents: alerts grouped by person, session, IP and app; the first malicious event traced
+back through the session; Okta and Salesforce joined; rebuilt idempotently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crmwatch.cli import app
+from crmwatch.detect.rules import builtin_rule_dir, load_rules
+from crmwatch.detect.runner import detect
+from crmwatch.incidents import _AlertKeys, build_incidents, group_alerts, timeline
+from crmwatch.ingest import ingest
+from crmwatch.store import Store
+from tests.breach import ANNA, ATTACKER_IP, BOB, okta_event, write_breach
+
+runner = CliRunner()
+
+OKTA_MFA_RULE = """title: Okta MFA factor activated
+id: 6f0c1d2e-0000-4000-8000-00000000a001
+logsource: {product: okta, service: okta}
+detection:
+  sel: {eventType: user.mfa.factor.activate}
+  condition: sel
+level: medium
+tags: [attack.persistence, attack.t1098.005]
+"""
+
+
+def _pipeline(tmp_path: Path, okta: bool = False) -> Store:
+    logs = write_breach(tmp_path / "logs")
+    rule_dirs = [builtin_rule_dir()]
+    if okta:
+        events = [
+            okta_event("u-1", "2025-06-10T08:40:00.000Z", "user.mfa.factor.activate", ANNA,
+                       ATTACKER_IP),
+            okta_event("u-2", "2025-06-10T08:45:00.000Z", "user.session.start", ANNA,
+                       ATTACKER_IP),
+        ]  # fmt: skip
+        (logs / "okta.ndjson").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "rules" / "okta_mfa.yml").write_text(OKTA_MFA_RULE)
+        rule_dirs.append(tmp_path / "rules")
+    store = Store(tmp_path / "s.duckdb")
+    ingest(store, [logs])
+    detect(store, load_rules(rule_dirs))
+    return store
+
+
+@pytest.fixture
+def breach(tmp_path: Path) -> Store:
+    with _pipeline(tmp_path) as s:
+        yield s
+
+
+def _by_person(incidents) -> dict:
+    return {tuple(i.principals): i for i in incidents}
+
+
+def test_the_attack_is_one_incident_and_bobs_tor_login_another(breach: Store):
+    incidents = build_incidents(breach)
+    by = _by_person(incidents)
+    assert set(by) == {(ANNA,), (BOB,)}
+    anna = by[(ANNA,)]
+    # the OAuth grant names only anna's user id and the app: it joins through both
+    assert len(anna.alert_ids) == 4 and anna.apps == ["My Ticket Portal"]
+    assert anna.severity == "critical"  # entry + theft tactics together
+    assert {"initial-access", "exfiltration"} <= set(anna.tactics)
+    assert anna.objects == [{"object": "Contact", "events": 2, "rows": 1501}]
+    assert by[(BOB,)].severity == "high" and len(by[(BOB,)].alert_ids) == 1
+
+
+def test_first_malicious_event_is_the_session_login_not_the_first_alert(breach: Store):
+    anna = _by_person(build_incidents(breach))[(ANNA,)]
+    assert anna.first_malicious_at == "2025-06-10T08:50:00"
+    assert anna.first_malicious_event["source_type"] == "api:LoginEvent"
+    assert anna.first_alert_at == "2025-06-10T08:55:00"  # the OAuth grant
+    assert anna.time_to_detect_seconds == 300
+    assert anna.last_event_at == "2025-06-10T09:10:00"
+    roles = dict(
+        breach.execute(
+            "SELECT e.source_type, list(DISTINCT i.role) FROM incident_events i "
+            "JOIN events_base e USING (event_id) WHERE incident_id = ? GROUP BY 1",
+            [anna.id],
+        ).rows
+    )
+    # anna's own logins from the office are not part of it
+    assert roles == {"api:LoginEvent": ["session"], "api:OauthToken": ["evidence"],
+                     "api:ApiEvent": ["evidence"]}  # fmt: skip
+
+
+def test_okta_mfa_enrolment_joins_the_salesforce_incident(tmp_path: Path):
+    with _pipeline(tmp_path, okta=True) as store:
+        anna = _by_person(build_incidents(store))[(ANNA,)]
+        assert "Okta MFA factor activated" in anna.rules
+        assert anna.first_malicious_at == "2025-06-10T08:40:00"
+        assert anna.first_malicious_event["source_type"] == "okta:user.mfa.factor.activate"
+        assert anna.time_to_detect_seconds == 0
+
+
+def test_rebuilding_is_idempotent_and_ids_are_stable(breach: Store):
+    first = build_incidents(breach)
+    counts = [breach.scalar(f"SELECT count(*) FROM {t}") for t in ("incidents", "incident_alerts",
+              "incident_events")]  # fmt: skip
+    again = build_incidents(breach)
+    assert [i.id for i in first] == [i.id for i in again]
+    assert counts == [breach.scalar(f"SELECT count(*) FROM {t}") for t in ("incidents",
+                      "incident_alerts", "incident_events")]  # fmt: skip
+    assert counts[0] == 2
+
+
+def _alert(n: int, day: float, **keys) -> _AlertKeys:
+    t = dt.datetime(2025, 1, 1) + dt.timedelta(days=day)
+    base = {"people": [], "user_ids": [], "login_keys": [], "ips": [], "all_ips": [], "apps": []}
+    return _AlertKeys(f"a{n}", "high", "t", [], t, t, t, None, **{**base, **keys})
+
+
+def test_links_hold_only_within_the_gap_and_chain_through_shared_keys():
+    alerts = [
+        _alert(1, 0, people=["x"]),
+        _alert(2, 0.5, people=["x"], ips=["1.2.3.4"]),
+        _alert(3, 1.2, ips=["1.2.3.4"]),  # linked to 2 by IP, 0.7 days later
+        _alert(4, 5, people=["x"]),  # x again, but days after: a new incident
+        _alert(5, 5.1, apps=["Evil Loader"]),
+    ]
+    groups = group_alerts(alerts, dt.timedelta(hours=24))
+    assert [[a.alert_id for a in g] for g in groups] == [["a1", "a2", "a3"], ["a4"], ["a5"]]
+    wide = group_alerts(alerts, dt.timedelta(days=7))
+    assert [[a.alert_id for a in g] for g in wide] == [["a1", "a2", "a3", "a4"], ["a5"]]
+
+
+def test_timeline_collapses_runs_and_interleaves_alerts(breach: Store):
+    anna = _by_person(build_incidents(breach))[(ANNA,)]
+    entries = timeline(breach, anna)
+    assert [(e.ts[11:16], e.kind, e.count) for e in entries] == [
+        ("08:50", "event", 1),
+        ("08:55", "event", 1),
+        ("08:55", "alert", 1),
+        ("09:05", "event", 2),
+        ("09:05", "alert", 1),
+        ("09:05", "alert", 1),
+        ("09:10", "alert", 1),
+    ]
+    assert entries[3].last_ts.endswith("09:10:00")
+
+
+def test_cli_json_and_show(tmp_path: Path):
+    _pipeline(tmp_path).close()
+    db = str(tmp_path / "s.duckdb")
+    res = runner.invoke(app, ["incidents", "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    listed = json.loads(res.stdout)
+    for key in ("id", "severity", "principals", "source_ips", "first_malicious_at",
+                "first_alert_at", "last_event_at", "alert_ids"):  # fmt: skip
+        assert all(key in i for i in listed)
+    anna = next(i for i in listed if i["principals"] == [ANNA])
+    shown = runner.invoke(app, ["incident", "show", anna["id"].lower(), "--db", db])
+    assert shown.exit_code == 0, shown.output
+    assert "first malicious" in shown.stdout and "My Ticket Portal" in shown.stdout
+    missing = runner.invoke(app, ["incident", "show", "INC-NOPE", "--db", db])
+    assert missing.exit_code == 2 and "no incident 'INC-NOPE'" in missing.stderr
