@@ -5,13 +5,16 @@ Salesforce event objects as a SOQL query returns them (``{"records": [...]}`` wi
 
 Story (UTC, June 2025): anna works at a retailer from 203.0.113.10 (history from 1 June). On
 10 June at 08:50 an attacker signs in as her from 198.51.100.23 (login key LK-ATT), authorises
-"My Ticket Portal" at 08:55, counts Contacts at 09:05 and pulls 1,500 Contacts at 09:10.
-Separately, on 12 June bob signs in from a Tor exit.
+"My Ticket Portal" at 08:55, counts Contacts at 09:05, pulls Korean contacts at 09:10 (the log
+lists their ids), the three biggest spenders at 09:12, every case at 09:15, and US and Japanese
+contacts through a Bulk API job at 09:20. Separately, on 12 June bob signs in from a Tor exit. tests/fixtures/snapshot holds the
+customers those queries ran against.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 ANNA = "anna.k@maison.example"
@@ -20,7 +23,11 @@ BOB = "bob.t@maison.example"
 ATTACKER_IP = "198.51.100.23"
 OFFICE_IP = "203.0.113.10"
 APP = "My Ticket Portal"
-CONTACT_IDS = [f"003000000000{i:03d}AAA" for i in range(1, 6)]
+SNAPSHOT = Path(__file__).parent / "fixtures" / "snapshot"
+
+
+def contact(n: int) -> str:
+    return f"003000000000{n:03d}AAA"
 
 
 def _sf(rtype: str, n: int, **fields) -> dict:
@@ -43,7 +50,7 @@ def api(n: int, ts: str, query: str, rows: int, records: list[str] | None = None
             {"attributes": {"type": "Contact"}, "Id": r} for r in records]})  # fmt: skip
     return _sf("ApiEvent", n, EventDate=ts, Username=ANNA, UserId=ANNA_ID, SourceIp=ip,
                LoginKey=key, SessionKey=f"S-{key}", Application=app, Client=app,
-               Operation="Query", Query=query, QueriedEntities="Contact", RowsProcessed=rows,
+               Operation="Query", Query=query, QueriedEntities=re.search(r"FROM (\w+)", query)[1], RowsProcessed=rows,
                RowsReturned=rows, Records=body)  # fmt: skip
 
 
@@ -60,12 +67,23 @@ def write_breach(out: Path) -> Path:
               key=f"LK-{d}", ip=OFFICE_IP, app="Salesforce Mobile") for d in range(1, 10)),
         api(20, "2025-06-10T09:05:00.000+0000", "SELECT COUNT() FROM Contact", 1),
         api(21, "2025-06-10T09:10:00.000+0000",
-            "SELECT Id, Name, Email, MailingAddress FROM Contact", 1500, CONTACT_IDS),
+            "SELECT Id, Name, Email, MailingAddress FROM Contact WHERE MailingCountry = 'KR'", 2,
+            [contact(1), contact(2)]),
+        api(22, "2025-06-10T09:12:00.000+0000",
+            "SELECT Id, Phone FROM Contact ORDER BY Total_Purchases__c DESC NULLS LAST LIMIT 3", 3),
+        api(23, "2025-06-10T09:15:00.000+0000", "SELECT Id, Subject, Description FROM Case", 2),
     ]  # fmt: skip
+    bulk = _sf("BulkApiResultEventStore", 1, EventDate="2025-06-10T09:20:00.000+0000",
+               Username=ANNA, UserId=ANNA_ID, SourceIp=ATTACKER_IP, LoginKey="LK-ATT",
+               SessionKey="S-LK-ATT", JobId="750000000000001AAA",
+               Query="SELECT Id, Email, Customer_Number__c FROM Contact "
+                     "WHERE MailingCountry IN ('US', 'United States', 'JP')")  # fmt: skip
     grant = {"attributes": {"type": "OauthToken"}, "Id": "0CJ000000000001AAA", "AppName": APP,
              "UserId": ANNA_ID, "CreatedDate": "2025-06-10T08:55:00.000+0000", "UseCount": 3,
              "LastUsedDate": "2025-06-10T09:10:00.000+0000"}  # fmt: skip
-    for name, records in (("LoginEvent", logins), ("ApiEvent", calls), ("OauthToken", [grant])):
+    files = (("LoginEvent", logins), ("ApiEvent", calls), ("OauthToken", [grant]),
+             ("BulkApiResultEventStore", [bulk]))  # fmt: skip
+    for name, records in files:
         (out / f"{name}.json").write_text(json.dumps({"totalSize": len(records), "done": True,
                                                       "records": records}))  # fmt: skip
     return out

@@ -23,6 +23,7 @@ from crmwatch.enrich import refresh
 from crmwatch.errors import CrmwatchError, UsageError
 from crmwatch.incidents import DEFAULT_GAP, Incident, build_incidents, get_incident, timeline
 from crmwatch.ingest import IngestSummary, expand_paths, ingest
+from crmwatch.scope.exposure import ScopeResult, scope_incident
 from crmwatch.sources import FORMATS
 from crmwatch.stats import store_stats
 from crmwatch.store import Store, default_db_path
@@ -430,6 +431,64 @@ def incident_show_cmd(
         style = "red" if e.kind == "alert" else ""
         line = f"{e.ts[:19]}  {e.role:<11} {escape(e.text)}{times}"
         out.print(f"[{style}]{line}[/{style}]" if style else line)
+
+
+@app.command("scope")
+def scope_cmd(
+    incident_id: Annotated[str, typer.Argument(help="Incident id (see crmwatch incidents)")],
+    customers: Annotated[
+        list[Path],
+        typer.Option(
+            "--customers",
+            help="Snapshot: CSV or Parquet per object (Contact.csv, …) or a folder of them",
+        ),
+    ],
+    obj: Annotated[
+        str | None, typer.Option("--object", help="Object of a file not named after it")
+    ] = None,
+    db: DbOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Which customers and fields an incident exposed: replays its queries on a snapshot."""
+    try:
+        with Store(db or default_db_path()) as store:
+            result = scope_incident(store, incident_id, customers, obj)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    _print_scope(result)
+
+
+def _print_scope(r: ScopeResult) -> None:
+    out.rule(f"scope of {r.incident_id}")
+    conf = ", ".join(f"{n:,} {k}" for k, n in r.affected_by_confidence.items() if n)
+    out.print(f"[bold]{r.affected_customers:,}[/bold] affected customers listed ({conf or 'none'})")
+    if r.bounded_upper_bound:
+        out.print(
+            f"[yellow]plus up to {r.bounded_upper_bound:,} records that cannot be listed "
+            "(see bounded events below)[/yellow]"
+        )
+    out.print(f"exposed {r.first_exposure_at or '-'} … {r.last_exposure_at or '-'}")
+    for title, counts in (("by country", r.by_country), ("by US state", r.by_us_state),
+                          ("by data category", r.by_category)):  # fmt: skip
+        if counts:
+            out.print(f"{title}: " + ", ".join(f"{escape(k)} {v:,}" for k, v in counts.items()))
+    out.print("fields: " + escape(", ".join(r.fields)))
+    table = Table("time", "event", "object", "evidence", "records", "logged rows", "note")
+    for e in r.events:
+        records = (
+            str(e.records)
+            if e.kind in ("exact", "replayed", "candidate")
+            else (f"≤ {e.upper_bound}" if e.upper_bound is not None else "-")
+        )
+        logged = "-" if e.rows_logged is None else str(e.rows_logged)
+        table.add_row(
+            e.ts[:19], e.source_type, e.object or "?", e.kind, records, logged, escape(e.note)
+        )
+    out.print(table)
 
 
 @app.command("demo")

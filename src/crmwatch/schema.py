@@ -142,6 +142,14 @@ DDL: tuple[str, ...] = (
     # role: evidence | session | attacker ip | origin (why the event belongs to the incident).
     "CREATE TABLE IF NOT EXISTS incident_events (incident_id VARCHAR, event_id VARCHAR, "
     "role VARCHAR)",
+    # Scope (crmwatch.scope): one row per exposed record — ids, field names and coarse
+    # jurisdiction only; contact details stay in the snapshot.
+    """CREATE TABLE IF NOT EXISTS exposures (
+        incident_id VARCHAR, object VARCHAR, record_id VARCHAR, fields VARCHAR[],
+        first_exposed_at TIMESTAMP, event_ids VARCHAR[], confidence VARCHAR,
+        customer_id VARCHAR, country VARCHAR, us_state VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS scopes (
+        incident_id VARCHAR PRIMARY KEY, scoped_at TIMESTAMP, summary JSON)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to
     # integer division by the network size (DuckDB's inet extension cannot be fetched offline).
     "CREATE OR REPLACE MACRO ipv4_int(ip) AS (CASE WHEN regexp_full_match(ip, "

@@ -1,0 +1,136 @@
+"""The customer-data snapshot: CSV or Parquet files, one per object, Salesforce API field names.
+
+Customer data is minimised: only the columns the replayed queries and the summary need are
+read, into temporary tables that vanish with the connection; nothing of it is written to the
+store. A CSV is read with every column as text (a postal code "01234" must stay "01234"), and
+Parquet columns are cast to text the same way, so one set of comparison rules serves both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crmwatch.errors import UsageError
+from crmwatch.store import Store
+
+SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+# Where a customer's country and state live, per object, best first. Salesforce fills the
+# *Code columns when state and country picklists are on; otherwise the text columns.
+COUNTRY_COLUMNS = {
+    "Contact": ("MailingCountryCode", "MailingCountry", "OtherCountryCode", "OtherCountry"),
+    "Lead": ("CountryCode", "Country"),
+    "Account": ("PersonMailingCountryCode", "PersonMailingCountry", "BillingCountryCode",
+                "BillingCountry", "ShippingCountryCode", "ShippingCountry"),
+}  # fmt: skip
+STATE_COLUMNS = {
+    "Contact": ("MailingStateCode", "MailingState"),
+    "Lead": ("StateCode", "State"),
+    "Account": ("PersonMailingStateCode", "PersonMailingState", "BillingStateCode",
+                "BillingState"),
+}  # fmt: skip
+# A Case is about a person: its ContactId says whose data it is.
+PERSON_LINK = {"Case": ("ContactId", "Contact")}
+
+
+@dataclass
+class SnapshotFile:
+    object: str
+    path: Path
+    columns: list[str]
+    needed: set[str] = field(default_factory=set)
+    rows: int | None = None
+
+    def column(self, name: str) -> str | None:
+        """The file's own spelling of a field (SOQL names are case-insensitive)."""
+        low = name.lower()
+        return next((c for c in self.columns if c.lower() == low), None)
+
+    @property
+    def table(self) -> str:
+        return f'"snap_{self.object}"'
+
+
+def object_name(path: Path) -> str:
+    """``Contact.csv`` → Contact; ``contact-2025-06-01.parquet`` → Contact."""
+    stem = path.name
+    for suffix in SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    base = re.split(r"[-_. ](?=\d)|[ .]", stem)[0]
+    return base[:1].upper() + base[1:] if base else stem
+
+
+class Snapshot:
+    """The files of one snapshot, registered on a store's connection."""
+
+    def __init__(self, store: Store, paths: list[Path], object_override: str | None = None):
+        self.store = store
+        files: list[Path] = []
+        for p in paths:
+            if p.is_dir():
+                files += sorted(f for f in p.iterdir() if f.name.lower().endswith(SUFFIXES))
+            elif p.exists():
+                files.append(p)
+            else:
+                raise UsageError(f"snapshot file {p} does not exist")
+        if not files:
+            raise UsageError("no snapshot files (.csv, .csv.gz or .parquet) found")
+        if object_override and len(files) > 1:
+            raise UsageError("--object names the object of one file; several were given")
+        self.files: dict[str, SnapshotFile] = {}
+        for f in files:
+            obj = object_override or object_name(f)
+            if obj in self.files:
+                raise UsageError(f"two snapshot files for {obj}: {self.files[obj].path}, {f}")
+            cols = [r[0] for r in store.execute(f"DESCRIBE SELECT * FROM {_reader(f)}").rows]
+            if not any(c.lower() == "id" for c in cols):
+                raise UsageError(f"{f}: no Id column (first columns: {', '.join(cols[:5])})")
+            self.files[obj] = SnapshotFile(obj, f, cols)
+        self.loaded: set[str] = set()
+
+    def get(self, obj: str) -> SnapshotFile | None:
+        low = obj.lower()
+        return next((f for o, f in self.files.items() if o.lower() == low), None)
+
+    def need(self, obj: str, column: str) -> None:
+        f = self.get(obj)
+        if f is not None and (col := f.column(column)) is not None:
+            f.needed.add(col)
+
+    def load(self) -> None:
+        """Read each object's needed columns once into a temporary table."""
+        for f in self.files.values():
+            summary = (
+                *COUNTRY_COLUMNS.get(f.object, ()),
+                *STATE_COLUMNS.get(f.object, ()),
+                *PERSON_LINK.get(f.object, ())[:1],
+            )
+            for col in ("Id", "CreatedDate", *summary):
+                self.need(f.object, col)
+            if f.object in self.loaded and f.needed <= set(self._loaded_cols(f)):
+                continue
+            cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(f.needed))
+            self.store.execute(
+                f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {_reader(f.path)}"
+            )
+            f.rows = self.store.scalar(f"SELECT count(*) FROM {f.table}")
+            self.loaded.add(f.object)
+
+    def _loaded_cols(self, f: SnapshotFile) -> list[str]:
+        return [r[0] for r in self.store.execute(f"DESCRIBE {f.table}").rows]
+
+    def drop(self) -> None:
+        for f in self.files.values():
+            self.store.execute(f"DROP TABLE IF EXISTS {f.table}")
+        self.loaded.clear()
+
+
+def _reader(path: Path) -> str:
+    p = str(path).replace("'", "''")
+    if path.name.lower().endswith(".parquet"):
+        return f"read_parquet('{p}')"
+    # strict_mode off would silently shift columns; keep DuckDB's strict CSV parsing.
+    return f"read_csv('{p}', header = true, all_varchar = true)"

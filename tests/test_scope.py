@@ -1,0 +1,213 @@
+"""Scope accuracy: hand-computed record sets for queries replayed on tests/fixtures/snapshot,
+and the whole incident of tests/breach.py scoped end to end.
+
+Contacts are named by number (003000000000007AAA is 7). Contact 10 was created on 11 June 2025,
+after every query here ran, so no replay may return it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crmwatch.cli import app
+from crmwatch.detect.rules import load_rules
+from crmwatch.detect.runner import detect
+from crmwatch.incidents import build_incidents
+from crmwatch.ingest import ingest
+from crmwatch.scope.exposure import replay_query, scope_incident
+from crmwatch.scope.snapshot import Snapshot, object_name
+from crmwatch.store import Store
+from tests.breach import ANNA, SNAPSHOT, write_breach
+
+AT = dt.datetime(2025, 6, 10, 9, 10)
+runner = CliRunner()
+
+
+def c(*ns: int) -> set[str]:
+    return {f"003000000000{n:03d}AAA" for n in ns}
+
+
+@pytest.fixture
+def snap(store: Store) -> Snapshot:
+    return Snapshot(store, [SNAPSHOT])
+
+
+def replay(store, snap, where: str, select: str = "Id", obj: str = "Contact", **kw):
+    return replay_query(store, snap, f"SELECT {select} FROM {obj} {where}", AT, **kw)
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ("", c(1, 2, 3, 4, 5, 6, 7, 8, 9)),  # 10 was created after the query
+    ("WHERE MailingCountry = 'KR'", c(1, 2)),  # 'kr' matches: text = is case-insensitive
+    ("WHERE MailingCountry IN ('KR', 'JP')", c(1, 2, 6)),
+    ("WHERE MailingCountry NOT IN ('KR', 'JP')", c(3, 4, 5, 7, 8, 9)),
+    ("WHERE MailingCountry != 'KR'", c(3, 4, 5, 6, 7, 8, 9)),
+    ("WHERE NOT (MailingCountry = 'KR' OR MailingCountry = 'US')", c(3, 4, 5, 6, 8)),
+    ("WHERE FirstName LIKE 'min%'", c(1)),
+    ("WHERE FirstName LIKE 'J_-woo'", c(2)),
+    ("WHERE Total_Purchases__c > 10000", c(1, 4, 5, 6)),
+    ("WHERE Total_Purchases__c = null", c(9)),
+    ("WHERE Total_Purchases__c != null AND MailingState = 'CA'", c(7)),
+    ("WHERE Interests__c INCLUDES ('Watches;Jewellery')", c(1, 5)),
+    ("WHERE Interests__c INCLUDES ('Leather', 'Watches;Jewellery')", c(1, 3, 5, 6)),
+    ("WHERE Interests__c EXCLUDES ('Watches')", c(2, 3, 6, 8, 9)),
+    ("WHERE CreatedDate = LAST_N_DAYS:400", c(6, 7, 8, 9)),  # from 2024-05-06 00:00 UTC
+    ("WHERE CreatedDate < 2024-02-01T00:00:00Z", c(1, 4)),
+    ("WHERE CreatedDate < 2024-02-01T09:00:00+09:00", c(1, 4)),
+    ("WHERE CreatedDate = THIS_YEAR", set()),
+    ("WHERE CreatedDate = LAST_YEAR AND MailingCountry = 'US'", c(7, 9)),  # 8: 'United States'
+    ("WHERE AccountId = '001000000000002'", c(4, 5)),  # 15-character id
+    ("WHERE Account.BillingCountry = 'FR'", c(4, 5)),
+    ("WHERE Id IN (SELECT ContactId FROM Case WHERE Status = 'Open')", c(7)),
+    ("WHERE Id NOT IN (SELECT ContactId FROM Case) AND MailingCountry = 'JP'", set()),
+    ("ORDER BY Total_Purchases__c DESC NULLS LAST LIMIT 3", c(6, 4, 5)),
+    ("ORDER BY Total_Purchases__c DESC NULLS LAST LIMIT 2 OFFSET 1", c(4, 5)),
+    ("ORDER BY LastName LIMIT 2", c(5, 9)),  # Bernard, Brown
+    ("ORDER BY Total_Purchases__c LIMIT 2", c(9, 8)),  # nulls first: Brown (null), then 500
+    ("WHERE MailingCountry = 'KR' LIMIT 5", c(1, 2)),  # LIMIT above the matches: all of them
+])  # fmt: skip
+def test_replayed_sets(store, snap, where, expected):
+    es, ids = replay(store, snap, where)
+    assert es.kind == "replayed", es.note
+    assert ids == expected
+    assert es.records == len(expected)
+
+
+@pytest.mark.parametrize(("where", "bound", "why"), [
+    # nulls sort first by default, so the cut falls inside the 15000 tie (contacts 4 and 5)
+    ("ORDER BY Total_Purchases__c DESC LIMIT 3", 3, "ties"),
+    ("ORDER BY Total_Purchases__c DESC NULLS LAST LIMIT 2", 2, "ties"),
+    ("WHERE MailingCountry = 'KR' LIMIT 1", 1, "without ORDER BY"),
+    ("LIMIT 5 OFFSET 2", 5, "without ORDER BY"),
+])  # fmt: skip
+def test_undefined_subsets_are_bounded_not_guessed(store, snap, where, bound, why):
+    es, ids = replay(store, snap, where)
+    assert (es.kind, es.upper_bound, ids) == ("bounded", bound, set())
+    assert why in es.note
+
+
+@pytest.mark.parametrize(("where", "clause"), [
+    ("WHERE CALENDAR_YEAR(CreatedDate) = 2024", "CALENDAR_YEAR"),
+    ("WHERE Region__c = 'EU'", "Region__c is not in the Contact snapshot"),
+    ("WHERE Email = :email", "bind variable"),
+    ("WHERE CreatedDate = THIS_FISCAL_YEAR", "fiscal year"),
+    ("WHERE Owner.Name = 'x'", "needs the User snapshot"),
+    ("USING SCOPE team", "USING SCOPE"),
+    ("WITH DATA CATEGORY Geography__c AT asia__c", "WITH"),
+])  # fmt: skip
+def test_unsupported_clauses_fall_back_to_bounded_and_name_the_clause(store, snap, where, clause):
+    es, ids = replay(store, snap, where, rows=7)
+    assert (es.kind, ids, es.upper_bound) == ("bounded", set(), 7)
+    assert clause in es.note
+
+
+def test_compound_relationship_and_fields_macro(store, snap):
+    es, _ = replay(store, snap, "WHERE MailingCountry = 'FR'", "Name, MailingAddress, Account.Name")
+    assert es.fields == ["FirstName", "LastName", "MailingStreet", "MailingCity", "MailingState",
+                         "MailingPostalCode", "MailingCountry", "Account.Name"]  # fmt: skip
+    es, _ = replay(store, snap, "LIMIT 200", "FIELDS(CUSTOM)")
+    assert es.fields == ["Customer_Number__c", "Total_Purchases__c", "Interests__c"]
+
+
+def test_counts_aggregates_and_row_mismatches(store, snap):
+    assert replay(store, snap, "", "COUNT()")[0].kind == "count"
+    assert replay(store, snap, "GROUP BY MailingCountry", "MailingCountry, COUNT(Id)")[0].kind == (
+        "aggregate"
+    )
+    es, ids = replay(store, snap, "WHERE MailingCountry = 'KR'", rows=1)
+    assert (es.kind, ids) == ("candidate", c(1, 2))
+    assert "the log says 1" in es.note
+
+
+def test_object_names_come_from_file_names():
+    assert [object_name(Path(p)) for p in ("Contact.csv", "contact-2025-06-01.parquet",
+            "Case.csv.gz", "Lead_20250601.csv")] == ["Contact", "Contact", "Case", "Lead"]  # fmt: skip
+
+
+### the whole incident ###
+
+
+@pytest.fixture
+def scoped(tmp_path: Path) -> tuple[Store, str]:
+    store = Store(tmp_path / "s.duckdb")
+    ingest(store, [write_breach(tmp_path / "logs")])
+    detect(store, load_rules(None))
+    incident = next(i for i in build_incidents(store) if i.principals == [ANNA])
+    yield store, incident.id
+    store.close()
+
+
+def test_incident_scope_counts_each_customer_once_with_the_union_of_fields(scoped):
+    store, iid = scoped
+    r = scope_incident(store, iid, [SNAPSHOT])
+    assert r.affected_customers == 8  # contacts 1-2 (ids logged), 4-5-6, 6-7-8-9; cases → 6, 7
+    assert r.affected_by_confidence == {"exact": 2, "replayed": 6, "candidate": 0}
+    assert r.by_country == {"US": 3, "KR": 2, "FR": 2, "JP": 1}
+    assert r.by_us_state == {"CA": 1, "NY": 1, "TX": 1}
+    assert r.by_category == {"contact": 6, "phone": 3, "customer_number": 4, "identity": 2,
+                             "postal_address": 2, "other": 2}  # fmt: skip
+    assert r.records_by_object == {"Contact": 8, "Case": 2}
+    six = store.execute(
+        "SELECT list_sort(list_distinct(flatten(list(fields)))) FROM exposures "
+        "WHERE incident_id = ? AND customer_id = ?",
+        [iid, "003000000000006AAA"],
+    ).rows[0][0]
+    assert six == ["Customer_Number__c", "Description", "Email", "Id", "Phone", "Subject"]
+    kinds = [(e.source_type, e.kind) for e in r.events]
+    assert kinds == [("api:ApiEvent", "count"), ("api:ApiEvent", "exact"),
+                     ("api:ApiEvent", "replayed"), ("api:ApiEvent", "replayed"),
+                     ("api:BulkApiResultEventStore", "replayed")]  # fmt: skip
+    # customer data stays in the snapshot: the store holds ids, field names, jurisdiction
+    stored = json.dumps(store.execute("SELECT * FROM exposures").rows, default=str)
+    assert "example.kr" not in stored and "Sejong" not in stored
+
+
+def test_scoping_again_replaces_the_previous_result(scoped):
+    store, iid = scoped
+    scope_incident(store, iid, [SNAPSHOT])
+    scope_incident(store, iid, [SNAPSHOT])
+    assert store.scalar("SELECT count(*) FROM exposures") == 10
+    assert store.scalar("SELECT count(*) FROM scopes") == 1
+
+
+def test_scope_cli_json(scoped):
+    store, iid = scoped
+    db = store.path
+    store.close()
+    res = runner.invoke(app, ["scope", iid, "--customers", str(SNAPSHOT), "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout)
+    for key in ("incident_id", "affected_customers", "affected_by_confidence", "fields",
+                "by_country", "by_category"):  # fmt: skip
+        assert key in body
+    assert body["affected_customers"] == 8
+    missing = runner.invoke(app, ["scope", iid, "--customers", "/nope.csv", "--db", db])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+@pytest.mark.parametrize(("name", "cat"), [
+    ("FirstName", "identity"), ("Birthdate", "identity"), ("Email", "contact"),
+    ("MobilePhone", "phone"), ("MailingPostalCode", "postal_address"),
+    ("Billing City", "postal_address"),  # a report column label
+    ("Customer_Number__c", "customer_number"), ("Total_Purchases__c", "purchase_sales"),
+    ("Watch_Serial_Number__c", "serial_number"), ("Passport_Number__c", "special_category"),
+    ("Health_Notes__c", "special_category"), ("Status", "other"),
+])  # fmt: skip
+def test_field_categories(name, cat):
+    from crmwatch.scope.fields import category
+
+    assert category(name) == cat
+
+
+@pytest.mark.parametrize(("raw", "code"), [("kr", "KR"), ("Korea, Republic of", "KR"),
+    ("South Korea", "KR"), ("France", "FR"), ("United States", "US"), ("USA", "US"),
+    ("Atlantis", None), ("", None)])  # fmt: skip
+def test_country_names_normalise(raw, code):
+    from crmwatch.scope.exposure import country_code
+
+    assert country_code(raw) == code
