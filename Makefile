@@ -26,6 +26,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/detect.py
+	$(BIN)/python bench/scope.py
 
 clean:
 	rm -rf $(VENV) crmwatch.duckdb demo-out

@@ -153,7 +153,7 @@ def test_incident_scope_counts_each_customer_once_with_the_union_of_fields(scope
                              "postal_address": 2, "other": 2}  # fmt: skip
     assert r.records_by_object == {"Contact": 8, "Case": 2}
     six = store.execute(
-        "SELECT list_sort(list_distinct(flatten(list(fields)))) FROM exposures "
+        "SELECT list_sort(list_distinct(flatten(list(fields)))) FROM exposure_details "
         "WHERE incident_id = ? AND customer_id = ?",
         [iid, "003000000000006AAA"],
     ).rows[0][0]
@@ -211,3 +211,16 @@ def test_country_names_normalise(raw, code):
     from crmwatch.scope.exposure import country_code
 
     assert country_code(raw) == code
+
+
+def test_more_than_64_exposing_events_share_bits_by_field_list():
+    from crmwatch.scope.exposure import EventScope, _bits
+
+    def ev(n: int, fields: list[str]):
+        es = EventScope(f"e{n}", "", "api:ApiEvent", "Contact", "exact", fields=fields)
+        return ({"record_ids": ["003000000000001AAA"]}, es, None)
+
+    few = [ev(n, ["Email"]) for n in range(3)]
+    assert _bits(few) == [0, 1, 2]  # one bit per event: exact evidence
+    many = [ev(n, ["Email"] if n % 2 else ["Phone", "Email"]) for n in range(70)]
+    assert set(_bits(many)) == {0, 1}

@@ -77,6 +77,8 @@ class Store:
         self.con.execute("SET preserve_insertion_order=false")
         # crmwatch draws its own progress; DuckDB's would interleave with it and with JSON output.
         self.con.execute("SET enable_progress_bar=false")
+        # Every time crmwatch stores is UTC; so is every timestamp with a zone it reads.
+        self.con.execute("SET TimeZone='UTC'")
         for statement in DDL:
             self.con.execute(statement)
         self.con.execute(

@@ -31,10 +31,11 @@ from typing import Any
 import pycountry
 
 from crmwatch import soql
+from crmwatch.errors import CrmwatchError
 from crmwatch.incidents import DATA_ACCESS, get_incident
 from crmwatch.scope.fields import category, expand
 from crmwatch.scope.replay import SF_TS, Plan, Unreplayable, plan
-from crmwatch.scope.snapshot import COUNTRY_COLUMNS, PERSON_LINK, STATE_COLUMNS, Snapshot
+from crmwatch.scope.snapshot import Snapshot
 from crmwatch.store import Store
 
 CONFIDENCE = ("exact", "replayed", "candidate")
@@ -97,29 +98,45 @@ def scope_incident(
         ORDER BY e.ts, e.event_id""",
         [incident.id],
     ).dicts()
-    planned: list[tuple[dict, EventScope, Plan | None]] = []
-    for ev in events:
-        planned.append(_classify(ev, snap))
+    planned = [_classify(ev, snap) for ev in events]
     snap.load()
     _hit_tables(store)
-    replayed_jobs = set()
-    for ev, es, p in planned:
-        if p is not None and p.kind == "records":
-            _replay(store, ev, es, p)
-            if es.kind in ("replayed", "candidate") and ev["job_id"]:
-                replayed_jobs.add(ev["job_id"])
+    bits = _bits(planned)
+    by_event = bits == list(range(len(planned)))
+    passes: dict[int, list[Pass]] = {}
+    for ix, (ev, es, p) in enumerate(planned):
         if ev["record_ids"]:
             store.execute(
-                "INSERT INTO scope_hits SELECT ?, ?, unnest(?::VARCHAR[]), 0",
-                [ev["event_id"], es.object, ev["record_ids"]],
+                "INSERT INTO scope_exact SELECT DISTINCT ?, ?, ?, unnest(?::VARCHAR[])",
+                [ix, bits[ix], es.object, ev["record_ids"]],
             )
-        store.execute("INSERT INTO scope_events VALUES (?, ?, ?)", [ev["event_id"], ev["ts"],
-                      es.fields])  # fmt: skip
+        if p is None or p.kind != "records":
+            continue
+        f = snap.get(p.object)
+        assert f is not None
+        if by_event and p.limit is None and not p.offset and " JOIN " not in p.tables:
+            passes.setdefault(f.ix, []).append(Pass(ix, bits[ix], p, ev, es))
+        else:
+            _replay(store, ix, bits[ix], ev, es, p, snap)
+    for ix_snap, group in passes.items():
+        _count_passes(store, snap.table_of(ix_snap), group)
+    replayed_jobs = {ev["job_id"] for ev, es, _ in planned
+                     if es.kind in ("replayed", "candidate") and ev["job_id"]}  # fmt: skip
+    for ix, (ev, es, _) in enumerate(planned):
+        store.execute(
+            "INSERT INTO scope_events VALUES (?, ?, ?, ?, ?)",
+            [ix, bits[ix], ev["event_id"], ev["ts"], es.fields],
+        )
     for ev, es, _ in planned:
-        if es.kind == "bounded" and ev["job_id"] in replayed_jobs:
+        if es.kind != "bounded":
+            continue
+        if ev["job_id"] in replayed_jobs:
             es.kind, es.note = "covered", f"bulk job {ev['job_id']} is replayed from its query"
             es.upper_bound = None
-    result = _summarise(store, incident.id, snap, [es for _, es, _ in planned])
+        elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
+            es.upper_bound = min(es.upper_bound, base.rows or es.upper_bound)
+    _resolve_exact_hits(store, snap)
+    result = _summarise(store, incident.id, snap, [es for _, es, _ in planned], passes, by_event)
     snap.drop()
     return result
 
@@ -135,21 +152,91 @@ def replay_query(
           "record_ids": None, "fields": None, "query": query, "user_id": user_id}  # fmt: skip
     _, es, p = _classify(ev, snap)
     snap.load()
-    if p is not None and p.kind == "records":
-        _replay(store, ev, es, p)
-    ids = {r[0] for r in store.execute("SELECT record_id FROM scope_hits").rows}
-    return es, ids
+    if p is None or p.kind != "records":
+        return es, set()
+    _replay(store, 0, 0, ev, es, p, snap)
+    f = snap.get(p.object)
+    assert f is not None
+    rows = store.execute(
+        f'SELECT t0."Id" FROM scope_hits h JOIN {f.table} t0 ON t0.rowid = h.rid WHERE h.snap = ?',
+        [f.ix],
+    ).rows
+    return es, {r[0] for r in rows}
 
 
 def _hit_tables(store: Store) -> None:
+    """Per-run scratch tables. A hit names its record by snapshot table and row id, so
+    millions of hits are integers, and record ids, customers and countries are read from the
+    snapshot once per exposed record at the end."""
     store.execute(
-        "CREATE OR REPLACE TEMP TABLE scope_hits (event_id VARCHAR, object VARCHAR, "
-        "record_id VARCHAR, conf INTEGER)"
+        "CREATE OR REPLACE TEMP TABLE scope_hits (event_ix INTEGER, bit INTEGER, "
+        "snap SMALLINT, rid BIGINT, conf INTEGER)"
     )
     store.execute(
-        "CREATE OR REPLACE TEMP TABLE scope_events (event_id VARCHAR, ts TIMESTAMP, "
-        "fields VARCHAR[])"
+        "CREATE OR REPLACE TEMP TABLE scope_exact (event_ix INTEGER, bit INTEGER, "
+        "object VARCHAR, record_id VARCHAR)"
     )
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE scope_events (event_ix INTEGER, bit INTEGER, "
+        "event_id VARCHAR, ts TIMESTAMP, fields VARCHAR[])"
+    )
+
+
+MASK_BITS = 64
+
+
+@dataclass
+class Pass:
+    """A replayed query whose result is a plain filter on one snapshot table: evaluated for
+    every record in one scan together with the other such queries, not stored as hits."""
+
+    ix: int
+    bit: int
+    plan: Plan
+    ev: dict
+    es: EventScope
+    conf: int = 1
+
+    @property
+    def predicate(self) -> str:
+        return self.plan.where.removeprefix("WHERE ") or "true"
+
+
+def _count_passes(store: Store, table: str, group: list[Pass]) -> None:
+    """One scan counting every pass's records, to compare with the rows each event logged."""
+    counts = store.execute(
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE {g.predicate})" for g in group)
+        + f" FROM {table} t0"
+    ).rows[0]
+    for g, n in zip(group, counts, strict=True):
+        exact = g.es.kind == "exact"
+        g.es.kind, g.es.records = ("exact", max(g.es.records, n)) if exact else ("replayed", n)
+        if g.ev["rows"] is not None and g.ev["rows"] != n:
+            g.conf = 2
+            g.es.kind = "exact" if exact else "candidate"
+            g.es.note = _join(g.es.note, f"replay found {n} records, the log says "
+                              f"{g.ev['rows']}: sharing rules or changes since the query; an "
+                              "upper bound")  # fmt: skip
+
+
+def _bits(planned: list) -> list[int]:
+    """The bit each event sets in a record's mask. With at most 64 events that can expose
+    records, one bit per event: the mask is the record's exact evidence. Beyond that, one bit
+    per distinct field list (a paged export is thousands of events with one field list); the
+    record then keeps its first event, and the field set lists every event with its fields."""
+    exposing = [ix for ix, (ev, _, p) in enumerate(planned)
+                if ev["record_ids"] or (p is not None and p.kind == "records")]  # fmt: skip
+    if len(exposing) <= MASK_BITS:
+        return list(range(len(planned)))
+    lists: dict[tuple[str, ...], int] = {}
+    out = [lists.setdefault(tuple(sorted(es.fields)), len(lists)) for _, es, _ in planned]
+    if len(lists) > MASK_BITS:
+        raise CrmwatchError(
+            f"{len(exposing)} exposing events with {len(lists)} different field lists: more "
+            f"than crmwatch can track per record ({MASK_BITS}); scope a narrower incident"
+        )
+    return out
 
 
 def _classify(ev: dict, snap: Snapshot) -> tuple[dict, EventScope, Plan | None]:
@@ -204,52 +291,67 @@ def _object_of(record_id: str) -> str | None:
     return _PREFIXES.get(record_id[:3])
 
 
-def _replay(store: Store, ev: dict, es: EventScope, p: Plan) -> None:
+def _replay(
+    store: Store, ix: int, bit: int, ev: dict, es: EventScope, p: Plan, snap: Snapshot
+) -> None:
     """Run a compiled query; record its hits, or say why no list can be given."""
-    matched = store.scalar(f"SELECT count(*) {p.source}")
+    f = snap.get(p.object)
+    assert f is not None
+    cols = f"{ix}, {bit}, {f.ix}, t0.rowid, 1"
     offset = p.offset or 0
-    returned = max(0, min(matched - offset, p.limit if p.limit is not None else matched))
-    select = None
     if p.limit is None and not offset:
-        select = f'SELECT t0."Id" {p.source}'
-    elif not p.order:
-        if offset == 0 and matched <= (p.limit or 0):
-            select = f'SELECT t0."Id" {p.source}'
-        else:
-            es.note = _join(es.note, "LIMIT/OFFSET without ORDER BY: Salesforce returns no "
-                            "defined subset")  # fmt: skip
+        returned = store.scalar(f"INSERT INTO scope_hits SELECT {cols} {p.source}")
     else:
-        keys = [_sort_key(store, col, p) for col, _, _ in p.order]
-        order = ", ".join(
-            f"{k} {'DESC' if desc else 'ASC'} NULLS {'FIRST' if nulls else 'LAST'}"
-            for k, (_, desc, nulls) in zip(keys, p.order, strict=True)
-        )
-        lo, hi = offset + 1, offset + returned
-        ranked = (f'SELECT t0."Id" AS id, row_number() OVER (ORDER BY {order}) AS rn, '
-                  f"rank() OVER (ORDER BY {order}) AS rk {p.source}")  # fmt: skip
-        tied = store.scalar(
-            f"SELECT count(*) FROM ({ranked}) WHERE (rn = {lo} AND rk < {lo}) "
-            f"OR (rn = {hi + 1} AND rk <= {hi})"
-        )
-        if tied and returned:
-            es.note = _join(es.note, "ORDER BY ties across the LIMIT/OFFSET cut: the returned "
-                            "subset is not defined")  # fmt: skip
-        else:
-            select = f"SELECT id FROM ({ranked}) WHERE rn BETWEEN {lo} AND {hi}"
-    if select is None:
+        matched = store.scalar(f"SELECT count(*) {p.source}")
+        returned = max(0, min(matched - offset, p.limit if p.limit is not None else matched))
+        if not p.order:
+            if offset == 0 and matched <= (p.limit or 0):
+                store.execute(f"INSERT INTO scope_hits SELECT {cols} {p.source}")
+            else:
+                es.note = _join(es.note, "LIMIT/OFFSET without ORDER BY: Salesforce returns "
+                                "no defined subset")  # fmt: skip
+                returned = -returned - 1  # marks "not listed"
+        elif not _ranked_insert(store, cols, p, offset, returned, es):
+            returned = -returned - 1
+    if returned < 0:
         if es.kind != "exact":
-            es.kind, es.upper_bound = "bounded", returned
+            es.kind, es.upper_bound = "bounded", -returned - 1
         return
-    conf = 1
     exact = es.kind == "exact"  # the log's ids stay the evidence; the replay may add to them
     es.kind, es.records = ("exact", max(es.records, returned)) if exact else ("replayed", returned)
     if ev["rows"] is not None and ev["rows"] != returned:
-        conf = 2
+        store.execute("UPDATE scope_hits SET conf = 2 WHERE event_ix = ? AND conf = 1", [ix])
         es.kind = "exact" if exact else "candidate"
         es.note = _join(es.note, f"replay found {returned} records, the log says {ev['rows']}: "
                         "sharing rules or changes since the query; an upper bound")  # fmt: skip
-    store.execute(f"INSERT INTO scope_hits SELECT ?, ?, *, {conf} FROM ({select})",
-                  [ev["event_id"], p.object])  # fmt: skip
+
+
+def _ranked_insert(
+    store: Store, cols: str, p: Plan, offset: int, returned: int, es: EventScope
+) -> bool:
+    """Insert rows offset+1 … offset+returned in SOQL order, unless ties cross the cut."""
+    keys = [_sort_key(store, col, p) for col, _, _ in p.order]
+    order = ", ".join(
+        f"{k} {'DESC' if desc else 'ASC'} NULLS {'FIRST' if nulls else 'LAST'}"
+        for k, (_, desc, nulls) in zip(keys, p.order, strict=True)
+    )
+    lo, hi = offset + 1, offset + returned
+    ranked = (f"SELECT {cols}, row_number() OVER (ORDER BY {order}) AS rn, "
+              f"rank() OVER (ORDER BY {order}) AS rk {p.source}")  # fmt: skip
+    store.execute(f"CREATE OR REPLACE TEMP TABLE scope_ranked AS {ranked}")
+    tied = store.scalar(
+        f"SELECT count(*) FROM scope_ranked WHERE (rn = {lo} AND rk < {lo}) "
+        f"OR (rn = {hi + 1} AND rk <= {hi})"
+    )
+    if tied and returned:
+        es.note = _join(es.note, "ORDER BY ties across the LIMIT/OFFSET cut: the returned "
+                        "subset is not defined")  # fmt: skip
+        return False
+    store.execute(
+        f"INSERT INTO scope_hits SELECT * EXCLUDE (rn, rk) FROM scope_ranked "
+        f"WHERE rn BETWEEN {lo} AND {hi}"
+    )
+    return True
 
 
 def _sort_key(store: Store, col: str, p: Plan) -> str:
@@ -304,78 +406,89 @@ def us_state(raw: str | None) -> str | None:
     return None
 
 
-def _customers_sql(snap: Snapshot) -> str:
-    """Per exposure: the customer id and the raw country / state text, from the snapshot."""
-    parts, handled = [], []
-    for obj in CUSTOMER_OBJECTS:
-        f = snap.get(obj)
-        link = PERSON_LINK.get(obj)
-        if f is None or f.object not in snap.loaded:
-            continue
-        holder, key = f, "x.record_id"
-        join = f'LEFT JOIN {f.table} s ON left(s."Id", 15) = left(x.record_id, 15)'
-        if link is not None:
-            person = snap.get(link[1])
-            lcol = f.column(link[0])
-            if lcol is None:
-                continue
-            key = f'coalesce(s."{lcol}", x.record_id)'
-            if person is not None and person.object in snap.loaded:
-                join += (f' LEFT JOIN {person.table} p ON left(p."Id", 15) = '
-                         f'left(s."{lcol}", 15)')  # fmt: skip
-                holder = person
-        alias = "p" if holder is not f else "s"
-        cc = [f'{alias}."{c}"' for c in COUNTRY_COLUMNS.get(holder.object, ()) if holder.column(c)]
-        st = [f'{alias}."{c}"' for c in STATE_COLUMNS.get(holder.object, ()) if holder.column(c)]
-        handled.append(f"'{obj}'")
-        parts.append(
-            f"SELECT x.object, x.record_id, {key} AS customer_id, "
-            f"{'coalesce(' + ', '.join(cc) + ')' if cc else 'NULL'} AS country_raw, "
-            f"{'coalesce(' + ', '.join(st) + ')' if st else 'NULL'} AS state_raw "
-            f"FROM scope_exposed x {join} WHERE x.object = '{obj}'"
-        )
-    # Objects without a snapshot (or without a person link): the record is the customer.
-    parts.append(
-        "SELECT object, record_id, record_id, NULL, NULL FROM scope_exposed "
-        f"WHERE object NOT IN ({', '.join(handled) or 'NULL'}) OR object IS NULL"
-    )
-    return " UNION ALL ".join(parts)
-
-
-def _summarise(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -> ScopeResult:
-    store.execute(
-        """CREATE OR REPLACE TEMP TABLE scope_exposed AS
-        SELECT h.object, h.record_id, list_sort(list_distinct(flatten(list(e.fields))))
-            AS fields, min(e.ts) AS first_ts, list_sort(list(DISTINCT h.event_id)) AS event_ids,
-            min(h.conf) AS conf
-        FROM scope_hits h JOIN scope_events e USING (event_id)
-        WHERE h.record_id IS NOT NULL GROUP BY h.object, h.record_id"""
-    )
-    store.execute(f"CREATE OR REPLACE TEMP TABLE scope_cust AS {_customers_sql(snap)}")
-    raws = store.execute("SELECT DISTINCT country_raw, state_raw FROM scope_cust").rows
-    jur = [(c, s, country_code(c), us_state(s) if country_code(c) == "US" else None)
-           for c, s in raws]  # fmt: skip
-    store.execute(
-        "CREATE OR REPLACE TEMP TABLE scope_jur (country_raw VARCHAR, state_raw VARCHAR, "
-        "country VARCHAR, us_state VARCHAR)"
-    )
-    if jur:
-        store.con.executemany("INSERT INTO scope_jur VALUES (?, ?, ?, ?)", jur)
-    conf_name = "CASE min(x.conf) WHEN 0 THEN 'exact' WHEN 1 THEN 'replayed' ELSE 'candidate' END"
-    with store.transaction():
-        store.execute("DELETE FROM exposures WHERE incident_id = ?", [iid])
+def _resolve_exact_hits(store: Store, snap: Snapshot) -> None:
+    """Ids from the logs (15- or 18-character) become snapshot rows; ids the snapshot does
+    not hold stay in ``scope_exact`` and are exposures without a jurisdiction."""
+    for f in snap.files.values():
         store.execute(
-            f"""INSERT INTO exposures
-            SELECT ?, x.object, x.record_id, any_value(x.fields), any_value(x.first_ts),
-                any_value(x.event_ids), {conf_name}, any_value(c.customer_id),
-                any_value(j.country), any_value(j.us_state)
-            FROM scope_exposed x
-            JOIN scope_cust c USING (object, record_id)
-            LEFT JOIN scope_jur j ON j.country_raw IS NOT DISTINCT FROM c.country_raw
-                AND j.state_raw IS NOT DISTINCT FROM c.state_raw
-            GROUP BY x.object, x.record_id""",
+            f"""INSERT INTO scope_hits
+            SELECT e.event_ix, e.bit, {f.ix}, s.rowid, 0 FROM scope_exact e
+            JOIN {f.table} s ON left(s."Id", 15) = left(e.record_id, 15)
+            WHERE e.object = ?""",
+            [f.object],
+        )
+        store.execute(
+            f"""DELETE FROM scope_exact WHERE object = ? AND left(record_id, 15) IN
+                (SELECT left("Id", 15) FROM {f.table})""",
+            [f.object],
+        )
+
+
+def _summarise(
+    store: Store, iid: str, snap: Snapshot, scoped: list[EventScope],
+    passes: dict[int, list[Pass]], by_event: bool,
+) -> ScopeResult:  # fmt: skip
+    """Store the exposures and build the summary.
+
+    A record's fields are the union of its events' fields, so records reached by the same
+    events share one *field set*: 7 million records of a full export are one field set, not
+    7 million lists. ``exposure_details`` joins them back for reading."""
+    # first: the first event, and the best evidence of that event (the log's own ids and a
+    # replay of the same event can both list a record)
+    agg = """SELECT {key}, bit_or(1::UBIGINT << bit) AS mask, min(conf) AS conf,
+            min(event_ix * 4 + conf) AS first"""
+    store.execute(
+        f"CREATE OR REPLACE TEMP TABLE scope_agg AS {agg.format(key='snap, rid')} "
+        "FROM scope_hits GROUP BY snap, rid"
+    )
+    store.execute(
+        f"CREATE OR REPLACE TEMP TABLE scope_orphans AS {agg.format(key='object, record_id')} "
+        "FROM (SELECT *, 0 AS conf FROM scope_exact) GROUP BY object, record_id"
+    )
+    _jurisdictions(store, snap)
+    conf = "CASE x.conf WHEN 0 THEN 'exact' WHEN 1 THEN 'replayed' ELSE 'candidate' END"
+    with store.transaction():
+        for table in ("exposures", "exposure_fieldsets", "exposure_events"):
+            store.execute(f"DELETE FROM {table} WHERE incident_id = ?", [iid])
+        store.execute(
+            "INSERT INTO exposure_events SELECT ?, event_ix, event_id, ts FROM scope_events",
             [iid],
         )
+        for f in snap.files.values():
+            group = passes.get(f.ix, [])
+            hits = store.scalar("SELECT count(*) FROM scope_agg WHERE snap = ?", [f.ix])
+            if not group and not hits:
+                continue
+            masks = [f"CASE WHEN {g.predicate} THEN {1 << g.bit}::UBIGINT ELSE 0 END"
+                     for g in group]  # fmt: skip
+            confs = [f"CASE WHEN {g.predicate} THEN {g.conf} END" for g in group]
+            keep = [f"({g.predicate})" for g in group]
+            join = ""
+            if hits:
+                masks.append("coalesce(h.mask, 0)")
+                confs.append("h.conf")
+                keep.append("h.rid IS NOT NULL")
+                join = f"LEFT JOIN scope_agg h ON h.snap = {f.ix} AND h.rid = t0.rowid"
+            first = "h.first // 4" if hits and not by_event else "NULL::INTEGER"
+            who = snap.person(f.object, "t0")
+            conf_of = f"least({', '.join(confs)})"
+            store.execute(
+                f"""INSERT INTO exposures
+                SELECT ?, '{f.object}', t0."Id", {" | ".join(masks)}, {first},
+                    {conf.replace("x.conf", conf_of)}, nullif({who.customer}, t0."Id"),
+                    j.country, j.us_state
+                FROM {f.table} t0 {join} {who.join}
+                LEFT JOIN scope_jur j ON j.country_raw IS NOT DISTINCT FROM {who.country}
+                    AND j.state_raw IS NOT DISTINCT FROM {who.state}
+                WHERE {" OR ".join(keep)}""",
+                [iid],
+            )
+        store.execute(
+            f"""INSERT INTO exposures SELECT ?, x.object, x.record_id, x.mask, x.first // 4,
+                {conf}, NULL, NULL, NULL FROM scope_orphans x""",
+            [iid],
+        )
+        _fieldsets(store, iid)
         summary = _summary(store, iid, snap, scoped)
         store.execute(
             "INSERT INTO scopes VALUES (?, now()::TIMESTAMP, ?) ON CONFLICT (incident_id) "
@@ -385,47 +498,109 @@ def _summarise(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope])
     return summary
 
 
+def _fieldsets(store: Store, iid: str) -> None:
+    """One row per distinct mask: its fields (the union of its events' fields), its evidence
+    events and, when bits are events, its first event."""
+    events = store.execute("SELECT event_ix, bit, event_id, ts, fields FROM scope_events").rows
+    by_bit: dict[int, list[tuple]] = {}
+    for ev in events:
+        by_bit.setdefault(ev[1], []).append(ev)
+    sets = []
+    masks = store.execute(
+        "SELECT DISTINCT fieldset FROM exposures WHERE incident_id = ?", [iid]
+    ).rows
+    for (mask,) in masks:
+        members = sorted(ev for b, evs in by_bit.items() if mask >> b & 1 for ev in evs)
+        fields = sorted({f for ev in members for f in ev[4]})
+        sets.append((iid, mask, fields, [ev[2] for ev in members], members[0][0]))
+    if sets:
+        store.con.executemany("INSERT INTO exposure_fieldsets VALUES (?, ?, ?, ?, ?)", sets)
+
+
+def _jurisdictions(store: Store, snap: Snapshot) -> None:
+    """``scope_jur``: every raw country / state spelling in the snapshot → ISO codes."""
+    raws: set[tuple] = set()
+    for f in snap.files.values():
+        who = snap.person(f.object, "t0")
+        if who.country == "NULL":
+            continue
+        sql = f"SELECT DISTINCT {who.country}, {who.state} FROM {f.table} t0 {who.join}"
+        raws |= set(store.execute(sql).rows)
+    jur = [(c, s, country_code(c), us_state(s) if country_code(c) == "US" else None)
+           for c, s in raws]  # fmt: skip
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE scope_jur (country_raw VARCHAR, state_raw VARCHAR, "
+        "country VARCHAR, us_state VARCHAR)"
+    )
+    if jur:
+        store.con.executemany("INSERT INTO scope_jur VALUES (?, ?, ?, ?)", jur)
+
+
 def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -> ScopeResult:
-    cust = """SELECT customer_id, min(CASE confidence WHEN 'exact' THEN 0 WHEN 'replayed' THEN 1
-                  ELSE 2 END) AS conf, list_sort(list_distinct(flatten(list(fields)))) AS fields,
-                  any_value(country) AS country, any_value(us_state) AS us_state
-              FROM exposures WHERE incident_id = ? GROUP BY customer_id"""
-    by_conf = dict(store.execute(f"SELECT conf, count(*) FROM ({cust}) GROUP BY conf", [iid]).rows)
-    countries = store.execute(
-        f"SELECT coalesce(country, 'unknown'), count(*) FROM ({cust}) GROUP BY 1 ORDER BY 2 DESC",
+    # One row per customer. Without a linked object (Case → Contact) each record is its own
+    # customer and the grouping — a hash aggregate over millions of rows — is skipped.
+    linked = store.scalar(
+        "SELECT count(*) FROM exposures WHERE incident_id = ? AND customer_id IS NOT NULL",
         [iid],
+    )
+    conf = "CASE confidence WHEN 'exact' THEN 0 WHEN 'replayed' THEN 1 ELSE 2 END"
+    cust = (
+        f"""SELECT coalesce(customer_id, record_id) AS customer, min({conf}) AS conf,
+            list_sort(list(DISTINCT fieldset)) AS sets, any_value(country) AS country,
+            any_value(us_state) AS us_state
+        FROM exposures WHERE incident_id = $iid GROUP BY customer"""
+        if linked
+        else f"""SELECT record_id AS customer, {conf} AS conf, [fieldset] AS sets, country,
+            us_state FROM exposures WHERE incident_id = $iid"""
+    )
+    # A view when each record is its customer: the summaries below then read the exposures
+    # directly instead of copying millions of rows first.
+    cust = cust.replace("$iid", "'" + iid.replace("'", "''") + "'")
+    customers = "scope_customers_table" if linked else "scope_customers_view"
+    kind = "TABLE" if linked else "VIEW"
+    store.execute(f"CREATE OR REPLACE TEMP {kind} {customers} AS {cust}")
+    by_conf = dict(store.execute(f"SELECT conf, count(*) FROM {customers} GROUP BY 1").rows)
+    countries = store.execute(
+        f"SELECT coalesce(country, 'unknown'), count(*) FROM {customers} GROUP BY 1 "
+        "ORDER BY 2 DESC, 1"
     ).rows
     states = store.execute(
-        f"SELECT us_state, count(*) FROM ({cust}) WHERE country = 'US' GROUP BY 1 ORDER BY 2 DESC",
-        [iid],
+        f"SELECT coalesce(us_state, 'unknown'), count(*) FROM {customers} "
+        "WHERE country = 'US' GROUP BY 1 ORDER BY 2 DESC, 1"
     ).rows
-    fieldsets = store.execute(f"SELECT fields, count(*) FROM ({cust}) GROUP BY fields", [iid]).rows
+    set_fields = dict(
+        store.execute(
+            "SELECT fieldset, fields FROM exposure_fieldsets WHERE incident_id = ?", [iid]
+        ).rows
+    )
+    combos = store.execute(f"SELECT sets, count(*) FROM {customers} GROUP BY sets").rows
     by_category: Counter[str] = Counter()
     all_fields: set[str] = set()
-    for fields, n in fieldsets:
-        all_fields.update(fields)
+    for sets, n in combos:
+        fields = {f for key in sets for f in set_fields[key]}
+        all_fields |= fields
         for cat in {category(f) for f in fields if f.lower() != "id"}:
             by_category[cat] += n
-    for es in scoped:  # bounded exposures still expose their fields' categories
+    for es in scoped:  # bounded exposures still expose their fields
         all_fields.update(es.fields)
     by_object = dict(store.execute(
         "SELECT object, count(*) FROM exposures WHERE incident_id = ? GROUP BY 1 ORDER BY 2 DESC",
         [iid]).rows)  # fmt: skip
     first, last = store.execute(
-        "SELECT min(first_exposed_at), max(first_exposed_at) FROM exposures WHERE incident_id = ?",
-        [iid],
+        "SELECT min(ts), max(ts) FROM exposure_events WHERE incident_id = ? AND event_ix IN "
+        "(SELECT DISTINCT first_event FROM exposures WHERE incident_id = ?)",
+        [iid, iid],
     ).rows[0]
-    total = sum(by_conf.values())
     notes = sorted({es.note for es in scoped if es.note})
     return ScopeResult(
         incident_id=iid,
-        affected_customers=total,
+        affected_customers=sum(by_conf.values()),
         affected_by_confidence={name: by_conf.get(i, 0) for i, name in enumerate(CONFIDENCE)},
         bounded_upper_bound=sum(es.upper_bound or 0 for es in scoped if es.kind == "bounded"),
         fields=sorted(all_fields),
-        by_country={k: v for k, v in countries},
-        by_us_state={(k or "unknown"): v for k, v in states},
-        by_category=dict(by_category.most_common()),
+        by_country=dict(countries),
+        by_us_state=dict(states),
+        by_category=dict(sorted(by_category.items(), key=lambda kv: (-kv[1], kv[0]))),
         categories=sorted({category(f) for f in all_fields if f.lower() != "id"}),
         records_by_object=by_object,
         first_exposure_at=first.isoformat() if first else None,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from crmwatch.errors import CrmwatchError
 from crmwatch.scope.fields import expand, fields_macro
-from crmwatch.scope.snapshot import Snapshot
+from crmwatch.scope.snapshot import CREATED, Snapshot
 from crmwatch.soql import Comparison, Logical, Negation, SoqlQuery, Value
 
 AGGREGATES = {"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM"}
@@ -45,11 +45,9 @@ RELATIONSHIPS = {
     "parent": ("ParentId", None),
 }
 ID_VALUE = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
-SF_TS = (
-    "CREATE OR REPLACE TEMP MACRO sf_ts(x) AS CASE "
-    "WHEN regexp_matches(x, '(Z|[+-][0-9]{2}:?[0-9]{2})$') "
-    "THEN try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC' ELSE try_cast(x AS TIMESTAMP) END"
-)
+# Salesforce date and dateTime text → naive UTC. The store's session time zone is UTC, so a
+# value without an offset is read as UTC and one with an offset is converted.
+SF_TS = "CREATE OR REPLACE TEMP MACRO sf_ts(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC'"
 
 
 class Unreplayable(CrmwatchError):
@@ -63,11 +61,16 @@ class Plan:
     object: str
     kind: str
     fields: list[str]
-    source: str = ""  # FROM … JOIN … WHERE …, selecting from alias t0
+    tables: str = ""  # FROM <snapshot> t0 [JOIN …]
+    where: str = ""  # WHERE …, or empty
     order: list[tuple[str, bool, bool]] = field(default_factory=list)  # column, desc, nulls
     limit: int | None = None
     offset: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return f"{self.tables} {self.where}"
 
 
 def plan(q: SoqlQuery, snap: Snapshot, at: dt.datetime, user_id: str | None) -> Plan:
@@ -102,17 +105,14 @@ class _Compiler:
         created = self.base.column("CreatedDate")
         if created is not None:
             # A record created after the query ran cannot have been in its result.
-            self.snap.need(obj, created)
-            conds.append(f"(sf_ts(t0.\"{created}\") IS NULL OR sf_ts(t0.\"{created}\") <= "
-                         f"{_ts(self.at)})")  # fmt: skip
+            conds.append(f"coalesce(t0.{CREATED} <= {_ts(self.at)}, true)")
         else:
             self.notes.append(f"the {obj} snapshot has no CreatedDate: records created after "
                               "the query cannot be told apart")  # fmt: skip
         order = [(self.ident(o.field, "ORDER BY"), o.descending, o.nulls_first) for o in q.order_by]
-        source = f"FROM {self.base.table} t0 " + " ".join(sql for _, sql in self.joins.values())
-        if conds:
-            source += " WHERE " + " AND ".join(f"({c})" for c in conds)
-        return Plan(obj, "records", fields, source, order, q.limit, q.offset, self.notes)
+        tables = f"FROM {self.base.table} t0 " + " ".join(sql for _, sql in self.joins.values())
+        where = ("WHERE " + " AND ".join(f"({c})" for c in conds)) if conds else ""
+        return Plan(obj, "records", fields, tables, where, order, q.limit, q.offset, self.notes)
 
     def select_fields(self) -> tuple[list[str], str]:
         q = self.q

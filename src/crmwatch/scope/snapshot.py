@@ -16,6 +16,7 @@ from crmwatch.errors import UsageError
 from crmwatch.store import Store
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
+CREATED = "__created_utc"  # CreatedDate as a UTC timestamp, added to each loaded table
 
 # Where a customer's country and state live, per object, best first. Salesforce fills the
 # *Code columns when state and country picklists are on; otherwise the text columns.
@@ -35,11 +36,22 @@ STATE_COLUMNS = {
 PERSON_LINK = {"Case": ("ContactId", "Contact")}
 
 
+@dataclass(frozen=True)
+class Person:
+    """SQL reading, for a record aliased in a query, whose data it is and where they live."""
+
+    join: str
+    customer: str
+    country: str
+    state: str
+
+
 @dataclass
 class SnapshotFile:
     object: str
     path: Path
     columns: list[str]
+    ix: int = 0  # position among the snapshot's files: how hits name their table
     needed: set[str] = field(default_factory=set)
     rows: int | None = None
 
@@ -88,12 +100,15 @@ class Snapshot:
             cols = [r[0] for r in store.execute(f"DESCRIBE SELECT * FROM {_reader(f)}").rows]
             if not any(c.lower() == "id" for c in cols):
                 raise UsageError(f"{f}: no Id column (first columns: {', '.join(cols[:5])})")
-            self.files[obj] = SnapshotFile(obj, f, cols)
+            self.files[obj] = SnapshotFile(obj, f, cols, len(self.files))
         self.loaded: set[str] = set()
 
     def get(self, obj: str) -> SnapshotFile | None:
         low = obj.lower()
         return next((f for o, f in self.files.items() if o.lower() == low), None)
+
+    def table_of(self, ix: int) -> str:
+        return next(f.table for f in self.files.values() if f.ix == ix)
 
     def need(self, obj: str, column: str) -> None:
         f = self.get(obj)
@@ -113,11 +128,42 @@ class Snapshot:
             if f.object in self.loaded and f.needed <= set(self._loaded_cols(f)):
                 continue
             cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(f.needed))
+            if (created := f.column("CreatedDate")) is not None:
+                # Parsed once here: every replay filters on it (see replay.CREATED).
+                cols += f', sf_ts(CAST("{created}" AS VARCHAR)) AS {CREATED}'
             self.store.execute(
                 f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {_reader(f.path)}"
             )
             f.rows = self.store.scalar(f"SELECT count(*) FROM {f.table}")
             self.loaded.add(f.object)
+
+    def person(self, obj: str, alias: str) -> Person:
+        """The customer of a record of ``obj`` (itself, or a case's contact) and the raw
+        country and state text of that customer, as SQL over ``alias``."""
+        f = self.get(obj)
+        if f is None:
+            return Person("", f'{alias}."Id"', "NULL", "NULL")
+        holder, who, join = f, alias, ""
+        customer = f'{alias}."Id"'
+        link = PERSON_LINK.get(f.object)
+        if link is not None and (lcol := f.column(link[0])) is not None:
+            customer = f'coalesce({alias}."{lcol}", {alias}."Id")'
+            person = self.get(link[1])
+            if person is not None and person.column("Id") is not None:
+                who, holder = f"{alias}_p", person
+                join = (f'LEFT JOIN {person.table} {who} ON left({who}."Id", 15) = '
+                        f'left({alias}."{lcol}", 15)')  # fmt: skip
+
+        def first_of(columns: tuple[str, ...]) -> str:
+            present = [f'{who}."{c}"' for n in columns if (c := holder.column(n)) is not None
+                       and c in holder.needed]  # fmt: skip
+            if not present:
+                return "NULL"
+            return present[0] if len(present) == 1 else f"coalesce({', '.join(present)})"
+
+        country = first_of(COUNTRY_COLUMNS.get(holder.object, ()))
+        state = first_of(STATE_COLUMNS.get(holder.object, ()))
+        return Person(join, customer, country, state)
 
     def _loaded_cols(self, f: SnapshotFile) -> list[str]:
         return [r[0] for r in self.store.execute(f"DESCRIBE {f.table}").rows]

@@ -1,0 +1,122 @@
+"""Benchmark: `crmwatch scope` on a Kering-sized Contact snapshot against one scan of it.
+
+The snapshot is 7.4 million contacts (the number Kering reported in 2025) as a Data Loader
+style CSV, made once under ``--out``. The incident is a Tor sign-in whose session ran two Bulk
+API exports: the whole Contact table, and the Korean customers only. Measured in one run:
+- baseline: one DuckDB query reading every column of the snapshot CSV;
+- crmwatch: ``crmwatch scope`` in a child process — both queries replayed, every exposure
+  stored, the summary by country, state and category computed.
+
+Targets (issue 4): scope at most 3x the scan; peak RSS under 4 GB.
+
+Usage: python bench/scope.py [--contacts 7400000] [--out bench/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+from child import run_crmwatch
+
+TARGET_RATIO = 3.0
+TARGET_RSS_MB = 4096
+COUNTRIES = ["KR", "US", "FR", "JP", "CN", "GB", "DE", "IT", "SG", "AU", "CA", "AE"]
+
+
+def snapshot(out: Path, contacts: int) -> Path:
+    """A Contact.csv with ``contacts`` rows, written once by DuckDB and reused."""
+    folder = out / f"scope-{contacts}"
+    path = folder / "Contact.csv"
+    marker = folder / ".complete"
+    if not marker.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        countries = "[" + ", ".join(f"'{c}'" for c in COUNTRIES) + "]"
+        duckdb.sql(f"""COPY (
+            SELECT '003' || lpad(to_base(i, 36), 12, '0') || 'AAA' AS Id,
+                'First' || (i % 5003) AS FirstName, 'Last' || (i % 7919) AS LastName,
+                'c' || i || '@example.com' AS Email, '+1 555 ' || lpad((i % 10000)::VARCHAR, 4,
+                '0') AS Phone, (i % 997) || ' Main St' AS MailingStreet,
+                'City' || (i % 311) AS MailingCity,
+                CASE WHEN {countries}[i % 12 + 1] = 'US' THEN 'CA' END AS MailingState,
+                lpad((i % 99991)::VARCHAR, 5, '0') AS MailingPostalCode,
+                {countries}[i % 12 + 1] AS MailingCountry,
+                'C-' || i AS Customer_Number__c, (i % 50000)::VARCHAR AS Total_Purchases__c,
+                strftime(TIMESTAMP '2020-01-01' + to_minutes(i % 2000000), '%Y-%m-%dT%H:%M:%S.000Z')
+                    AS CreatedDate
+            FROM range({contacts}) t(i)) TO '{path}' (HEADER, DELIMITER ',')""")
+        marker.write_text("ok")
+    return path
+
+
+def incident_store(out: Path, contacts: int) -> tuple[Path, str]:
+    """A store holding the incident: a Tor sign-in and two bulk exports in its session."""
+    db = out / f"scope-{contacts}" / "store.duckdb"
+    logs = out / f"scope-{contacts}" / "logs"
+    logs.mkdir(exist_ok=True)
+    db.unlink(missing_ok=True)
+    common = {"Username": "svc.loader@maison.example", "UserId": "005000000000009AAA",
+              "SourceIp": "185.220.101.7", "LoginKey": "LK-BENCH"}  # fmt: skip
+    records = [
+        {"attributes": {"type": "LoginEvent"}, "EventIdentifier": "L1", "LoginUrl": "x",
+         "EventDate": "2025-06-10T08:50:00.000+0000", "Status": "Success", **common},
+        {"attributes": {"type": "BulkApiResultEventStore"}, "EventIdentifier": "B1",
+         "EventDate": "2025-06-10T09:20:00.000+0000", "JobId": "750000000000001AAA",
+         "Query": "SELECT Id, Name, Email, Phone, MailingAddress FROM Contact", **common},
+        {"attributes": {"type": "BulkApiResultEventStore"}, "EventIdentifier": "B2",
+         "EventDate": "2025-06-10T09:40:00.000+0000", "JobId": "750000000000002AAA",
+         "Query": "SELECT Id, Email, Customer_Number__c FROM Contact "
+                  "WHERE MailingCountry = 'KR'", **common},
+    ]  # fmt: skip
+    (logs / "events.json").write_text(json.dumps({"totalSize": 3, "done": True,
+                                                  "records": records}))  # fmt: skip
+    run_crmwatch("ingest", str(logs), "--db", str(db), "--json")
+    run_crmwatch("detect", "--db", str(db), "--json")
+    listed = json.loads(run_crmwatch("incidents", "--db", str(db), "--json").stdout)
+    return db, listed[0]["id"]
+
+
+def scan_baseline(path: Path) -> tuple[float, int]:
+    """Seconds for one DuckDB query reading every column of the snapshot."""
+    con = duckdb.connect()
+    start = time.perf_counter()
+    rows = con.execute(
+        f"SELECT count(*), min(COLUMNS(*)) FROM read_csv('{path}', header = true, "
+        "all_varchar = true)"
+    ).fetchone()[0]
+    seconds = time.perf_counter() - start
+    con.close()
+    return seconds, rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--contacts", type=int, default=7_400_000)
+    ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = ap.parse_args()
+    path = snapshot(args.out, args.contacts)
+    db, iid = incident_store(args.out, args.contacts)
+    child = run_crmwatch("scope", iid, "--customers", str(path), "--db", str(db), "--json")
+    result = json.loads(child.stdout)
+    scan_s, rows = scan_baseline(path)
+    ratio = child.seconds / scan_s
+    report = {
+        "contacts": rows, "affected_customers": result["affected_customers"],
+        "korean_customers": result["by_country"].get("KR"),
+        "scan_seconds": round(scan_s, 2), "scope_seconds": round(child.seconds, 2),
+        "ratio_to_scan": round(ratio, 2), "target_ratio": TARGET_RATIO,
+        "peak_rss_mb": child.peak_rss_mb, "target_rss_mb": TARGET_RSS_MB,
+        "pass": ratio <= TARGET_RATIO and child.peak_rss_mb < TARGET_RSS_MB
+        and result["affected_customers"] == rows,
+    }  # fmt: skip
+    print(json.dumps(report, indent=2))
+    (args.out / "scope.json").write_text(json.dumps(report, indent=2))
+    return 0 if report["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
