@@ -3,8 +3,8 @@
 Salesforce event objects as a SOQL query returns them (``{"records": [...]}`` with
 ``attributes.type``) and Okta System Log NDJSON. Every fact the tests assert is visible here.
 
-Story (UTC, June 2025): anna works at a retailer from 203.0.113.10 (history from 1 June). On
-10 June at 08:50 an attacker signs in as her from 198.51.100.23 (login key LK-ATT), authorises
+Story (UTC, June 2025): anna works at a retailer from 90.3.10.10 (history from 1 June). On
+10 June at 08:50 an attacker signs in as her from 90.3.99.23 (login key LK-ATT), authorises
 "My Ticket Portal" at 08:55, counts Contacts at 09:05, pulls Korean contacts at 09:10 (the log
 lists their ids), the three biggest spenders at 09:12, every case at 09:15, and US and Japanese
 contacts through a Bulk API job at 09:20. Separately, on 12 June bob signs in from a Tor exit. tests/fixtures/snapshot holds the
@@ -20,8 +20,8 @@ from pathlib import Path
 ANNA = "anna.k@maison.example"
 ANNA_ID = "005000000000001AAA"
 BOB = "bob.t@maison.example"
-ATTACKER_IP = "198.51.100.23"
-OFFICE_IP = "203.0.113.10"
+ATTACKER_IP = "90.3.99.23"  # Orange, France: the office's own ISP, not a new network
+OFFICE_IP = "90.3.10.10"
 APP = "My Ticket Portal"
 SNAPSHOT = Path(__file__).parent / "fixtures" / "snapshot"
 

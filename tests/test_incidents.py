@@ -118,7 +118,8 @@ def test_rebuilding_is_idempotent_and_ids_are_stable(breach: Store):
 
 def _alert(n: int, day: float, **keys) -> _AlertKeys:
     t = dt.datetime(2025, 1, 1) + dt.timedelta(days=day)
-    base = {"people": [], "user_ids": [], "login_keys": [], "ips": [], "all_ips": [], "apps": []}
+    base = {"people": [], "user_ids": [], "targets": [], "login_keys": [], "attacker_sessions": [],
+            "ips": [], "all_ips": [], "apps": []}  # fmt: skip
     return _AlertKeys(f"a{n}", "high", "t", [], t, t, t, None, **{**base, **keys})
 
 

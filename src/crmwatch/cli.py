@@ -21,9 +21,19 @@ from crmwatch.detect.runner import detect, stored_alerts
 from crmwatch.detect.testing import run_tests
 from crmwatch.enrich import refresh
 from crmwatch.errors import CrmwatchError, UsageError
-from crmwatch.incidents import DEFAULT_GAP, Incident, build_incidents, get_incident, timeline
+from crmwatch.evaluate import Evaluation, evaluate, score, simulated_config
+from crmwatch.incidents import (
+    DEFAULT_GAP,
+    DEFAULT_MIN_LEVEL,
+    Incident,
+    build_incidents,
+    get_incident,
+    timeline,
+)
 from crmwatch.ingest import IngestSummary, expand_paths, ingest
 from crmwatch.scope.exposure import ScopeResult, scope_incident
+from crmwatch.simulate.org import simulate
+from crmwatch.simulate.scenarios import SCENARIOS
 from crmwatch.sources import FORMATS
 from crmwatch.stats import store_stats
 from crmwatch.store import Store, default_db_path
@@ -33,7 +43,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console()
+# Piped output (CI logs, `make demo | tee`) gets room for the tables; a terminal its own width.
+out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 DbOption = Annotated[
@@ -43,6 +54,9 @@ DbOption = Annotated[
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="crmwatch.toml [env CRMWATCH_CONFIG]")
 ]
+
+
+SCENARIO_NAMES = ", ".join(SCENARIOS)
 
 
 def _fail(e: CrmwatchError) -> None:
@@ -352,12 +366,15 @@ def incidents_cmd(
     gap: Annotated[
         str, typer.Option(help="Alerts further apart than this never join (30m, 24h, 7d)")
     ] = f"{int(DEFAULT_GAP.total_seconds() // 3600)}h",
+    min_level: Annotated[
+        str, typer.Option(help="Lowest alert level that opens an incident (lower ones join)")
+    ] = DEFAULT_MIN_LEVEL,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
 ) -> None:
     """Group the stored alerts into incidents (rebuilt from all alerts) and list them."""
     try:
         with Store(db or default_db_path()) as store:
-            incidents = build_incidents(store, _parse_duration(gap))
+            incidents = build_incidents(store, _parse_duration(gap), min_level=min_level)
     except CrmwatchError as e:
         _fail(e)
         return
@@ -491,25 +508,143 @@ def _print_scope(r: ScopeResult) -> None:
     out.print(table)
 
 
+@app.command("simulate")
+def simulate_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (created)")],
+    customers: Annotated[int, typer.Option(help="Customers in the snapshot")] = 100_000,
+    employees: Annotated[int, typer.Option(help="Staff with CRM accounts")] = 200,
+    days: Annotated[int, typer.Option(help="Days of activity")] = 14,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario", help=f"Attack to include (repeat); default all: {SCENARIO_NAMES}"
+        ),
+    ] = None,
+    benign_only: Annotated[bool, typer.Option(help="No attack at all")] = False,
+    seed: Annotated[int, typer.Option(help="Same seed, same files")] = 7,
+) -> None:
+    """Write a simulated retailer's CRM logs (real formats), customer snapshot and ground truth."""
+    try:
+        sim = simulate(out_dir, customers, employees, days, [] if benign_only else scenario, seed)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    out.print(
+        f"wrote {sim.files} files, {sim.events:,} log records, {sim.customers:,} customers, "
+        f"{sim.employees} staff over {sim.days} days, scenarios: "
+        f"{', '.join(sim.scenarios) or 'none'} → {escape(str(out_dir))}"
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    directory: Annotated[Path, typer.Argument(help="A `crmwatch simulate` output folder")],
+    rules: RulesOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON")] = False,
+) -> None:
+    """Run ingest → detect → incidents → scope on a simulated org and score it against the
+    ground truth (store: DIR/crmwatch.duckdb, rebuilt)."""
+    try:
+        ev = evaluate(directory, rules=rules)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        print(json.dumps(ev.to_dict(), indent=2, default=str))
+    else:
+        _print_evaluation(ev)
+    if not all(ev.targets_met.values()):
+        raise typer.Exit(1)
+
+
+def _print_evaluation(ev: Evaluation) -> None:
+    table = Table("scenario", "detected", "time to detect", "vs 1st exfiltration", "customers",
+                  "precision", "recall", "fields P/R")  # fmt: skip
+
+    def secs(x: float | None) -> str:
+        if x is None:
+            return "-"
+        sign = "-" if x < 0 else ""
+        return f"{sign}{_delay(abs(x))}"
+
+    def pr(p: float | None, r: float | None) -> str:
+        return "-" if p is None else f"{p:.3f}/{r:.3f}" if r is not None else f"{p:.3f}"
+
+    for s in ev.scenarios:
+        table.add_row(
+            s.name, "yes" if s.detected else "[red]no[/red]", secs(s.time_to_detect_s),
+            secs(s.after_first_exfiltration_s), f"{s.listed_customers:,}/{s.expected_customers:,}",
+            "-" if s.precision is None else f"{s.precision:.3f}",
+            "-" if s.recall is None else f"{s.recall:.3f}", pr(s.field_precision, s.field_recall),
+        )  # fmt: skip
+    out.print(table)
+    out.print(
+        f"{ev.incidents} incidents, {ev.false_positive_incidents} false positive "
+        f"({ev.fp_per_1000_user_days} per 1,000 user-days over {ev.user_days:,} user-days)"
+    )
+    for target, met in ev.targets_met.items():
+        out.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {target}")
+
+
 @app.command("demo")
 def demo_cmd(
-    logs: Annotated[Path, typer.Option(help="Log folder to ingest")] = Path(
-        "../shared/fixtures/real"
-    ),
-    db: Annotated[Path, typer.Option("--db")] = Path("demo-out/crmwatch.duckdb"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write")] = Path("demo-out"),
+    customers: Annotated[int, typer.Option(help="Customers in the snapshot")] = 100_000,
+    employees: Annotated[int, typer.Option(help="Staff with CRM accounts")] = 200,
+    days: Annotated[int, typer.Option(help="Days of activity")] = 14,
+    seed: Annotated[int, typer.Option(help="Simulation seed")] = 7,
 ) -> None:
-    """The main job, end to end, on sample data (stages beyond ingest arrive as they land)."""
-    db.parent.mkdir(parents=True, exist_ok=True)
-    if db.exists():
-        db.unlink()
-    if not logs.exists():
-        _fail(CrmwatchError(f"no log folder at {logs}"))
-    out.rule("1. ingest")
-    ingest_cmd([logs], db=db)
-    out.rule("2. what the store holds")
-    stats_cmd(db=db)
-    out.rule("3. detect")
-    detect_cmd(db=db)
+    """The main job end to end: simulate a retailer with the 2025 attacks, ingest, detect,
+    group incidents, scope each against the customer snapshot, and score it all."""
+    sim_dir = out_dir / "org"
+    db = out_dir / "crmwatch.duckdb"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db.unlink(missing_ok=True)
+    try:
+        out.rule("1. simulate")
+        simulate_cmd(out_dir=sim_dir, customers=customers, employees=employees, days=days,
+                     scenario=None, benign_only=False, seed=seed)  # fmt: skip
+        with Store(db) as store:
+            out.rule("2. ingest")
+            summary = ingest(store, [sim_dir / "logs"], config=simulated_config(sim_dir))
+            out.print(
+                f"{len(summary.files)} files, {summary.total('records'):,} records: "
+                f"{summary.total('inserted'):,} new, {summary.total('quarantined')} quarantined "
+                f"in {summary.seconds:.1f}s"
+            )
+            out.rule("3. detect")
+            _print_alert_summary(store, detect(store, load_rules()))
+            out.rule("4. incidents")
+            incidents = build_incidents(store)
+            _print_incidents(incidents)
+            out.rule("5. scope")
+            scopes = [scope_incident(store, i.id, [sim_dir / "snapshot"]) for i in incidents]
+            _print_scopes(incidents, scopes)
+            out.rule("6. evaluation against the ground truth")
+            _print_evaluation(score(store, sim_dir))
+        out.rule("7. notify")
+        out.print("the notification package arrives with issue 6 (per-jurisdiction obligations)")
+        out.print(
+            f"store: {escape(str(db))}; simulated logs, snapshot and ground truth: "
+            f"{escape(str(sim_dir))}"
+        )
+    except CrmwatchError as e:
+        _fail(e)
+
+
+def _print_scopes(incidents: list[Incident], scopes: list[ScopeResult]) -> None:
+    table = Table("incident", "who", "customers", "exact / replayed / candidate", "up to",
+                  "countries", "data categories")  # fmt: skip
+    for i, r in zip(incidents, scopes, strict=True):
+        c = r.affected_by_confidence
+        countries = ", ".join(f"{k} {v:,}" for k, v in list(r.by_country.items())[:4])
+        table.add_row(
+            i.id, escape(", ".join(i.principals or i.user_ids)[:40]), f"{r.affected_customers:,}",
+            f"{c['exact']:,} / {c['replayed']:,} / {c['candidate']:,}",
+            f"+{r.bounded_upper_bound:,}" if r.bounded_upper_bound else "",
+            escape(countries), escape(", ".join(r.categories)),
+        )  # fmt: skip
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -6,13 +6,18 @@ timeline, and the scope stage needs the incident's complete set of data-access e
 the ones a rule happened to flag. So building an incident has two steps:
 
 1. **Group alerts.** Two alerts belong together when they share a person (user name, case
-   folded, or user id), a login session (``login_key``), a source IP that is not corporate or
-   private, or a connected app — and the later one starts within ``gap`` of the earlier one's
-   last event. Corporate and private IPs do not link alerts: a whole office shares them.
+   folded, or user id, of an event that succeeded), a login session (``login_key``), a source
+   IP that is not corporate or private, a connected app, or a target (an account that failed
+   to sign in: three spraying addresses aimed at the same staff are one campaign) — and the
+   later one starts within ``gap`` of the earlier one's last event. Corporate and private IPs
+   do not link alerts: a whole office shares them.
 2. **Collect events.** An incident's events are its alerts' evidence, every event of its login
    sessions, its people's events from its suspicious IPs within ``gap`` of its alerts, and the
    OAuth grants of its apps to its people within ``origin_lookback`` before it: the login or
-   app authorisation the alerts trace back to is the *first malicious event*.
+   app authorisation the alerts trace back to is the *first malicious event*. Sessions are
+   followed only from attacker-side addresses (not corporate or private): a victim tricked at
+   the office into approving an app keeps their own working day out of the incident. The
+   people's later exports (reports, bulk jobs, list views) join while they keep coming.
 
 Incidents are rebuilt from all stored alerts on every run (so re-running changes nothing), and
 an incident's id hashes its earliest alert, so it stays the same as later alerts join it.
@@ -38,6 +43,16 @@ THEFT_TACTICS = {"collection", "exfiltration"}
 UNLINKED_IP_CLASSES = ("corporate", "private")
 
 DEFAULT_GAP = dt.timedelta(hours=24)
+# An incident's people's later exports (reports, bulk jobs, list views) belong to it while they
+# follow one another within this long: a slow insider exports once a working day.
+EXPORT_FOLLOW = dt.timedelta(days=3)
+EXPORTS = ("report_export", "bulk_export", "list_view")
+DEFAULT_MIN_LEVEL = "medium"
+# A person is tied to an attack by what was done as them: the thirty accounts a password spray
+# failed against are targets, not suspects, so failed events name no person.
+ACTED = "e.outcome IS DISTINCT FROM 'failure'"
+# Salesforce ids come 15- or 18-character (ELF rows and event objects differ): key on 15.
+USER_KEY = "CASE WHEN regexp_full_match({c}, '[a-zA-Z0-9]{{18}}') THEN left({c}, 15) ELSE {c} END"
 DEFAULT_ORIGIN_LOOKBACK = dt.timedelta(days=7)
 
 
@@ -83,7 +98,9 @@ class _AlertKeys:
     detected_at: dt.datetime | None
     people: list[str]
     user_ids: list[str]
+    targets: list[str]  # accounts tried but not used: they link attempts, not people
     login_keys: list[str]
+    attacker_sessions: list[str]
     ips: list[str]
     all_ips: list[str]
     apps: list[str]
@@ -93,6 +110,7 @@ class _AlertKeys:
         return (
             [("person", p) for p in self.people]
             + [("user", u) for u in self.user_ids]
+            + [("target", t) for t in self.targets]
             + [("session", k) for k in self.login_keys]
             + [("ip", i) for i in self.ips]
             + [("app", a) for a in self.apps]
@@ -107,18 +125,23 @@ def _alert_keys(store: Store) -> list[_AlertKeys]:
             SELECT a.alert_id, u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id))
         SELECT a.alert_id, a.level, a.title, coalesce(a.tags, []) AS tags, a.first_ts,
             a.last_ts, coalesce(a.fired_at, a.first_ts) AS fired_at, a.detected_at,
-            coalesce(list(DISTINCT lower(e.user_name)) FILTER (e.user_name IS NOT NULL), [])
-                AS people,
-            coalesce(list(DISTINCT e.user_id) FILTER (e.user_id IS NOT NULL), []) AS user_ids,
+            coalesce(list(DISTINCT lower(e.user_name)) FILTER (e.user_name IS NOT NULL
+                AND {ACTED}), []) AS people,
+            coalesce(list(DISTINCT {USER_KEY.format(c="e.user_id")})
+                FILTER (e.user_id IS NOT NULL AND {ACTED}), []) AS user_ids,
+            coalesce(list(DISTINCT lower(coalesce(e.user_name, e.user_id)))
+                FILTER (e.outcome = 'failure'), []) AS targets,
             coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL), [])
                 AS login_keys,
+            coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL
+                AND e.ip_class NOT IN ({unlinked})), []) AS attacker_sessions,
             coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL
                 AND e.ip_class NOT IN ({unlinked})), []) AS ips,
             coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL), []) AS all_ips,
             coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IS NOT NULL), []) AS apps
         FROM alerts a JOIN ev USING (alert_id)
-        JOIN (SELECT event_id, user_name, user_id, login_key, src_ip, ip_class, client_app
-              FROM events) e USING (event_id)
+        JOIN (SELECT event_id, user_name, user_id, login_key, src_ip, ip_class, client_app,
+                     outcome FROM events) e USING (event_id)
         GROUP BY ALL ORDER BY fired_at, a.alert_id"""
     ).dicts()
     return [_AlertKeys(**r) for r in rows]
@@ -172,11 +195,14 @@ def _collect_events(
     hi = max(a.last_ts for a in group)
     people = sorted({p for a in group for p in a.people})
     uids = sorted({u for a in group for u in a.user_ids})
-    keys = sorted({k for a in group for k in a.login_keys})
+    keys = sorted({k for a in group for k in a.attacker_sessions})
     ips = sorted({i for a in group for i in a.ips})
     apps = sorted({x for a in group for x in a.apps})
     evidence = sorted({e for a in group for e in _event_ids(store, a.alert_id)})
-    who = "(lower(user_name) IN (SELECT unnest($people)) OR user_id IN (SELECT unnest($uids)))"
+    who = (
+        "(lower(user_name) IN (SELECT unnest($people)) OR "
+        f"{USER_KEY.format(c='user_id')} IN (SELECT unnest($uids)))"
+    )
     store.execute(
         f"""
         INSERT INTO incident_events
@@ -207,6 +233,34 @@ def _collect_events(
             "gap": gap,
             "lookback": lookback,
         },
+    )
+
+
+def _follow_exports(store: Store, iid: str, group: list[_AlertKeys]) -> None:
+    """Add the incident's people's exports that follow its alerts within EXPORT_FOLLOW of one
+    another (role ``later export``): an insider's second, third … day of exports."""
+    people = sorted({p for a in group for p in a.people})
+    uids = sorted({u for a in group for u in a.user_ids})
+    start = min(a.fired_at for a in group)
+    cats = ", ".join(f"'{c}'" for c in EXPORTS)
+    rows = store.execute(
+        f"""SELECT event_id, ts FROM events_base
+        WHERE category IN ({cats}) AND ts >= $start AND (lower(user_name) IN
+            (SELECT unnest($people)) OR {USER_KEY.format(c="user_id")} IN (SELECT unnest($uids)))
+        ORDER BY ts""",
+        {"start": start, "people": people, "uids": uids},
+    ).rows
+    last = max(a.last_ts for a in group)
+    chosen = []
+    for event_id, ts in rows:
+        if ts - last > EXPORT_FOLLOW:
+            break
+        chosen.append(event_id)
+        last = max(last, ts)
+    store.execute(
+        "INSERT INTO incident_events SELECT ?, e, 'later export' FROM unnest(?::VARCHAR[]) t(e) "
+        "WHERE e NOT IN (SELECT event_id FROM incident_events WHERE incident_id = ?)",
+        [iid, chosen, iid],
     )
 
 
@@ -245,9 +299,21 @@ def build_incidents(
     store: Store,
     gap: dt.timedelta = DEFAULT_GAP,
     origin_lookback: dt.timedelta = DEFAULT_ORIGIN_LOOKBACK,
+    min_level: str = DEFAULT_MIN_LEVEL,
 ) -> list[Incident]:
-    """Rebuild every incident from the stored alerts; return them, most severe first."""
-    groups = group_alerts(_alert_keys(store), gap)
+    """Rebuild every incident from the stored alerts; return them, most severe first.
+
+    Alerts below ``min_level`` (default medium: ``low`` and ``informational``) are building
+    blocks: they join an incident their keys link them to, but never open one alone — an
+    unusual hour or a new home ISP is context, not a case to work."""
+    if min_level not in LEVELS:
+        raise UsageError(f"unknown level {min_level!r}; one of {', '.join(LEVELS)}")
+    floor = LEVELS.index(min_level)
+    groups = [
+        g
+        for g in group_alerts(_alert_keys(store), gap)
+        if max(LEVELS.index(a.level) if a.level in LEVELS else 2 for a in g) >= floor
+    ]
     incidents: list[Incident] = []
     with store.transaction():
         for table in ("incidents", "incident_alerts", "incident_events"):
@@ -255,6 +321,7 @@ def build_incidents(
         for group in groups:
             iid = _incident_id(group)
             _collect_events(store, iid, group, gap, origin_lookback)
+            _follow_exports(store, iid, group)
             incident = _make(store, iid, group)
             incidents.append(incident)
             store.execute(

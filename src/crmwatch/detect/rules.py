@@ -38,6 +38,8 @@ class RuleTest:
     name: str
     expected: bool
     events: list[dict]
+    # The org's own networks for this test (``ip_class: corporate``), as crmwatch.toml sets them.
+    corporate_cidrs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -105,7 +107,12 @@ def load_rule_file(path: Path, collect_errors: bool = False) -> RuleFile:
                         Location(path),
                     )
                 rf.tests.append(
-                    RuleTest(str(t.get("name")), expected == "match", t.get("events") or [])
+                    RuleTest(
+                        str(t.get("name")),
+                        expected == "match",
+                        t.get("events") or [],
+                        tuple(t.get("corporate_cidrs") or ()),
+                    )
                 )
         rf.rules = list(SigmaCollection.from_dicts(docs).rules)
         if not rf.rules:

@@ -40,7 +40,7 @@ def run_test(rf: RuleFile, test: RuleTest) -> TestResult:
                 f"INSERT INTO events_base ({cols}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()),
             )
-        enrich(store, EnrichConfig())
+        enrich(store, EnrichConfig(corporate_cidrs=test.corporate_cidrs))
         return TestResult(rf, test, len(run_rule(store, rf)))
 
 

@@ -127,18 +127,42 @@ def scope_incident(
             "INSERT INTO scope_events VALUES (?, ?, ?, ?, ?)",
             [ix, bits[ix], ev["event_id"], ev["ts"], es.fields],
         )
+    listed = [(ev, es) for ev, es, _ in planned if es.kind in (*LISTED, "count", "aggregate")]
     for ev, es, _ in planned:
         if es.kind != "bounded":
             continue
+        twin = _twin(ev, listed)
         if ev["job_id"] in replayed_jobs:
             es.kind, es.note = "covered", f"bulk job {ev['job_id']} is replayed from its query"
             es.upper_bound = None
+        elif twin is not None:
+            es.kind, es.upper_bound = "covered", None
+            es.note = f"the same {ev['category']} as event {twin} (another log of it)"
         elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
             es.upper_bound = min(es.upper_bound, base.rows or es.upper_bound)
     _resolve_exact_hits(store, snap)
     result = _summarise(store, incident.id, snap, [es for _, es, _ in planned], passes, by_event)
     snap.drop()
     return result
+
+
+LISTED = ("exact", "replayed", "candidate")
+TWIN_SECONDS = 5
+
+
+def _twin(ev: dict, listed: list[tuple[dict, EventScope]]) -> str | None:
+    """An event read from a richer log that is this one seen by another log: an API
+    EventLogFile row and its ApiEvent, a ReportExport row and its ReportEvent (same user,
+    kind, time within seconds)."""
+    for other, es in listed:
+        if (
+            other["category"] == ev["category"]
+            and (other["user_id"] or "")[:15] == (ev["user_id"] or "")[:15]
+            and abs((other["ts"] - ev["ts"]).total_seconds()) <= TWIN_SECONDS
+            and (ev["object"] is None or es.object is None or ev["object"] == es.object)
+        ):
+            return other["event_id"]
+    return None
 
 
 def replay_query(

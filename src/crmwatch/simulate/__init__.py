@@ -1,2 +1,2 @@
-"""Simulated activity: volume data for benchmarks (the realistic org and attack scenarios:
-issue 5)."""
+"""Simulated activity: a realistic retail org with the 2025 attacks and their ground truth
+(``org.simulate``), and volume data for benchmarks (``volume``)."""

@@ -147,8 +147,10 @@ HEADERS: dict[str, tuple[str, ...]] = {
 MIX = {"URI": 0.45, "API": 0.25, "RestApi": 0.2, "Login": 0.08, "BulkApi2": 0.02}
 
 _OBJECTS = "['Contact', 'Account', 'Case', 'Lead', 'Opportunity', 'User']"
-_IPS = ("['203.0.113.' || (i % 200 + 1), '198.51.100.' || (i % 50 + 1), '52.95.110.' || (i % 20),"
-        " '34.102.136.180', '185.220.101.' || (i % 30), '2a01:4f8::' || (i % 90)]")  # fmt: skip
+_IPS = (
+    "['203.0.113.' || (i % 200 + 1), '198.51.100.' || (i % 50 + 1), '52.95.110.' || (i % 20),"
+    " '34.102.136.180', '185.220.101.' || (i % 30), '2a01:4f8::' || (i % 90)]"
+)
 
 # SQL per column; ``i`` is the row number, ``t`` the row's timestamp.
 _UAS = (
@@ -194,7 +196,7 @@ _VALUES = {
     "API_VERSION": "'62.0'",
     "API_TYPE": "'E'",
     "CLIENT_NAME": "['DataLoaderBulkUI/', 'SfdcInternalAPI/'][i % 2 + 1]",
-}  # fmt: skip
+}
 
 
 def write_elf_csvs(out: Path, events: int, days: int = 7, seed: int = 1) -> list[Path]:

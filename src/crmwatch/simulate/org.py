@@ -1,0 +1,133 @@
+"""``crmwatch simulate``: a luxury retailer's CRM logs, attacks woven in, and the ground truth.
+
+Layout of ``--out``::
+
+    logs/salesforce/elf/<date>_<EventType>.csv   EventLogFile CSV, one per type per day
+    logs/salesforce/objects/<Object>.json        ApiEvent, BulkApiResultEventStore,
+                                                 ReportEvent, OauthToken, SetupAuditTrail
+                                                 (REST query results)
+    logs/okta/system_log.ndjson                  Okta System Log
+    snapshot/Contact.csv, Account.csv, Case.csv  the customer snapshot
+    crmwatch.toml                                the org's boutique networks (corporate)
+    ground_truth.json                            per scenario: what happened and what it exposed
+
+The same seed and options always give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from crmwatch.errors import UsageError
+from crmwatch.simulate.activity import ELF_HEADERS, Log
+from crmwatch.simulate.benign import benign, make_org
+from crmwatch.simulate.customers import make_snapshot
+from crmwatch.simulate.scenarios import SCENARIOS, Context
+from crmwatch.simulate.world import COUNTRIES
+
+START = dt.datetime(2025, 6, 2)  # a Monday
+MIN_DAYS = 14  # scenarios run in the second week, after the baselines' 7-day learning
+
+
+@dataclass
+class Simulated:
+    out: Path
+    files: int
+    events: int
+    customers: int
+    employees: int
+    days: int
+    scenarios: list[str]
+
+
+def simulate(
+    out: Path,
+    customers: int = 100_000,
+    employees: int = 200,
+    days: int = 14,
+    scenarios: list[str] | None = None,
+    seed: int = 7,
+) -> Simulated:
+    """Write a simulated org's logs, snapshot and ground truth under ``out``."""
+    names = list(SCENARIOS) if scenarios is None else scenarios
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise UsageError(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
+    if names and days < MIN_DAYS:
+        raise UsageError(f"scenarios need --days {MIN_DAYS} or more (they run in week two)")
+    if employees < 40:
+        raise UsageError("--employees must be at least 40 (every country needs its staff)")
+    if customers < 1000:
+        raise UsageError("--customers must be at least 1000")
+    rng = random.Random(seed)
+    org = make_org(rng, employees)
+    owners: dict[str, list[str]] = {}
+    for u in org.staff(role="advisor"):
+        owners.setdefault(u.country, []).append(u.sf_id)
+    snap = make_snapshot(rng, customers, START, owners)
+    stamp = START.strftime("%Y-%m-%dT%H:%M:%S")
+    for c in snap.contacts:  # advisors open the records of clients who already exist
+        if c["CreatedDate"][:19] < stamp:
+            org.contacts_by_country.setdefault(c["MailingCountryCode"], []).append(c["Id"])
+    log = Log(seed)
+    benign(log, org, rng, START, days)
+    ctx = Context(log, org, snap, random.Random(seed + 1), START)
+    truths = [SCENARIOS[n](ctx) for n in names]
+    files = _write(out, log, snap)
+    truth = {
+        "seed": seed,
+        "start": START.isoformat(),
+        "days": days,
+        "customers": customers,
+        "employees": employees,
+        "user_days": employees * days,
+        "scenarios": [t.to_dict() for t in truths],
+    }
+    (out / "ground_truth.json").write_text(json.dumps(truth, ensure_ascii=False))
+    events = sum(len(r) for r in log.elf.values()) + sum(len(r) for r in log.objects.values())
+    return Simulated(out, len(files), events + len(log.okta), customers, employees, days, names)
+
+
+def _write(out: Path, log: Log, snap) -> list[Path]:
+    paths = []
+    elf = out / "logs" / "salesforce" / "elf"
+    elf.mkdir(parents=True, exist_ok=True)
+    for (etype, day), rows in sorted(log.elf.items()):
+        path = elf / f"{day.isoformat()}_{etype}.csv"
+        rows = sorted(rows, key=lambda r: r["TIMESTAMP"])
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(
+                fh,
+                fieldnames=ELF_HEADERS[etype],
+                quoting=csv.QUOTE_ALL,
+                lineterminator="\n",
+                restval="",
+            )
+            w.writeheader()
+            w.writerows(rows)
+        paths.append(path)
+    objects = out / "logs" / "salesforce" / "objects"
+    objects.mkdir(parents=True, exist_ok=True)
+    for name, records in sorted(log.objects.items()):
+        path = objects / f"{name}.json"
+        body = {"totalSize": len(records), "done": True, "records": records}
+        path.write_text(json.dumps(body, ensure_ascii=False, indent=1))
+        paths.append(path)
+    okta = out / "logs" / "okta"
+    okta.mkdir(parents=True, exist_ok=True)
+    path = okta / "system_log.ndjson"
+    events = sorted(log.okta, key=lambda e: e["published"])
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
+    paths.append(path)
+    paths += snap.write(out / "snapshot")
+    cidrs = sorted(f"{c.office}.0/24" for c in COUNTRIES)
+    (out / "crmwatch.toml").write_text(
+        "# The simulated org's boutique networks: their sign-ins are corporate.\n[enrich]\n"
+        f"corporate_cidrs = {json.dumps(cidrs)}\n"
+    )
+    return paths
