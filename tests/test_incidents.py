@@ -119,7 +119,7 @@ def test_rebuilding_is_idempotent_and_ids_are_stable(breach: Store):
 def _alert(n: int, day: float, **keys) -> _AlertKeys:
     t = dt.datetime(2025, 1, 1) + dt.timedelta(days=day)
     base = {"people": [], "user_ids": [], "targets": [], "login_keys": [], "attacker_sessions": [],
-            "ips": [], "all_ips": [], "apps": []}  # fmt: skip
+            "ips": [], "all_ips": [], "apps": [], "link_apps": []}  # fmt: skip
     return _AlertKeys(f"a{n}", "high", "t", [], t, t, t, None, **{**base, **keys})
 
 
@@ -129,7 +129,7 @@ def test_links_hold_only_within_the_gap_and_chain_through_shared_keys():
         _alert(2, 0.5, people=["x"], ips=["1.2.3.4"]),
         _alert(3, 1.2, ips=["1.2.3.4"]),  # linked to 2 by IP, 0.7 days later
         _alert(4, 5, people=["x"]),  # x again, but days after: a new incident
-        _alert(5, 5.1, apps=["Evil Loader"]),
+        _alert(5, 5.1, link_apps=["Evil Loader"]),
     ]
     groups = group_alerts(alerts, dt.timedelta(hours=24))
     assert [[a.alert_id for a in g] for g in groups] == [["a1", "a2", "a3"], ["a4"], ["a5"]]

@@ -123,12 +123,13 @@ EXPECTED = [
             "operation": "view",
         },
     ),
-    # RestApi carries a numeric user-agent code, which is not a user agent.
+    # RestApi carries a numeric user-agent code, which is not a user agent. This row is a POST
+    # to a chatbot session (/support/chatbots/…): a write, not a query of records.
     (
         "elf:RestApi",
         dt.datetime(2020, 10, 16, 10, 0, 2, 405000),
         {
-            "category": "api_query",
+            "category": "other",
             "outcome": "success",
             "user_agent": None,
             "operation": "post",

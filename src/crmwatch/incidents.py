@@ -7,10 +7,10 @@ the ones a rule happened to flag. So building an incident has two steps:
 
 1. **Group alerts.** Two alerts belong together when they share a person (user name, case
    folded, or user id, of an event that succeeded), a login session (``login_key``), a source
-   IP that is not corporate or private, a connected app, or a target (an account that failed
-   to sign in: three spraying addresses aimed at the same staff are one campaign) — and the
-   later one starts within ``gap`` of the earlier one's last event. Corporate and private IPs
-   do not link alerts: a whole office shares them.
+   IP that is not corporate or private, a connected app few people use, or a target (an
+   account that failed to sign in: three spraying addresses aimed at the same staff are one
+   campaign) — and the later one starts within ``gap`` of the earlier one's last event.
+   Corporate and private IPs do not link alerts: a whole office shares them.
 2. **Collect events.** An incident's events are its alerts' evidence, every event of its login
    sessions, its people's events from its suspicious IPs within ``gap`` of its alerts, and the
    OAuth grants of its apps to its people within ``origin_lookback`` before it: the login or
@@ -41,6 +41,9 @@ DATA_ACCESS = ("api_query", "bulk_export", "report_export", "record_view", "list
 ENTRY_TACTICS = {"initial-access", "credential-access", "persistence"}
 THEFT_TACTICS = {"collection", "exfiltration"}
 UNLINKED_IP_CLASSES = ("corporate", "private")
+# An app links alerts only when at most this many principals ever used it: a look-alike Data
+# Loader or one integration's token, not "Browser" or the mobile app everyone has.
+APP_LINK_MAX_USERS = 5
 
 DEFAULT_GAP = dt.timedelta(hours=24)
 # An incident's people's later exports (reports, bulk jobs, list views) belong to it while they
@@ -104,6 +107,7 @@ class _AlertKeys:
     ips: list[str]
     all_ips: list[str]
     apps: list[str]
+    link_apps: list[str]  # apps few people use: "Browser" or the mobile app link nothing
 
     @property
     def keys(self) -> list[tuple[str, str]]:
@@ -113,7 +117,7 @@ class _AlertKeys:
             + [("target", t) for t in self.targets]
             + [("session", k) for k in self.login_keys]
             + [("ip", i) for i in self.ips]
-            + [("app", a) for a in self.apps]
+            + [("app", a) for a in self.link_apps]
         )
 
 
@@ -122,7 +126,10 @@ def _alert_keys(store: Store) -> list[_AlertKeys]:
     rows = store.execute(
         f"""
         WITH ev AS (
-            SELECT a.alert_id, u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id))
+            SELECT a.alert_id, u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)),
+        rare_apps AS (
+            SELECT client_app FROM events_base WHERE client_app IS NOT NULL GROUP BY client_app
+            HAVING count(DISTINCT coalesce(user_name, user_id)) <= {APP_LINK_MAX_USERS})
         SELECT a.alert_id, a.level, a.title, coalesce(a.tags, []) AS tags, a.first_ts,
             a.last_ts, coalesce(a.fired_at, a.first_ts) AS fired_at, a.detected_at,
             coalesce(list(DISTINCT lower(e.user_name)) FILTER (e.user_name IS NOT NULL
@@ -138,7 +145,9 @@ def _alert_keys(store: Store) -> list[_AlertKeys]:
             coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL
                 AND e.ip_class NOT IN ({unlinked})), []) AS ips,
             coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL), []) AS all_ips,
-            coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IS NOT NULL), []) AS apps
+            coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IS NOT NULL), []) AS apps,
+            coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IN
+                (SELECT client_app FROM rare_apps)), []) AS link_apps
         FROM alerts a JOIN ev USING (alert_id)
         JOIN (SELECT event_id, user_name, user_id, login_key, src_ip, ip_class, client_app,
                      outcome FROM events) e USING (event_id)

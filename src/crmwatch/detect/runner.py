@@ -2,8 +2,8 @@
 
 A correlation raises one alert per firing span and group; a volume baseline one per group and
 bucket over threshold. A plain detection rule (new-terms ones included) raises one alert per
-principal and login session (``login_key``), so a suspicious session is one alert, not one per
-API call. ``alert_id`` hashes the rule, the principal and the first evidence event:
+principal and login session (``login_key``; per hour for events without one), so a suspicious
+session is one alert, not one per API call. ``alert_id`` hashes the rule, the principal and the first evidence event:
 re-running ``detect`` over the same events adds nothing. Alerts are built and stored in SQL.
 """
 
@@ -81,7 +81,11 @@ def alert_sql(rf: RuleFile, window: Window) -> tuple[str, list]:
     else:
         terms = ", list(DISTINCT new_term) AS new_terms" if b is not None else ""
         base = (
-            "SELECT coalesce(user_name, user_id) AS principal, login_key, min(ts) AS first_ts, "
+            # One alert per principal and session; events without a session (LoginHistory,
+            # OauthToken) are grouped by hour, so one alert never spans days.
+            "SELECT coalesce(user_name, user_id) AS principal, login_key, "
+            "CASE WHEN login_key IS NULL THEN time_bucket(INTERVAL 1 HOUR, ts) END AS _hour, "
+            "min(ts) AS first_ts, "
             "max(ts) AS last_ts, list(event_id ORDER BY ts, event_id) AS event_ids, "
             "list(DISTINCT src_ip) FILTER (WHERE src_ip IS NOT NULL) AS src_ips, "
             "list(DISTINCT object) FILTER (WHERE object IS NOT NULL) AS objects, "

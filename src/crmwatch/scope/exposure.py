@@ -101,8 +101,7 @@ def scope_incident(
     planned = [_classify(ev, snap) for ev in events]
     snap.load()
     _hit_tables(store)
-    bits = _bits(planned)
-    by_event = bits == list(range(len(planned)))
+    bits, by_event = _bits(planned)
     passes: dict[int, list[Pass]] = {}
     for ix, (ev, es, p) in enumerate(planned):
         if ev["record_ids"]:
@@ -244,23 +243,28 @@ def _count_passes(store: Store, table: str, group: list[Pass]) -> None:
                               "upper bound")  # fmt: skip
 
 
-def _bits(planned: list) -> list[int]:
-    """The bit each event sets in a record's mask. With at most 64 events that can expose
-    records, one bit per event: the mask is the record's exact evidence. Beyond that, one bit
-    per distinct field list (a paged export is thousands of events with one field list); the
-    record then keeps its first event, and the field set lists every event with its fields."""
+def _bits(planned: list) -> tuple[list[int], bool]:
+    """The bit each event sets in a record's mask (-1: the event lists no record), and whether
+    bits are events. With at most 64 events that can expose records, one bit per such event:
+    the mask is the record's exact evidence. Beyond that, one bit per distinct field list (a
+    paged export is thousands of events with one field list); the record then keeps its first
+    event, and the field set lists every event with its fields."""
     exposing = [ix for ix, (ev, _, p) in enumerate(planned)
                 if ev["record_ids"] or (p is not None and p.kind == "records")]  # fmt: skip
+    bits = [-1] * len(planned)
     if len(exposing) <= MASK_BITS:
-        return list(range(len(planned)))
+        for bit, ix in enumerate(exposing):
+            bits[ix] = bit
+        return bits, True
     lists: dict[tuple[str, ...], int] = {}
-    out = [lists.setdefault(tuple(sorted(es.fields)), len(lists)) for _, es, _ in planned]
+    for ix in exposing:
+        bits[ix] = lists.setdefault(tuple(sorted(planned[ix][1].fields)), len(lists))
     if len(lists) > MASK_BITS:
         raise CrmwatchError(
             f"{len(exposing)} exposing events with {len(lists)} different field lists: more "
             f"than crmwatch can track per record ({MASK_BITS}); scope a narrower incident"
         )
-    return out
+    return bits, False
 
 
 def _classify(ev: dict, snap: Snapshot) -> tuple[dict, EventScope, Plan | None]:
@@ -534,7 +538,7 @@ def _fieldsets(store: Store, iid: str) -> None:
         "SELECT DISTINCT fieldset FROM exposures WHERE incident_id = ?", [iid]
     ).rows
     for (mask,) in masks:
-        members = sorted(ev for b, evs in by_bit.items() if mask >> b & 1 for ev in evs)
+        members = sorted(ev for b, evs in by_bit.items() if b >= 0 and mask >> b & 1 for ev in evs)
         fields = sorted({f for ev in members for f in ev[4]})
         sets.append((iid, mask, fields, [ev[2] for ev in members], members[0][0]))
     if sets:

@@ -45,6 +45,38 @@ ELF_HEADERS: dict[str, tuple[str, ...]] = {
         "CLIENT_IP",
         "URI_ID_DERIVED",
     ),
+    "Report": (
+        "EVENT_TYPE",
+        "TIMESTAMP",
+        "REQUEST_ID",
+        "ORGANIZATION_ID",
+        "USER_ID",
+        "RUN_TIME",
+        "CPU_TIME",
+        "URI",
+        "SESSION_KEY",
+        "LOGIN_KEY",
+        "REQUEST_STATUS",
+        "DB_TOTAL_TIME",
+        "ENTITY_NAME",
+        "DISPLAY_TYPE",
+        "RENDERING_TYPE",
+        "REPORT_ID",
+        "ROW_COUNT",
+        "NUMBER_EXCEPTION_FILTERS",
+        "NUMBER_COLUMNS",
+        "AVERAGE_ROW_SIZE",
+        "SORT",
+        "DB_BLOCKS",
+        "DB_CPU_TIME",
+        "NUMBER_BUCKETS",
+        "TIMESTAMP_DERIVED",
+        "USER_ID_DERIVED",
+        "CLIENT_IP",
+        "URI_ID_DERIVED",
+        "REPORT_ID_DERIVED",
+        "ORIGIN",
+    ),
     "Logout": (
         "EVENT_TYPE",
         "TIMESTAMP",
@@ -175,30 +207,52 @@ class Log:
         login_type: str = "SAML Sfdc Initiated SSO",
         uri: str = "/saml/SSO",
         amr: str = "",
-    ) -> Ref:
-        return self._elf(
-            "Login",
-            ts,
-            user,
-            ip,
-            URI=uri,
-            SESSION_KEY=session if ok else "",
-            LOGIN_KEY=key,
-            USER_TYPE="Standard",
-            REQUEST_STATUS="S" if ok else "F",
-            LOGIN_TYPE=login_type,
-            BROWSER_TYPE=ua or user.user_agent,
-            API_TYPE="",
-            API_VERSION="",
-            USER_NAME=user.username,
-            TLS_PROTOCOL="TLSv1.3",
-            CIPHER_SUITE="TLS_AES_256_GCM_SHA384",
-            AUTHENTICATION_METHOD_REFERENCE=amr,
-            LOGIN_SUB_TYPE="",
+        app: str | None = None,
+    ) -> list[Ref]:
+        """A Salesforce sign-in: its Login EventLogFile row and its LoginHistory record."""
+        ref = self._elf(
+            "Login", ts, user, ip, URI=uri, SESSION_KEY=session if ok else "", LOGIN_KEY=key,
+            USER_TYPE="Standard", REQUEST_STATUS="S" if ok else "F", LOGIN_TYPE=login_type,
+            BROWSER_TYPE=ua or user.user_agent, API_TYPE="", API_VERSION="",
+            USER_NAME=user.username, TLS_PROTOCOL="TLSv1.3", CIPHER_SUITE="TLS_AES_256_GCM_SHA384",
+            AUTHENTICATION_METHOD_REFERENCE=amr, LOGIN_SUB_TYPE="",
             LOGIN_STATUS="LOGIN_NO_ERROR" if ok else "LOGIN_ERROR_INVALID_PASSWORD",
-            SOURCE_IP=ip,
-            URI_ID_DERIVED="",
-        )
+            SOURCE_IP=ip, URI_ID_DERIVED="",
+        )  # fmt: skip
+        hid = sf_id("0Ya", int(self._next("loginhistory")[:10], 16))
+        self.objects["LoginHistory"].append({
+            "attributes": {"type": "LoginHistory"}, "Id": hid, "UserId": user.sf_id,
+            "LoginTime": _sf_time(ts), "LoginType": login_type, "SourceIp": ip,
+            "LoginUrl": "maison.my.salesforce.com", "Browser": _browser(ua or user.user_agent),
+            "Platform": "Unknown", "Status": "Success" if ok else "Invalid Password",
+            "Application": app or ("Browser" if uri.startswith("/saml") else "N/A"),
+            "ApiType": "N/A", "ApiVersion": "N/A", "TlsProtocol": "TLS 1.3",
+            "CipherSuite": "TLS_AES_256_GCM_SHA384", "AuthenticationServiceId": None,
+        })  # fmt: skip
+        return [ref, ("api:LoginHistory", "Id", hid)]
+
+    def edit(
+        self, ts: dt.datetime, user: User, ip: str, key: str, session: str, obj: str, record_id: str
+    ) -> Ref:
+        """A record saved from the mobile app: a REST PATCH."""
+        return self._elf(
+            "RestApi", ts, user, ip, URI=f"/services/data/v62.0/sobjects/{obj}/{record_id}",
+            SESSION_KEY=session, LOGIN_KEY=key, REQUEST_STATUS="S", METHOD="PATCH",
+            MEDIA_TYPE="application/json", STATUS_CODE=204, USER_AGENT=9999, ROWS_PROCESSED=1,
+            ENTITY_NAME=obj, URI_ID_DERIVED=record_id,
+        )  # fmt: skip
+
+    def report_run(
+        self, ts: dt.datetime, user: User, ip: str, key: str, session: str, *, report_id: str,
+        obj: str, rows: int,
+    ) -> Ref:  # fmt: skip
+        """A report run on screen (not exported)."""
+        return self._elf(
+            "Report", ts, user, ip, URI=f"/{report_id}", SESSION_KEY=session, LOGIN_KEY=key,
+            REQUEST_STATUS="S", ENTITY_NAME=obj, DISPLAY_TYPE="D", RENDERING_TYPE="W",
+            REPORT_ID=report_id[:15], ROW_COUNT=rows, NUMBER_COLUMNS=6,
+            REPORT_ID_DERIVED=report_id, ORIGIN="ReportRunFromLightning",
+        )  # fmt: skip
 
     def logout(self, ts: dt.datetime, user: User, ip: str, key: str, session: str) -> Ref:
         return self._elf(
@@ -576,6 +630,14 @@ _OKTA_MESSAGES = {
     "user.mfa.factor.activate": "User set up MFA factor",
     "user.session.end": "User logout from Okta",
 }
+
+
+def _browser(ua: str) -> str:
+    """LoginHistory's Browser: a name and major version, not the user-agent string."""
+    for name in ("Chrome", "Safari", "Firefox", "Edge"):
+        if name + "/" in ua:
+            return f"{name} {ua.split(name + '/')[-1].split('.')[0]}"
+    return "Unknown"
 
 
 def _sf_time(ts: dt.datetime) -> str:

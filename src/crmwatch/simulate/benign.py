@@ -276,18 +276,21 @@ def _workday(
             msession,
             ua=MOBILE,
             login_type="Remote Access 2.0",
+            app="Salesforce for iOS",
             uri="/services/oauth2/token",
         )
         if clients:
+            client = rng.choice(clients)
             log.view(
-                mob + dt.timedelta(minutes=2),
-                u,
-                evening_ip,
-                mkey,
-                msession,
-                "Contact",
-                rng.choice(clients),
+                mob + dt.timedelta(minutes=2), u, evening_ip, mkey, msession, "Contact", client
             )
+            if rng.random() < 0.5:  # a note or a new phone number saved from the app
+                log.edit(mob + dt.timedelta(minutes=4), u, evening_ip, mkey, msession, "Contact",
+                         client)  # fmt: skip
+    if rng.random() < 0.2 and clients:  # a report looked at on screen, not exported
+        log.report_run(t + dt.timedelta(minutes=3), u, ip, key, sf_session,
+                       report_id=f"00O5g00000{u.country}Rpt1AAA"[:18], obj="Contact",
+                       rows=rng.randint(20, 200))  # fmt: skip
     log.logout(t + dt.timedelta(minutes=20), u, ip, key, sf_session)
 
 
@@ -304,6 +307,7 @@ def _marketing_sync(log: Log, org: Org, rng: random.Random, date: dt.datetime) -
         session,
         ua=MARKETING_UA,
         login_type="Remote Access 2.0",
+        app=MARKETING_APP,
         uri="/services/oauth2/token",
     )
     log.bulk_job(
@@ -333,6 +337,7 @@ def _drift(log: Log, org: Org, rng: random.Random, date: dt.datetime) -> None:
         session,
         ua=DRIFT_UA,
         login_type="Remote Access 2.0",
+        app=DRIFT_APP,
         uri="/services/oauth2/token",
     )
     for _ in range(rng.randint(20, 40)):

@@ -138,7 +138,7 @@ def vishing_data_loader(ctx: Context) -> Truth:
     akey, asession = log.key(), log.key()
     t = t0 + dt.timedelta(minutes=3)
     ua = "DataLoader/62.0.0 (Windows 10; Java 17)"
-    refs.append(
+    refs.extend(
         log.login(
             t,
             victim,
@@ -147,6 +147,7 @@ def vishing_data_loader(ctx: Context) -> Truth:
             asession,
             ua=ua,
             login_type="Remote Access 2.0",
+            app=app,
             uri="/services/oauth2/token",
         )
     )
@@ -200,7 +201,7 @@ def drift_token_theft(ctx: Context) -> Truth:
     t0 = ctx.at(9, 3.15)
     key, session = log.key(), log.key()
     refs = [
-        log.login(
+        *log.login(
             t0,
             drift,
             AWS_RECON,
@@ -208,6 +209,7 @@ def drift_token_theft(ctx: Context) -> Truth:
             session,
             ua=PYTHON_UA,
             login_type="Remote Access 2.0",
+            app="Drift",
             uri="/services/oauth2/token",
         )
     ]
@@ -334,7 +336,7 @@ def okta_mfa_phish(ctx: Context) -> Truth:
             )
         )
     key, sf_session = log.key(), log.key()
-    refs.append(log.login(t1 + dt.timedelta(minutes=0.6), victim, ip, key, sf_session))
+    refs += log.login(t1 + dt.timedelta(minutes=0.6), victim, ip, key, sf_session)
     t_exfil = t1 + dt.timedelta(minutes=8)
     vips = ctx.contacts(
         t_exfil,
@@ -383,7 +385,9 @@ def branch_account_compromise(ctx: Context) -> Truth:
     t0 = ctx.at(11, 1.5)
     key, session = log.key(), log.key()
     refs = [
-        log.login(t0, victim, ip, key, session, ua=ua, login_type="Application", uri="/", amr="pwd")
+        *log.login(
+            t0, victim, ip, key, session, ua=ua, login_type="Application", uri="/", amr="pwd"
+        )
     ]
     t_exfil = t0 + dt.timedelta(minutes=4)
     korea = ctx.contacts(t_exfil, lambda c: c["MailingCountryCode"] == "KR")
@@ -455,7 +459,7 @@ def slow_insider(ctx: Context) -> Truth:
     for day in (9, 10, 11, 12, 13):
         t = ctx.at(day, 14 + ctx.rng.uniform(0, 3))  # 15:00–18:00 in Paris
         key, session = log.key(), log.key()
-        refs.append(
+        refs.extend(
             log.login(t - dt.timedelta(minutes=20), insider, insider.office_ip, key, session)
         )
         pool = ctx.contacts(t, lambda c: c["MailingCountryCode"] == "FR")
@@ -503,7 +507,7 @@ def credential_stuffing(ctx: Context) -> Truth:
     for i, u in enumerate(targets):
         for attempt in range(2):
             t = t0 + dt.timedelta(seconds=20 * i + 7 * attempt)
-            refs.append(
+            refs.extend(
                 log.login(
                     t,
                     u,
@@ -519,7 +523,7 @@ def credential_stuffing(ctx: Context) -> Truth:
             )
     key, session = log.key(), log.key()
     t_ok = t0 + dt.timedelta(minutes=12)
-    refs.append(
+    refs.extend(
         log.login(
             t_ok,
             victim,

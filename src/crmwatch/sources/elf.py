@@ -161,6 +161,16 @@ def _category(ref: Ref, et: str) -> str:
     if method != "NULL":
         writes = ", ".join(lit(x.lower()) for x in WRITE_METHODS)
         refine.append(f"WHEN {et} = 'API' AND lower({method}) IN ({writes}) THEN 'other'")
+    http = first(ref, "METHOD")
+    if http != "NULL":
+        # REST writes (a record saved from the mobile app) read nothing out: not a query.
+        uri = _uri(ref)
+        query_post = f"contains({uri}, '/query') OR contains({uri}, '/composite')"
+        refine.append(
+            f"WHEN {et} = 'RestApi' AND upper({http}) IN ('PATCH', 'PUT', 'DELETE') THEN 'other' "
+            f"WHEN {et} = 'RestApi' AND upper({http}) = 'POST' AND NOT coalesce({query_post}, "
+            "false) THEN 'other'"
+        )
     return f"(CASE {' '.join(refine)} ELSE {base} END)" if refine else base
 
 
