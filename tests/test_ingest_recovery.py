@@ -91,3 +91,22 @@ def test_store_files_in_a_log_directory_are_skipped_not_ingested(tmp_path: Path)
     assert formats.pop("a.csv") == "elf-csv"
     assert "crmwatch.duckdb" in formats  # and its .wal, if DuckDB left one
     assert set(formats.values()) == {"skipped (not a log)"}
+
+
+def test_a_cut_multibyte_character_before_a_line_break_loses_no_following_line(tmp_path):
+    """A record cut inside a UTF-8 sequence leaves an invalid byte before its line break; the
+    CSV reader replaces both, so the lines its open quote swallowed are split from the file's
+    own bytes (found by hypothesis: tests/test_properties.py)."""
+    from crmwatch.ingest import ingest
+    from crmwatch.store import Store
+
+    path = tmp_path / "elf.csv"
+    path.write_bytes(
+        b'"EVENT_TYPE","TIMESTAMP","REQUEST_ID","USER_ID","USER_NAME","SOURCE_IP","URI"\n'
+        b'"API","20250812100000.000","R00000","005000000000000","\xc2\n'
+        b'"API","20250812100001.001","R00001","005000000000001","jo","203.0.113.1","/q"\n'
+    )
+    with Store(":memory:") as store:
+        [f] = ingest(store, [path]).files
+        assert (f.records, f.inserted, f.quarantined) == (2, 1, 1)
+        assert store.scalar("SELECT raw->>'REQUEST_ID' FROM events") == "R00001"

@@ -31,6 +31,8 @@ from crmwatch.incidents import (
     timeline,
 )
 from crmwatch.ingest import IngestSummary, expand_paths, ingest
+from crmwatch.notify.org import load_org
+from crmwatch.notify.package import Package, notify
 from crmwatch.scope.exposure import ScopeResult, scope_incident
 from crmwatch.simulate.org import simulate
 from crmwatch.simulate.scenarios import SCENARIOS
@@ -241,9 +243,11 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
         raise UsageError(f"not an ISO time: {value!r}") from e
+    # An offset is converted to UTC; a time without one is taken as UTC already.
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 @app.command("detect")
@@ -508,6 +512,48 @@ def _print_scope(r: ScopeResult) -> None:
     out.print(table)
 
 
+@app.command("notify")
+def notify_cmd(
+    incident_id: Annotated[str, typer.Argument(help="A scoped incident's id")],
+    aware_at: Annotated[
+        str, typer.Option("--aware-at", help="When the company became aware (ISO; offset or Z)")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Package folder")] = Path("notify-out"),
+    org: Annotated[
+        Path | None, typer.Option("--org", help="Org file (TOML/YAML): controller, contact")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Per-jurisdiction obligations and deadlines, regulator drafts, customer letters (HTML,
+    PDF), mailing list and transparency check for a scoped incident."""
+    try:
+        with Store(db or default_db_path()) as store:
+            pkg = notify(store, incident_id, _parse_time(aware_at), out_dir / incident_id.upper(),
+                         load_org(org))  # fmt: skip
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    _print_package(pkg)
+
+
+def _print_package(pkg: Package) -> None:
+    table = Table("regime", "to", "affected", "deadline (UTC)", "left", "status")
+    for o in pkg.obligations:
+        hours = o.time_left_hours
+        left = "-" if hours is None else f"{hours:.0f} h" if hours >= 0 else "overdue"
+        table.add_row(escape(o.regime_name), escape(o.recipient), f"{o.affected:,}",
+                      o.deadline_utc or escape(o.deadline_text[:40]), left, o.status)  # fmt: skip
+    out.print(table)
+    for a in pkg.assumptions:
+        out.print(f"[yellow]assumed:[/yellow] {escape(a)}")
+    absent = [k for k, v in pkg.transparency.items() if not v["present"]]
+    out.print(
+        f"{len(pkg.drafts)} regulator drafts, {len(pkg.letters)} letter files, "
+        f"{pkg.mailing_rows:,} mailing-list rows → {escape(str(pkg.out))}"
+        + (f"; transparency gaps: {', '.join(absent)}" if absent else "; transparency: complete")
+    )
+
+
 @app.command("simulate")
 def simulate_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (created)")],
@@ -595,7 +641,8 @@ def demo_cmd(
     seed: Annotated[int, typer.Option(help="Simulation seed")] = 7,
 ) -> None:
     """The main job end to end: simulate a retailer with the 2025 attacks, ingest, detect,
-    group incidents, scope each against the customer snapshot, and score it all."""
+    group incidents, scope each against the customer snapshot, score it all, and draft the
+    notification packages."""
     sim_dir = out_dir / "org"
     db = out_dir / "crmwatch.duckdb"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -622,14 +669,36 @@ def demo_cmd(
             _print_scopes(incidents, scopes)
             out.rule("6. evaluation against the ground truth")
             _print_evaluation(score(store, sim_dir))
-        out.rule("7. notify")
-        out.print("the notification package arrives with issue 6 (per-jurisdiction obligations)")
+            out.rule("7. notify")
+            _demo_notify(store, incidents, scopes, sim_dir, out_dir / "notify")
         out.print(
             f"store: {escape(str(db))}; simulated logs, snapshot and ground truth: "
             f"{escape(str(sim_dir))}"
         )
     except CrmwatchError as e:
         _fail(e)
+
+
+def _demo_notify(store: Store, incidents: list[Incident], scopes: list[ScopeResult],
+                 sim_dir: Path, folder: Path) -> None:  # fmt: skip
+    """A package per incident that exposed customers, as if the company became aware at the
+    first alert (the simulation's detection) and drafted the package an hour later."""
+    org = load_org(sim_dir / "org.toml")
+    table = Table("incident", "required", "assess", "first deadline (UTC)", "drafts", "letters")
+    for i, r in zip(incidents, scopes, strict=True):
+        if not r.affected_customers:
+            continue
+        aware = dt.datetime.fromisoformat(i.first_alert_at)
+        pkg = notify(store, i.id, aware, folder / i.id, org, now=aware + dt.timedelta(hours=1))
+        required = sorted({o.regime for o in pkg.obligations if o.status == "required"})
+        assess = sorted({o.regime for o in pkg.obligations if o.status == "assess"})
+        due = min((o.deadline_utc for o in pkg.obligations
+                   if o.status == "required" and o.deadline_utc), default="-")  # fmt: skip
+        table.add_row(i.id, ", ".join(required), ", ".join(assess), due, str(len(pkg.drafts)),
+                      str(len(pkg.letters)))  # fmt: skip
+    out.print(table)
+    out.print(f"packages (obligations, regulator drafts, letters, mailing lists): "
+              f"{escape(str(folder))}")  # fmt: skip
 
 
 def _print_scopes(incidents: list[Incident], scopes: list[ScopeResult]) -> None:

@@ -3,8 +3,9 @@
 A correlation raises one alert per firing span and group; a volume baseline one per group and
 bucket over threshold. A plain detection rule (new-terms ones included) raises one alert per
 principal and login session (``login_key``; per hour for events without one), so a suspicious
-session is one alert, not one per API call. ``alert_id`` hashes the rule, the principal and the first evidence event:
-re-running ``detect`` over the same events adds nothing. Alerts are built and stored in SQL.
+session is one alert, not one per API call. ``alert_id`` hashes the rule, the principal and the
+first evidence event: re-running ``detect`` over the same events adds nothing. Alerts are built
+and stored in SQL.
 """
 
 from __future__ import annotations

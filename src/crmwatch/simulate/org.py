@@ -9,6 +9,7 @@ Layout of ``--out``::
     logs/okta/system_log.ndjson                  Okta System Log
     snapshot/Contact.csv, Account.csv, Case.csv  the customer snapshot
     crmwatch.toml                                the org's boutique networks (corporate)
+    org.toml                                     the controller, for `crmwatch notify --org`
     ground_truth.json                            per scenario: what happened and what it exposed
 
 The same seed and options always give byte-identical files.
@@ -31,6 +32,29 @@ from crmwatch.simulate.scenarios import SCENARIOS, Context
 from crmwatch.simulate.world import COUNTRIES
 
 START = dt.datetime(2025, 6, 2)  # a Monday
+# The simulated controller, for `crmwatch notify --org`: a Paris house with subsidiaries where
+# it has boutiques (each one an establishment).
+ORG_FILE = """[controller]
+name = "Maison Example SAS"
+establishments = ["FR", "IT", "GB", "KR", "JP", "CN", "US", "AE", "SG", "HK"]
+languages = ["fr", "en", "ko", "ja"]
+
+[contact]
+name = "Data Protection Officer, Maison Example SAS"
+email = "dpo@maison.example"
+phone = "+33 1 00 00 00 00"
+address = "1 rue de la Paix, 75002 Paris, France"
+
+[response]
+measures_taken = [
+  "Revoked the sessions and OAuth tokens used in the attack and reset the affected accounts",
+  "Blocked the attacker's IP addresses and the look-alike connected app",
+]
+measures_proposed = [
+  "Restrict API access to allow-listed networks and approved connected apps",
+  "Require phishing-resistant MFA for every CRM user",
+]
+"""
 MIN_DAYS = 14  # scenarios run in the second week, after the baselines' 7-day learning
 
 
@@ -125,6 +149,7 @@ def _write(out: Path, log: Log, snap) -> list[Path]:
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
     paths.append(path)
     paths += snap.write(out / "snapshot")
+    (out / "org.toml").write_text(ORG_FILE)
     cidrs = sorted(f"{c.office}.0/24" for c in COUNTRIES)
     (out / "crmwatch.toml").write_text(
         "# The simulated org's boutique networks: their sign-ins are corporate.\n[enrich]\n"

@@ -47,7 +47,7 @@ from crmwatch.sources.sqlmap import (
     str_list,
     ts_utc,
 )
-from crmwatch.store import Store
+from crmwatch.store import Store, trace
 
 # Event types with typed handling; every other type is kept as category "other".
 CATEGORY: dict[str, Category] = {
@@ -430,7 +430,7 @@ class ElfCsvSource(Source):
             report.quarantined.append(Quarantine(f, line, byte_pos, reason, message))
             # An unterminated quote makes the reader swallow the following lines into this
             # record: give each of them its own chance.
-            for i, physical in enumerate(csv_line.split("\n")[1:], start=1):
+            for i, physical in enumerate(_physical_lines(path, byte_pos, csv_line)[1:], start=1):
                 if not physical.strip():
                     continue
                 try:
@@ -453,6 +453,35 @@ class ElfCsvSource(Source):
                     continue
                 salvage.append((f.file_id, parsed))
         return salvage
+
+
+def _physical_lines(path: str, byte_pos: int | None, csv_line: str) -> list[str]:
+    """The lines of the file that one rejected record spans.
+
+    DuckDB's ``csv_line`` is the record as it read it; an invalid byte right before a line
+    break is replaced together with the break, so the swallowed lines cannot be split from it.
+    The file's own bytes can: read them from the record's offset up to where ``csv_line``
+    ends (found by its last clean characters)."""
+    fallback = csv_line.split("\n")
+    if byte_pos is None:
+        return fallback
+    tail = csv_line.rstrip("?\ufffd")[-60:]
+    if not tail:
+        return fallback
+    budget = len(csv_line.encode("utf-8", "replace")) * 2 + 4096
+    try:
+        opener = gzip.open if is_gzip(path) else open
+        with opener(path, "rb") as fh:
+            fh.seek(byte_pos)
+            raw = fh.read(budget)
+    except (OSError, EOFError) as e:
+        trace(f"cannot re-read {path} at {byte_pos}: {e}")
+        return fallback
+    text = raw.decode("utf-8", "replace")
+    end = text.find(tail)
+    if end < 0:
+        return fallback
+    return text[: end + len(tail)].split("\n")
 
 
 class ElfJsonSource(JsonSource):

@@ -1,0 +1,62 @@
+"""Which data elements a set of exposed field names holds, in the terms breach laws use
+(US states list a name *with* an SSN, a licence, an account and its code …; Korea and Singapore
+single out unique identifiers; most regimes single out health and similar sensitive data).
+
+Field names are matched like the scope's data categories: API names or report labels, case,
+spaces, underscores and a trailing ``__c`` ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+PATTERNS: dict[str, str] = {
+    "ssn": r"ssn|socialsecurity|socialinsurance",
+    "drivers_license": r"driver'?s?licen[cs]e|drivinglicen[cs]e",
+    "state_id": r"nationalid|stateid|idcard|idnumber|nric|residentregistration|rrn|mynumber",
+    "passport": r"passport",
+    "financial_account": (
+        r"bankaccount|iban|creditcard|cardnumber|debitcard|accountnumberbank|routing"
+    ),
+    "security_code": r"cvv|cvc|securitycode|accesscode|pincode|^pin$",
+    "medical": r"medical|health|diagnos|allerg|prescription",
+    "health_insurance": r"healthinsurance|insurancepolicy|insuranceid",
+    "biometric": r"biometric|fingerprint|faceprint|retina|voiceprint",
+    "dob": r"birthdate|dateofbirth|^dob$|birthday",
+    "password": r"password|securityanswer|securityquestion",
+    "username_or_email": r"email|username|login",
+    "first_name": r"firstname|givenname|^first$",
+    "last_name": r"lastname|surname|familyname|^last$",
+    "full_name": r"^name$|fullname",
+    "sensitive": (
+        r"religio|ethnic|^race|political|tradeunion|sexual|orientation|genetic|health|medical"
+    ),
+}
+# A name for the US statutes: first and last name (or first initial), or a full name.
+_NAME = {"full_name"}
+
+
+@cache
+def _compiled() -> dict[str, re.Pattern[str]]:
+    return {k: re.compile(v, re.IGNORECASE) for k, v in PATTERNS.items()}
+
+
+def _key(field_name: str) -> str:
+    last = field_name.rsplit(".", 1)[-1]
+    return re.sub(r"[\s_\-]+", "", re.sub(r"__c$", "", last, flags=re.IGNORECASE))
+
+
+def elements(fields: list[str] | set[str] | tuple[str, ...]) -> set[str]:
+    """The element classes present in ``fields``, plus ``name`` and ``unique_id``."""
+    found = {k for f in fields for k, p in _compiled().items() if p.search(_key(f))}
+    if ("first_name" in found and "last_name" in found) or found & _NAME:
+        found.add("name")
+    if found & {"ssn", "drivers_license", "state_id", "passport"}:
+        found.add("unique_id")
+    return found
+
+
+def satisfies(present: set[str], any_of: list[list[str]]) -> bool:
+    """Whether some combination of required elements is wholly present."""
+    return any(set(combo) <= present for combo in any_of)

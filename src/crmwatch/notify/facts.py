@@ -1,0 +1,106 @@
+"""The facts a notification is built from, read from the store: the incident, its scope, and
+the affected customers grouped by country, US state and the data exposed about them.
+
+Nothing here reads customer contact details: groups hold counts, field names and
+jurisdiction codes (the mailing list reads the snapshot later, and only ids and channels).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from crmwatch.errors import UsageError
+from crmwatch.incidents import Incident, get_incident
+from crmwatch.notify.elements import elements
+from crmwatch.scope.exposure import stored_scope
+from crmwatch.scope.fields import category
+from crmwatch.store import Store
+
+# Tactics that mean someone got in from outside: PIPA's and APPI's "unauthorised access".
+OUTSIDE_ACCESS_TACTICS = {"initial-access", "credential-access", "persistence"}
+# LoginHistory's Application for ordinary sign-ins: not an app worth naming.
+GENERIC_APPS = {"n/a", "browser", "unknown", ""}
+
+
+@dataclass(frozen=True)
+class Group:
+    """Affected customers who live in one place and had the same fields exposed."""
+
+    country: str | None
+    us_state: str | None
+    fields: frozenset[str]
+    elements: frozenset[str]
+    count: int
+
+
+@dataclass
+class Facts:
+    incident: Incident
+    scope: dict
+    groups: list[Group]
+    records: int
+    aware_at: dt.datetime
+    unauthorized_access: bool
+    vector: str
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def affected(self) -> int:
+        return sum(g.count for g in self.groups)
+
+
+def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
+    incident = get_incident(store, incident_id)
+    scope = stored_scope(store, incident.id)
+    if scope is None:
+        raise UsageError(
+            f"{incident.id} has not been scoped: run `crmwatch scope {incident.id} --customers …` "
+            "first (notification needs the affected customers)"
+        )
+    sets = dict(
+        store.execute(
+            "SELECT fieldset, fields FROM exposure_fieldsets WHERE incident_id = ?", [incident.id]
+        ).rows
+    )
+    rows = store.execute(
+        """SELECT country, us_state, sets, count(*) FROM (
+            SELECT coalesce(customer_id, record_id) AS customer, any_value(country) AS country,
+                any_value(us_state) AS us_state, list_sort(list(DISTINCT fieldset)) AS sets
+            FROM exposures WHERE incident_id = ? GROUP BY customer)
+        GROUP BY ALL""",
+        [incident.id],
+    ).rows
+    groups = []
+    for country, state, keys, n in rows:
+        fields = frozenset(f for k in keys for f in sets.get(k, []))
+        groups.append(Group(country, state, fields, frozenset(elements(fields)), n))
+    records = store.scalar("SELECT count(*) FROM exposures WHERE incident_id = ?", [incident.id])
+    outside = bool(set(incident.tactics) & OUTSIDE_ACCESS_TACTICS)
+    return Facts(
+        incident=incident,
+        scope=scope,
+        groups=groups,
+        records=records,
+        aware_at=aware_at,
+        unauthorized_access=outside,
+        vector=_vector(incident, outside),
+        categories=[c for c in scope.get("categories", []) if c != "other"]
+        or sorted({category(f) for f in scope.get("fields", []) if f.lower() != "id"} - {"other"}),
+    )
+
+
+def _vector(i: Incident, outside: bool) -> str:
+    """The attack vector in a sentence, from the incident's own evidence."""
+    how = (
+        "unauthorised access from outside the company"
+        if outside
+        else ("a user's own access to the CRM (no sign of outside access)")
+    )
+    parts = [f"{how}, detected by: {'; '.join(i.rules[:6])}"]
+    apps = [a for a in i.apps if a.lower() not in GENERIC_APPS]
+    if apps:
+        parts.append(f"connected apps involved: {', '.join(apps)}")
+    if i.source_ips:
+        parts.append(f"source addresses: {', '.join(i.source_ips[:6])}")
+    return ". ".join(parts)

@@ -1,0 +1,92 @@
+"""The org file (``--org``, TOML or YAML): who the controller is, where it is established, who
+answers questions, which languages it writes in, and what it has done so far.
+
+Example (TOML)::
+
+    [controller]
+    name = "Maison Example SAS"
+    establishments = ["FR", "KR", "US"]      # ISO country codes
+    languages = ["fr", "en", "ko", "ja"]
+
+    [contact]                                # DPO or other contact point
+    name = "Data Protection Officer"
+    email = "dpo@maison.example"
+    phone = "+33 1 00 00 00 00"
+    address = "1 rue de la Paix, 75002 Paris, France"
+
+    [response]
+    contained_at = "2025-06-13T10:00:00Z"
+    measures_taken = ["Revoked the connected app's tokens", "Reset the victim's password"]
+    measures_proposed = ["Restrict API access to allow-listed IP ranges"]
+    self_help = ["Be wary of calls or e-mails that mention your purchases"]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from crmwatch.errors import ConfigError, Location
+
+
+@dataclass
+class Org:
+    name: str | None = None
+    establishments: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    contact: dict[str, str] = field(default_factory=dict)
+    contained_at: dt.datetime | None = None
+    measures_taken: list[str] = field(default_factory=list)
+    measures_proposed: list[str] = field(default_factory=list)
+    self_help: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.path is not None
+
+
+def load_org(path: Path | None) -> Org:
+    """The org file, or an empty Org (every assumption then said in the package)."""
+    if path is None:
+        return Org()
+    if not path.exists():
+        raise ConfigError("org file not found", Location(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read org file: {e}", Location(path)) from e
+    if not isinstance(data, dict):
+        raise ConfigError("org file must be a table/mapping", Location(path))
+    controller = data.get("controller") or {}
+    response = data.get("response") or {}
+    contained = response.get("contained_at")
+    if isinstance(contained, str):
+        try:
+            contained = dt.datetime.fromisoformat(contained.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise ConfigError(f"response.contained_at: {e}", Location(path)) from e
+    if isinstance(contained, dt.datetime) and contained.tzinfo is not None:
+        contained = contained.astimezone(dt.UTC).replace(tzinfo=None)
+    establishments = [str(c).upper() for c in controller.get("establishments") or []]
+    bad = [c for c in establishments if len(c) != 2]
+    if bad:
+        raise ConfigError(
+            f"controller.establishments: {bad[0]!r} is not an ISO country code", Location(path)
+        )
+    return Org(
+        name=controller.get("name"),
+        establishments=establishments,
+        languages=[str(x).lower() for x in controller.get("languages") or []],
+        contact={k: str(v) for k, v in (data.get("contact") or {}).items()},
+        contained_at=contained,
+        measures_taken=list(response.get("measures_taken") or []),
+        measures_proposed=list(response.get("measures_proposed") or []),
+        self_help=list(response.get("self_help") or []),
+        path=path,
+    )

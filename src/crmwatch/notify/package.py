@@ -1,0 +1,501 @@
+"""``crmwatch notify``: write the notification package of one scoped incident.
+
+obligations.json, obligations.md     every regime × recipient: status, why, deadline
+regulator/<regime>.md                 a report draft per regime needing one, every
+                                      mandatory field filled or marked [TO COMPLETE: …]
+letters/<regime>-<lang>.html / .pdf   letters to individuals (a mail-merge template:
+                                      {name} is the only personal field)
+mailing_list.csv                      customer id, regime, channel, language, template —
+                                      read from the snapshot now, no contact details
+transparency.json                     the five facts the 2025 notices were faulted for
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from crmwatch.notify.facts import Facts, gather
+from crmwatch.notify.obligations import Assessment, Obligation, decide
+from crmwatch.notify.org import Org
+from crmwatch.notify.regimes import Regime, load_regimes
+from crmwatch.notify.text import (
+    HEADINGS,
+    LANGUAGES,
+    MARK,
+    Section,
+    categories_text,
+    letter_sections,
+)
+from crmwatch.store import Store
+
+REGULATOR_LABELS = {
+    "nature": "Nature of the breach",
+    "vector": "Attack vector",
+    "timeline": "Timeline",
+    "categories": "Categories of personal data",
+    "pi_items": "Personal information items leaked",
+    "number_of_people": "Approximate number of people concerned",
+    "number_of_records": "Approximate number of records concerned",
+    "contact_point": "Contact point (DPO or other)",
+    "likely_consequences": "Likely consequences",
+    "measures_taken": "Measures taken",
+    "measures_proposed": "Measures proposed",
+    "self_help": "What individuals can do to reduce harm",
+    "remedy_procedure": "Remedy procedure",
+    "help_desk": "Help desk for individuals",
+    "when_and_how": "When and how the leak happened",
+    "summary": "Summary",
+    "cause": "Cause",
+    "secondary_harm": "Possible secondary harm",
+    "individual_response": "Response to individuals",
+    "publication": "Publication",
+    "prevention": "Measures to prevent recurrence",
+    "other": "Other matters",
+    "reasons_for_delay": "Reasons for any delay",
+    "sample_notice": "Sample of the notice to residents",
+    "law_enforcement": "Law enforcement contacted",
+}
+TRANSPARENCY = ("affected count", "data categories", "timeline", "attack vector", "remediation")
+
+
+@dataclass
+class Package:
+    out: Path
+    obligations: list[Obligation]
+    assumptions: list[str]
+    drafts: list[Path]
+    letters: list[Path]
+    mailing_rows: int
+    transparency: dict[str, dict]
+
+
+def notify(
+    store: Store,
+    incident_id: str,
+    aware_at: dt.datetime,
+    out: Path,
+    org: Org,
+    now: dt.datetime | None = None,
+    regimes: list[Regime] | None = None,
+) -> Package:
+    """Decide every obligation and write the package under ``out``."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    regimes = regimes or load_regimes()
+    facts = gather(store, incident_id, aware_at)
+    assessment = decide(regimes, facts, org, now)
+    out.mkdir(parents=True, exist_ok=True)
+    by_id = {r.id: r for r in regimes}
+    drafts = [
+        _draft(out, by_id[o.regime], o, facts, org)
+        for o in assessment.obligations
+        if o.recipient == "regulator" and o.status in ("required", "assess")
+    ]
+    mailing = _mailing_list(store, facts, assessment, by_id, org, out)
+    letters = _letters(out, facts, org, assessment, by_id, {(r[1], r[3]) for r in mailing})
+    transparency = _transparency(facts, org)
+    (out / "transparency.json").write_text(json.dumps(transparency, indent=2))
+    body = {
+        "incident_id": facts.incident.id,
+        "aware_at": aware_at.isoformat() + "Z",
+        "computed_at": now.isoformat() + "Z",
+        "affected_customers": facts.affected,
+        "assumptions": assessment.assumptions,
+        "obligations": [o.to_dict() for o in assessment.obligations],
+        "transparency": transparency,
+    }
+    (out / "obligations.json").write_text(json.dumps(body, indent=2, ensure_ascii=False))
+    (out / "obligations.md").write_text(_markdown(facts, assessment, transparency), "utf-8")
+    return Package(
+        out,
+        assessment.obligations,
+        assessment.assumptions,
+        drafts,
+        letters,
+        len(mailing),
+        transparency,
+    )
+
+
+# --- regulator drafts ---
+
+
+def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
+    values = _regulator_values(r, o, facts, org)
+    lines = [
+        f"# Draft: {r.name} — report to {o.to}",
+        "",
+        f"- Incident: {facts.incident.id}",
+        f"- Status: **{o.status}** — {o.reason}",
+        f"- How to file: {o.filing}",
+        f"- Deadline: {o.deadline_utc or 'no fixed time'} (UTC); {o.deadline_local or ''} — "
+        f"{o.deadline_text} [{o.clock}]",
+        f"- Law: {r.citation} (rule verified {o.verified_on} against the "
+        f"{'statute text' if o.verification == 'statute' else 'secondary sources'})",
+        "",
+        "Every field the law requires follows. Fields marked [TO COMPLETE: …] need a person; "
+        "the rest is taken from crmwatch's evidence and should still be reviewed.",
+        "",
+    ]
+    if o.preliminary_deadline_utc:
+        lines.insert(5, f"- Preliminary report: by {o.preliminary_deadline_utc} (UTC)")
+    for slot in r.regulator.contents:
+        lines += [f"## {REGULATOR_LABELS[slot]}", "", *values[slot], ""]
+    if r.uncertain:
+        lines += [
+            "## Open legal questions (from the rule file)",
+            "",
+            *[f"- {u}" for u in r.uncertain],
+            "",
+        ]
+    path = out / "regulator" / f"{r.id}.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[str, list[str]]:
+    i, s = facts.incident, facts.scope
+    bounded = s.get("bounded_upper_bound") or 0
+    people = f"{o.affected:,} people listed by crmwatch's scope (exact or replayed evidence)"
+    if bounded:
+        people += f", plus up to {bounded:,} records that the logs bound but cannot list"
+    fields = ", ".join(s.get("fields", [])) or MARK.format("fields")
+    contained = (
+        f"{org.contained_at.isoformat()} UTC"
+        if org.contained_at
+        else MARK.format("time the access was stopped")
+    )
+    timeline = [
+        f"- First malicious activity: {i.first_malicious_at} UTC "
+        f"({i.first_malicious_event.get('source_type')})",
+        f"- First alert (detection): {i.first_alert_at} UTC",
+        f"- Company aware: {facts.aware_at.isoformat()} UTC",
+        f"- Contained: {contained}",
+        f"- Last malicious activity seen: {i.last_event_at} UTC",
+    ]
+    measures = [f"- {m}" for m in org.measures_taken] or [MARK.format("measures taken")]
+    proposed = [f"- {m}" for m in org.measures_proposed] or [MARK.format("measures proposed")]
+    contact = letter_sections(("contact_point",), facts, org, "en")[0].body
+    consequences = [
+        *letter_sections(("likely_consequences",), facts, org, "en")[0].body,
+        MARK.format("the company's own assessment of the risk to these people"),
+    ]
+    late = o.time_left_hours is not None and o.time_left_hours < 0
+    return {
+        "nature": [
+            f"{'Unauthorised access' if facts.unauthorized_access else 'Unauthorised export'} "
+            f"of customer records in the Salesforce CRM. {facts.vector}."
+        ],
+        "vector": [facts.vector + "."],
+        "timeline": timeline,
+        "categories": [f"{categories_text(facts, 'en')} (fields: {fields})"],
+        "pi_items": [f"{categories_text(facts, 'en')} (fields: {fields})"],
+        "number_of_people": [people],
+        "number_of_records": [f"{facts.records:,} customer records"],
+        "contact_point": contact,
+        "likely_consequences": consequences,
+        "measures_taken": measures,
+        "measures_proposed": proposed,
+        "self_help": letter_sections(("self_help",), facts, org, "en")[0].body,
+        "remedy_procedure": [MARK.format("remedy and compensation procedure")],
+        "help_desk": contact,
+        "when_and_how": [*timeline, facts.vector + "."],
+        "summary": [f"Customer records were taken from the Salesforce CRM: {facts.vector}."],
+        "cause": [facts.vector + "."],
+        "secondary_harm": consequences,
+        "individual_response": [
+            f"Letters drafted for {o.affected:,} people (letters/, mailing_list.csv)."
+        ],
+        "publication": [MARK.format("whether and where the incident is published")],
+        "prevention": proposed,
+        "other": [MARK.format("anything else the regulator asks")],
+        "reasons_for_delay": [
+            MARK.format("reasons, if filed after the deadline")
+            if late
+            else "Not late at the time of drafting."
+        ],
+        "sample_notice": [f"See letters/{r.id}-en.pdf."],
+        "law_enforcement": [MARK.format("whether and when law enforcement was contacted")],
+    }
+
+
+# --- letters ---
+
+
+def _letters(
+    out: Path,
+    facts: Facts,
+    org: Org,
+    a: Assessment,
+    by_id: dict[str, Regime],
+    used: set[tuple[str, str]],
+) -> list[Path]:
+    paths = []
+    wanted = {
+        o.regime
+        for o in a.obligations
+        if o.recipient == "individuals" and o.status in ("required", "assess")
+    }
+    for rid in sorted(wanted):
+        r = by_id[rid]
+        langs = {"en"} | {lang for reg, lang in used if reg == rid}
+        for lang in sorted(langs):
+            headings = r.individuals.headings if lang == "en" else ()
+            sections = letter_sections(r.individuals.contents, facts, org, lang, headings)
+            title = r.individuals.title if (lang == "en" and r.individuals.title) else None
+            paths += _render(out / "letters" / f"{rid}-{lang}", lang, facts, org, sections, title)
+    return paths
+
+
+def _render(
+    stem: Path, lang: str, facts: Facts, org: Org, sections: list[Section], title: str | None
+) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    heading = title or HEADINGS[lang]["title"]
+    sender = org.name or MARK.format("the company's name")
+    greeting = HEADINGS[lang]["greeting"].format(name="{name}")
+    parts = [
+        f'<!doctype html><html lang="{lang}"><meta charset="utf-8">',
+        f"<title>{html.escape(heading)}</title>",
+        "<style>body{font:11pt/1.45 sans-serif;max-width:42em;margin:2em auto}"
+        "h1{font-size:16pt}h2{font-size:12pt;margin-top:1.2em}.todo{background:#ffe9a8}"
+        "</style><body>",
+        f"<p>{html.escape(sender)}</p><h1>{html.escape(heading)}</h1>",
+        f"<p>{html.escape(greeting)}</p>",
+    ]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.heading)}</h2>")
+        for para in s.body:
+            cls = ' class="todo"' if para.startswith("[TO COMPLETE") else ""
+            parts.append(f"<p{cls}>{html.escape(para)}</p>")
+    parts.append(f"<p>{html.escape(facts.incident.id)}</p></body></html>")
+    html_path = stem.with_suffix(".html")
+    html_path.write_text("\n".join(parts), encoding="utf-8")
+    pdf_path = stem.with_suffix(".pdf")
+    _pdf(pdf_path, lang, sender, heading, greeting, sections, facts.incident.id)
+    return [html_path, pdf_path]
+
+
+_FONTS = {"ko": "HYSMyeongJo-Medium", "ja": "HeiseiMin-W3"}
+
+
+def _pdf(
+    path: Path,
+    lang: str,
+    sender: str,
+    heading: str,
+    greeting: str,
+    sections: list[Section],
+    ref: str,
+) -> None:
+    """A letter as PDF. Korean and Japanese use the Adobe CID fonts every PDF reader has, so
+    nothing has to be installed; text is escaped for reportlab's paragraph markup."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+
+    font = _FONTS.get(lang, "Helvetica")
+    bold = _FONTS.get(lang, "Helvetica-Bold")
+    if lang in _FONTS:
+        pdfmetrics.registerFont(UnicodeCIDFont(font))
+    # 11 pt body: above the 10 pt minimum California sets for notices.
+    body = ParagraphStyle("body", fontName=font, fontSize=11, leading=15, spaceAfter=4)
+    h1 = ParagraphStyle("h1", fontName=bold, fontSize=16, leading=20, spaceAfter=8)
+    h2 = ParagraphStyle("h2", fontName=bold, fontSize=12, leading=16, spaceBefore=8)
+    flow = [
+        Paragraph(html.escape(sender), body),
+        Spacer(1, 4 * mm),
+        Paragraph(html.escape(heading), h1),
+        Paragraph(html.escape(greeting), body),
+    ]
+    for s in sections:
+        flow.append(Paragraph(html.escape(s.heading), h2))
+        flow += [Paragraph(html.escape(p), body) for p in s.body]
+    flow.append(Spacer(1, 6 * mm))
+    flow.append(Paragraph(html.escape(ref), body))
+    doc = SimpleDocTemplate(
+        str(path),
+        pagesize=A4,
+        title=heading,
+        author=sender,
+        leftMargin=22 * mm,
+        rightMargin=22 * mm,
+    )
+    doc.build(flow)
+
+
+# --- mailing list ---
+
+
+def _mailing_list(
+    store: Store, facts: Facts, a: Assessment, by_id: dict[str, Regime], org: Org, out: Path
+) -> list[tuple]:
+    """One row per affected customer and regime that must (or may have to) write to them.
+    Contact details are read from the snapshot now, only to choose the channel; the file holds
+    ids and choices, not addresses."""
+    iid = facts.incident.id
+    regimes = [
+        by_id[o.regime]
+        for o in a.obligations
+        if o.recipient == "individuals" and o.status in ("required", "assess")
+    ]
+    customers = store.execute(
+        """SELECT DISTINCT coalesce(customer_id, record_id) AS customer, country, us_state
+        FROM exposures WHERE incident_id = ?""",
+        [iid],
+    ).rows
+    contacts = _contacts(store, facts)
+    explicit = {s for r in by_id.values() if isinstance(r.us_states, tuple) for s in r.us_states}
+    rows = []
+    for r in regimes:
+        everyone = r.establishment_covers_all and set(org.establishments) & set(r.countries)
+        for cid, country, state in customers:
+            if not everyone and not _covers(r, country, state, explicit):
+                continue
+            email, street, preferred = contacts.get(cid[:15], (None, None, None))
+            channel = "email" if email else "post" if street else "substitute notice"
+            lang = _language(r, preferred, country)
+            rows.append((cid, r.id, channel, lang, f"{r.id}-{lang}"))
+    path = out / "mailing_list.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["customer_id", "regime", "channel", "language", "template"])
+        w.writerows(sorted(rows))
+    return rows
+
+
+def _covers(r: Regime, country: str | None, state: str | None, explicit: set[str]) -> bool:
+    if country not in r.countries:
+        return False
+    if r.us_states and country == "US":
+        if r.us_states == "*other":
+            return state not in explicit
+        return state in r.us_states
+    return True
+
+
+_COUNTRY_LANG = {"KR": "ko", "JP": "ja", "FR": "fr", "BE": "fr", "LU": "fr", "MC": "fr"}
+
+
+def _language(r: Regime, preferred: str | None, country: str | None) -> str:
+    if r.individuals.languages:
+        first = r.individuals.languages[0]
+        return first if first in LANGUAGES else "en"
+    pref = (preferred or "").lower()[:2]
+    if pref in LANGUAGES:
+        return pref
+    return _COUNTRY_LANG.get(country or "", "en")
+
+
+def _contacts(store: Store, facts: Facts) -> dict[str, tuple]:
+    """id15 → (has e-mail, has street, preferred language) from the snapshot's person objects."""
+    out: dict[str, tuple] = {}
+    for obj, meta in (facts.scope.get("snapshot") or {}).items():
+        path = Path(meta["path"])
+        if obj not in ("Contact", "Lead", "Account") or not path.exists():
+            continue
+        reader = (
+            f"read_parquet('{path}')"
+            if path.name.endswith(".parquet")
+            else f"read_csv('{path}', header = true, all_varchar = true)"
+        )
+        cols = {c[0].lower(): c[0] for c in store.execute(f"DESCRIBE SELECT * FROM {reader}").rows}
+
+        def col(*names: str, cols: dict[str, str] = cols) -> str:
+            found = next((cols[n.lower()] for n in names if n.lower() in cols), None)
+            return f'"{found}"' if found else "NULL"
+
+        rows = store.execute(
+            f"""SELECT left(s."Id", 15), {col("Email", "PersonEmail")} IS NOT NULL,
+                {col("MailingStreet", "Street", "PersonMailingStreet", "BillingStreet")}
+                    IS NOT NULL, {col("Preferred_Language__c", "Language__c")}
+            FROM {reader} s WHERE left(s."Id", 15) IN (SELECT left(coalesce(customer_id,
+                record_id), 15) FROM exposures WHERE incident_id = ?)""",
+            [facts.incident.id],
+        ).rows
+        for id15, email, street, lang in rows:
+            out[id15] = (email, street, lang)
+    return out
+
+
+# --- transparency and the summary ---
+
+
+def _transparency(facts: Facts, org: Org) -> dict[str, dict]:
+    """The five facts the press found missing in 2025 notices: present or flagged absent."""
+    i = facts.incident
+    timeline_parts = {
+        "first malicious": i.first_malicious_at,
+        "detected": i.first_alert_at,
+        "aware": facts.aware_at.isoformat(),
+        "contained": org.contained_at.isoformat() if org.contained_at else None,
+    }
+    missing_time = [k for k, v in timeline_parts.items() if not v]
+    return {
+        "affected count": {"present": facts.affected > 0, "value": facts.affected},
+        "data categories": {"present": bool(facts.categories), "value": facts.categories},
+        "timeline": {"present": not missing_time, "value": timeline_parts, "missing": missing_time},
+        "attack vector": {"present": bool(facts.vector), "value": facts.vector},
+        "remediation": {
+            "present": bool(org.measures_taken),
+            "value": org.measures_taken,
+            "missing": []
+            if org.measures_taken
+            else ["measures taken (org file: response.measures_taken)"],
+        },
+    }
+
+
+def _markdown(facts: Facts, a: Assessment, transparency: dict) -> str:
+    i = facts.incident
+    lines = [
+        f"# Notification obligations — {i.id}",
+        "",
+        f"Affected customers: {facts.affected:,}; categories: "
+        f"{categories_text(facts, 'en')}; aware at {facts.aware_at.isoformat()} UTC.",
+        "",
+    ]
+    if a.assumptions:
+        lines += ["**Assumptions:**", "", *[f"- {x}" for x in a.assumptions], ""]
+    lines += [
+        "| regime | recipient | regulator / to | affected | trigger met | deadline (UTC) "
+        "| time left | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for o in a.obligations:
+        left = (
+            "-"
+            if o.time_left_hours is None
+            else (
+                f"{o.time_left_hours:.0f} h"
+                if o.time_left_hours >= 0
+                else f"overdue by {-o.time_left_hours:.0f} h"
+            )
+        )
+        lines.append(
+            f"| {o.regime_name} | {o.recipient} | {o.to} | {o.affected:,} | "
+            f"{'yes' if o.trigger_met else 'no'} | {o.deadline_utc or o.deadline_text} | {left} | "
+            f"**{o.status}** — {o.reason} |"
+        )
+    lines += ["", "## Transparency check", ""]
+    for k in ("affected count", "data categories", "timeline", "attack vector", "remediation"):
+        t = transparency[k]
+        flag = "present" if t["present"] else "**ABSENT**"
+        extra = f" (missing: {', '.join(t.get('missing') or [])})" if t.get("missing") else ""
+        lines.append(f"- {k}: {flag}{extra}")
+    lines += [
+        "",
+        "Every rule cites its statute and says what stays uncertain: see "
+        "obligations.json and `src/crmwatch/notify/jurisdictions/`. Not legal advice: "
+        "counsel decides.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,353 @@
+"""Notification: every jurisdiction file passes the schema and decides known cases correctly;
+deadlines are right across time zones and daylight-saving changes; drafts carry every field the
+law requires; letters render to PDF whose text reads back in its own language."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+from crmwatch.cli import app
+from crmwatch.detect.rules import load_rules
+from crmwatch.detect.runner import detect
+from crmwatch.errors import ConfigError
+from crmwatch.incidents import Incident, build_incidents
+from crmwatch.ingest import ingest
+from crmwatch.notify.elements import elements
+from crmwatch.notify.facts import Facts, Group
+from crmwatch.notify.obligations import decide
+from crmwatch.notify.org import Org, load_org
+from crmwatch.notify.package import REGULATOR_LABELS, _render, notify
+from crmwatch.notify.regimes import check, load_regime, load_regimes, regimes_dir
+from crmwatch.notify.text import letter_sections
+from crmwatch.scope.exposure import scope_incident
+from crmwatch.store import Store
+from tests.breach import ANNA, SNAPSHOT, write_breach
+
+AWARE = dt.datetime(2026, 3, 2, 9, 0)
+NOW = dt.datetime(2026, 3, 2, 12, 0)
+REGIMES = {r.id: r for r in load_regimes()}
+NAME_EMAIL = ("FirstName", "LastName", "Email")
+runner = CliRunner()
+
+
+def incident(**kw) -> Incident:
+    base = dict(
+        id="INC-TEST", severity="critical", principals=["a@x.example"], user_ids=[],
+        source_ips=["198.51.100.7"], apps=[], login_keys=[], tactics=["initial-access"],
+        techniques=[], rules=["Successful sign-in from Tor or a commercial VPN"], alert_ids=["a1"],
+        first_malicious_at="2026-02-27T08:00:00", first_malicious_event={"source_type": "elf:Login"},
+        first_alert_at="2026-02-27T08:05:00", detected_at=None, time_to_detect_seconds=300.0,
+        last_event_at="2026-02-27T09:00:00", events=10,
+    )  # fmt: skip
+    return Incident(**{**base, **kw})
+
+
+def facts(*groups: tuple, outside: bool = True, aware: dt.datetime = AWARE) -> Facts:
+    gs = [Group(c, s, frozenset(f), frozenset(elements(f)), n) for c, s, f, n in groups]
+    return Facts(incident(tactics=["initial-access"] if outside else ["collection"]),
+                 {"fields": sorted({x for g in gs for x in g.fields}), "categories": ["contact"]},
+                 gs, sum(g.count for g in gs), aware, outside, "test vector",
+                 ["identity", "contact"])  # fmt: skip
+
+
+def obligations(f: Facts, org: Org | None = None, only: str | None = None) -> dict:
+    regimes = [REGIMES[only]] if only else list(REGIMES.values())
+    a = decide(regimes, f, org or Org(), NOW)
+    return {(o.regime, o.recipient): o for o in a.obligations}
+
+
+### the rule files ###
+
+
+@pytest.mark.parametrize("path", sorted(regimes_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_rule_file_passes_the_schema_and_cites_its_law(path: Path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert check(data) == []
+    r = load_regime(path)
+    assert r.id == path.stem and r.citation and r.verified_on and r.sources
+    assert r.verification in ("statute", "secondary")
+    assert all(s["url"].startswith("http") for s in r.sources)
+
+
+def test_the_schema_names_what_is_wrong(tmp_path: Path):
+    data = yaml.safe_load((regimes_dir() / "kr-pipa.yaml").read_text(encoding="utf-8"))
+    data["regulator"]["duty"] = "maybe"
+    data["individuals"]["contents"].append("horoscope")
+    del data["verified_on"]
+    assert "verified_on: missing" in check(data)
+    data["verified_on"] = dt.date(2026, 1, 1)
+    errors = check(data)
+    assert any(e.startswith("regulator.duty: 'maybe'") for e in errors)
+    assert "individuals.contents: unknown slot 'horoscope'" in errors
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"regulator\.duty.*in .*bad\.yaml"):
+        load_regime(bad)
+
+
+REQUIRED = ("kr-pipa", "jp-appi", "cn-pipl", "eu-gdpr", "uk-gdpr", "sg-pdpa", "au-ndb",
+            "ca-pipeda", "us-ca", "us-ny", "us-tx", "us-fl", "us-wa", "us-ma", "us-other")  # fmt: skip
+
+
+def test_every_required_regime_is_covered():
+    assert set(REQUIRED) == set(REGIMES)
+
+
+### known answers (issue 6) ###
+
+
+def test_1200_korean_customers_names_and_emails_by_hacking():
+    o = obligations(facts(("KR", None, NAME_EMAIL, 1200)))
+    reg, ind = o[("kr-pipa", "regulator")], o[("kr-pipa", "individuals")]
+    assert (reg.status, ind.status) == ("required", "required")
+    assert reg.deadline_utc == ind.deadline_utc == "2026-03-05T09:00:00Z"  # 72 h
+    assert "1,200 people affected" in reg.reason and "unauthorised outside access" in reg.reason
+    assert reg.deadline_local.endswith("(Asia/Seoul)") and "18:00:00+09:00" in reg.deadline_local
+
+
+def test_300_californians_name_and_email_only_do_not_trigger_california():
+    o = obligations(facts(("US", "CA", NAME_EMAIL, 300)))
+    for who in ("regulator", "individuals"):
+        assert o[("us-ca", who)].status == "not_required"
+        assert "data categories not covered" in o[("us-ca", who)].reason
+        assert o[("us-ca", who)].deadline_utc is None
+
+
+def test_eu_contact_data_gdpr_33_within_72h_and_34_for_assessment():
+    o = obligations(facts(("FR", None, NAME_EMAIL, 40), ("DE", None, ("Email",), 10)))
+    art33, art34 = o[("eu-gdpr", "regulator")], o[("eu-gdpr", "individuals")]
+    assert (art33.status, art33.affected, art33.deadline_utc) == (
+        "required",
+        50,
+        "2026-03-05T09:00:00Z",
+    )
+    assert art34.status == "assess" and "high risk" in art34.reason
+    assert art33.time_left_hours == 69.0  # NOW is 3 hours after awareness
+
+
+@pytest.mark.parametrize(("regime", "groups", "outside", "regulator", "individuals"), [
+    ("uk-gdpr", [("GB", None, NAME_EMAIL, 10)], True, "required", "assess"),
+    ("jp-appi", [("JP", None, NAME_EMAIL, 50)], True, "required", "required"),
+    ("jp-appi", [("JP", None, NAME_EMAIL, 50)], False, "not_required", "required"),
+    ("jp-appi", [("JP", None, NAME_EMAIL, 1001)], False, "required", "required"),
+    ("cn-pipl", [("CN", None, NAME_EMAIL, 5)], True, "required", "required"),
+    ("sg-pdpa", [("SG", None, NAME_EMAIL, 600)], True, "required", "not_required"),
+    ("sg-pdpa", [("SG", None, (*NAME_EMAIL, "Password__c"), 10)], True, "required", "required"),
+    ("sg-pdpa", [("SG", None, NAME_EMAIL, 10)], True, "not_required", "not_required"),
+    ("au-ndb", [("AU", None, NAME_EMAIL, 10)], True, "assess", "assess"),
+    ("ca-pipeda", [("CA", None, NAME_EMAIL, 10)], True, "assess", "assess"),
+    ("us-ca", [("US", "CA", ("Name", "Drivers_License_Number__c"), 600)], True, "required",
+     "required"),
+    ("us-ca", [("US", "CA", ("Name", "Drivers_License_Number__c"), 20)], True, "not_required",
+     "required"),
+    ("us-ny", [("US", "NY", ("Email", "Password__c"), 3)], True, "required", "required"),
+    ("us-ny", [("US", "NY", NAME_EMAIL, 3)], True, "not_required", "not_required"),
+    ("us-tx", [("US", "TX", ("FirstName", "LastName", "SSN__c"), 300)], True, "required",
+     "required"),
+    ("us-tx", [("US", "TX", ("FirstName", "LastName", "SSN__c"), 100)], True, "not_required",
+     "required"),
+    ("us-fl", [("US", "FL", ("FirstName", "LastName", "Passport_Number__c"), 600)], True,
+     "required", "required"),
+    ("us-wa", [("US", "WA", ("FirstName", "LastName", "Birthdate"), 5)], True, "not_required",
+     "required"),
+    ("us-wa", [("US", "WA", ("FirstName", "LastName", "Birthdate"), 501)], True, "required",
+     "required"),
+    ("us-ma", [("US", "MA", ("FirstName", "LastName", "Drivers_License__c"), 2)], True,
+     "required", "required"),
+    ("us-other", [("US", "NV", ("FirstName", "LastName", "SSN__c"), 2)], True, "assess",
+     "required"),
+    ("us-other", [("US", "NV", NAME_EMAIL, 2)], True, "not_required", "not_required"),
+])  # fmt: skip
+def test_each_regime_decides_known_cases(regime, groups, outside, regulator, individuals):
+    o = obligations(facts(*groups, outside=outside), only=regime)
+    assert (o[(regime, "regulator")].status, o[(regime, "individuals")].status) == (
+        regulator, individuals), (o[(regime, "regulator")].reason, o[(regime, "individuals")].reason)  # fmt: skip
+
+
+def test_japan_final_report_gets_60_days_for_unauthorised_access_and_a_preliminary():
+    outside = obligations(facts(("JP", None, NAME_EMAIL, 5)), only="jp-appi")
+    inside = obligations(facts(("JP", None, NAME_EMAIL, 2000), outside=False), only="jp-appi")
+    # 2 March 09:00 UTC is 18:00 in Tokyo: days count from that local date
+    assert outside[("jp-appi", "regulator")].deadline_utc == "2026-05-01T14:59:59Z"  # +60 days
+    assert inside[("jp-appi", "regulator")].deadline_utc == "2026-04-01T14:59:59Z"  # +30 days
+    assert outside[("jp-appi", "regulator")].preliminary_deadline_utc == "2026-03-07T14:59:59Z"
+
+
+def test_establishment_brings_every_customer_under_gdpr_and_no_org_file_is_said():
+    f = facts(("KR", None, NAME_EMAIL, 7), ("US", "NY", NAME_EMAIL, 3))
+    without = decide([REGIMES["eu-gdpr"]], f, Org(), NOW)
+    assert without.obligations == [] and "Art. 3(2)" in without.assumptions[0]
+    paris = Org(establishments=["FR"], path=Path("org.toml"))
+    with_org = decide([REGIMES["eu-gdpr"]], f, paris, NOW)
+    assert with_org.assumptions == []
+    assert {o.affected for o in with_org.obligations} == {10}
+
+
+def test_us_states_without_their_own_file_fall_back():
+    o = obligations(facts(("US", "NV", ("FirstName", "LastName", "SSN__c"), 2),
+                          ("US", "TX", ("FirstName", "LastName", "SSN__c"), 1)))  # fmt: skip
+    assert o[("us-other", "individuals")].affected == 2  # Texas has its own file
+    assert o[("us-tx", "individuals")].affected == 1
+
+
+### deadline arithmetic ###
+
+
+@pytest.mark.parametrize(("regime", "country", "state", "aware", "due", "local"), [
+    # 72 hours across the EU's spring-forward (29 March 2026): elapsed time, not wall clock
+    ("eu-gdpr", "FR", None, "2026-03-27T09:00:00", "2026-03-30T09:00:00Z",
+     "2026-03-30T11:00:00+02:00 (Europe/Brussels)"),
+    # 30 calendar days across the US spring-forward (8 March 2026): end of the local day
+    ("us-wa", "US", "WA", "2026-03-02T02:00:00", "2026-04-01T06:59:59Z",
+     "2026-03-31T23:59:59-07:00 (America/Los_Angeles)"),
+    # 3 calendar days in Singapore, from a time that is already the next day there
+    ("sg-pdpa", "SG", None, "2026-01-10T20:00:00", "2026-01-14T15:59:59Z",
+     "2026-01-14T23:59:59+08:00 (Asia/Singapore)"),
+    # 60 days in Texas across the autumn fall-back (1 November 2026)
+    ("us-tx", "US", "TX", "2026-10-01T15:00:00", "2026-12-01T05:59:59Z",
+     "2026-11-30T23:59:59-06:00 (America/Chicago)"),
+])  # fmt: skip
+def test_deadlines_across_time_zones_and_dst(regime, country, state, aware, due, local):
+    fields = ("FirstName", "LastName", "Birthdate", "SSN__c", "Password__c", "Email")
+    f = facts((country, state, fields, 600), aware=dt.datetime.fromisoformat(aware))
+    who = "regulator" if regime != "us-tx" else "individuals"
+    o = obligations(f, only=regime)[(regime, who)]
+    assert (o.deadline_utc, o.deadline_local) == (due, local)
+
+
+def test_clocks_running_from_determination_say_what_they_assumed():
+    f = facts(("US", "TX", ("FirstName", "LastName", "SSN__c"), 300))
+    o = obligations(f, only="us-tx")[("us-tx", "regulator")]
+    assert "assumed at --aware-at" in o.clock
+
+
+### the package ###
+
+
+@pytest.fixture(scope="module")
+def scoped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    tmp = tmp_path_factory.mktemp("notify")
+    with Store(tmp / "s.duckdb") as store:
+        ingest(store, [write_breach(tmp / "logs")])
+        detect(store, load_rules(None))
+        iid = next(i.id for i in build_incidents(store) if i.principals == [ANNA])
+        scope_incident(store, iid, [SNAPSHOT])
+    return tmp / "s.duckdb", iid
+
+
+ORG = """[controller]
+name = "Maison Example SAS"
+establishments = ["FR"]
+[contact]
+name = "Data Protection Officer"
+email = "dpo@maison.example"
+[response]
+measures_taken = ["Revoked the My Ticket Portal tokens"]
+"""
+
+
+@pytest.fixture(scope="module")
+def package(scoped, tmp_path_factory):
+    db, iid = scoped
+    tmp = tmp_path_factory.mktemp("pkg")
+    (tmp / "org.toml").write_text(ORG)
+    with Store(db) as store:
+        return notify(store, iid, dt.datetime(2025, 6, 10, 12, 0), tmp / "out",
+                      load_org(tmp / "org.toml"), now=dt.datetime(2025, 6, 11, 12, 0))  # fmt: skip
+
+
+def test_package_obligations_follow_where_the_customers_live(package):
+    got = {(o.regime, o.recipient): o.status for o in package.obligations}
+    # contacts 1-2 (KR), 4-5 (FR), 6 (JP), 7-9 (US: no name exposed with an SSN or similar)
+    assert got[("kr-pipa", "regulator")] == got[("jp-appi", "regulator")] == "required"
+    assert got[("eu-gdpr", "regulator")] == "required"  # FR establishment: everyone
+    assert got[("eu-gdpr", "individuals")] == "assess"
+    # US: 7 (CA), 8 (NY), 9 (TX) had an e-mail and a customer number taken: no state covers that
+    for state in ("us-ca", "us-ny", "us-tx"):
+        assert got[(state, "individuals")] == "not_required"
+    body = json.loads((package.out / "obligations.json").read_text())
+    assert body["affected_customers"] == 8 and body["assumptions"] == []
+
+
+def test_every_draft_has_every_field_the_law_requires(package):
+    assert package.drafts
+    for path in package.drafts:
+        text = path.read_text(encoding="utf-8")
+        regime = REGIMES[path.stem]
+        for slot in regime.regulator.contents:
+            assert f"## {REGULATOR_LABELS[slot]}" in text, (path.name, slot)
+        assert "Deadline:" in text and regime.citation in text
+        if {"timeline", "when_and_how"} & set(regime.regulator.contents):
+            assert "[TO COMPLETE: time the access was stopped]" in text  # no contained_at
+
+
+@pytest.mark.parametrize(("letter", "expected"), [
+    ("kr-pipa-ko", ["개인정보 유출 통지", "유출된 개인정보 항목", "이메일 주소", "피해 구제 절차"]),
+    ("jp-appi-ja", ["個人情報漏えいに関するお知らせ", "漏えいした個人情報の項目"]),
+    ("eu-gdpr-fr", ["Notification d'une violation de données personnelles",
+                    "Ce que nous faisons", "Revoked the My Ticket Portal tokens"]),
+    ("eu-gdpr-en", ["Notice of a data breach", "What this may mean for you",
+                    "Data Protection Officer"]),
+])  # fmt: skip
+def test_letters_render_to_pdf_that_reads_back(package, letter, expected):
+    pdf = package.out / "letters" / f"{letter}.pdf"
+    text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    for phrase in expected:
+        assert phrase in text, (letter, phrase)
+    html_text = pdf.with_suffix(".html").read_text(encoding="utf-8")
+    assert expected[0].replace("'", "&#x27;") in html_text
+
+
+def test_california_letter_uses_the_statutory_title_and_headings(tmp_path: Path):
+    r = REGIMES["us-ca"]
+    f = facts(("US", "CA", ("Name", "Drivers_License__c"), 3))
+    sections = letter_sections(r.individuals.contents, f, Org(), "en", r.individuals.headings)
+    html_path, pdf = _render(tmp_path / "ca", "en", f, Org(), sections, r.individuals.title)
+    text = "".join(p.extract_text() for p in PdfReader(pdf).pages)
+    assert "What Happened" in html_path.read_text(encoding="utf-8")
+    for heading in ("Notice of Data Breach", "What Happened", "What Information Was Involved",
+                    "What We Are Doing", "What You Can Do", "For More Information"):  # fmt: skip
+        assert heading in text
+
+
+def test_mailing_list_holds_ids_and_channels_not_contact_details(package):
+    with (package.out / "mailing_list.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and set(rows[0]) == {"customer_id", "regime", "channel", "language", "template"}
+    kr = [r for r in rows if r["regime"] == "kr-pipa"]
+    assert {r["language"] for r in kr} == {"ko"} and {r["channel"] for r in kr} == {"email"}
+    assert {r["template"] for r in rows} <= {
+        p.stem for p in (package.out / "letters").glob("*.pdf")
+    }
+    text = (package.out / "mailing_list.csv").read_text()
+    assert "@" not in text and "Sejong" not in text
+
+
+def test_transparency_flags_what_is_missing(package):
+    t = package.transparency
+    assert t["affected count"] == {"present": True, "value": 8}
+    assert t["remediation"]["present"] and t["attack vector"]["present"]
+    assert not t["timeline"]["present"] and t["timeline"]["missing"] == ["contained"]
+
+
+def test_cli_notify_and_a_clear_error_before_scope(scoped, tmp_path: Path):
+    db, iid = scoped
+    res = runner.invoke(app, ["notify", iid, "--aware-at", "2025-06-10T21:00:00+09:00",
+                              "--db", str(db), "--out", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "assumed" in res.stdout  # no --org
+    body = json.loads((tmp_path / iid / "obligations.json").read_text())
+    assert body["aware_at"] == "2025-06-10T12:00:00Z"
+    with Store(db) as store:
+        other = next(i.id for i in build_incidents(store) if i.principals != [ANNA])
+    res = runner.invoke(app, ["notify", other, "--aware-at", "2025-06-13T00:00:00Z",
+                              "--db", str(db), "--out", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 2 and "has not been scoped" in res.stderr
