@@ -24,7 +24,7 @@ from crmwatch.notify.elements import elements
 from crmwatch.notify.facts import Facts, Group
 from crmwatch.notify.obligations import decide
 from crmwatch.notify.org import Org, load_org
-from crmwatch.notify.package import REGULATOR_LABELS, _render, notify
+from crmwatch.notify.package import BASE_FACTS, REGULATOR_LABELS, _render, notify
 from crmwatch.notify.regimes import check, load_regime, load_regimes, regimes_dir
 from crmwatch.notify.text import letter_sections
 from crmwatch.scope.exposure import scope_incident
@@ -284,6 +284,8 @@ def test_every_draft_has_every_field_the_law_requires(package):
         regime = REGIMES[path.stem]
         for slot in regime.regulator.contents:
             assert f"## {REGULATOR_LABELS[slot]}" in text, (path.name, slot)
+        for slot in BASE_FACTS:  # the facts every draft carries, whatever the law's list
+            assert f"### {REGULATOR_LABELS[slot]}" in text, (path.name, slot)
         assert "Deadline:" in text and regime.citation in text
         if {"timeline", "when_and_how"} & set(regime.regulator.contents):
             assert "[TO COMPLETE: time the access was stopped]" in text  # no contained_at

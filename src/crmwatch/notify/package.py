@@ -60,6 +60,11 @@ REGULATOR_LABELS = {
     "sample_notice": "Sample of the notice to residents",
     "law_enforcement": "Law enforcement contacted",
 }
+# In every draft: nature, numbers, timeline (occurred / detected / contained), vector,
+# consequences, measures and the contact point.
+BASE_FACTS = ("nature", "categories", "number_of_people", "number_of_records", "timeline",
+              "vector", "likely_consequences", "measures_taken", "measures_proposed",
+              "contact_point")  # fmt: skip
 TRANSPARENCY = ("affected count", "data categories", "timeline", "attack vector", "remediation")
 
 
@@ -143,6 +148,11 @@ def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
     ]
     if o.preliminary_deadline_utc:
         lines.insert(5, f"- Preliminary report: by {o.preliminary_deadline_utc} (UTC)")
+    # The facts every regulator asks for in some form come first; then this law's own list.
+    lines += ["# Incident facts", ""]
+    for slot in BASE_FACTS:
+        lines += [f"### {REGULATOR_LABELS[slot]}", "", *values[slot], ""]
+    lines += [f"# Fields required by {r.citation}", ""]
     for slot in r.regulator.contents:
         lines += [f"## {REGULATOR_LABELS[slot]}", "", *values[slot], ""]
     if r.uncertain:
