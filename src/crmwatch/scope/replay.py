@@ -47,7 +47,12 @@ RELATIONSHIPS = {
 ID_VALUE = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 # Salesforce date and dateTime text → naive UTC. The store's session time zone is UTC, so a
 # value without an offset is read as UTC and one with an offset is converted.
-SF_TS = "CREATE OR REPLACE TEMP MACRO sf_ts(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC'"
+# (UTC values, the usual export form, skip the slower zone-aware parse.)
+SF_TS = (
+    "CREATE OR REPLACE TEMP MACRO sf_ts(x) AS CASE WHEN suffix(x, 'Z') OR suffix(x, '+0000') "
+    "OR suffix(x, '+00:00') THEN try_cast(x AS TIMESTAMP) "
+    "ELSE try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END"
+)
 
 
 class Unreplayable(CrmwatchError):
