@@ -225,3 +225,51 @@ def test_more_than_64_exposing_events_share_bits_by_field_list():
     many = [ev(n, ["Email"] if n % 2 else ["Phone", "Email"]) for n in range(70)]
     bits, by_event = _bits(many)
     assert set(bits) == {0, 1} and not by_event
+
+
+def test_parquet_and_gzip_snapshots_replay_the_same(store, tmp_path):
+    import gzip
+
+    parquet = tmp_path / "pq"
+    parquet.mkdir()
+    for obj in ("Contact", "Account", "Case"):
+        store.execute(
+            f"COPY (SELECT * FROM read_csv('{SNAPSHOT / (obj + '.csv')}', all_varchar = true)) "
+            f"TO '{parquet / (obj + '.parquet')}' (FORMAT parquet)"
+        )
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    for obj in ("Contact", "Account", "Case"):
+        (gz / f"{obj}.csv.gz").write_bytes(gzip.compress((SNAPSHOT / f"{obj}.csv").read_bytes()))
+    where = "WHERE Account.BillingCountry = 'FR' OR Total_Purchases__c > 20000"
+    expected = replay(store, Snapshot(store, [SNAPSHOT]), where)[1]
+    assert expected == c(4, 5, 6)
+    for folder in (parquet, gz):
+        assert replay(store, Snapshot(store, [folder]), where)[1] == expected
+
+
+def test_snapshot_errors_name_the_file(store, tmp_path):
+    from crmwatch.errors import UsageError
+
+    bad = tmp_path / "Contact.csv"
+    bad.write_text("Name,Email\nx,y\n")
+    with pytest.raises(UsageError, match=r"Contact\.csv: no Id column"):
+        Snapshot(store, [bad])
+    with pytest.raises(UsageError, match="does not exist"):
+        Snapshot(store, [tmp_path / "nope.csv"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no snapshot files"):
+        Snapshot(store, [tmp_path / "empty"])
+
+
+def test_a_store_with_first_layout_scope_tables_opens_and_drops_them(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE exposures (incident_id VARCHAR, record_id VARCHAR, fields VARCHAR[])")
+    con.execute("INSERT INTO exposures VALUES ('INC-1', '003', ['Email'])")
+    con.close()
+    with Store(path) as store:  # would fail building exposure_details on the old table
+        cols = [r[0] for r in store.execute("DESCRIBE exposures").rows]
+        assert "fieldset" in cols and store.scalar("SELECT count(*) FROM exposures") == 0

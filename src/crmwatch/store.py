@@ -79,6 +79,7 @@ class Store:
         self.con.execute("SET enable_progress_bar=false")
         # Every time crmwatch stores is UTC; so is every timestamp with a zone it reads.
         self.con.execute("SET TimeZone='UTC'")
+        self._migrate()
         for statement in DDL:
             self.con.execute(statement)
         self.con.execute(
@@ -88,6 +89,20 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<Store {self.path}>"
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older crmwatch to this schema. Scope results are
+        derived data: an exposures table of the first layout (one fields list per record)
+        is dropped, and ``crmwatch scope`` rebuilds it."""
+        cols = {r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'exposures'"
+        ).fetchall()}  # fmt: skip
+        if cols and "fieldset" not in cols:
+            print("crmwatch: scope results of an older version dropped; run `crmwatch scope` "
+                  "again", file=sys.stderr)  # fmt: skip
+            self.con.execute("DROP VIEW IF EXISTS exposure_details")
+            self.con.execute("DROP TABLE exposures")
+            self.con.execute("DROP TABLE IF EXISTS scopes")
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Results:
         start = time.perf_counter()
