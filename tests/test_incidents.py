@@ -170,3 +170,28 @@ def test_cli_json_and_show(tmp_path: Path):
     assert "first malicious" in shown.stdout and "My Ticket Portal" in shown.stdout
     missing = runner.invoke(app, ["incident", "show", "INC-NOPE", "--db", db])
     assert missing.exit_code == 2 and "no incident 'INC-NOPE'" in missing.stderr
+
+
+def test_later_exports_join_while_they_keep_coming(store: Store, tmp_path: Path):
+    """An insider's exports follow the alert day after day; one after a gap of more than three
+    days, and everything after it, does not join."""
+    from crmwatch.incidents import EXPORT_FOLLOW
+
+    t0 = dt.datetime(2025, 6, 10, 10)
+    rows = [("alerted", 0), ("day 2", 1), ("day 4", 3), ("after a week", 10), ("day 11", 11)]
+    for eid, day in rows:
+        store.execute(
+            "INSERT INTO events_base (event_id, ts, source, category, user_name, object) "
+            "VALUES (?, ?, 'salesforce', 'report_export', 'jo@x.example', 'Contact')",
+            [eid, t0 + dt.timedelta(days=day)],
+        )
+    store.execute(
+        "INSERT INTO alerts (alert_id, rule_id, title, level, tags, principal, first_ts, "
+        "last_ts, event_ids, key_fields, fired_at) VALUES ('a1', 'r', 'First export', 'medium', "
+        "[], 'jo@x.example', ?, ?, ['alerted'], '{}', ?)",
+        [t0, t0, t0],
+    )
+    [incident] = build_incidents(store)
+    got = dict(store.execute("SELECT event_id, role FROM incident_events").rows)
+    assert got == {"alerted": "evidence", "day 2": "later export", "day 4": "later export"}
+    assert dt.timedelta(days=3) == EXPORT_FOLLOW and incident.events == 3

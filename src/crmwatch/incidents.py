@@ -196,112 +196,144 @@ def _incident_id(group: list[_AlertKeys]) -> str:
     return "INC-" + hashlib.sha256(first.alert_id.encode()).hexdigest()[:10].upper()
 
 
-def _collect_events(
-    store: Store, iid: str, group: list[_AlertKeys], gap: dt.timedelta, lookback: dt.timedelta
-) -> None:
-    """Fill incident_events for one incident (see the module docstring for what belongs)."""
-    lo = min(a.first_ts for a in group)
-    hi = max(a.last_ts for a in group)
-    people = sorted({p for a in group for p in a.people})
-    uids = sorted({u for a in group for u in a.user_ids})
-    keys = sorted({k for a in group for k in a.attacker_sessions})
-    ips = sorted({i for a in group for i in a.ips})
-    apps = sorted({x for a in group for x in a.apps})
-    evidence = sorted({e for a in group for e in _event_ids(store, a.alert_id)})
-    who = (
-        "(lower(user_name) IN (SELECT unnest($people)) OR "
-        f"{USER_KEY.format(c='user_id')} IN (SELECT unnest($uids)))"
+def _key_tables(store: Store, groups: dict[str, list[_AlertKeys]]) -> None:
+    """Each incident's keys as small temporary tables, so that collecting the events of every
+    incident is a handful of joins, not a scan of the store per incident."""
+    tables = {
+        "inc_alerts": ("alert_id VARCHAR", lambda g: {a.alert_id for a in g}),
+        "inc_people": ("person VARCHAR", lambda g: {p for a in g for p in a.people}),
+        "inc_uids": ("uid VARCHAR", lambda g: {u for a in g for u in a.user_ids}),
+        "inc_sessions": (
+            "login_key VARCHAR",
+            lambda g: {k for a in g for k in a.attacker_sessions},
+        ),
+        "inc_ips": ("ip VARCHAR", lambda g: {i for a in g for i in a.ips}),
+        "inc_apps": ("app VARCHAR", lambda g: {x for a in g for x in a.apps}),
+    }
+    for name, (column, values) in tables.items():
+        store.execute(f"CREATE OR REPLACE TEMP TABLE {name} (iid VARCHAR, {column})")
+        rows = [(iid, v) for iid, g in groups.items() for v in sorted(values(g))]
+        if rows:
+            store.con.executemany(f"INSERT INTO {name} VALUES (?, ?)", rows)
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE inc_span (iid VARCHAR, lo TIMESTAMP, hi TIMESTAMP, "
+        "start TIMESTAMP)"
     )
+    spans = [(iid, min(a.first_ts for a in g), max(a.last_ts for a in g),
+              min(a.fired_at for a in g)) for iid, g in groups.items()]  # fmt: skip
+    if spans:
+        store.con.executemany("INSERT INTO inc_span VALUES (?, ?, ?, ?)", spans)
+
+
+def _collect_events(store: Store, gap: dt.timedelta, lookback: dt.timedelta) -> None:
+    """Fill incident_events for every incident (see the module docstring for what belongs);
+    an event in several roles keeps the first of evidence, session, attacker ip, origin."""
+    uid = USER_KEY.format(c="e.user_id")
+
+    def by_person(role: str, prio: int, join: str, where: str) -> str:
+        # the incident's people, by name or by user id
+        return " UNION ALL ".join(
+            f"SELECT k.iid, e.event_id, '{role}' AS role, {prio} AS prio FROM events_base e "
+            f"{join} JOIN inc_span sp ON sp.iid = k.iid {who} WHERE {where}"
+            for who in (
+                "JOIN inc_people p ON p.iid = k.iid AND p.person = lower(e.user_name)",
+                f"JOIN inc_uids u ON u.iid = k.iid AND u.uid = {uid}",
+            )
+        )
+
     store.execute(
         f"""
         INSERT INTO incident_events
-        SELECT $iid, event_id, arg_min(role, prio) FROM (
-            SELECT unnest($evidence) AS event_id, 'evidence' AS role, 1 AS prio
+        SELECT iid, event_id, arg_min(role, prio) FROM (
+            SELECT k.iid, u.event_id, 'evidence' AS role, 1 AS prio
+            FROM inc_alerts k JOIN alerts a USING (alert_id), unnest(a.event_ids) AS u(event_id)
             UNION ALL
-            SELECT event_id, 'session', 2 FROM events_base
-            WHERE login_key IN (SELECT unnest($keys))
+            SELECT k.iid, e.event_id, 'session', 2 FROM events_base e
+            JOIN inc_sessions k ON k.login_key = e.login_key
             UNION ALL
-            SELECT event_id, 'attacker ip', 3 FROM events_base
-            WHERE src_ip IN (SELECT unnest($ips)) AND {who}
-              AND ts BETWEEN $lo - $gap AND $hi + $gap
+            {
+            by_person(
+                "attacker ip",
+                3,
+                "JOIN inc_ips k ON k.ip = e.src_ip",
+                "e.ts BETWEEN sp.lo - $gap AND sp.hi + $gap",
+            )
+        }
             UNION ALL
-            SELECT event_id, 'origin', 4 FROM events_base
-            WHERE category = 'oauth_grant' AND client_app IN (SELECT unnest($apps)) AND {who}
-              AND ts BETWEEN $lo - $lookback AND $hi)
-        GROUP BY event_id""",
-        {
-            "iid": iid,
-            "evidence": evidence,
-            "keys": keys,
-            "ips": ips,
-            "people": people,
-            "uids": uids,
-            "apps": apps,
-            "lo": lo,
-            "hi": hi,
-            "gap": gap,
-            "lookback": lookback,
-        },
+            {
+            by_person(
+                "origin",
+                4,
+                "JOIN inc_apps k ON k.app = e.client_app",
+                "e.category = 'oauth_grant' AND e.ts BETWEEN sp.lo - $lookback AND sp.hi",
+            )
+        }
+        ) GROUP BY iid, event_id""",
+        {"gap": gap, "lookback": lookback},
     )
 
 
-def _follow_exports(store: Store, iid: str, group: list[_AlertKeys]) -> None:
-    """Add the incident's people's exports that follow its alerts within EXPORT_FOLLOW of one
+def _follow_exports(store: Store) -> None:
+    """Add each incident's people's exports that follow its alerts within EXPORT_FOLLOW of one
     another (role ``later export``): an insider's second, third … day of exports."""
-    people = sorted({p for a in group for p in a.people})
-    uids = sorted({u for a in group for u in a.user_ids})
-    start = min(a.fired_at for a in group)
     cats = ", ".join(f"'{c}'" for c in EXPORTS)
+    uid = USER_KEY.format(c="e.user_id")
     rows = store.execute(
-        f"""SELECT event_id, ts FROM events_base
-        WHERE category IN ({cats}) AND ts >= $start AND (lower(user_name) IN
-            (SELECT unnest($people)) OR {USER_KEY.format(c="user_id")} IN (SELECT unnest($uids)))
-        ORDER BY ts""",
-        {"start": start, "people": people, "uids": uids},
+        f"""SELECT DISTINCT sp.iid, e.event_id, e.ts, sp.hi FROM events_base e
+        JOIN inc_span sp ON e.ts >= sp.start
+        LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)
+        LEFT JOIN inc_uids u ON u.iid = sp.iid AND u.uid = {uid}
+        WHERE e.category IN ({cats}) AND (p.iid IS NOT NULL OR u.iid IS NOT NULL)
+        ORDER BY sp.iid, e.ts"""
     ).rows
-    last = max(a.last_ts for a in group)
-    chosen = []
-    for event_id, ts in rows:
-        if ts - last > EXPORT_FOLLOW:
-            break
-        chosen.append(event_id)
-        last = max(last, ts)
+    chosen: list[tuple[str, str]] = []
+    last: dict[str, dt.datetime] = {}
+    broken: set[str] = set()  # the chain broke: nothing later joins
+    for iid, event_id, ts, hi in rows:
+        end = last.get(iid, hi)
+        if iid in broken or ts - end > EXPORT_FOLLOW:
+            broken.add(iid)
+            continue
+        chosen.append((iid, event_id))
+        last[iid] = max(end, ts)
+    store.execute("CREATE OR REPLACE TEMP TABLE inc_later (iid VARCHAR, event_id VARCHAR)")
+    if chosen:
+        store.con.executemany("INSERT INTO inc_later VALUES (?, ?)", chosen)
     store.execute(
-        "INSERT INTO incident_events SELECT ?, e, 'later export' FROM unnest(?::VARCHAR[]) t(e) "
-        "WHERE e NOT IN (SELECT event_id FROM incident_events WHERE incident_id = ?)",
-        [iid, chosen, iid],
+        "INSERT INTO incident_events SELECT l.iid, l.event_id, 'later export' FROM inc_later l "
+        "ANTI JOIN incident_events i ON i.incident_id = l.iid AND i.event_id = l.event_id"
     )
 
 
-def _event_ids(store: Store, alert_id: str) -> list[str]:
-    return store.scalar("SELECT event_ids FROM alerts WHERE alert_id = ?", [alert_id]) or []
-
-
-def _facts(store: Store, iid: str) -> dict[str, Any]:
-    """Timeline bounds, the first malicious event and objects touched, from incident_events."""
-    first = store.execute(
-        """SELECT e.event_id, e.ts, e.source_type, e.category, e.src_ip, e.country, e.client_app
+def _all_facts(store: Store) -> dict[str, dict[str, Any]]:
+    """Per incident: the first malicious event, the last event, the event count and the
+    objects touched, from incident_events (three queries for all incidents)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in store.execute(
+        """SELECT i.incident_id, arg_min(e.event_id, (e.ts, e.event_id)) AS event_id,
+            min(e.ts) AS ts, arg_min(e.source_type, (e.ts, e.event_id)) AS source_type,
+            arg_min(e.category, (e.ts, e.event_id)) AS category,
+            arg_min(e.src_ip, (e.ts, e.event_id)) AS src_ip,
+            arg_min(e.country, (e.ts, e.event_id)) AS country,
+            arg_min(e.client_app, (e.ts, e.event_id)) AS client_app,
+            max(e.ts) AS last, count(*) AS n
         FROM incident_events i
         JOIN (SELECT event_id, ts, source_type, category, src_ip, country, client_app
               FROM events) e USING (event_id)
-        WHERE i.incident_id = ? ORDER BY e.ts, e.event_id LIMIT 1""",
-        [iid],
-    ).dicts()[0]
-    last, n = store.execute(
-        """SELECT max(b.ts), count(*) FROM incident_events i JOIN events_base b USING (event_id)
-        WHERE i.incident_id = ?""",
-        [iid],
-    ).rows[0]
-    objects = store.execute(
-        f"""SELECT b.object, count(*) AS events, sum(b.rows) AS rows
+        GROUP BY i.incident_id"""
+    ).dicts():
+        iid, last, n = r.pop("incident_id"), r.pop("last"), r.pop("n")
+        r["ts"] = _iso(r["ts"])
+        out[iid] = {"first": r, "last": last, "events": n, "objects": []}
+    for r in store.execute(
+        f"""SELECT i.incident_id, b.object, count(*) AS events, sum(b.rows) AS rows
         FROM incident_events i JOIN events_base b USING (event_id)
-        WHERE i.incident_id = ? AND b.object IS NOT NULL
+        WHERE b.object IS NOT NULL
           AND b.category IN ({", ".join(f"'{c}'" for c in DATA_ACCESS)})
-        GROUP BY b.object ORDER BY rows DESC NULLS LAST, b.object""",
-        [iid],
-    ).dicts()
-    first["ts"] = _iso(first["ts"])
-    return {"first": first, "last": last, "events": n, "objects": objects}
+        GROUP BY ALL ORDER BY i.incident_id, rows DESC NULLS LAST, b.object"""
+    ).dicts():
+        out[r.pop("incident_id")]["objects"].append(r)
+    return out
 
 
 def build_incidents(
@@ -323,40 +355,36 @@ def build_incidents(
         for g in group_alerts(_alert_keys(store), gap)
         if max(LEVELS.index(a.level) if a.level in LEVELS else 2 for a in g) >= floor
     ]
+    by_id = {_incident_id(g): g for g in groups}
     incidents: list[Incident] = []
     with store.transaction():
         for table in ("incidents", "incident_alerts", "incident_events"):
             store.execute(f"DELETE FROM {table}")
-        for group in groups:
-            iid = _incident_id(group)
-            _collect_events(store, iid, group, gap, origin_lookback)
-            _follow_exports(store, iid, group)
-            incident = _make(store, iid, group)
-            incidents.append(incident)
-            store.execute(
-                "INSERT INTO incident_alerts SELECT ?, unnest(?)", [iid, incident.alert_ids]
+        _key_tables(store, by_id)
+        _collect_events(store, gap, origin_lookback)
+        _follow_exports(store)
+        facts = _all_facts(store)
+        for iid, group in by_id.items():
+            incidents.append(_make(iid, group, facts[iid]))
+        if incidents:
+            store.con.executemany(
+                "INSERT INTO incident_alerts VALUES (?, ?)",
+                [(i.id, a) for i in incidents for a in i.alert_ids],
             )
-            store.execute(
+            store.con.executemany(
                 "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    iid,
-                    incident.severity,
-                    incident.first_malicious_at,
-                    incident.first_alert_at,
-                    incident.last_event_at,
-                    json.dumps(incident.to_dict()),
-                ],
-            )
+                [(i.id, i.severity, i.first_malicious_at, i.first_alert_at, i.last_event_at,
+                  json.dumps(i.to_dict())) for i in incidents],
+            )  # fmt: skip
     return sorted(incidents, key=_rank)
 
 
-def _make(store: Store, iid: str, group: list[_AlertKeys]) -> Incident:
+def _make(iid: str, group: list[_AlertKeys], facts: dict[str, Any]) -> Incident:
     tags = {t for a in group for t in a.tags}
     tactics = sorted(
         t.removeprefix("attack.") for t in tags if t.startswith("attack.") and not _technique(t)
     )
     techniques = sorted(t.removeprefix("attack.").upper() for t in tags if _technique(t))
-    facts = _facts(store, iid)
     first_alert = min(a.fired_at for a in group)
     first_malicious = dt.datetime.fromisoformat(facts["first"]["ts"])
     detected = [a.detected_at for a in group if a.detected_at is not None]
