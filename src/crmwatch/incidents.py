@@ -424,12 +424,6 @@ def _iso(ts: dt.datetime) -> str:
     return ts.isoformat()
 
 
-def stored_incidents(store: Store) -> list[Incident]:
-    """Incidents as the last ``build_incidents`` left them, most severe first."""
-    rows = store.execute("SELECT body FROM incidents").rows
-    return sorted((Incident(**json.loads(r[0])) for r in rows), key=_rank)
-
-
 def get_incident(store: Store, incident_id: str) -> Incident:
     row = store.execute(
         "SELECT body FROM incidents WHERE upper(incident_id) = upper(?)", [incident_id]

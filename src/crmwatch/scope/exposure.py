@@ -39,7 +39,6 @@ from crmwatch.scope.snapshot import Snapshot
 from crmwatch.store import Store
 
 CONFIDENCE = ("exact", "replayed", "candidate")
-CUSTOMER_OBJECTS = ("Contact", "Lead", "Account", "Case")
 
 
 @dataclass
@@ -103,12 +102,11 @@ def scope_incident(
     _hit_tables(store)
     bits, by_event = _bits(planned)
     passes: dict[int, list[Pass]] = {}
+    exact = [(ix, bits[ix], es.object, rid) for ix, (ev, es, _) in enumerate(planned)
+             for rid in dict.fromkeys(ev["record_ids"] or ())]  # fmt: skip
+    if exact:
+        store.con.executemany("INSERT INTO scope_exact VALUES (?, ?, ?, ?)", exact)
     for ix, (ev, es, p) in enumerate(planned):
-        if ev["record_ids"]:
-            store.execute(
-                "INSERT INTO scope_exact SELECT DISTINCT ?, ?, ?, unnest(?::VARCHAR[])",
-                [ix, bits[ix], es.object, ev["record_ids"]],
-            )
         if p is None or p.kind != "records":
             continue
         f = snap.get(p.object)
@@ -117,24 +115,25 @@ def scope_incident(
             passes.setdefault(f.ix, []).append(Pass(ix, bits[ix], p, ev, es))
         else:
             _replay(store, ix, bits[ix], ev, es, p, snap)
-    for ix_snap, group in passes.items():
-        _count_passes(store, snap.table_of(ix_snap), group)
+    for f in snap.files.values():
+        if f.ix in passes:
+            _count_passes(store, f.table, passes[f.ix])
     replayed_jobs = {ev["job_id"] for ev, es, _ in planned
                      if es.kind in ("replayed", "candidate") and ev["job_id"]}  # fmt: skip
-    for ix, (ev, es, _) in enumerate(planned):
-        store.execute(
+    if planned:
+        store.con.executemany(
             "INSERT INTO scope_events VALUES (?, ?, ?, ?, ?)",
-            [ix, bits[ix], ev["event_id"], ev["ts"], es.fields],
-        )
+            [(ix, bits[ix], ev["event_id"], ev["ts"], es.fields)
+             for ix, (ev, es, _) in enumerate(planned)],
+        )  # fmt: skip
     listed = [(ev, es) for ev, es, _ in planned if es.kind in (*LISTED, "count", "aggregate")]
     for ev, es, _ in planned:
         if es.kind != "bounded":
             continue
-        twin = _twin(ev, listed)
         if ev["job_id"] in replayed_jobs:
             es.kind, es.note = "covered", f"bulk job {ev['job_id']} is replayed from its query"
             es.upper_bound = None
-        elif twin is not None:
+        elif (twin := _twin(ev, listed)) is not None:
             es.kind, es.upper_bound = "covered", None
             es.note = f"the same {ev['category']} as event {twin} (another log of it)"
         elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
@@ -233,14 +232,21 @@ def _count_passes(store: Store, table: str, group: list[Pass]) -> None:
         + f" FROM {table} t0"
     ).rows[0]
     for g, n in zip(group, counts, strict=True):
-        exact = g.es.kind == "exact"
-        g.es.kind, g.es.records = ("exact", max(g.es.records, n)) if exact else ("replayed", n)
-        if g.ev["rows"] is not None and g.ev["rows"] != n:
-            g.conf = 2
-            g.es.kind = "exact" if exact else "candidate"
-            g.es.note = _join(g.es.note, f"replay found {n} records, the log says "
-                              f"{g.ev['rows']}: sharing rules or changes since the query; an "
-                              "upper bound")  # fmt: skip
+        g.conf = _settle(g.ev, g.es, n)
+
+
+def _settle(ev: dict, es: EventScope, returned: int) -> int:
+    """Record a replay's result on its event; return the confidence of its records: 1
+    (replayed) when the log's row count agrees or is absent, 2 (candidate) otherwise. The
+    log's own ids stay the event's evidence when it has them; the replay may add to them."""
+    exact = es.kind == "exact"
+    es.kind, es.records = ("exact", max(es.records, returned)) if exact else ("replayed", returned)
+    if ev["rows"] is None or ev["rows"] == returned:
+        return 1
+    es.kind = "exact" if exact else "candidate"
+    es.note = _join(es.note, f"replay found {returned} records, the log says {ev['rows']}: "
+                    "sharing rules or changes since the query; an upper bound")  # fmt: skip
+    return 2
 
 
 def _bits(planned: list) -> tuple[list[int], bool]:
@@ -299,15 +305,11 @@ def _classify(ev: dict, snap: Snapshot) -> tuple[dict, EventScope, Plan | None]:
             es.note = "record page view: the fields shown are not logged"
     elif p is None:
         es.kind = "bounded"
-        base = snap.get(obj) if obj else None
         if obj is None:
             es.note = reason or "no object in the log"
         else:
             es.note = reason or "the log names the object and a row count only"
-        if ev["rows"] is not None:
-            es.upper_bound = ev["rows"]
-            if base is not None and base.rows is not None:
-                es.upper_bound = min(ev["rows"], base.rows)
+        es.upper_bound = ev["rows"]  # clamped to the snapshot's size once it is loaded
     return ev, es, p
 
 
@@ -327,31 +329,27 @@ def _replay(
     assert f is not None
     cols = f"{ix}, {bit}, {f.ix}, t0.rowid, 1"
     offset = p.offset or 0
+    listed = True
     if p.limit is None and not offset:
         returned = store.scalar(f"INSERT INTO scope_hits SELECT {cols} {p.source}")
     else:
         matched = store.scalar(f"SELECT count(*) {p.source}")
         returned = max(0, min(matched - offset, p.limit if p.limit is not None else matched))
         if not p.order:
-            if offset == 0 and matched <= (p.limit or 0):
+            listed = offset == 0 and matched <= (p.limit or 0)
+            if listed:
                 store.execute(f"INSERT INTO scope_hits SELECT {cols} {p.source}")
             else:
                 es.note = _join(es.note, "LIMIT/OFFSET without ORDER BY: Salesforce returns "
                                 "no defined subset")  # fmt: skip
-                returned = -returned - 1  # marks "not listed"
-        elif not _ranked_insert(store, cols, p, offset, returned, es):
-            returned = -returned - 1
-    if returned < 0:
+        else:
+            listed = _ranked_insert(store, cols, p, offset, returned, es)
+    if not listed:
         if es.kind != "exact":
-            es.kind, es.upper_bound = "bounded", -returned - 1
+            es.kind, es.upper_bound = "bounded", returned
         return
-    exact = es.kind == "exact"  # the log's ids stay the evidence; the replay may add to them
-    es.kind, es.records = ("exact", max(es.records, returned)) if exact else ("replayed", returned)
-    if ev["rows"] is not None and ev["rows"] != returned:
+    if _settle(ev, es, returned) == 2:
         store.execute("UPDATE scope_hits SET conf = 2 WHERE event_ix = ? AND conf = 1", [ix])
-        es.kind = "exact" if exact else "candidate"
-        es.note = _join(es.note, f"replay found {returned} records, the log says {ev['rows']}: "
-                        "sharing rules or changes since the query; an upper bound")  # fmt: skip
 
 
 def _ranked_insert(
@@ -385,12 +383,13 @@ def _ranked_insert(
 def _sort_key(store: Store, col: str, p: Plan) -> str:
     """How SOQL would sort a text column: as numbers or times if every value is one,
     record ids as they are, other text case-insensitively."""
-    if col.endswith('"Id"') or col.endswith('Id"'):
+    if col.endswith('Id"'):
         return col
+    present = f"nullif({col}, '') IS NOT NULL"
+    where = f"{p.where} AND {present}" if p.where else f"WHERE {present}"
     numeric, timely = store.execute(
         f"SELECT coalesce(bool_and(try_cast({col} AS DOUBLE) IS NOT NULL), true), "
-        f"coalesce(bool_and(sf_ts({col}) IS NOT NULL), true) "
-        f"{p.source}{' AND' if ' WHERE ' in p.source else ' WHERE'} nullif({col}, '') IS NOT NULL"
+        f"coalesce(bool_and(sf_ts({col}) IS NOT NULL), true) {p.tables} {where}"
     ).rows[0]
     if numeric:
         return f"try_cast(nullif({col}, '') AS DOUBLE)"

@@ -107,9 +107,6 @@ class Snapshot:
         low = obj.lower()
         return next((f for o, f in self.files.items() if o.lower() == low), None)
 
-    def table_of(self, ix: int) -> str:
-        return next(f.table for f in self.files.values() if f.ix == ix)
-
     def need(self, obj: str, column: str) -> None:
         f = self.get(obj)
         if f is not None and (col := f.column(column)) is not None:
