@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from crmwatch.cli import app
@@ -40,6 +41,18 @@ def test_unknown_format_name_is_a_usage_error(tmp_path: Path):
     r = runner.invoke(app, ["ingest", str(REAL), "--format", "syslog", "--db", str(tmp_path / "s")])
     assert r.exit_code == 2
     assert "unknown format 'syslog'" in r.output
+
+
+@pytest.mark.parametrize("gap", ["1.5h", "0h", "24", "h"])
+def test_incident_gap_must_be_a_sigma_timespan(tmp_path: Path, gap: str):
+    r = runner.invoke(app, ["incidents", "--db", str(tmp_path / "s.duckdb"), "--gap", gap])
+    assert r.exit_code == 2
+    assert f"not a duration like 30m, 24h or 7d: {gap!r}" in r.output
+
+
+def test_incident_gap_accepts_weeks(tmp_path: Path):
+    r = runner.invoke(app, ["incidents", "--db", str(tmp_path / "s.duckdb"), "--gap", "2w"])
+    assert r.exit_code == 0, r.output
 
 
 def test_db_from_environment(tmp_path: Path, monkeypatch):

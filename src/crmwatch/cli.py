@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sigma.correlations import SigmaCorrelationTimespan
+from sigma.exceptions import SigmaError
 
 from crmwatch.config import Config
 from crmwatch.detect.ocsf import to_ocsf
@@ -356,11 +358,10 @@ def alerts_export_cmd(
 
 
 def _parse_duration(value: str) -> dt.timedelta:
-    """``30m``, ``24h``, ``7d``: the units Sigma timespans use."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    """``30m``, ``24h``, ``7d``: parsed as a Sigma timespan, like the rules' own windows."""
     try:
-        return dt.timedelta(seconds=float(value[:-1]) * units[value[-1]])
-    except (KeyError, ValueError, IndexError) as e:
+        return dt.timedelta(seconds=SigmaCorrelationTimespan(value).seconds)
+    except SigmaError as e:
         raise UsageError(f"not a duration like 30m, 24h or 7d: {value!r}") from e
 
 
