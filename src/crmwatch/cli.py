@@ -41,6 +41,7 @@ from crmwatch.simulate.scenarios import SCENARIOS
 from crmwatch.sources import FORMATS
 from crmwatch.stats import store_stats
 from crmwatch.store import Store, default_db_path
+from crmwatch.timeutil import parse_utc
 
 app = typer.Typer(
     help="Catch customer-data theft from SaaS CRMs, and scope it.",
@@ -245,11 +246,9 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError as e:
         raise UsageError(f"not an ISO time: {value!r}") from e
-    # An offset is converted to UTC; a time without one is taken as UTC already.
-    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 @app.command("detect")

@@ -26,6 +26,7 @@ from crmwatch.notify.elements import satisfies
 from crmwatch.notify.facts import Facts, Group
 from crmwatch.notify.org import Org
 from crmwatch.notify.regimes import Deadline, Duty, Regime
+from crmwatch.timeutil import utc_naive
 
 STATUSES = ("required", "assess", "not_required")
 
@@ -252,7 +253,7 @@ def _due(d: Deadline | None, start: dt.datetime) -> tuple[dt.datetime | None, st
         local_start = start.replace(tzinfo=dt.UTC).astimezone(zone)
         last_day = local_start.date() + dt.timedelta(days=d.calendar_days)
         end_local = dt.datetime.combine(last_day, dt.time(23, 59, 59), tzinfo=zone)
-        due = end_local.astimezone(dt.UTC).replace(tzinfo=None)
+        due = utc_naive(end_local)
     else:
         return None, None, clock
     zone = ZoneInfo(d.tz)

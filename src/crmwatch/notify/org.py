@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from crmwatch.errors import ConfigError, Location
+from crmwatch.timeutil import parse_utc, utc_naive
 
 
 @dataclass
@@ -68,11 +69,11 @@ def load_org(path: Path | None) -> Org:
     contained = response.get("contained_at")
     if isinstance(contained, str):
         try:
-            contained = dt.datetime.fromisoformat(contained.replace("Z", "+00:00"))
+            contained = parse_utc(contained)
         except ValueError as e:
             raise ConfigError(f"response.contained_at: {e}", Location(path)) from e
-    if isinstance(contained, dt.datetime) and contained.tzinfo is not None:
-        contained = contained.astimezone(dt.UTC).replace(tzinfo=None)
+    elif isinstance(contained, dt.datetime):
+        contained = utc_naive(contained)
     establishments = [str(c).upper() for c in controller.get("establishments") or []]
     bad = [c for c in establishments if len(c) != 2]
     if bad:

@@ -31,6 +31,7 @@ from crmwatch.errors import CrmwatchError
 from crmwatch.scope.fields import expand, fields_macro
 from crmwatch.scope.snapshot import CREATED, Snapshot
 from crmwatch.soql import Comparison, Logical, Negation, SoqlQuery, Value
+from crmwatch.timeutil import parse_utc
 
 AGGREGATES = {"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM"}
 HARMLESS_WITH = {"SECURITY_ENFORCED", "USER_MODE", "SYSTEM_MODE"}
@@ -250,7 +251,7 @@ class _Compiler:
         if v.kind == "number":
             return _cmp(f"try_cast({col} AS DOUBLE)", op, v.text)
         if v.kind in ("date", "datetime"):
-            lit = _ts(_parse_sf_time(v.text))
+            lit = _ts(parse_utc(v.text))
             return _cmp(f"sf_ts({col})", op, lit)
         if v.kind == "date_literal":
             start, end = date_literal_range(v.text, v.n, self.at)
@@ -312,13 +313,6 @@ def _lit_list(items: list[str]) -> str:
 
 def _ts(t: dt.datetime) -> str:
     return f"TIMESTAMP '{t:%Y-%m-%d %H:%M:%S.%f}'"
-
-
-def _parse_sf_time(text: str) -> dt.datetime:
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if t.tzinfo is not None:
-        t = t.astimezone(dt.UTC).replace(tzinfo=None)
-    return t
 
 
 def _add_months(d: dt.date, n: int) -> dt.date:
