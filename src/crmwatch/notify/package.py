@@ -31,6 +31,7 @@ from crmwatch.notify.text import (
     categories_text,
     letter_sections,
 )
+from crmwatch.scope.snapshot import SnapshotFile
 from crmwatch.store import Store
 
 REGULATOR_LABELS = {
@@ -412,28 +413,24 @@ def _contacts(store: Store, facts: Facts) -> dict[str, tuple]:
         path = Path(meta["path"])
         if obj not in ("Contact", "Lead", "Account") or not path.exists():
             continue
-        reader = (
-            f"read_parquet('{path}')"
-            if path.name.endswith(".parquet")
-            else f"read_csv('{path}', header = true, all_varchar = true)"
-        )
-        cols = {c[0].lower(): c[0] for c in store.execute(f"DESCRIBE SELECT * FROM {reader}").rows}
-
-        def col(*names: str, cols: dict[str, str] = cols) -> str:
-            found = next((cols[n.lower()] for n in names if n.lower() in cols), None)
-            return f'"{found}"' if found else "NULL"
-
+        f = SnapshotFile.open(store, obj, path)
         rows = store.execute(
-            f"""SELECT left(s."Id", 15), {col("Email", "PersonEmail")} IS NOT NULL,
-                {col("MailingStreet", "Street", "PersonMailingStreet", "BillingStreet")}
-                    IS NOT NULL, {col("Preferred_Language__c", "Language__c")}
-            FROM {reader} s WHERE left(s."Id", 15) IN (SELECT left(coalesce(customer_id,
+            f"""SELECT left(s."Id", 15), {_col(f, "Email", "PersonEmail")} IS NOT NULL,
+                {_col(f, "MailingStreet", "Street", "PersonMailingStreet", "BillingStreet")}
+                    IS NOT NULL, {_col(f, "Preferred_Language__c", "Language__c")}
+            FROM {f.source} s WHERE left(s."Id", 15) IN (SELECT left(coalesce(customer_id,
                 record_id), 15) FROM exposures WHERE incident_id = ?)""",
             [facts.incident.id],
         ).rows
         for id15, email, street, lang in rows:
             out[id15] = (email, street, lang)
     return out
+
+
+def _col(f: SnapshotFile, *names: str) -> str:
+    """The first of ``names`` the file has, quoted, or NULL."""
+    found = f.first_column(*names)
+    return f'"{found}"' if found else "NULL"
 
 
 # --- transparency and the summary ---

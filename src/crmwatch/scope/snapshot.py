@@ -55,10 +55,25 @@ class SnapshotFile:
     needed: set[str] = field(default_factory=set)
     rows: int | None = None
 
+    @classmethod
+    def open(cls, store: Store, obj: str, path: Path, ix: int = 0) -> SnapshotFile:
+        """The file with its column names as it spells them; no rows are read."""
+        cols = [r[0] for r in store.execute(f"DESCRIBE SELECT * FROM {_reader(path)}").rows]
+        return cls(obj, path, cols, ix)
+
     def column(self, name: str) -> str | None:
         """The file's own spelling of a field (SOQL names are case-insensitive)."""
         low = name.lower()
         return next((c for c in self.columns if c.lower() == low), None)
+
+    def first_column(self, *names: str) -> str | None:
+        """The first of several alternative fields the file has, in its own spelling."""
+        return next((c for n in names if (c := self.column(n)) is not None), None)
+
+    @property
+    def source(self) -> str:
+        """SQL reading the whole file, every column as text."""
+        return _reader(self.path)
 
     @property
     def table(self) -> str:
@@ -97,10 +112,10 @@ class Snapshot:
             obj = object_override or object_name(f)
             if obj in self.files:
                 raise UsageError(f"two snapshot files for {obj}: {self.files[obj].path}, {f}")
-            cols = [r[0] for r in store.execute(f"DESCRIBE SELECT * FROM {_reader(f)}").rows]
-            if not any(c.lower() == "id" for c in cols):
-                raise UsageError(f"{f}: no Id column (first columns: {', '.join(cols[:5])})")
-            self.files[obj] = SnapshotFile(obj, f, cols, len(self.files))
+            sf = SnapshotFile.open(store, obj, f, len(self.files))
+            if sf.column("Id") is None:
+                raise UsageError(f"{f}: no Id column (first columns: {', '.join(sf.columns[:5])})")
+            self.files[obj] = sf
         self.loaded: set[str] = set()
 
     def get(self, obj: str) -> SnapshotFile | None:
@@ -129,7 +144,7 @@ class Snapshot:
                 # Parsed once here: every replay filters on it (see replay.CREATED).
                 cols += f', sf_ts(CAST("{created}" AS VARCHAR)) AS {CREATED}'
             self.store.execute(
-                f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {_reader(f.path)}"
+                f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {f.source}"
             )
             f.rows = self.store.scalar(f"SELECT count(*) FROM {f.table}")
             self.loaded.add(f.object)
