@@ -463,13 +463,7 @@ class Log:
                 "QueriedEntities": obj,
                 "RowsProcessed": len(records),
                 "ColumnHeaders": "[" + ", ".join(label for _, label in columns) + "]",
-                "Records": json.dumps(
-                    {
-                        "totalSize": len(records),
-                        "done": True,
-                        "records": [{"attributes": {"type": obj}, "Id": r} for r in records],
-                    }
-                ),
+                "Records": _records_json(obj, records),
             }
         )
         refs.append(("api:ReportEvent", "EventIdentifier", eid))
@@ -520,13 +514,7 @@ class Log:
             "Records": None,
         }
         if records is not None:
-            rec["Records"] = json.dumps(
-                {
-                    "totalSize": len(records),
-                    "done": True,
-                    "records": [{"attributes": {"type": obj}, "Id": r} for r in records],
-                }
-            )
+            rec["Records"] = _records_json(obj, records)
         self.objects["ApiEvent"].append(rec)
         return ("api:ApiEvent", "EventIdentifier", eid)
 
@@ -642,3 +630,9 @@ def _browser(ua: str) -> str:
 
 def _sf_time(ts: dt.datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}+0000"
+
+
+def _records_json(obj: str, ids: list[str]) -> str:
+    """The event's ``Records`` field: the returned ids in the REST query-result shape."""
+    records = [{"attributes": {"type": obj}, "Id": r} for r in ids]
+    return json.dumps({"totalSize": len(ids), "done": True, "records": records})

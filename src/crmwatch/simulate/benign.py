@@ -194,49 +194,28 @@ def _workday(
         begin = date + dt.timedelta(hours=9 - dest.utc_offset)
     elif rng.random() < 0.08:  # working from home
         ip, as_org = u.home_ip, "residential"
-    session = log.key()
+    seen = {"as_org": as_org, "country": country, "session": log.key()}
     if rng.random() < 0.03:  # a mistyped password first
         log.okta_event(
             begin - dt.timedelta(minutes=1),
             u,
             "user.session.start",
             ip,
-            as_org=as_org,
-            country=country,
-            session=session,
+            **seen,
             result="FAILURE",
             reason="INVALID_CREDENTIALS",
         )
-    log.okta_event(
-        begin, u, "user.session.start", ip, as_org=as_org, country=country, session=session
-    )
-    log.okta_event(
-        begin + dt.timedelta(seconds=8),
-        u,
-        "user.authentication.auth_via_mfa",
-        ip,
-        as_org=as_org,
-        country=country,
-        session=session,
-    )
+    log.okta_event(begin, u, "user.session.start", ip, **seen)
+    mfa = begin + dt.timedelta(seconds=8)
+    log.okta_event(mfa, u, "user.authentication.auth_via_mfa", ip, **seen)
     if new_phone:
-        log.okta_event(
-            begin + dt.timedelta(minutes=3),
-            u,
-            "user.mfa.factor.activate",
-            ip,
-            as_org=as_org,
-            country=country,
-            session=session,
-        )
+        log.okta_event(begin + dt.timedelta(minutes=3), u, "user.mfa.factor.activate", ip, **seen)
     log.okta_event(
         begin + dt.timedelta(seconds=20),
         u,
         "user.authentication.sso",
         ip,
-        as_org=as_org,
-        country=country,
-        session=session,
+        **seen,
         target_app="Salesforce",
     )
     key, sf_session = log.key(), log.key()

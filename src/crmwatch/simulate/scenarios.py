@@ -16,18 +16,10 @@ from dataclasses import dataclass, field
 
 from crmwatch.simulate.activity import Log, Ref
 from crmwatch.simulate.benign import Org
-from crmwatch.simulate.customers import Snapshot
+from crmwatch.simulate.customers import CONTACT_FIELDS, Snapshot
 from crmwatch.simulate.world import AWS_RECON, DIGITALOCEAN, M247, MULLVAD, TOR_EXITS, VULTR
 
-ADDRESS = [
-    "MailingStreet",
-    "MailingCity",
-    "MailingState",
-    "MailingPostalCode",
-    "MailingCountry",
-    "MailingStateCode",
-    "MailingCountryCode",
-]
+ADDRESS = [f for f in CONTACT_FIELDS if f.startswith("Mailing")]
 PYTHON_UA = "python-requests/2.32.4"
 
 
