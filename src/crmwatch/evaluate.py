@@ -134,8 +134,7 @@ def _malicious_events(store: Store, scenarios: list[dict]) -> dict[str, set[str]
         "CREATE OR REPLACE TEMP TABLE eval_refs (scenario VARCHAR, source VARCHAR, "
         "key VARCHAR, value VARCHAR)"
     )
-    if rows:
-        store.con.executemany("INSERT INTO eval_refs VALUES (?, ?, ?, ?)", rows)
+    store.insert("eval_refs", rows)
     # One native id per event (the key the simulator names), then an equi-join.
     store.execute(
         """CREATE OR REPLACE TEMP TABLE eval_malicious AS

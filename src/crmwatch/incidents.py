@@ -212,17 +212,14 @@ def _key_tables(store: Store, groups: dict[str, list[_AlertKeys]]) -> None:
     }
     for name, (column, values) in tables.items():
         store.execute(f"CREATE OR REPLACE TEMP TABLE {name} (iid VARCHAR, {column})")
-        rows = [(iid, v) for iid, g in groups.items() for v in sorted(values(g))]
-        if rows:
-            store.con.executemany(f"INSERT INTO {name} VALUES (?, ?)", rows)
+        store.insert(name, [(iid, v) for iid, g in groups.items() for v in sorted(values(g))])
     store.execute(
         "CREATE OR REPLACE TEMP TABLE inc_span (iid VARCHAR, lo TIMESTAMP, hi TIMESTAMP, "
         "start TIMESTAMP)"
     )
     spans = [(iid, min(a.first_ts for a in g), max(a.last_ts for a in g),
               min(a.fired_at for a in g)) for iid, g in groups.items()]  # fmt: skip
-    if spans:
-        store.con.executemany("INSERT INTO inc_span VALUES (?, ?, ?, ?)", spans)
+    store.insert("inc_span", spans)
 
 
 def _collect_events(store: Store, gap: dt.timedelta, lookback: dt.timedelta) -> None:
@@ -297,8 +294,7 @@ def _follow_exports(store: Store) -> None:
         chosen.append((iid, event_id))
         last[iid] = max(end, ts)
     store.execute("CREATE OR REPLACE TEMP TABLE inc_later (iid VARCHAR, event_id VARCHAR)")
-    if chosen:
-        store.con.executemany("INSERT INTO inc_later VALUES (?, ?)", chosen)
+    store.insert("inc_later", chosen)
     store.execute(
         "INSERT INTO incident_events SELECT l.iid, l.event_id, 'later export' FROM inc_later l "
         "ANTI JOIN incident_events i ON i.incident_id = l.iid AND i.event_id = l.event_id"
@@ -366,16 +362,12 @@ def build_incidents(
         facts = _all_facts(store)
         for iid, group in by_id.items():
             incidents.append(_make(iid, group, facts[iid]))
-        if incidents:
-            store.con.executemany(
-                "INSERT INTO incident_alerts VALUES (?, ?)",
-                [(i.id, a) for i in incidents for a in i.alert_ids],
-            )
-            store.con.executemany(
-                "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?)",
-                [(i.id, i.severity, i.first_malicious_at, i.first_alert_at, i.last_event_at,
-                  json.dumps(i.to_dict())) for i in incidents],
-            )  # fmt: skip
+        store.insert("incident_alerts", [(i.id, a) for i in incidents for a in i.alert_ids])
+        store.insert(
+            "incidents",
+            [(i.id, i.severity, i.first_malicious_at, i.first_alert_at, i.last_event_at,
+              json.dumps(i.to_dict())) for i in incidents],
+        )  # fmt: skip
     return sorted(incidents, key=_rank)
 
 

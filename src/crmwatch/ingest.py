@@ -421,8 +421,8 @@ def _write_files_and_quarantine(
         s = summaries[f.file_id]
         s.records = s.inserted + s.duplicates + s.quarantined
     if quarantined:
-        store.con.executemany(
-            "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        store.insert(
+            "quarantine",
             [
                 (
                     q.quarantine_id,
@@ -435,6 +435,7 @@ def _write_files_and_quarantine(
                 )
                 for q in quarantined
             ],
+            "ON CONFLICT DO NOTHING",
         )
     for f in files:
         s = summaries[f.file_id]

@@ -118,6 +118,21 @@ class Store:
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         return self.execute(sql, params).single_value()
 
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], on_conflict: str = "") -> None:
+        """Python rows into ``table`` in one statement, each column bound as one typed list.
+
+        ``executemany`` runs one statement per row, about 0.2 ms each: a hundred thousand
+        alerts or quarantined lines would take 20 s. ``on_conflict`` is appended as written,
+        e.g. ``ON CONFLICT DO NOTHING``."""
+        if not rows:
+            return
+        types = [r[1] for r in self.execute(f"DESCRIBE {table}").rows]
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        if len(columns) != len(types):
+            raise StoreError(f"{table} has {len(types)} columns; rows have {len(columns)}")
+        select = ", ".join(f"unnest(?::{t}[])" for t in types)
+        self.execute(f"INSERT INTO {table} SELECT {select} {on_conflict}", columns)
+
     @contextmanager
     def transaction(self) -> Iterator[Store]:
         """All-or-nothing: a crash or error inside leaves the store as it was before."""

@@ -101,23 +101,11 @@ def scope_incident(
     snap.load()
     _hit_tables(store)
     bits, by_event = _bits(planned)
-    # Event rows go in as parallel lists, one statement per table: a paged export is
-    # thousands of events, and a statement (or an executemany row) each costs ~0.2 ms.
-    exact = [ix for ix, (ev, _, _) in enumerate(planned) if ev["record_ids"]]
-    if exact:
-        store.execute(
-            """INSERT INTO scope_exact SELECT DISTINCT ix, bit, obj, unnest(ids) FROM (SELECT
-                   unnest(?::INTEGER[]) ix, unnest(?::INTEGER[]) bit, unnest(?::VARCHAR[]) obj,
-                   unnest(?::VARCHAR[][]) ids)""",
-            [exact, [bits[ix] for ix in exact], [planned[ix][1].object for ix in exact],
-             [planned[ix][0]["record_ids"] for ix in exact]],
-        )  # fmt: skip
-    store.execute(
-        "INSERT INTO scope_events SELECT unnest(?::INTEGER[]), unnest(?::INTEGER[]), "
-        "unnest(?::VARCHAR[]), unnest(?::TIMESTAMP[]), unnest(?::VARCHAR[][])",
-        [list(range(len(planned))), bits, [ev["event_id"] for ev, _, _ in planned],
-         [ev["ts"] for ev, _, _ in planned], [es.fields for _, es, _ in planned]],
-    )  # fmt: skip
+    store.insert("scope_exact", [(ix, bits[ix], es.object, rid)
+                                 for ix, (ev, es, _) in enumerate(planned)
+                                 for rid in dict.fromkeys(ev["record_ids"] or ())])  # fmt: skip
+    store.insert("scope_events", [(ix, bits[ix], ev["event_id"], ev["ts"], es.fields)
+                                  for ix, (ev, es, _) in enumerate(planned)])  # fmt: skip
     passes: dict[int, list[Pass]] = {}
     for ix, (ev, es, p) in enumerate(planned):
         if p is None or p.kind != "records":
@@ -547,8 +535,7 @@ def _fieldsets(store: Store, iid: str) -> None:
         members = sorted(ev for b, evs in by_bit.items() if b >= 0 and mask >> b & 1 for ev in evs)
         fields = sorted({f for ev in members for f in ev[4]})
         sets.append((iid, mask, fields, [ev[2] for ev in members], members[0][0]))
-    if sets:
-        store.con.executemany("INSERT INTO exposure_fieldsets VALUES (?, ?, ?, ?, ?)", sets)
+    store.insert("exposure_fieldsets", sets)
 
 
 def _jurisdictions(store: Store, snap: Snapshot) -> None:
@@ -566,8 +553,7 @@ def _jurisdictions(store: Store, snap: Snapshot) -> None:
         "CREATE OR REPLACE TEMP TABLE scope_jur (country_raw VARCHAR, state_raw VARCHAR, "
         "country VARCHAR, us_state VARCHAR)"
     )
-    if jur:
-        store.con.executemany("INSERT INTO scope_jur VALUES (?, ?, ?, ?)", jur)
+    store.insert("scope_jur", jur)
 
 
 def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -> ScopeResult:

@@ -351,9 +351,7 @@ class ElfCsvSource(Source):
         self._by_path = {str(f.path): f for f in files}
         self._header = header
         store.execute("CREATE OR REPLACE TEMP TABLE _files (path VARCHAR, file_id BIGINT)")
-        store.con.executemany(
-            "INSERT INTO _files VALUES (?, ?)", [(p, f.file_id) for p, f in self._by_path.items()]
-        )
+        store.insert("_files", [(p, f.file_id) for p, f in self._by_path.items()])
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
         paths = "[" + ", ".join(lit(p) for p in self._by_path) + "]"
         compressed = any(is_gzip(f.path) for f in files)
