@@ -12,6 +12,7 @@ import pytest
 
 from crmwatch.ingest import ingest
 from crmwatch.simulate.volume import write_elf_csvs
+from crmwatch.sources.base import InputFile
 from crmwatch.store import Store
 
 # Tables whose content must not depend on how many runs it took (ingest_runs is a log).
@@ -35,6 +36,28 @@ def test_partially_overlapping_file_adds_only_its_new_rows(store: Store, tmp_pat
     [b] = ingest(store, [tmp_path / "b.csv"]).files
     assert (b.records, b.inserted, b.duplicates) == (4, 2, 2)
     assert store.scalar("SELECT count(*) FROM events_base") == 5
+
+
+def test_a_stored_event_keeps_its_file_when_a_file_with_a_lower_id_repeats_it(
+    store: Store, tmp_path: Path
+):
+    """Within a batch the lowest file id wins; against the store, the stored row always
+    does, so an event's ``ingest_file`` never moves once stored."""
+    header = '"EVENT_TYPE","TIMESTAMP","USER_ID"\n'
+    rows = [f'"Logout","20250812101500.00{i}","005{i}"\n' for i in range(4)]
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    paths[0].write_text(header + "".join(rows[:3]))
+    paths[1].write_text(header + "".join(rows))
+    first, later = sorted(paths, key=lambda p: InputFile.of(p).file_id, reverse=True)
+    ingest(store, [first])
+    [s] = ingest(store, [later]).files
+    n = len(rows) if later.name == "b.csv" else 3
+    assert (s.records, s.inserted, s.duplicates) == (n, n - 3, 3)
+    owners = store.execute(
+        "SELECT DISTINCT f.path FROM events_base e JOIN ingest_files f USING (file_id) "
+        "WHERE e.user_id IN ('0050', '0051', '0052')"
+    ).rows
+    assert owners == [(str(first.absolute()),)]
 
 
 def test_identical_rows_in_one_batch_are_stored_once(store: Store, tmp_path: Path):

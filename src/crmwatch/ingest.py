@@ -27,7 +27,7 @@ from crmwatch.schema import BASE_NAMES, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
 from crmwatch.sources.base import InputFile, Quarantine, Staged, read_bytes
 from crmwatch.sources.elf import ElfCsvSource, read_header
-from crmwatch.sources.sqlmap import select_list
+from crmwatch.sources.sqlmap import lit, select_list
 from crmwatch.store import Store, trace
 
 SKIPPED = "skipped (not a log)"
@@ -248,28 +248,30 @@ def _ingest_batch(
 ) -> None:
     by_id = {f.file_id: f for f in files}
     with store.transaction(), ExitStack() as registered:
+        # Rows appended from here on have larger row ids than every stored row (inside the
+        # transaction and after it): ``rowid > mark`` is this batch.
+        mark = store.scalar("SELECT coalesce(max(rowid), -1) FROM events_base")
         first = source.stage(store, files)
         pending = [first] if first is not None else []
         quarantined: list[Quarantine] = []
-        ranges = []
+        scopes: list[str] = []
         while pending:
             st = pending.pop(0)
             for name, table in st.tables.items():
                 registered.enter_context(store.registered(name, table))
             if st.relation:
-                _prepass(store, st, summaries)
-                if st.bad_ts:
-                    quarantined.extend(_bad_timestamps(store, st, by_id))
-                if st.lo is not None:
-                    _insert(store, st, files, summaries)
-                    ranges.append((st.scope, st.lo, st.hi))
+                _insert(store, st)
+                scopes.append(st.scope)
             # After the insert, which read every column: the reader's rejects are complete.
             pending.extend(source.followups(store, st))
             for file_id, n in st.report.skipped_headers.items():
                 summaries[file_id].skipped_headers += n
             quarantined.extend(st.report.quarantined)
-        for scope, lo, hi in ranges:
-            _drop_batch_duplicates(store, scope, lo, hi, summaries)
+        if scopes:
+            quarantined.extend(_settle_untimed(store, mark, by_id, summaries))
+            _count_new(store, mark, summaries)
+            for scope in dict.fromkeys(scopes):
+                _drop_duplicates(store, scope, mark, summaries)
         # Only this batch's rows can hold values the dimension tables have not seen.
         ids = ", ".join(str(f.file_id) for f in files)
         enrich(store, config.enrich, f"(SELECT * FROM events_base WHERE file_id IN ({ids}))")
@@ -277,37 +279,48 @@ def _ingest_batch(
         _write_files_and_quarantine(store, files, quarantined, summaries, formats)
 
 
-def _normalised(st: Staged) -> str:
-    """The staged relation with every normalised column (and ``_header``) computed."""
-    return f"(SELECT {select_list(st.exprs, (*BASE_NAMES, '_header'))} FROM {st.relation})"
+# source_type of a header line repeated inside a concatenated CSV while its batch is open.
+HEADER_MARK = "_header"
 
 
-def _prepass(store: Store, st: Staged, summaries: dict[int, FileSummary]) -> None:
-    """Count per file and find the time range, reading only what that needs."""
+def _insert(store: Store, st: Staged) -> None:
+    """Append every staged row in one pass over the input.
+
+    The input is read once, by this INSERT: rows without a usable timestamp and repeated
+    header lines are stored too (``ts`` NULL, headers marked by ``HEADER_MARK``), found
+    afterwards from the stored columns and removed before the batch commits
+    (``_settle_untimed``). Stored events therefore always have a timestamp.
+    """
+    exprs = dict(st.exprs)
+    header = exprs.pop("_header")
+    exprs["ts"] = f"CASE WHEN {header} THEN NULL ELSE {exprs['ts']} END"
+    exprs["source_type"] = (
+        f"CASE WHEN {header} THEN {lit(HEADER_MARK)} ELSE {exprs['source_type']} END"
+    )
+    store.execute(
+        f"INSERT INTO events_base SELECT {select_list(exprs, BASE_NAMES)} FROM {st.relation}"
+    )
+
+
+def _settle_untimed(
+    store: Store, mark: int, by_id: dict[int, InputFile], summaries: dict[int, FileSummary]
+) -> list[Quarantine]:
+    """Count this batch's repeated header lines, quarantine its rows whose timestamp is
+    missing or unparseable (located in their files), and delete both from the store."""
     rows = store.execute(
-        "SELECT file_id, count(*) FILTER (WHERE h), count(*) FILTER (WHERE NOT h AND ts IS NULL), "
-        "count(*) FILTER (WHERE NOT h), min(ts) FILTER (WHERE NOT h), "
-        "max(ts) FILTER (WHERE NOT h) "
-        f"FROM (SELECT {st.exprs['file_id']} AS file_id, {st.exprs['ts']} AS ts, "
-        f"{st.exprs['_header']} AS h FROM {st.relation}) GROUP BY file_id"
+        "SELECT file_id, ingest_line, raw, raw_schema, source_type = $mark_type "
+        "FROM events_base WHERE ts IS NULL AND rowid > $mark",
+        {"mark": mark, "mark_type": HEADER_MARK},
     ).rows
-    st.bad_ts = sum(r[2] for r in rows)
-    los = [r[4] for r in rows if r[4] is not None]
-    st.lo, st.hi = (min(los), max(r[5] for r in rows if r[5] is not None)) if los else (None, None)
-    for file_id, headers, *_ in rows:
-        summaries[file_id].skipped_headers += headers
-
-
-def _bad_timestamps(store: Store, st: Staged, by_id: dict[int, InputFile]) -> list[Quarantine]:
-    """Rows whose timestamp is missing or unparseable, located in their files."""
-    rows = store.execute(
-        f"SELECT file_id, ingest_line, raw, raw_schema FROM {_normalised(st)} "
-        "WHERE NOT _header AND ts IS NULL"
-    ).rows
+    if not rows:
+        return []
+    store.execute("DELETE FROM events_base WHERE ts IS NULL AND rowid > $mark", {"mark": mark})
     out: list[Quarantine] = []
     csv_rows: dict[int, list[list[str]]] = {}
-    for file_id, line, raw, raw_schema in rows:
-        if raw_schema is None:
+    for file_id, line, raw, raw_schema, is_header in rows:
+        if is_header:
+            summaries[file_id].skipped_headers += 1
+        elif raw_schema is None:
             out.append(
                 Quarantine(
                     by_id[file_id], line, None, Reason.BAD_TIMESTAMP, "no parseable timestamp"
@@ -340,70 +353,50 @@ def locate_csv_rows(path: Path, rows: list[list[str | None]]) -> list[int | None
     return found
 
 
-def _insert(
-    store: Store, st: Staged, files: list[InputFile], summaries: dict[int, FileSummary]
-) -> None:
-    """Insert the relation's good rows, skipping events the store already holds.
+def _count_new(store: Store, mark: int, summaries: dict[int, FileSummary]) -> None:
+    rows = store.execute(
+        "SELECT file_id, count(*) FROM events_base WHERE rowid > $mark GROUP BY ALL",
+        {"mark": mark},
+    ).rows
+    for file_id, n in rows:
+        summaries[file_id].inserted += n
 
-    Ids can only collide within ``st.scope`` (same header, or same source prefix), and only
-    inside the batch's time range: both restrict the store side, so DuckDB skips row groups
-    by their min/max ``ts`` and a first ingest pays for no join at all. New rows per file are
-    measured in the store, so every count in the summary is a count of stored rows.
+
+def _drop_duplicates(
+    store: Store, scope: str, mark: int, summaries: dict[int, FileSummary]
+) -> None:
+    """Remove this batch's rows whose event is already stored or repeated in the batch.
+
+    Ids can only collide within ``scope`` (same header, or same source prefix) and inside the
+    time range of the batch's rows there, so DuckDB skips row groups by their min/max ``ts``.
+    Of each set of equal ids a stored row is kept; otherwise the row of the lowest file id (a
+    hash of the path, so the same on every run), then line. Stored events never repeat an id,
+    so every row removed is one of this batch's: a first ingest removes nothing.
     """
-    where = f"{st.scope} AND ts BETWEEN $lo AND $hi"
-    params = {"lo": st.lo, "hi": st.hi}
-    overlap = store.scalar(f"SELECT count(*) > 0 FROM events_base WHERE {where}", params)
-    rows = f"SELECT * FROM {_normalised(st)} n WHERE NOT n._header AND n.ts IS NOT NULL"
-    ids = ", ".join(str(f.file_id) for f in files)
-    count = (
-        f"SELECT file_id, count(*) FROM events_base WHERE {where} AND file_id IN ({ids}) "
-        "GROUP BY ALL"
-    )
-    before = dict(store.execute(count, params).rows) if overlap else {}
-    if overlap:
-        existing = store.execute(
-            f"SELECT file_id, count(*) FROM ({rows}) r WHERE EXISTS (SELECT 1 FROM events_base b "
-            f"WHERE {where} AND b.event_id = r.event_id) GROUP BY file_id",
-            params,
-        ).rows
-        for file_id, n in existing:
-            summaries[file_id].duplicates += n
-        rows += (
-            f" AND NOT EXISTS (SELECT 1 FROM events_base b WHERE {where} "
-            "AND b.event_id = n.event_id)"
-        )
-    store.execute(
-        f"INSERT INTO events_base SELECT {', '.join(BASE_NAMES)} FROM ({rows})",
-        params if overlap else None,
-    )
-    for file_id, n in store.execute(count, params).rows:
-        summaries[file_id].inserted += n - before.get(file_id, 0)
-
-
-def _drop_batch_duplicates(
-    store: Store, scope: str, lo, hi, summaries: dict[int, FileSummary]
-) -> None:
-    """Identical records within the batch were all inserted: keep one (lowest file id — a
-    hash of the path, so the same on every run — then line) and count the rest as
-    duplicates. Stored events have no duplicates, so any
-    repeated id in the range came in with this batch."""
+    lo, hi = store.execute(
+        f"SELECT min(ts), max(ts) FROM events_base WHERE {scope} AND rowid > $mark",
+        {"mark": mark},
+    ).rows[0]
+    if lo is None:
+        return
     where = f"{scope} AND ts BETWEEN $lo AND $hi"
     params = {"lo": lo, "hi": hi}
     dups = store.scalar(
         f"SELECT count(*) - count(DISTINCT event_id) FROM events_base WHERE {where}", params
     )
-    if dups:
-        store.execute(
-            "CREATE OR REPLACE TEMP TABLE _dup AS SELECT rid, file_id FROM (SELECT rowid AS rid, "
-            "file_id, row_number() OVER (PARTITION BY event_id ORDER BY file_id, ingest_line, "
-            f"rowid) AS k FROM events_base WHERE {where}) WHERE k > 1",
-            params,
-        )
-        for file_id, n in store.execute("SELECT file_id, count(*) FROM _dup GROUP BY ALL").rows:
-            summaries[file_id].duplicates += n
-            summaries[file_id].inserted -= n
-        store.execute("DELETE FROM events_base WHERE rowid IN (SELECT rid FROM _dup)")
-        store.execute("DROP TABLE _dup")
+    if not dups:
+        return
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE _dup AS SELECT rid, file_id FROM (SELECT rowid AS rid, "
+        "file_id, row_number() OVER (PARTITION BY event_id ORDER BY rowid > $mark, file_id, "
+        f"ingest_line, rowid) AS k FROM events_base WHERE {where}) WHERE k > 1",
+        {**params, "mark": mark},
+    )
+    for file_id, n in store.execute("SELECT file_id, count(*) FROM _dup GROUP BY ALL").rows:
+        summaries[file_id].duplicates += n
+        summaries[file_id].inserted -= n
+    store.execute("DELETE FROM events_base WHERE rowid IN (SELECT rid FROM _dup)")
+    store.execute("DROP TABLE _dup")
 
 
 def _write_files_and_quarantine(

@@ -143,7 +143,7 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
         else:
-            self.con.execute("COMMIT")
+            self.execute("COMMIT")
 
     @contextmanager
     def registered(self, name: str, table: Any) -> Iterator[None]:
@@ -168,7 +168,9 @@ class Store:
         return row[0] if row else None
 
     def close(self) -> None:
-        self.con.close()
+        start = time.perf_counter()
+        self.con.close()  # checkpoints
+        trace(f"{(time.perf_counter() - start) * 1000:.1f} ms  close")
 
     def __enter__(self) -> Store:
         return self

@@ -31,6 +31,7 @@ from crmwatch.errors import CrmwatchError
 from crmwatch.scope.fields import expand, fields_macro
 from crmwatch.scope.snapshot import CREATED, Snapshot
 from crmwatch.soql import Comparison, Logical, Negation, SoqlQuery, Value
+from crmwatch.sources.sqlmap import iso_utc
 from crmwatch.timeutil import parse_utc
 
 AGGREGATES = {"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM"}
@@ -46,14 +47,8 @@ RELATIONSHIPS = {
     "parent": ("ParentId", None),
 }
 ID_VALUE = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
-# Salesforce date and dateTime text → naive UTC. The store's session time zone is UTC, so a
-# value without an offset is read as UTC and one with an offset is converted.
-# (UTC values, the usual export form, skip the slower zone-aware parse.)
-SF_TS = (
-    "CREATE OR REPLACE TEMP MACRO sf_ts(x) AS CASE WHEN suffix(x, 'Z') OR suffix(x, '+0000') "
-    "OR suffix(x, '+00:00') THEN try_cast(x AS TIMESTAMP) "
-    "ELSE try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END"
-)
+# Salesforce date and dateTime text → naive UTC, as ingest reads log timestamps.
+SF_TS = f"CREATE OR REPLACE TEMP MACRO sf_ts(x) AS {iso_utc('x')}"
 
 
 class Unreplayable(CrmwatchError):

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pyarrow as pa
 
@@ -83,10 +83,6 @@ class Staged:
     scope: str = "true"
     report: StageReport = field(default_factory=StageReport)
     tables: dict[str, pa.Table] = field(default_factory=dict)
-    # Filled by the driver's first pass: rows with no usable timestamp, and the time range.
-    bad_ts: int = 0
-    lo: Any = None
-    hi: Any = None
 
 
 GZIP_MAGIC = b"\x1f\x8b"

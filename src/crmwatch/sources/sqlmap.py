@@ -96,18 +96,33 @@ def select_list(exprs: Mapping[str, str], columns: tuple[str, ...]) -> str:
     return ",\n    ".join(f"{exprs.get(c, 'NULL')} AS {c}" for c in columns)
 
 
+def iso_utc(expr: str) -> str:
+    """An ISO 8601 string to a UTC TIMESTAMP (NULL if unparseable).
+
+    Offsets (``+09:00``) go through TIMESTAMPTZ, since DuckDB's plain TIMESTAMP cast drops
+    them; UTC values (``Z``, ``+0000``, ``+00:00``: nearly every log line) take the plain
+    cast, which skips the zone-aware parse and takes about half the time (measured on 5M
+    values). Values without an offset are read as UTC: the session time zone ``Store`` sets.
+    """
+    return (
+        f"(CASE WHEN suffix({expr}, 'Z') OR suffix({expr}, '+0000') OR suffix({expr}, '+00:00') "
+        f"THEN try_cast({expr} AS TIMESTAMP) "
+        f"ELSE try_cast({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END)"
+    )
+
+
 def ts_utc(*exprs: str) -> str:
     """Parse the first parseable of several timestamp strings to a UTC TIMESTAMP.
 
-    ISO 8601 goes through TIMESTAMPTZ so that offsets (``Z``, ``+0000``, ``+09:00``) are
-    applied rather than dropped; EventLogFile's ``yyyyMMddHHmmss.SSS`` goes through strptime
-    (``.13`` is 130 ms, as Salesforce trims trailing zeros).
+    ISO 8601 as ``iso_utc`` reads it (offsets applied, not dropped); EventLogFile's
+    ``yyyyMMddHHmmss.SSS`` goes through strptime (``.13`` is 130 ms, as Salesforce trims
+    trailing zeros).
     """
     parts = []
     for e in exprs:
         if e == "NULL":
             continue
-        parts.append(f"(try_cast({e} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')")
+        parts.append(iso_utc(e))
         parts.append(f"try_strptime({e}, ['%Y%m%d%H%M%S.%g', '%Y%m%d%H%M%S.%f', '%Y%m%d%H%M%S'])")
     if not parts:
         return "CAST(NULL AS TIMESTAMP)"
