@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crmwatch.cli import app
+from crmwatch.ingest import SKIPPED
 from tests.conftest import BAD, REAL
 
 runner = CliRunner()
@@ -28,6 +29,19 @@ def test_strict_exits_one_when_anything_was_quarantined(tmp_path: Path):
     )
     r = runner.invoke(app, ["ingest", str(BAD / "elf_wrong_columns.csv"), "--db", db, "--strict"])
     assert r.exit_code == 1
+
+
+def test_a_second_run_skips_unchanged_files_and_rescan_reads_them(tmp_path: Path):
+    db, src = str(tmp_path / "s.duckdb"), str(REAL / "salesforce")
+    first = json.loads(runner.invoke(app, ["ingest", src, "--db", db, "--json"]).output)
+    n = sum(1 for f in first["files"] if f["format"] != SKIPPED)
+    r = runner.invoke(app, ["ingest", src, "--db", db])
+    assert r.exit_code == 0, r.output
+    assert f"{n} files unchanged since ingested, not read" in r.output
+    again = json.loads(runner.invoke(app, ["ingest", src, "--db", db, "--rescan", "--json"]).output)
+    assert not any(f["unchanged"] for f in again["files"])
+    records = sum(f["records"] for f in first["files"])
+    assert sum(f["duplicates"] for f in again["files"]) == records
 
 
 def test_missing_path_is_a_usage_error(tmp_path: Path):

@@ -60,6 +60,31 @@ def test_a_stored_event_keeps_its_file_when_a_file_with_a_lower_id_repeats_it(
     assert owners == [(str(first.absolute()),)]
 
 
+def test_unchanged_files_are_not_read_again_and_rescan_reads_them(store: Store, tmp_path: Path):
+    header = '"EVENT_TYPE","TIMESTAMP","USER_ID"\n'
+    bad = '"Logout","BAD","005B"\n'
+    f = tmp_path / "a.csv"
+    f.write_text(header + '"Logout","20250812101500.001","005A"\n' + bad)
+    [first] = ingest(store, [f]).files
+    assert (first.inserted, first.quarantined, first.unchanged) == (1, 1, False)
+    # New content with the same size and modification time passes for unchanged: not read,
+    # and the summary repeats the stored counts.
+    st = f.stat()
+    f.write_text(header + '"Logout","20250812101500.002","005C"\n' + bad)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    [again] = ingest(store, [f]).files
+    assert again.unchanged
+    assert (again.records, again.inserted, again.duplicates, again.quarantined) == (2, 0, 1, 1)
+    assert again.reasons == {"bad_timestamp": 1}
+    assert store.scalar("SELECT list(user_id) FROM events_base") == ["005A"]
+    [read] = ingest(store, [f], rescan=True).files
+    assert (read.unchanged, read.inserted, read.duplicates, read.quarantined) == (False, 1, 0, 1)
+    # A later modification time is a change: read again, its events are duplicates.
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    [touched] = ingest(store, [f]).files
+    assert (touched.unchanged, touched.inserted, touched.duplicates) == (False, 0, 1)
+
+
 def test_identical_rows_in_one_batch_are_stored_once(store: Store, tmp_path: Path):
     text = '"EVENT_TYPE","TIMESTAMP","USER_ID"\n' + '"Logout","20250812101500.001","005A"\n' * 3
     logs = tmp_path / "logs"

@@ -85,8 +85,17 @@ def ingest_cmd(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the per-file summary as JSON")
     ] = False,
+    rescan: Annotated[
+        bool,
+        typer.Option(
+            "--rescan", help="Read files again even if unchanged since they were ingested"
+        ),
+    ] = False,
 ) -> None:
-    """Load Salesforce and Okta logs into the event store."""
+    """Load Salesforce and Okta logs into the event store.
+
+    Files already ingested and unchanged since (same path, size, modification time and
+    format) are not read again; --rescan reads them anyway."""
     try:
         cfg = Config.load(config)
         total = len(expand_paths(paths))
@@ -107,9 +116,10 @@ def ingest_cmd(
                         fmt,
                         cfg,
                         lambda f, _: bar.update(task, advance=1, description=f.path.name),
+                        rescan,
                     )
             else:
-                summary = ingest(store, paths, fmt, cfg)
+                summary = ingest(store, paths, fmt, cfg, rescan=rescan)
     except CrmwatchError as e:
         _fail(e)
         return
@@ -141,7 +151,7 @@ def _print_summary(summary: IngestSummary) -> None:
             q += " (" + ", ".join(f"{r} {n}" for r, n in sorted(f.reasons.items())) + ")"
         table.add_row(
             escape(f.path.name),
-            f.format or "-",
+            (f.format or "-") + (" (unchanged)" if f.unchanged else ""),
             str(f.records),
             str(f.inserted),
             str(f.duplicates),
@@ -156,6 +166,8 @@ def _print_summary(summary: IngestSummary) -> None:
         f"{summary.total('inserted')} new, {summary.total('duplicates')} duplicate, "
         f"{summary.total('quarantined')} quarantined in {summary.seconds:.2f}s"
     )
+    if unchanged := summary.total("unchanged"):
+        out.print(f"{unchanged} files unchanged since ingested, not read (--rescan reads them)")
     if summary.total("quarantined"):
         out.print("see them with: crmwatch quarantine")
 

@@ -118,6 +118,8 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS ingest_files (
         file_id BIGINT PRIMARY KEY, path VARCHAR, format VARCHAR, size BIGINT,
         records BIGINT, skipped_headers BIGINT, quarantined BIGINT)""",
+    # Stores made before unchanged files were skipped: NULL never matches, so read once more.
+    "ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS mtime_ns BIGINT",
     """CREATE TABLE IF NOT EXISTS quarantine (
         quarantine_id VARCHAR PRIMARY KEY, file_id BIGINT, path VARCHAR, line BIGINT,
         byte_offset BIGINT, reason VARCHAR, detail VARCHAR)""",

@@ -2,9 +2,9 @@
 
 A source *stages* a batch of files: it returns a ``Staged`` relation (a DuckDB CSV scan, or an
 Arrow table of parsed JSON records) with one SQL expression per normalised column, and
-reports what it could not stage. The ingest driver does what is common to all formats, in SQL
-over that relation: count per file, quarantine rows without a usable timestamp, insert into
-the store without duplicates, enrich. Nothing is materialised twice.
+reports what it could not stage. The ingest driver does what is common to all formats: one
+INSERT of the mapped relation (the only read of the input), then, from the stored rows, counts
+per file, quarantine of rows without a usable timestamp, removal of duplicates, enrichment.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ class InputFile:
     path: Path
     file_id: int
     size: int
+    mtime_ns: int = 0
 
     @classmethod
     def of(cls, path: Path | str) -> InputFile:
         p = Path(path).absolute()
         digest = hashlib.md5(str(p).encode("utf-8", "surrogateescape")).hexdigest()
-        return cls(p, int(digest[:15], 16), p.stat().st_size)
+        st = p.stat()
+        return cls(p, int(digest[:15], 16), st.st_size, st.st_mtime_ns)
 
 
 @dataclass
