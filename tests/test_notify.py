@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -331,6 +332,23 @@ def test_mailing_list_holds_ids_and_channels_not_contact_details(package):
     }
     text = (package.out / "mailing_list.csv").read_text()
     assert "@" not in text and "Sejong" not in text
+
+
+def test_a_snapshot_moved_after_scope_is_said_not_silently_substituted(scoped, tmp_path: Path):
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    moved = shutil.copytree(SNAPSHOT, tmp_path / "snapshot")
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [moved])
+        shutil.rmtree(moved)
+        pkg = notify(store, iid, dt.datetime(2025, 6, 10, 12, 0), tmp_path / "out", Org(),
+                     now=dt.datetime(2025, 6, 11, 12, 0))  # fmt: skip
+    said = [a for a in pkg.assumptions if "are not there any more" in a]
+    assert len(said) == 1 and f"Contact: {moved / 'Contact.csv'}" in said[0]
+    body = json.loads((pkg.out / "obligations.json").read_text())
+    assert said[0] in body["assumptions"]
+    with (pkg.out / "mailing_list.csv").open(encoding="utf-8") as fh:
+        assert {r["channel"] for r in csv.DictReader(fh)} == {"substitute notice"}
 
 
 def test_transparency_flags_what_is_missing(package):

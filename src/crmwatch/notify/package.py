@@ -363,7 +363,15 @@ def _mailing_list(
         FROM exposures WHERE incident_id = ?""",
         [iid],
     ).rows
-    contacts = _contacts(store, facts)
+    contacts, missing = _contacts(store, facts)
+    # Never a silent fallback: say why customers are listed for substitute notice.
+    if missing:
+        files = "; ".join(f"{obj}: {path}" for obj, path in missing)
+        a.assumptions.append(
+            f"Snapshot files scope read are not there any more ({files}): the e-mail and "
+            "postal addresses of their customers were not checked, so those customers are "
+            "listed for substitute notice. Run notify where the snapshot is to choose channels."
+        )
     explicit = {s for r in by_id.values() if isinstance(r.us_states, tuple) for s in r.us_states}
     rows = []
     for r in regimes:
@@ -375,6 +383,12 @@ def _mailing_list(
             channel = "email" if email else "post" if street else "substitute notice"
             lang = _language(r, preferred, country)
             rows.append((cid, r.id, channel, lang, f"{r.id}-{lang}"))
+    unknown = {row[0] for row in rows if row[0][:15] not in contacts}
+    if unknown and not missing:
+        a.assumptions.append(
+            f"{len(unknown)} customers to notify are not in the snapshot's Contact, Lead or "
+            "Account files (deleted since scope?): listed for substitute notice."
+        )
     path = out / "mailing_list.csv"
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -406,12 +420,17 @@ def _language(r: Regime, preferred: str | None, country: str | None) -> str:
     return _COUNTRY_LANG.get(country or "", "en")
 
 
-def _contacts(store: Store, facts: Facts) -> dict[str, tuple]:
-    """id15 → (has e-mail, has street, preferred language) from the snapshot's person objects."""
+def _contacts(store: Store, facts: Facts) -> tuple[dict[str, tuple], list[tuple[str, Path]]]:
+    """id15 → (has e-mail, has street, preferred language) from the snapshot's person objects,
+    and the (object, path) of each such snapshot file scope read that is gone."""
     out: dict[str, tuple] = {}
+    missing: list[tuple[str, Path]] = []
     for obj, meta in (facts.scope.get("snapshot") or {}).items():
         path = Path(meta["path"])
-        if obj not in ("Contact", "Lead", "Account") or not path.exists():
+        if obj not in ("Contact", "Lead", "Account"):
+            continue
+        if not path.exists():
+            missing.append((obj, path))
             continue
         f = SnapshotFile.open(store, obj, path)
         rows = store.execute(
@@ -424,7 +443,7 @@ def _contacts(store: Store, facts: Facts) -> dict[str, tuple]:
         ).rows
         for id15, email, street, lang in rows:
             out[id15] = (email, street, lang)
-    return out
+    return out, missing
 
 
 def _col(f: SnapshotFile, *names: str) -> str:
