@@ -197,11 +197,29 @@ def test_scope_cli_json(scoped):
     ("Customer_Number__c", "customer_number"), ("Total_Purchases__c", "purchase_sales"),
     ("Watch_Serial_Number__c", "serial_number"), ("Passport_Number__c", "special_category"),
     ("Health_Notes__c", "special_category"), ("Status", "other"),
+    ("E-mail", "contact"), ("Date-of-Birth", "identity"),  # hyphenated report labels
+    ("Contact.Birth_Date__C", "identity"),  # a relationship path, __C in upper case
 ])  # fmt: skip
 def test_field_categories(name, cat):
     from crmwatch.scope.fields import category
 
     assert category(name) == cat
+
+
+def test_categories_and_breach_law_elements_read_field_names_alike():
+    from crmwatch.notify.elements import elements
+    from crmwatch.scope.fields import category
+
+    # One spelling per pair is an API name, the other a report label or an export's variant.
+    for a, b in [
+        ("Email", "E-mail"),
+        ("Birthdate", "Birth Date"),
+        ("SSN__c", "ssn__C"),
+        ("Contact.FirstName", "First_Name"),
+        ("Passport_Number__c", "Passport-Number"),
+    ]:
+        assert category(a) == category(b) != "other", (a, b)
+        assert elements([a]) == elements([b]) != set(), (a, b)
 
 
 @pytest.mark.parametrize(("raw", "code"), [("kr", "KR"), ("Korea, Republic of", "KR"),

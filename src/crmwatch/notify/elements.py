@@ -2,14 +2,16 @@
 (US states list a name *with* an SSN, a licence, an account and its code …; Korea and Singapore
 single out unique identifiers; most regimes single out health and similar sensitive data).
 
-Field names are matched like the scope's data categories: API names or report labels, case,
-spaces, underscores and a trailing ``__c`` ignored.
+Field names are matched like the scope's data categories (``scope.fields.field_key``): API
+names or report labels, case, spaces, underscores, hyphens and a trailing ``__c`` ignored.
 """
 
 from __future__ import annotations
 
 import re
 from functools import cache
+
+from crmwatch.scope.fields import field_key
 
 PATTERNS: dict[str, str] = {
     "ssn": r"ssn|socialsecurity|socialinsurance",
@@ -42,14 +44,9 @@ def _compiled() -> dict[str, re.Pattern[str]]:
     return {k: re.compile(v, re.IGNORECASE) for k, v in PATTERNS.items()}
 
 
-def _key(field_name: str) -> str:
-    last = field_name.rsplit(".", 1)[-1]
-    return re.sub(r"[\s_\-]+", "", re.sub(r"__c$", "", last, flags=re.IGNORECASE))
-
-
 def elements(fields: list[str] | set[str] | tuple[str, ...]) -> set[str]:
     """The element classes present in ``fields``, plus ``name`` and ``unique_id``."""
-    found = {k for f in fields for k, p in _compiled().items() if p.search(_key(f))}
+    found = {k for f in fields for k, p in _compiled().items() if p.search(field_key(f))}
     if ("first_name" in found and "last_name" in found) or found & _NAME:
         found.add("name")
     if found & {"ssn", "drivers_license", "state_id", "passport"}:

@@ -75,10 +75,18 @@ def _patterns() -> list[tuple[str, re.Pattern[str]]]:
     ]
 
 
+def field_key(field_name: str) -> str:
+    """A field name in the form category and element patterns are written for: its last path
+    part (``Account.Name`` → ``Name``), without a trailing ``__c`` (any case) and without
+    spaces, underscores and hyphens, so API names and report labels ("E-mail", "Birth Date")
+    meet the same patterns. Shared by scope's categories and notify's elements."""
+    last = field_name.rsplit(".", 1)[-1]
+    return re.sub(r"[\s_\-]+", "", re.sub(r"__c$", "", last, flags=re.IGNORECASE))
+
+
 def category(field_name: str) -> str:
     """A field's data category, from its API name or report column label."""
-    last = field_name.rsplit(".", 1)[-1]
-    key = re.sub(r"[\s_]+", "", last.removesuffix("__c").removesuffix("__C"))
+    key = field_key(field_name)
     for cat, pattern in _patterns():
         if pattern.search(key):
             return cat
