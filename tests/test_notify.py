@@ -215,6 +215,9 @@ def test_us_states_without_their_own_file_fall_back():
     # 60 days in Texas across the autumn fall-back (1 November 2026)
     ("us-tx", "US", "TX", "2026-10-01T15:00:00", "2026-12-01T05:59:59Z",
      "2026-11-30T23:59:59-06:00 (America/Chicago)"),
+    # awareness from an alert's millisecond timestamp: stated in whole seconds, rounded down
+    ("kr-pipa", "KR", None, "2026-06-14T14:40:48.423", "2026-06-17T14:40:48Z",
+     "2026-06-17T23:40:48+09:00 (Asia/Seoul)"),
 ])  # fmt: skip
 def test_deadlines_across_time_zones_and_dst(regime, country, state, aware, due, local):
     fields = ("FirstName", "LastName", "Birthdate", "SSN__c", "Password__c", "Email")

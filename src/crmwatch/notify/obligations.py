@@ -247,7 +247,8 @@ def _due(d: Deadline | None, start: dt.datetime) -> tuple[dt.datetime | None, st
     if d.start in ("determination", "assessment"):
         clock += f" (assumed at --aware-at: the {d.start} is not in the logs)"
     if d.hours is not None:
-        due = start + dt.timedelta(hours=d.hours)
+        # Whole seconds, rounded down: a deadline is never stated later than it falls.
+        due = (start + dt.timedelta(hours=d.hours)).replace(microsecond=0)
     elif d.calendar_days is not None:
         zone = ZoneInfo(d.tz)
         local_start = start.replace(tzinfo=dt.UTC).astimezone(zone)
