@@ -150,8 +150,9 @@ def ingest(
         except CrmwatchError as e:
             summaries[hash(path)] = FileSummary(path.absolute(), None, error=str(e))
     if not rescan:
-        for p in _unchanged(store, planned, summaries):
-            planned.remove(p)
+        unchanged = _unchanged(store, planned, summaries)
+        planned = [p for p in planned if p.file.file_id not in unchanged]
+        for p in unchanged.values():
             if on_progress:
                 on_progress(p.file, p.format or "unknown")
     for batch in _batches(planned):
@@ -183,7 +184,7 @@ def ingest(
 
 def _unchanged(
     store: Store, planned: list[_Planned], summaries: dict[int, FileSummary]
-) -> list[_Planned]:
+) -> dict[int, _Planned]:
     """Files ingested before and unchanged since, their summaries filled from the store.
 
     A daily run over a growing export folder then reads only what is new, the way log
@@ -192,7 +193,7 @@ def _unchanged(
     size and time restored would be missed, which ``--rescan`` covers.
     """
     if not planned:
-        return []
+        return {}
     ids = {"ids": [p.file.file_id for p in planned]}
     stored = {
         r[0]: r[1:]
@@ -203,7 +204,7 @@ def _unchanged(
         ).rows
     }
     if not stored:
-        return []
+        return {}
     reasons: dict[int, Counter[str]] = {}
     for file_id, reason, n in store.execute(
         "SELECT file_id, reason, count(*) FROM quarantine "
@@ -211,7 +212,7 @@ def _unchanged(
         ids,
     ).rows:
         reasons.setdefault(file_id, Counter())[reason] = n
-    out = []
+    out = {}
     for p in planned:
         row = stored.get(p.file.file_id)
         if row is None or row[:3] != (p.file.size, p.file.mtime_ns, p.format or "unknown"):
@@ -221,7 +222,7 @@ def _unchanged(
         s.duplicates = s.records - s.quarantined
         s.reasons = reasons.get(p.file.file_id, Counter())
         s.unchanged = True
-        out.append(p)
+        out[p.file.file_id] = p
     return out
 
 
@@ -237,11 +238,14 @@ def _plan(f: InputFile, fmt: str | None) -> _Planned:
 
 def _batches(planned: list[_Planned]) -> list[list[_Planned]]:
     groups: dict[tuple, list[list[_Planned]]] = {}
+    filled: dict[tuple, int] = {}  # bytes in each key's last run
     for p in planned:
         runs = groups.setdefault(p.key, [[]])
-        if runs[-1] and sum(q.file.size for q in runs[-1]) + p.file.size > BATCH_BYTES:
+        if runs[-1] and filled[p.key] + p.file.size > BATCH_BYTES:
             runs.append([])
+            filled[p.key] = 0
         runs[-1].append(p)
+        filled[p.key] = filled.get(p.key, 0) + p.file.size
     return [run for runs in groups.values() for run in runs if run]
 
 
@@ -485,24 +489,25 @@ def _write_files_and_quarantine(
             ],
             "ON CONFLICT DO NOTHING",
         )
-    for f in files:
-        s = summaries[f.file_id]
-        store.execute(
-            "INSERT INTO ingest_files BY NAME SELECT ? AS file_id, ? AS path, ? AS format, "
-            "? AS size, ? AS records, ? AS skipped_headers, ? AS quarantined, ? AS mtime_ns "
-            "ON CONFLICT (file_id) DO UPDATE SET path = excluded.path, format = "
-            "excluded.format, size = excluded.size, records = excluded.records, "
-            "skipped_headers = excluded.skipped_headers, quarantined = excluded.quarantined, "
-            "mtime_ns = excluded.mtime_ns",
-            [
+    # Columns in table order (mtime_ns was added last, by ALTER, in old and new stores alike).
+    store.insert(
+        "ingest_files",
+        [
+            (
                 f.file_id,
                 str(f.path),
                 formats[f.file_id],
                 f.size,
-                s.records,
-                s.skipped_headers,
-                s.quarantined,
+                summaries[f.file_id].records,
+                summaries[f.file_id].skipped_headers,
+                summaries[f.file_id].quarantined,
                 f.mtime_ns,
-            ],
-        )
+            )
+            for f in files
+        ],
+        "ON CONFLICT (file_id) DO UPDATE SET path = excluded.path, format = excluded.format, "
+        "size = excluded.size, records = excluded.records, "
+        "skipped_headers = excluded.skipped_headers, quarantined = excluded.quarantined, "
+        "mtime_ns = excluded.mtime_ns",
+    )
     trace(f"batch of {len(files)} files: {sum(summaries[f.file_id].inserted for f in files)} new")
