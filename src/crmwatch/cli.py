@@ -146,19 +146,22 @@ def _print_summary(summary: IngestSummary) -> None:
     for col in ("file", "format", "records", "new", "duplicate", "quarantined", "headers skipped"):
         table.add_column(col, justify="left" if col in ("file", "format") else "right")
     for f in summary.files:
+        if f.unchanged:  # counted in the closing lines; listed in --json
+            continue
         q = str(f.quarantined)
         if f.reasons:
             q += " (" + ", ".join(f"{r} {n}" for r, n in sorted(f.reasons.items())) + ")"
         table.add_row(
             escape(f.path.name),
-            (f.format or "-") + (" (unchanged)" if f.unchanged else ""),
+            f.format or "-",
             str(f.records),
             str(f.inserted),
             str(f.duplicates),
             q,
             str(f.skipped_headers),
         )
-    out.print(table)
+    if table.row_count:
+        out.print(table)
     for f in summary.errors:
         err.print(f"[red]error:[/red] {escape(f.error or '')}")
     out.print(
@@ -167,7 +170,10 @@ def _print_summary(summary: IngestSummary) -> None:
         f"{summary.total('quarantined')} quarantined in {summary.seconds:.2f}s"
     )
     if unchanged := summary.total("unchanged"):
-        out.print(f"{unchanged} files unchanged since ingested, not read (--rescan reads them)")
+        out.print(
+            f"{unchanged} files unchanged since ingested, not read and not listed "
+            "(--json lists them, --rescan reads them)"
+        )
     if summary.total("quarantined"):
         out.print("see them with: crmwatch quarantine")
 
