@@ -367,8 +367,10 @@ def _settle_untimed(
     """Count this batch's repeated header lines, quarantine its rows whose timestamp is
     missing or unparseable (located in their files), and delete both from the store."""
     rows = store.execute(
-        "SELECT file_id, ingest_line, raw, raw_schema, source_type = $mark_type "
-        "FROM events_base WHERE ts IS NULL AND rowid > $mark",
+        # A CSV row is located in its file by its values; a JSON record has its line.
+        "SELECT file_id, ingest_line, CASE WHEN raw_schema IS NOT NULL THEN raw END, "
+        "raw_schema, source_type = $mark_type FROM events_base "
+        "WHERE ts IS NULL AND rowid > $mark",
         {"mark": mark, "mark_type": HEADER_MARK},
     ).rows
     if not rows:
