@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from crmwatch.ingest import ingest
@@ -49,6 +51,9 @@ CASES = [
         "category": "authentication", "outcome": "success", "client_app": "My Ticket Portal",
         "ip_class": "tor", "ua_class": "script", "mfa": None, "user_id": "0055j00000Adv01AAA"}),
     ("api:LoginHistory", "2025-08-11 01:00:00", {"mfa": True, "country": "KR", "ua_class": "browser"}),
+    # A failed sign-in: Salesforce writes "N/A" where a field does not apply; it is no app.
+    ("api:LoginHistory", "2025-08-12 09:59:00", {
+        "outcome": "failure", "status_detail": "Invalid Password", "client_app": None}),
     ("api:OauthToken", "2025-08-12 10:17:30", {
         "category": "oauth_grant", "client_app": "My Ticket Portal", "operation": "token_granted"}),
     ("elf:BulkApi2", "2025-08-12 10:24:00", {
@@ -81,7 +86,13 @@ def test_documented_shapes_normalise(
 
 def test_stored_event_placeholder_ids_do_not_collapse_records(formats_store: Store):
     # Every stored event has Id 000000000000000AAA; EventIdentifier is the identity.
-    assert formats_store.scalar("SELECT count(*) FROM events WHERE source_type LIKE 'api:%'") == 10
+    path = INPUTS / "rtem_query_result.json"
+    records = json.loads(path.read_text())["records"]
+    assert {r["Id"] for r in records} == {"000000000000000AAA"}
+    stored = formats_store.scalar(
+        "SELECT count(*) FROM events WHERE ingest_file = ?", [str(path.absolute())]
+    )
+    assert stored == len(records) == 7
 
 
 def test_query_results_on_one_line_are_unwrapped(store: Store, tmp_path):

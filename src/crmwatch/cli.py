@@ -456,12 +456,15 @@ def incident_show_cmd(
         ("source IPs", ", ".join(i.source_ips)),
         ("apps", ", ".join(i.apps)),
         ("tactics", ", ".join(i.tactics)),
-        ("first malicious", f"{i.first_malicious_at} ({i.first_malicious_event['source_type']})"),
-        ("first alert", f"{i.first_alert_at} ({_delay(i.time_to_detect_seconds)} later)"),
-        ("recorded", i.detected_at or "-"),
-        ("last event", i.last_event_at),
-        ("objects", ", ".join(f"{o['object']}: {o['events']} events, {o['rows']} rows"
-                              for o in i.objects)),
+        # Times to the second here (the timeline's grain); --json keeps their full precision.
+        ("first malicious",
+         f"{i.first_malicious_at[:19]} ({i.first_malicious_event['source_type']})"),
+        ("first alert", f"{i.first_alert_at[:19]} ({_delay(i.time_to_detect_seconds)} later)"),
+        ("recorded", (i.detected_at or "-")[:19]),
+        ("last event", i.last_event_at[:19]),
+        ("objects", ", ".join(
+            f"{o['object']}: {o['events']} events, "
+            f"{o['rows'] if o['rows'] is not None else '?'} rows" for o in i.objects)),
     ):  # fmt: skip
         out.print(f"[bold]{label:>16}[/bold]  {escape(value)}")
     out.rule("timeline")

@@ -181,7 +181,10 @@ class SfObjectSource(JsonSource):
         iso = first(ref, "CountryIso")
         e["src_country"] = "NULL" if iso == "NULL" else f"upper(nullif({iso}, 'N/A'))"
         e["user_agent"] = first(ref, "UserAgent", "Browser")
-        e["client_app"] = first(ref, "Application", "AppName", "Client")
+        # LoginHistory and LoginEvent write "N/A" where a field does not apply (Application
+        # of a failed or API sign-in, CountryIso, ApiType …): no app, not an app named N/A.
+        app = first(ref, "Application", "AppName", "Client")
+        e["client_app"] = "NULL" if app == "NULL" else f"nullif({app}, 'N/A')"
         entities = first(ref, "QueriedEntities", "EntityType")
         entity = "NULL" if entities == "NULL" else f"nullif(split_part({entities}, ',', 1), '')"
         from_query = "q_object"
