@@ -466,7 +466,7 @@ def incident_show_cmd(
             f"{o['object']}: {o['events']} events, "
             f"{o['rows'] if o['rows'] is not None else '?'} rows" for o in i.objects)),
     ):  # fmt: skip
-        out.print(f"[bold]{label:>16}[/bold]  {escape(value)}")
+        out.print(f"[bold]{label:>16}[/bold]  {escape(value or '-')}")
     out.rule("timeline")
     for e in entries:
         times = f" ×{e.count} (to {e.last_ts[11:19]})" if e.count > 1 else ""
