@@ -1,13 +1,16 @@
-"""Run one ``crmwatch`` command as a child process and measure it, for the benchmarks."""
+"""What the benchmarks share: one ``crmwatch`` command run as a measured child process, and
+the report each prints and keeps."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -30,3 +33,11 @@ def run_crmwatch(*args: str) -> Child:
             raise SystemExit(f"crmwatch {' '.join(args)} failed ({status})")
         out.seek(0)
         return Child(seconds, usage.ru_maxrss // 1024, out.read())
+
+
+def finish(report: dict, path: Path) -> int:
+    """Print the report, keep it at ``path``, and give the exit status its ``pass`` implies."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    path.write_text(text)
+    return 0 if report["pass"] else 1

@@ -16,13 +16,12 @@ Usage: python bench/detect.py [--events 10000000] [--out bench/out]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import duckdb
-from child import run_crmwatch
+from child import finish, run_crmwatch
 
 from crmwatch.simulate.volume import dataset
 
@@ -81,9 +80,7 @@ def main() -> int:
         "ratio_to_scan": round(ratio, 3), "target_ratio": TARGET_RATIO,
         "peak_rss_mb": rss_mb, "pass": ratio >= TARGET_RATIO,
     }  # fmt: skip
-    print(json.dumps(report, indent=2))
-    (args.out / "detect.json").write_text(json.dumps(report, indent=2))
-    return 0 if report["pass"] else 1
+    return finish(report, args.out / "detect.json")
 
 
 if __name__ == "__main__":

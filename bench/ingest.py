@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
-from child import run_crmwatch
+from child import finish, run_crmwatch
 
 from crmwatch.simulate.volume import dataset
 from crmwatch.sources.elf import read_header
@@ -102,9 +102,7 @@ def main() -> int:
         "peak_rss_mb": rss_mb, "target_rss_mb": TARGET_RSS_MB,
         "pass": ratio >= TARGET_RATIO and rss_mb < TARGET_RSS_MB and inserted == rows,
     }  # fmt: skip
-    print(json.dumps(report, indent=2))
-    (args.out / "ingest.json").write_text(json.dumps(report, indent=2))
-    return 0 if report["pass"] else 1
+    return finish(report, args.out / "ingest.json")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import duckdb
-from child import run_crmwatch
+from child import finish, run_crmwatch
 
 TARGET_RATIO = 3.0
 TARGET_RSS_MB = 4096
@@ -113,9 +113,7 @@ def main() -> int:
         "pass": ratio <= TARGET_RATIO and child.peak_rss_mb < TARGET_RSS_MB
         and result["affected_customers"] == rows,
     }  # fmt: skip
-    print(json.dumps(report, indent=2))
-    (args.out / "scope.json").write_text(json.dumps(report, indent=2))
-    return 0 if report["pass"] else 1
+    return finish(report, args.out / "scope.json")
 
 
 if __name__ == "__main__":

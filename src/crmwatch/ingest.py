@@ -86,6 +86,11 @@ class _Planned:
     format: str | None  # None: unknown; EMPTY: no data
     key: tuple = ()
 
+    @property
+    def label(self) -> str:
+        """The format as ``ingest_files`` records it (and progress reports it)."""
+        return self.format or "unknown"
+
 
 # Files found in a directory with these suffixes are documentation, not logs: listed as
 # skipped in the summary rather than quarantined. Named on the command line, they are tried.
@@ -154,7 +159,7 @@ def ingest(
         planned = [p for p in planned if p.file.file_id not in unchanged]
         for p in unchanged.values():
             if on_progress:
-                on_progress(p.file, p.format or "unknown")
+                on_progress(p.file, p.label)
     for batch in _batches(planned):
         fmt_name = batch[0].format
         files = [p.file for p in batch]
@@ -162,9 +167,9 @@ def ingest(
             _record_unreadable(store, batch, summaries)
         else:
             _ingest_files(store, FORMATS[fmt_name](), files, config, summaries)
-        for f in files:
+        for p in batch:
             if on_progress:
-                on_progress(f, fmt_name or "unknown")
+                on_progress(p.file, p.label)
     result = IngestSummary(list(summaries.values()), time.perf_counter() - started)
     store.execute(
         "INSERT INTO ingest_runs VALUES (now()::TIMESTAMP - to_microseconds(?::BIGINT), "
@@ -215,7 +220,7 @@ def _unchanged(
     out = {}
     for p in planned:
         row = stored.get(p.file.file_id)
-        if row is None or row[:3] != (p.file.size, p.file.mtime_ns, p.format or "unknown"):
+        if row is None or row[:3] != (p.file.size, p.file.mtime_ns, p.label):
             continue
         s = summaries[p.file.file_id]
         s.records, s.skipped_headers, s.quarantined = row[3:]
@@ -274,7 +279,7 @@ def _record_unreadable(
             [p.file for p in batch],
             quarantined,
             summaries,
-            {p.file.file_id: p.format or "unknown" for p in batch},
+            {p.file.file_id: p.label for p in batch},
         )
 
 
@@ -332,8 +337,7 @@ def _ingest_batch(
             for scope in dict.fromkeys(scopes):
                 _drop_duplicates(store, scope, mark, summaries)
         # Only this batch's rows can hold values the dimension tables have not seen.
-        ids = ", ".join(str(f.file_id) for f in files)
-        enrich(store, config.enrich, f"(SELECT * FROM events_base WHERE file_id IN ({ids}))")
+        enrich(store, config.enrich, f"(SELECT * FROM events_base WHERE rowid > {int(mark)})")
         formats = {f.file_id: source.name for f in files}
         _write_files_and_quarantine(store, files, quarantined, summaries, formats)
 
