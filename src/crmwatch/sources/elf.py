@@ -112,7 +112,7 @@ def elf_exprs(ref: Ref, record_path: str | None = None) -> dict[str, str]:
     """SQL for every normalised column of an ELF row, from whatever columns the input has.
 
     Args:
-        record_path: SQL naming ``record_path(ref)`` computed once per row by the caller's
+        record_path: SQL naming ``elf_record_path(ref)`` computed once per row by the caller's
             relation; inline otherwise (DuckDB does not share an expression that appears
             inside two CASEs, and this one is a regex over every page view).
     """
