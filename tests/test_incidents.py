@@ -3,6 +3,7 @@ back through the session; Okta and Salesforce joined; rebuilt idempotently."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -11,12 +12,30 @@ import pytest
 from typer.testing import CliRunner
 
 from crmwatch.cli import app
+from crmwatch.config import IncidentConfig
 from crmwatch.detect.rules import builtin_rule_dir, load_rules
 from crmwatch.detect.runner import detect
-from crmwatch.incidents import _AlertKeys, build_incidents, group_alerts, timeline
+from crmwatch.incidents import (
+    _AlertKeys,
+    build_incidents,
+    group_alerts,
+    opened_by,
+    timeline,
+    trim,
+)
 from crmwatch.ingest import ingest
+from crmwatch.scope.exposure import scope_incident
 from crmwatch.store import Store
-from tests.breach import ANNA, ATTACKER_IP, BOB, okta_event, write_breach
+from tests.breach import (
+    ANNA,
+    ATTACKER_IP,
+    BOB,
+    SNAPSHOT,
+    api,
+    login,
+    okta_event,
+    write_breach,
+)
 
 runner = CliRunner()
 
@@ -66,9 +85,11 @@ def test_the_attack_is_one_incident_and_bobs_tor_login_another(breach: Store):
     by = _by_person(incidents)
     assert set(by) == {(ANNA,), (BOB,)}
     anna = by[(ANNA,)]
-    # the OAuth grant names only anna's user id and the app: it joins through both
-    assert len(anna.alert_ids) == 4 and anna.apps == ["My Ticket Portal"]
-    assert anna.severity == "critical"  # entry + theft tactics together
+    # the OAuth grant names only anna's user id and the app: it joins the bulk export's
+    # finding through her id
+    assert len(anna.alert_ids) == 2 and anna.apps == ["My Ticket Portal"]
+    assert anna.severity == "critical"  # entry + theft tactics together, from outside
+    assert anna.opened_by["by"] == "finding" and anna.opened_by["level"] == "high"
     assert {"initial-access", "exfiltration"} <= set(anna.tactics)
     assert anna.objects == [{"object": "Contact", "events": 4, "rows": 6},
                             {"object": "Case", "events": 1, "rows": 2}]  # fmt: skip
@@ -77,11 +98,11 @@ def test_the_attack_is_one_incident_and_bobs_tor_login_another(breach: Store):
 
 def test_first_malicious_event_is_the_session_login_not_the_first_alert(breach: Store):
     anna = _by_person(build_incidents(breach))[(ANNA,)]
-    assert anna.first_malicious_at == "2025-06-10T08:50:00"
+    assert anna.first_malicious_at == "2025-06-10T08:50:00Z"
     assert anna.first_malicious_event["source_type"] == "api:LoginEvent"
-    assert anna.first_alert_at == "2025-06-10T08:55:00"  # the OAuth grant
+    assert anna.first_alert_at == "2025-06-10T08:55:00Z"  # the OAuth grant
     assert anna.time_to_detect_seconds == 300
-    assert anna.last_event_at == "2025-06-10T09:20:00"
+    assert anna.last_event_at == "2025-06-10T09:20:00Z"
     roles = dict(
         breach.execute(
             "SELECT e.source_type, list(DISTINCT i.role ORDER BY i.role) FROM incident_events i "
@@ -89,10 +110,10 @@ def test_first_malicious_event_is_the_session_login_not_the_first_alert(breach: 
             [anna.id],
         ).rows
     )
-    # anna's own logins from the office are not part of it; queries no rule flagged are, through
-    # the attacker's session
+    # anna's own logins from the office are not part of it; the attacker's session is (its
+    # queries ran through the look-alike app, new to her), with the queries no rule flagged
     assert roles == {"api:LoginEvent": ["session"], "api:OauthToken": ["evidence"],
-                     "api:ApiEvent": ["evidence", "session"],
+                     "api:ApiEvent": ["session"],
                      "api:BulkApiResultEventStore": ["evidence"]}  # fmt: skip
 
 
@@ -100,7 +121,7 @@ def test_okta_mfa_enrolment_joins_the_salesforce_incident(tmp_path: Path):
     with _pipeline(tmp_path, okta=True) as store:
         anna = _by_person(build_incidents(store))[(ANNA,)]
         assert "Okta MFA factor activated" in anna.rules
-        assert anna.first_malicious_at == "2025-06-10T08:40:00"
+        assert anna.first_malicious_at == "2025-06-10T08:40:00Z"
         assert anna.first_malicious_event["source_type"] == "okta:user.mfa.factor.activate"
         assert anna.time_to_detect_seconds == 0
 
@@ -116,11 +137,12 @@ def test_rebuilding_is_idempotent_and_ids_are_stable(breach: Store):
     assert counts[0] == 2
 
 
-def _alert(n: int, day: float, **keys) -> _AlertKeys:
+def _alert(n: int, day: float, level: str = "high", **keys) -> _AlertKeys:
     t = dt.datetime(2025, 1, 1) + dt.timedelta(days=day)
     base = {"people": [], "user_ids": [], "targets": [], "login_keys": [], "attacker_sessions": [],
             "ips": [], "all_ips": [], "apps": [], "link_apps": []}  # fmt: skip
-    return _AlertKeys(f"a{n}", "high", "t", [], t, t, t, None, **{**base, **keys})
+    return _AlertKeys(f"a{n}", level, f"rule {n}", [], t, t, t, None,
+                      **{"rule_id": f"r{n}", **base, **keys})  # fmt: skip
 
 
 def test_links_hold_only_within_the_gap_and_chain_through_shared_keys():
@@ -144,15 +166,12 @@ def test_timeline_collapses_runs_and_interleaves_alerts(breach: Store):
         ("08:50", "event", 1),
         ("08:55", "event", 1),
         ("08:55", "alert", 1),
-        ("09:05", "event", 1),
-        ("09:05", "alert", 1),
-        ("09:05", "alert", 1),
-        ("09:10", "event", 2),  # 09:10 and 09:12: same kind, object and IP
+        ("09:05", "event", 3),  # 09:05, 09:10 and 09:12: same kind, object and IP
         ("09:15", "event", 1),
         ("09:20", "event", 1),
         ("09:20", "alert", 1),
     ]
-    assert entries[6].last_ts.endswith("09:12:00")
+    assert entries[3].last_ts == "2025-06-10T09:12:00Z"
 
 
 def test_cli_json_and_show(tmp_path: Path):
@@ -187,11 +206,88 @@ def test_later_exports_join_while_they_keep_coming(store: Store, tmp_path: Path)
         )
     store.execute(
         "INSERT INTO alerts (alert_id, rule_id, title, level, tags, principal, first_ts, "
-        "last_ts, event_ids, key_fields, fired_at) VALUES ('a1', 'r', 'First export', 'medium', "
-        "[], 'jo@x.example', ?, ?, ['alerted'], '{}', ?)",
+        "last_ts, event_ids, key_fields, fired_at, risk) VALUES ('a1', 'r', 'First export', "
+        "'medium', [], 'jo@x.example', ?, ?, ['alerted'], '{}', ?, 60)",
         [t0, t0, t0],
     )
     [incident] = build_incidents(store)
     got = dict(store.execute("SELECT event_id, role FROM incident_events").rows)
     assert got == {"alerted": "evidence", "day 2": "later export", "day 4": "later export"}
     assert dt.timedelta(days=3) == EXPORT_FOLLOW and incident.events == 3
+
+
+### Risk: findings add up; strong findings open alone (issue 12) ###
+
+
+def test_lower_findings_open_an_incident_only_when_their_risk_within_a_day_reaches_the_threshold():
+    cfg = IncidentConfig()
+    medium = [_alert(1, 0, "medium", risk=25), _alert(2, 0.1, "medium", risk=25)]
+    assert opened_by(medium, cfg) is None  # 50 < 60
+    low = _alert(3, 0.2, "low", risk=10)
+    why = opened_by([*medium, low], cfg)
+    assert why is not None and why["by"] == "risk" and why["score"] == 60
+    assert [f["risk"] for f in why["findings"]] == [25, 25, 10]
+    assert why["window_start"] == "2025-01-01T00:00:00Z"
+    # the same rule twice counts once; findings more than the window apart do not add up
+    assert opened_by([*medium, _alert(1, 0.3, "medium", risk=25)], cfg) is None
+    assert opened_by([*medium, _alert(3, 1.5, "low", risk=10)], cfg) is None
+    assert opened_by(medium, dataclasses.replace(cfg, risk_threshold=50))["score"] == 50
+
+
+def test_a_high_finding_opens_alone_and_organisation_networks_halve_risk():
+    why = opened_by([_alert(1, 0, "medium", risk=25), _alert(2, 0.1, "high", risk=60)],
+                    IncidentConfig())  # fmt: skip
+    assert why == {"by": "finding", "title": "rule 2", "level": "high",
+                   "at": "2025-01-01T02:24:00Z", "alert_id": "a2"}  # fmt: skip
+    carrier = _alert(3, 0, "medium", risk=60, org_network=True)
+    assert carrier.score == 30 and opened_by([carrier], IncidentConfig()) is None
+    assert opened_by([carrier], dataclasses.replace(IncidentConfig(), open_level="medium"))
+
+
+def test_the_victims_own_earlier_findings_split_off_the_attack_but_the_minutes_before_stay():
+    start = dt.datetime(2025, 1, 1, 14)
+    morning = _alert(1, 0.3, "low", side="own")  # 07:12, the victim's day at the office
+    call = _alert(2, 0.58, "medium", side="own")  # 13:55, the approval the caller asked for
+    attack = _alert(3, 0.6, "high", side="attacker", attack_from=start + dt.timedelta(minutes=24))
+    chain, own = trim([morning, call, attack], dt.timedelta(hours=1))
+    assert [a.alert_id for a in chain] == ["a2", "a3"] and own == [morning]
+    assert trim([morning, call], dt.timedelta(hours=1)) == ([morning, call], [])  # no outside
+
+
+MORNING_CLIENTS = [f"003000000000{n:03d}AAA" for n in (4, 5, 6, 7)]
+STOLEN = [f"003000000000{n:03d}AAA" for n in (1, 2, 10)]  # the Korean contacts at 19:45
+
+
+def test_the_victims_morning_session_stays_out_of_the_evening_attack(tmp_path: Path):
+    """Issue 12: the victim worked from home in the morning (a network new to her, in her own
+    country, on her own browser) and read her client list through the mobile app; twelve hours
+    later an attacker signed in as her through a VPN and exported three clients. The incident
+    starts at the attacker's sign-in and scope lists only what the attacker took."""
+    logs = write_breach(tmp_path / "logs")
+    events = {
+        "LoginEvent": [
+            login(70, "2025-06-11T07:30:00.000+0000", ANNA, "82.64.10.10", "LK-HOME"),
+            login(71, "2025-06-11T19:40:00.000+0000", ANNA, "193.138.218.10", "LK-VPN"),
+        ],
+        "ApiEvent": [
+            api(70, "2025-06-11T07:35:00.000+0000", "SELECT Id, Name FROM Contact LIMIT 50", 4,
+                MORNING_CLIENTS, key="LK-HOME", ip="82.64.10.10", app="Salesforce Mobile"),
+            api(71, "2025-06-11T19:45:00.000+0000",
+                "SELECT Id, Email FROM Contact WHERE MailingCountry = 'KR'",
+                3, STOLEN, key="LK-VPN", ip="193.138.218.10", app="Salesforce Mobile"),
+        ],
+    }  # fmt: skip
+    for name, records in events.items():
+        body = {"totalSize": len(records), "done": True, "records": records}
+        (logs / f"{name}-day11.json").write_text(json.dumps(body))
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [logs])
+        detect(store, load_rules())
+        evening = [i for i in build_incidents(store) if i.first_malicious_at.startswith("2025-06-11")]
+        assert len(evening) == 1, [(i.first_malicious_at, i.rules) for i in evening]
+        [incident] = evening
+        assert incident.first_malicious_at == "2025-06-11T19:40:00Z"
+        result = scope_incident(store, incident.id, [SNAPSHOT])
+        listed = {r[0] for r in store.execute(
+            "SELECT customer_id FROM exposure_details WHERE incident_id = ?", [incident.id]).rows}  # fmt: skip
+        assert listed == set(STOLEN), result

@@ -43,7 +43,10 @@ CASES = [
     ("api:ListViewEvent", "2025-08-13 08:05:00", {
         "category": "list_view", "object": "Lead", "rows": 25, "fields": ["Name", "Email"]}),
     ("api:LoginAsEvent", "2025-08-13 09:00:00", {
-        "category": "authentication", "operation": "login_as", "user_name": "admin@retail.example"}),
+        "category": "authentication", "operation": "login_as", "user_name": "admin@retail.example",
+        # DelegatedUsername is the administrator who logged in as Username (Platform Events
+        # Developer Guide, LoginAsEvent): the actor, and the user acted as
+        "target_user": "cfo@retail.example"}),
     ("api:UriEvent", "2025-08-13 09:10:00", {
         "category": "record_view", "object": "Contact", "record_ids": ["0035j00000AbCdHAAZ"]}),
     # The UNC6040 shape: a look-alike app authorised over Tor by a scripted client.

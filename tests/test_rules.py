@@ -85,7 +85,8 @@ def test_ocsf_export_is_a_detection_finding_per_alert(tmp_path):
             200401,
             1,
         )
-        assert f["severity_id"] == {"medium": 3, "high": 4}[a["level"]]
+        # OCSF severity_id: 1 Informational, 2 Low, 3 Medium, 4 High, 5 Critical
+        assert f["severity_id"] == {"low": 2, "medium": 3, "high": 4}[a["level"]]
         assert [e["uid"] for e in f["finding_info"]["related_events"]] == a["event_ids"]
         assert f["finding_info"]["analytic"]["uid"] == a["rule_id"]
         assert (

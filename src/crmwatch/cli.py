@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -13,8 +14,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sigma.correlations import SigmaCorrelationTimespan
-from sigma.exceptions import SigmaError
 
 from crmwatch.config import Config
 from crmwatch.detect.ocsf import to_ocsf
@@ -23,10 +22,16 @@ from crmwatch.detect.runner import detect, stored_alerts
 from crmwatch.detect.testing import run_tests
 from crmwatch.enrich import refresh
 from crmwatch.errors import CrmwatchError, UsageError
-from crmwatch.evaluate import Evaluation, evaluate, score, simulated_config
+from crmwatch.evaluate import (
+    Evaluation,
+    evaluate,
+    false_positives,
+    load_truth,
+    rule_scores,
+    score,
+    simulated_config,
+)
 from crmwatch.incidents import (
-    DEFAULT_GAP,
-    DEFAULT_MIN_LEVEL,
     Incident,
     build_incidents,
     get_incident,
@@ -41,7 +46,7 @@ from crmwatch.simulate.scenarios import SCENARIOS
 from crmwatch.sources import FORMATS
 from crmwatch.stats import store_stats
 from crmwatch.store import Store, default_db_path
-from crmwatch.timeutil import parse_utc
+from crmwatch.timeutil import parse_duration, parse_utc
 
 app = typer.Typer(
     help="Catch customer-data theft from SaaS CRMs, and scope it.",
@@ -334,6 +339,41 @@ def rules_list_cmd(rules: RulesOption = None) -> None:
         )
 
 
+@rules_app.command("stats")
+def rules_stats_cmd(
+    db: DbOption = None,
+    sim: Annotated[
+        Path | None,
+        typer.Option("--sim", help="A simulated org's folder: count the false incidents too"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Per rule: findings in the store, incidents they opened, and with --sim how many of
+    those were false on the simulated org."""
+    try:
+        with Store(db or default_db_path()) as store:
+            if sim is not None:
+                rows = false_positives(store, load_truth(sim)).rules
+            else:
+                rows = rule_scores(store)
+    except CrmwatchError as e:
+        _fail(e)
+        return
+    if json_out:
+        print(json.dumps([{**dataclasses.asdict(r), "share_false": r.share_false}
+                          for r in rows], indent=2))  # fmt: skip
+        return
+    table = Table("rule", "level", "findings", "incidents opened",
+                  *(("false", "share false") if sim is not None else ()))  # fmt: skip
+    for r in rows:
+        extra = ()
+        if sim is not None:
+            share = "-" if r.share_false is None else f"{r.share_false:.0%}"
+            extra = (str(r.false_incidents), share)
+        table.add_row(escape(r.title), r.level, f"{r.findings:,}", str(r.incidents_opened), *extra)
+    out.print(table)
+
+
 @rules_app.command("test")
 def rules_test_cmd(rules: RulesOption = None) -> None:
     """Run every rule's inline tests; exit 1 if any fails."""
@@ -377,26 +417,44 @@ def alerts_export_cmd(
 def _parse_duration(value: str) -> dt.timedelta:
     """``30m``, ``24h``, ``7d``: parsed as a Sigma timespan, like the rules' own windows."""
     try:
-        return dt.timedelta(seconds=SigmaCorrelationTimespan(value).seconds)
-    except SigmaError as e:
-        raise UsageError(f"not a duration like 30m, 24h or 7d: {value!r}") from e
+        return parse_duration(value)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 @app.command("incidents")
 def incidents_cmd(
     db: DbOption = None,
+    config: ConfigOption = None,
     gap: Annotated[
-        str, typer.Option(help="Alerts further apart than this never join (30m, 24h, 7d)")
-    ] = f"{int(DEFAULT_GAP.total_seconds() // 3600)}h",
-    min_level: Annotated[
-        str, typer.Option(help="Lowest alert level that opens an incident (lower ones join)")
-    ] = DEFAULT_MIN_LEVEL,
+        str | None,
+        typer.Option(help="Findings further apart than this never join (30m, 24h, 7d) [24h]"),
+    ] = None,
+    open_level: Annotated[
+        str | None,
+        typer.Option(help="A finding at or above this level opens an incident by itself [high]"),
+    ] = None,
+    threshold: Annotated[
+        int | None,
+        typer.Option(help="Risk of linked findings within 24 h that opens an incident [60]"),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
 ) -> None:
-    """Group the stored alerts into incidents (rebuilt from all alerts) and list them."""
+    """Turn the stored findings into incidents (rebuilt from all of them) and list them.
+
+    Settings come from crmwatch.toml's [incidents] table; the options override it."""
     try:
+        cfg = Config.load(config).incidents
+        if threshold is not None and threshold < 1:
+            raise UsageError("--threshold must be 1 or more")
+        cfg = dataclasses.replace(
+            cfg,
+            **{k: v for k, v in (("gap", gap and _parse_duration(gap)),
+                                  ("open_level", open_level), ("risk_threshold", threshold))
+               if v is not None},
+        )  # fmt: skip
         with Store(db or default_db_path()) as store:
-            incidents = build_incidents(store, _parse_duration(gap), min_level=min_level)
+            incidents = build_incidents(store, cfg)
     except CrmwatchError as e:
         _fail(e)
         return
@@ -589,16 +647,33 @@ def simulate_cmd(
     ] = None,
     benign_only: Annotated[bool, typer.Option(help="No attack at all")] = False,
     seed: Annotated[int, typer.Option(help="Same seed, same files")] = 7,
+    noise: Annotated[
+        str,
+        typer.Option(
+            help="realistic: a real company's noise (NAT pools, carriers, trips, …); "
+            "clean: regular traffic"
+        ),
+    ] = "realistic",
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD [2025-06-02, a Monday]")
+    ] = None,
 ) -> None:
     """Write a simulated retailer's CRM logs (real formats), customer snapshot and ground truth."""
     try:
-        sim = simulate(out_dir, customers, employees, days, [] if benign_only else scenario, seed)
+        first = None
+        if start is not None:
+            try:
+                first = dt.date.fromisoformat(start)
+            except ValueError as e:
+                raise UsageError(f"--start must be a date like 2025-06-02: {start!r}") from e
+        sim = simulate(out_dir, customers, employees, days, [] if benign_only else scenario,
+                       seed, noise=noise, start=first)  # fmt: skip
     except CrmwatchError as e:
         _fail(e)
         return
     out.print(
         f"wrote {sim.files} files, {sim.events:,} log records, {sim.customers:,} customers, "
-        f"{sim.employees} staff over {sim.days} days, scenarios: "
+        f"{sim.employees} staff over {sim.days} days ({noise} noise), scenarios: "
         f"{', '.join(sim.scenarios) or 'none'} → {escape(str(out_dir))}"
     )
 
@@ -625,8 +700,9 @@ def eval_cmd(
 
 
 def _print_evaluation(ev: Evaluation) -> None:
-    table = Table("scenario", "detected", "time to detect", "vs 1st exfiltration", "customers",
-                  "precision", "recall", "fields P/R")  # fmt: skip
+    table = Table("scenario", "incidents", "first malicious", "time to detect",
+                  "vs 1st exfiltration", "customers", "precision", "recall",
+                  "fields P/R")  # fmt: skip
 
     def secs(x: float | None) -> str:
         if x is None:
@@ -638,8 +714,12 @@ def _print_evaluation(ev: Evaluation) -> None:
         return "-" if p is None else f"{p:.3f}/{r:.3f}" if r is not None else f"{p:.3f}"
 
     for s in ev.scenarios:
+        n = len(s.incidents)
+        err = s.first_malicious_error_s
         table.add_row(
-            s.name, "yes" if s.detected else "[red]no[/red]", secs(s.time_to_detect_s),
+            s.name, str(n) if n == 1 else f"[red]{n}[/red]",
+            "-" if err is None else f"{err:+.0f}s" if abs(err) <= 60 else f"[red]{err:+.0f}s[/red]",
+            secs(s.time_to_detect_s),
             secs(s.after_first_exfiltration_s), f"{s.listed_customers:,}/{s.expected_customers:,}",
             "-" if s.precision is None else f"{s.precision:.3f}",
             "-" if s.recall is None else f"{s.recall:.3f}", pr(s.field_precision, s.field_recall),
@@ -647,8 +727,15 @@ def _print_evaluation(ev: Evaluation) -> None:
     out.print(table)
     out.print(
         f"{ev.incidents} incidents, {ev.false_positive_incidents} false positive "
-        f"({ev.fp_per_1000_user_days} per 1,000 user-days over {ev.user_days:,} user-days)"
+        f"({ev.fp_per_1000_user_days} per 1,000 user-days over {ev.user_days:,} user-days; "
+        f"{ev.false_high_or_critical} high or critical)"
     )
+    if ev.false_positives:
+        fps = Table("false positive", "severity", "who", "opened by", "noise that day")
+        for f in ev.false_positives:
+            fps.add_row(f["id"], f["severity"], escape(", ".join(f["people"])[:40]),
+                        escape("; ".join(f["opened_by"])[:70]), escape(", ".join(f["noise"])))
+        out.print(fps)
     for target, met in ev.targets_met.items():
         out.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {target}")
 

@@ -5,17 +5,26 @@ Example::
     [enrich]
     corporate_cidrs = ["203.0.113.0/24", "2001:db8:100::/48"]
     network_lists = ["networks.csv"]   # replaces the bundled tor/vpn/hosting list
+
+    [incidents]                         # how findings become incidents (docs/scope.md)
+    open_level = "high"                 # a finding at or above this level opens one itself
+    risk_threshold = 60                 # risk that opens one within risk_window
+    risk_window = "24h"
+    gap = "24h"                         # how far apart linked findings may be
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from crmwatch.errors import ConfigError, Location
+from crmwatch.schema import LEVELS
+from crmwatch.timeutil import parse_duration
 
 DEFAULT_CONFIG = "crmwatch.toml"
 
@@ -27,9 +36,51 @@ class EnrichConfig:
 
 
 @dataclass(frozen=True)
+class IncidentConfig:
+    """How findings become incidents (crmwatch.incidents explains each)."""
+
+    open_level: str = "high"
+    risk_threshold: int = 60
+    risk_window: dt.timedelta = dt.timedelta(hours=24)
+    gap: dt.timedelta = dt.timedelta(hours=24)
+    # Findings on the victim's own networks up to this long before the attacker-side chain
+    # stay in the incident (the call that walks a victim through approving an app).
+    lead: dt.timedelta = dt.timedelta(hours=1)
+    origin_lookback: dt.timedelta = dt.timedelta(days=7)
+
+    @classmethod
+    def from_dict(cls, data: object, where: Location) -> IncidentConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("[incidents] must be a table", where)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"[incidents] has no key {unknown[0]!r}", where)
+        values: dict = {}
+        for key, value in data.items():
+            if key == "open_level":
+                if value not in LEVELS:
+                    raise ConfigError(
+                        f"[incidents] open_level must be one of {', '.join(LEVELS)}", where
+                    )
+                values[key] = value
+            elif key == "risk_threshold":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError("[incidents] risk_threshold must be a whole number > 0",
+                                      where)  # fmt: skip
+                values[key] = value
+            else:
+                try:
+                    values[key] = parse_duration(value)
+                except ValueError as e:
+                    raise ConfigError(f"[incidents] {key}: {e}", where) from e
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    incidents: IncidentConfig = field(default_factory=IncidentConfig)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Config:
@@ -60,4 +111,7 @@ class Config:
         for p in lists:
             if not p.exists():
                 raise ConfigError("network list not found", Location(p))
-        return cls(path, EnrichConfig(cidrs, lists))
+        incidents = IncidentConfig()
+        if "incidents" in data:
+            incidents = IncidentConfig.from_dict(data["incidents"], Location(path or "config"))
+        return cls(path, EnrichConfig(cidrs, lists), incidents)

@@ -1,26 +1,41 @@
-"""Alerts → incidents, each with the events that belong to it and a timeline.
+"""Findings → incidents: risk-based, each holding the attacker-side chain and its timeline.
 
-An attack shows up as several alerts from several rules: a new-country login, a look-alike
-connected app, a bulk export, a job deletion. Responders need them as *one* incident with one
-timeline, and the scope stage needs the incident's complete set of data-access events, not only
-the ones a rule happened to flag. So building an incident has two steps:
+A real company's month is full of findings that are true and harmless: a person on a new
+carrier, a trip abroad, a support desk logging in as users. One of them on its own is context;
+an attack shows up as several, or as one that only attacks produce. So:
 
-1. **Group alerts.** Two alerts belong together when they share a person (user name, case
-   folded, or user id, of an event that succeeded), a login session (``login_key``), a source
-   IP that is not corporate or private, a connected app few people use, or a target (an
-   account that failed to sign in: three spraying addresses aimed at the same staff are one
-   campaign) — and the later one starts within ``gap`` of the earlier one's last event.
-   Corporate and private IPs do not link alerts: a whole office shares them.
-2. **Collect events.** An incident's events are its alerts' evidence, every event of its login
-   sessions, its people's events from its suspicious IPs within ``gap`` of its alerts, and the
-   OAuth grants of its apps to its people within ``origin_lookback`` before it: the login or
-   app authorisation the alerts trace back to is the *first malicious event*. Sessions are
-   followed only from attacker-side addresses (not corporate or private): a victim tricked at
-   the office into approving an app keeps their own working day out of the incident. The
-   people's later exports (reports, bulk jobs, list views) join while they keep coming.
+1. **Findings add risk.** Every alert is a finding with a level and a risk score (its rule's
+   ``risk:``, else its level's default: low 10, medium 25, high 60, critical 100). A finding
+   on networks new to its principal that the organisation already uses (three or more other
+   people in 30 days: the country's carrier, a hotel chain's ISP) adds half.
+2. **Findings that belong together are linked.** They share a person (user name, case
+   folded, or user id, of an event that succeeded), a login session, an attacker-side address,
+   an app few people use, or a sprayed account, within ``gap`` of each other.
+3. **An incident opens** on a finding at or above ``open_level`` (high), or when the linked
+   findings' risk within any ``risk_window`` (24 h) reaches ``risk_threshold`` (60), each rule
+   counted once. Below that, findings stay findings. Each incident says what opened it: the
+   finding, or every finding of the window that crossed the threshold and what it added.
+4. **An incident holds the attacker-side chain.** An event is *own-side* when it comes from
+   the company's declared networks, or from a network its principal used on an earlier day in
+   30 days, or — for a person — from an ordinary ISP in a country and with a kind of client
+   they used before (their first day working from home); *attacker-side* when it comes from
+   Tor or a VPN, from a hosting provider for a person, through an app new to its principal
+   (outside the company's networks), or from any other network new to it — even an ordinary
+   one, when a finding that opens an incident by itself came from it; a session with one
+   attacker-side event is the attacker's. The chain starts at the first attacker-side event.
+   The victim's own findings and events more than ``lead`` (1 h) before it stay out — the
+   morning's work at the office is not the attack — while the minutes before it stay in (the
+   vishing call that walks the victim through approving an app); a person's own-side findings
+   never link to the attacker side otherwise, so the victim's day bridges nothing. Sessions and
+   addresses are followed only from the attacker side, and so are sessions in which an app new
+   to its principal was used (the look-alike Data Loader's API calls). The people's later
+   exports join only incidents with no attacker side at all (an insider, who works from their
+   own desk).
 
-Incidents are rebuilt from all stored alerts on every run (so re-running changes nothing), and
-an incident's id hashes its earliest alert, so it stays the same as later alerts join it.
+The first malicious event is the first event of the chain: the sign-in or the app
+authorisation the findings trace back to, not the first alert. Incidents are rebuilt from all
+stored alerts on every run (re-running changes nothing); an incident's id hashes its earliest
+finding, so it stays the same as later findings join it.
 """
 
 from __future__ import annotations
@@ -31,37 +46,41 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crmwatch.config import IncidentConfig
+from crmwatch.detect.context import ID_KEY, NETWORK, PRINCIPAL_KEY, PRINCIPAL_KIND, prepare
+from crmwatch.detect.rules import LEVEL_RISK
 from crmwatch.errors import UsageError
+from crmwatch.schema import LEVELS
+from crmwatch.sources.sqlmap import lit
 from crmwatch.store import Store
+from crmwatch.timeutil import iso_z
 
-LEVELS = ("informational", "low", "medium", "high", "critical")
 DATA_ACCESS = ("api_query", "bulk_export", "report_export", "record_view", "list_view")
-# Tactics that mean the attacker got in, and tactics that mean data left: an incident with both
-# is a confirmed intrusion with data theft, whatever each alert's own level.
+# Tactics that mean the attacker got in, and tactics that mean data left: an incident with an
+# attacker side whose findings of medium level or more show both is a confirmed intrusion with
+# data theft.
 ENTRY_TACTICS = {"initial-access", "credential-access", "persistence"}
 THEFT_TACTICS = {"collection", "exfiltration"}
-UNLINKED_IP_CLASSES = ("corporate", "private")
-# An app links alerts only when at most this many principals ever used it: a look-alike Data
-# Loader or one integration's token, not "Browser" or the mobile app everyone has.
+# An app links findings only when at most this many principals ever used it: a look-alike
+# Data Loader or one integration's token, not "Browser" or the mobile app everyone has.
 APP_LINK_MAX_USERS = 5
-
-DEFAULT_GAP = dt.timedelta(hours=24)
+# A network at least this many other people used in the 30 days before is the organisation's
+# (a national carrier, a hotel chain's ISP): findings on it add half their risk.
+ORG_NETWORK_USERS = 3
+FAMILIAR_DAYS = 30
 # An incident's people's later exports (reports, bulk jobs, list views) belong to it while they
 # follow one another within this long: a slow insider exports once a working day.
 EXPORT_FOLLOW = dt.timedelta(days=3)
 EXPORTS = ("report_export", "bulk_export", "list_view")
-DEFAULT_MIN_LEVEL = "medium"
 # A person is tied to an attack by what was done as them: the thirty accounts a password spray
 # failed against are targets, not suspects, so failed events name no person.
 ACTED = "e.outcome IS DISTINCT FROM 'failure'"
-# Salesforce ids come 15- or 18-character (ELF rows and event objects differ): key on 15.
-USER_KEY = "CASE WHEN regexp_full_match({c}, '[a-zA-Z0-9]{{18}}') THEN left({c}, 15) ELSE {c} END"
-DEFAULT_ORIGIN_LOOKBACK = dt.timedelta(days=7)
+USER_KEY = ID_KEY
 
 
 @dataclass
 class Incident:
-    """One incident as ``incidents --json`` prints it (times are UTC ISO 8601)."""
+    """One incident as ``incidents --json`` prints it (times are UTC, ISO 8601 with Z)."""
 
     id: str
     severity: str
@@ -82,6 +101,9 @@ class Incident:
     last_event_at: str
     events: int
     objects: list[dict[str, Any]] = field(default_factory=list)
+    # what opened it: {"by": "finding", ...} or {"by": "risk", "score", "threshold",
+    # "window_start", "window_end", "findings": [{title, level, risk, why}]}
+    opened_by: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +111,8 @@ class Incident:
 
 @dataclass
 class _AlertKeys:
-    """What links one alert to others, read from its evidence events."""
+    """What links one finding to others, and which side of the attack it is on, read from
+    its evidence events."""
 
     alert_id: str
     level: str
@@ -104,25 +127,124 @@ class _AlertKeys:
     targets: list[str]  # accounts tried but not used: they link attempts, not people
     login_keys: list[str]
     attacker_sessions: list[str]
-    ips: list[str]
+    ips: list[str]  # attacker-side addresses
     all_ips: list[str]
     apps: list[str]
     link_apps: list[str]  # apps few people use: "Browser" or the mobile app link nothing
+    new_apps: list[str] = field(default_factory=list)  # apps new to their principal
+    rule_id: str = ""
+    risk: int = 25
+    side: str = "neutral"  # attacker | own | neutral
+    attack_from: dt.datetime | None = None  # its first attacker-side event
+    org_network: bool = False  # every address on a network the organisation already uses
 
     @property
     def keys(self) -> list[tuple[str, str]]:
+        # A person's own-side findings link among themselves (an insider, an administrator's
+        # job) and the attacker side among itself; the two sides meet only across ``lead``
+        # (group_alerts), so the victim's day never bridges into, or between, attacks.
+        side = "own" if self.side == "own" else "attacker"
         return (
-            [("person", p) for p in self.people]
-            + [("user", u) for u in self.user_ids]
+            [(f"person:{side}", p) for p in self.people]
+            + [(f"user:{side}", u) for u in self.user_ids]
             + [("target", t) for t in self.targets]
             + [("session", k) for k in self.login_keys]
             + [("ip", i) for i in self.ips]
             + [("app", a) for a in self.link_apps]
         )
 
+    @property
+    def score(self) -> int:
+        """The risk this finding adds: half on the organisation's own networks."""
+        return self.risk // 2 if self.org_network else self.risk
 
-def _alert_keys(store: Store) -> list[_AlertKeys]:
-    unlinked = ", ".join(f"'{c}'" for c in UNLINKED_IP_CLASSES)
+
+def _side_tables(store: Store, cfg: IncidentConfig) -> None:
+    """Each finding's evidence events with what decides their side: ``inc_ev``.
+
+    ``inc_seen`` holds which networks and apps each principal used on which day, so that
+    "used on an earlier day in 30 days" is a join, not a scan per event."""
+    prepare(store)
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE inc_seen AS
+        SELECT DISTINCT * FROM (
+            SELECT pkey, unnest(['net', 'app', 'country', 'client']) AS kind,
+                unnest([network, client_app, country, ua_class]) AS value, day
+            FROM (SELECT {PRINCIPAL_KEY} AS pkey, {NETWORK} AS network, client_app, country,
+                    CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
+                    ts::DATE AS day
+                  FROM events WHERE outcome IS DISTINCT FROM 'failure'))
+        WHERE value IS NOT NULL"""
+    )
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE inc_ev AS
+        WITH ev AS (SELECT DISTINCT u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)),
+        strong AS (  -- evidence of findings that open incidents by themselves
+            SELECT DISTINCT u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)
+            WHERE a.level IN ({", ".join(lit(x) for x in LEVELS[LEVELS.index(cfg.open_level):])})
+                OR a.risk >= {int(cfg.risk_threshold)}),
+        keys AS (SELECT DISTINCT login_key FROM events_base
+                 WHERE event_id IN (SELECT event_id FROM ev) AND login_key IS NOT NULL),
+        e AS (  -- the evidence events, and every event of their sessions
+            SELECT event_id, ts, outcome, src_ip, ip_class, client_app, login_key, country,
+                CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
+                {PRINCIPAL_KEY} AS pkey, {NETWORK} AS network, {PRINCIPAL_KIND} AS kind,
+                event_id IN (SELECT event_id FROM ev) AS evidence
+            FROM events WHERE event_id IN (SELECT event_id FROM ev)
+                OR login_key IN (SELECT login_key FROM keys)),
+        net AS (
+            SELECT e.event_id,
+                count(*) FILTER (s.pkey = e.pkey) > 0 AS familiar,
+                count(DISTINCT s.pkey) FILTER (s.pkey <> e.pkey) AS others
+            FROM e JOIN inc_seen s ON s.kind = 'net' AND s.value = e.network
+                AND s.day BETWEEN e.ts::DATE - {FAMILIAR_DAYS} AND e.ts::DATE - 1
+            GROUP BY e.event_id),
+        own AS (  -- what else of the event its principal used on an earlier day
+            SELECT e.event_id, list(DISTINCT s.kind) AS kinds FROM e JOIN inc_seen s
+                ON s.pkey = e.pkey AND s.day BETWEEN e.ts::DATE - {FAMILIAR_DAYS}
+                    AND e.ts::DATE - 1
+                AND ((s.kind = 'app' AND s.value = e.client_app)
+                     OR (s.kind = 'country' AND s.value = e.country)
+                     OR (s.kind = 'client' AND s.value = e.ua_class))
+            GROUP BY e.event_id),
+        sided AS (
+        SELECT e.*, coalesce(net.others, 0) AS org_users,
+            e.client_app IS NOT NULL AND NOT list_contains(coalesce(own.kinds, []), 'app')
+                AS new_app,
+            CASE
+                WHEN e.ip_class IN ('corporate', 'private') AND e.src_ip IS NOT NULL THEN 'own'
+                -- a strong finding on a network new to its principal makes its session the
+                -- attacker's, however ordinary the network (a residential proxy in the
+                -- victim's own country)
+                WHEN e.event_id IN (SELECT event_id FROM strong) AND e.src_ip IS NOT NULL
+                    AND NOT coalesce(net.familiar, false) THEN 'attacker'
+                WHEN e.client_app IS NOT NULL
+                    AND NOT list_contains(coalesce(own.kinds, []), 'app') THEN 'attacker'
+                WHEN e.src_ip IS NULL THEN 'none'
+                WHEN e.ip_class IN ('tor', 'vpn') THEN 'attacker'
+                WHEN e.ip_class = 'hosting' AND e.kind = 'person' THEN 'attacker'
+                WHEN coalesce(net.familiar, false) THEN 'own'
+                -- a new ISP in the person's own country, on the kind of client they use:
+                -- the first day at home or on a carrier, not somebody else
+                WHEN e.ip_class = 'unknown' AND e.kind = 'person'
+                    AND list_contains(coalesce(own.kinds, []), 'country')
+                    AND (e.ua_class IS NULL OR list_contains(own.kinds, 'client')) THEN 'own'
+                ELSE 'attacker' END AS side
+        FROM e LEFT JOIN net USING (event_id) LEFT JOIN own USING (event_id))
+        -- a session with an attacker-side event is the attacker's, every event of it
+        SELECT * EXCLUDE (evidence) FROM (
+            SELECT * REPLACE (CASE WHEN login_key IS NOT NULL AND bool_or(side = 'attacker')
+                OVER (PARTITION BY login_key, pkey) THEN 'attacker' ELSE side END AS side)
+            FROM sided)
+        WHERE evidence"""
+    )
+
+
+def _alert_keys(store: Store, cfg: IncidentConfig) -> list[_AlertKeys]:
+    _side_tables(store, cfg)
+    default_risk = "CASE a.level " + " ".join(
+        f"WHEN '{lv}' THEN {r}" for lv, r in LEVEL_RISK.items()
+    ) + " ELSE 25 END"  # fmt: skip
     rows = store.execute(
         f"""
         WITH ev AS (
@@ -141,23 +263,36 @@ def _alert_keys(store: Store) -> list[_AlertKeys]:
             coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL), [])
                 AS login_keys,
             coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL
-                AND e.ip_class NOT IN ({unlinked})), []) AS attacker_sessions,
+                AND s.side = 'attacker'), []) AS attacker_sessions,
             coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL
-                AND e.ip_class NOT IN ({unlinked})), []) AS ips,
+                AND s.side = 'attacker'), []) AS ips,
             coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL), []) AS all_ips,
             coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IS NOT NULL), []) AS apps,
             coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IN
-                (SELECT client_app FROM rare_apps)), []) AS link_apps
+                (SELECT client_app FROM rare_apps)), []) AS link_apps,
+            coalesce(list(DISTINCT e.client_app) FILTER (s.new_app), []) AS new_apps,
+            a.rule_id, coalesce(a.risk, {default_risk}) AS risk,
+            CASE WHEN bool_or(s.side = 'attacker') THEN 'attacker'
+                 WHEN bool_or(s.side = 'own') THEN 'own' ELSE 'neutral' END AS side,
+            min(e.ts) FILTER (s.side = 'attacker') AS attack_from,
+            coalesce(bool_and(s.side = 'attacker' AND s.org_users >= {ORG_NETWORK_USERS}
+                AND e.ip_class NOT IN ('tor', 'vpn', 'hosting')) FILTER (e.src_ip IS NOT NULL),
+                false) AS org_network
         FROM alerts a JOIN ev USING (alert_id)
         JOIN (SELECT event_id, user_name, user_id, login_key, src_ip, ip_class, client_app,
-                     outcome FROM events) e USING (event_id)
+                     outcome, ts FROM events) e USING (event_id)
+        LEFT JOIN inc_ev s USING (event_id)
         GROUP BY ALL ORDER BY fired_at, a.alert_id"""
     ).dicts()
     return [_AlertKeys(**r) for r in rows]
 
 
-def group_alerts(alerts: list[_AlertKeys], gap: dt.timedelta) -> list[list[_AlertKeys]]:
-    """Single-linkage over shared keys, where a link only holds across at most ``gap``."""
+def group_alerts(
+    alerts: list[_AlertKeys], gap: dt.timedelta, lead: dt.timedelta = dt.timedelta(hours=1)
+) -> list[list[_AlertKeys]]:
+    """Single-linkage over shared keys, where a link only holds across at most ``gap``; a
+    person's own-side findings join an attacker-side one only when they end at most ``lead``
+    before it (the victim approving the app the caller asked for)."""
     parent = list(range(len(alerts)))
 
     def root(i: int) -> int:
@@ -176,16 +311,82 @@ def group_alerts(alerts: list[_AlertKeys], gap: dt.timedelta) -> list[list[_Aler
                 parent[root(i)] = root(seen[0])
             end = max(a.last_ts, seen[1]) if seen is not None else a.last_ts
             latest[key] = (i, end)
+        if a.side != "own":
+            for kind, value in a.keys:
+                if kind in ("person:attacker", "user:attacker"):
+                    seen = latest.get((kind.replace("attacker", "own"), value))
+                    if seen is not None and a.first_ts - seen[1] <= lead:
+                        parent[root(i)] = root(seen[0])
     groups: dict[int, list[_AlertKeys]] = {}
     for i in ordered:
         groups.setdefault(root(i), []).append(alerts[i])
     return list(groups.values())
 
 
-def _severity(group: list[_AlertKeys], tactics: set[str]) -> str:
-    level = max((LEVELS.index(a.level) if a.level in LEVELS else 2) for a in group)
+def attack_start(group: list[_AlertKeys]) -> dt.datetime | None:
+    """The first attacker-side evidence event of a group of findings, if it has one."""
+    starts = [a.attack_from for a in group if a.attack_from is not None]
+    return min(starts) if starts else None
+
+
+def trim(group: list[_AlertKeys], lead: dt.timedelta) -> tuple[list[_AlertKeys], list]:
+    """Split off the victim's own findings that end more than ``lead`` before the attacker
+    side begins: (the chain, the findings split off)."""
+    start = attack_start(group)
+    if start is None:
+        return group, []
+    keep = [a for a in group if a.side == "attacker" or a.last_ts >= start - lead]
+    return keep, [a for a in group if a not in keep]
+
+
+def opened_by(group: list[_AlertKeys], cfg: IncidentConfig) -> dict[str, Any] | None:
+    """Why a group of findings is an incident, or None when it is not one."""
+    floor = LEVELS.index(cfg.open_level)
+    strong = [a for a in group if _rank(a.level) >= floor]
+    if strong:
+        first = min(strong, key=lambda a: (a.fired_at, a.alert_id))
+        return {"by": "finding", "title": first.title, "level": first.level,
+                "at": iso_z(first.fired_at), "alert_id": first.alert_id}  # fmt: skip
+    ordered = sorted(group, key=lambda a: (a.fired_at, a.alert_id))
+    for i, end in enumerate(ordered):
+        window = [a for a in ordered[: i + 1] if end.fired_at - a.fired_at <= cfg.risk_window]
+        best: dict[str, _AlertKeys] = {}
+        for a in window:  # each rule counts once: its highest-scoring finding
+            if a.rule_id not in best or a.score > best[a.rule_id].score:
+                best[a.rule_id] = a
+        score = sum(a.score for a in best.values())
+        if score >= cfg.risk_threshold:
+            return {
+                "by": "risk",
+                "score": score,
+                "threshold": cfg.risk_threshold,
+                "window_start": iso_z(min(a.fired_at for a in best.values())),
+                "window_end": iso_z(end.fired_at),
+                "findings": [_contribution(a) for a in
+                             sorted(best.values(), key=lambda a: (a.fired_at, a.alert_id))],
+            }  # fmt: skip
+    return None
+
+
+def _contribution(a: _AlertKeys) -> dict[str, Any]:
+    why = "on a network the organisation already uses (half risk)" if a.org_network else (
+        f"{a.level} finding")  # fmt: skip
+    return {"title": a.title, "level": a.level, "risk": a.score, "why": why,
+            "alert_id": a.alert_id}  # fmt: skip
+
+
+def _rank(level: str) -> int:
+    return LEVELS.index(level) if level in LEVELS else LEVELS.index("medium")
+
+
+def _severity(group: list[_AlertKeys]) -> str:
+    level = max(_rank(a.level) for a in group)
+    # entry and theft, each shown by a finding of medium level or more, with an attacker side:
+    # an administrator's first backup from the office is not an intrusion
+    tactics = {t.removeprefix("attack.") for a in group if _rank(a.level) >= 2 for t in a.tags}
     high = LEVELS.index("high")
-    if tactics & ENTRY_TACTICS and tactics & THEFT_TACTICS:
+    intrusion = any(a.side == "attacker" for a in group)
+    if intrusion and tactics & ENTRY_TACTICS and tactics & THEFT_TACTICS:
         # Entry plus theft: at least high, and one step up from high.
         level = high if level < high else len(LEVELS) - 1
     return LEVELS[level]
@@ -201,6 +402,10 @@ def _key_tables(store: Store, groups: dict[str, list[_AlertKeys]]) -> None:
     incident is a handful of joins, not a scan of the store per incident."""
     tables = {
         "inc_alerts": ("alert_id VARCHAR", lambda g: {a.alert_id for a in g}),
+        "inc_mixed": (
+            "alert_id VARCHAR",
+            lambda g: {a.alert_id for a in g if a.side == "attacker"},
+        ),
         "inc_people": ("person VARCHAR", lambda g: {p for a in g for p in a.people}),
         "inc_uids": ("uid VARCHAR", lambda g: {u for a in g for u in a.user_ids}),
         "inc_sessions": (
@@ -208,29 +413,31 @@ def _key_tables(store: Store, groups: dict[str, list[_AlertKeys]]) -> None:
             lambda g: {k for a in g for k in a.attacker_sessions},
         ),
         "inc_ips": ("ip VARCHAR", lambda g: {i for a in g for i in a.ips}),
-        "inc_apps": ("app VARCHAR", lambda g: {x for a in g for x in a.apps}),
+        "inc_apps": ("app VARCHAR", lambda g: {x for a in g for x in a.new_apps}),
+        "inc_targets": ("target VARCHAR", lambda g: {t for a in g for t in a.targets}),
     }
     for name, (column, values) in tables.items():
         store.execute(f"CREATE OR REPLACE TEMP TABLE {name} (iid VARCHAR, {column})")
         store.insert(name, [(iid, v) for iid, g in groups.items() for v in sorted(values(g))])
     store.execute(
         "CREATE OR REPLACE TEMP TABLE inc_span (iid VARCHAR, lo TIMESTAMP, hi TIMESTAMP, "
-        "start TIMESTAMP)"
+        "start TIMESTAMP, attack TIMESTAMP)"
     )
     spans = [(iid, min(a.first_ts for a in g), max(a.last_ts for a in g),
-              min(a.fired_at for a in g)) for iid, g in groups.items()]  # fmt: skip
+              min(a.fired_at for a in g), attack_start(g))
+             for iid, g in groups.items()]  # fmt: skip
     store.insert("inc_span", spans)
 
 
-def _collect_events(store: Store, gap: dt.timedelta, lookback: dt.timedelta) -> None:
+def _collect_events(store: Store, cfg: IncidentConfig) -> None:
     """Fill incident_events for every incident (see the module docstring for what belongs);
     an event in several roles keeps the first of evidence, session, attacker ip, origin."""
     uid = USER_KEY.format(c="e.user_id")
 
-    def by_person(role: str, prio: int, join: str, where: str) -> str:
-        # the incident's people, by name or by user id
+    def by_person(select: str, join: str, where: str) -> str:
+        # events of the incident's people, by name or by user id
         return " UNION ALL ".join(
-            f"SELECT k.iid, e.event_id, '{role}' AS role, {prio} AS prio FROM events_base e "
+            f"SELECT k.iid, {select} FROM events_base e "
             f"{join} JOIN inc_span sp ON sp.iid = k.iid {who} WHERE {where}"
             for who in (
                 "JOIN inc_people p ON p.iid = k.iid AND p.person = lower(e.user_name)",
@@ -244,14 +451,26 @@ def _collect_events(store: Store, gap: dt.timedelta, lookback: dt.timedelta) -> 
         SELECT iid, event_id, arg_min(role, prio) FROM (
             SELECT k.iid, u.event_id, 'evidence' AS role, 1 AS prio
             FROM inc_alerts k JOIN alerts a USING (alert_id), unnest(a.event_ids) AS u(event_id)
+            -- an attacker-side finding's own-side evidence (the victim's sign-in that makes
+            -- the attacker's impossible travel) is the victim's, not the attack's
+            WHERE NOT EXISTS (SELECT 1 FROM inc_mixed m, inc_ev s WHERE m.iid = k.iid
+                AND m.alert_id = k.alert_id AND s.event_id = u.event_id AND s.side = 'own')
             UNION ALL
             SELECT k.iid, e.event_id, 'session', 2 FROM events_base e
             JOIN inc_sessions k ON k.login_key = e.login_key
             UNION ALL
+            SELECT s.iid, e.event_id, 'session', 2 FROM events_base e
+            JOIN ({
+            by_person(
+                "e.login_key",
+                "JOIN inc_apps k ON k.app = e.client_app",
+                "e.login_key IS NOT NULL AND e.ts BETWEEN sp.lo - $gap AND sp.hi + $gap",
+            )
+        }) s ON s.login_key = e.login_key
+            UNION ALL
             {
             by_person(
-                "attacker ip",
-                3,
+                "e.event_id, 'attacker ip', 3",
                 "JOIN inc_ips k ON k.ip = e.src_ip",
                 "e.ts BETWEEN sp.lo - $gap AND sp.hi + $gap",
             )
@@ -259,25 +478,49 @@ def _collect_events(store: Store, gap: dt.timedelta, lookback: dt.timedelta) -> 
             UNION ALL
             {
             by_person(
-                "origin",
-                4,
+                "e.event_id, 'origin', 4",
                 "JOIN inc_apps k ON k.app = e.client_app",
                 "e.category = 'oauth_grant' AND e.ts BETWEEN sp.lo - $lookback AND sp.hi",
             )
         }
+            UNION ALL
+            -- the same campaign's other tries at its targets, from addresses new to them
+            -- (a spray's quieter addresses never reach a rule's count on their own)
+            SELECT t.iid, e.event_id, 'attempt', 5 FROM (
+                SELECT event_id, ts, ip_class, lower(coalesce(user_name, user_id)) AS who,
+                    {NETWORK} AS network
+                FROM events WHERE outcome = 'failure' AND category = 'authentication') e
+            JOIN inc_targets t ON t.target = e.who
+            JOIN inc_span sp ON sp.iid = t.iid
+            WHERE e.ts BETWEEN sp.lo - $lead AND sp.hi
+              AND e.ip_class NOT IN ('corporate', 'private')
+              AND NOT EXISTS (SELECT 1 FROM inc_seen s WHERE s.pkey = t.target
+                  AND s.kind = 'net' AND s.value = e.network
+                  AND s.day BETWEEN e.ts::DATE - {FAMILIAR_DAYS} AND e.ts::DATE - 1)
         ) GROUP BY iid, event_id""",
-        {"gap": gap, "lookback": lookback},
+        {"gap": cfg.gap, "lookback": cfg.origin_lookback, "lead": cfg.lead},
+    )
+    # Evidence from the victim's own side before the chain (the earlier sign-in of an
+    # impossible-travel pair, the morning at the office) is not the attack's.
+    store.execute(
+        """DELETE FROM incident_events i USING inc_span sp, events_base e, inc_ev s
+        WHERE i.incident_id = sp.iid AND e.event_id = i.event_id AND s.event_id = i.event_id
+          AND i.role = 'evidence' AND sp.attack IS NOT NULL AND s.side <> 'attacker'
+          AND e.ts < sp.attack - $lead""",
+        {"lead": cfg.lead},
     )
 
 
 def _follow_exports(store: Store) -> None:
-    """Add each incident's people's exports that follow its alerts within EXPORT_FOLLOW of one
-    another (role ``later export``): an insider's second, third … day of exports."""
+    """Add the later exports of an insider's incident (one with no attacker side) that follow
+    its findings within EXPORT_FOLLOW of one another (role ``later export``): the second,
+    third … day of a person's exports. An outside attacker's exports come through its sessions
+    and addresses; the victim's own weekly exports are not the attack's."""
     cats = ", ".join(f"'{c}'" for c in EXPORTS)
     uid = USER_KEY.format(c="e.user_id")
     rows = store.execute(
         f"""SELECT DISTINCT sp.iid, e.event_id, e.ts, sp.hi FROM events_base e
-        JOIN inc_span sp ON e.ts >= sp.start
+        JOIN inc_span sp ON e.ts >= sp.start AND sp.attack IS NULL
         LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)
         LEFT JOIN inc_uids u ON u.iid = sp.iid AND u.uid = {uid}
         WHERE e.category IN ({cats}) AND (p.iid IS NOT NULL OR u.iid IS NOT NULL)
@@ -303,7 +546,7 @@ def _follow_exports(store: Store) -> None:
 
 def _all_facts(store: Store) -> dict[str, dict[str, Any]]:
     """Per incident: the first malicious event, the last event, the event count and the
-    objects touched, from incident_events (three queries for all incidents)."""
+    objects touched, from incident_events (two queries for all incidents)."""
     out: dict[str, dict[str, Any]] = {}
     for r in store.execute(
         """SELECT i.incident_id, arg_min(e.event_id, (e.ts, e.event_id)) AS event_id,
@@ -319,7 +562,7 @@ def _all_facts(store: Store) -> dict[str, dict[str, Any]]:
         GROUP BY i.incident_id"""
     ).dicts():
         iid, last, n = r.pop("incident_id"), r.pop("last"), r.pop("n")
-        r["ts"] = _iso(r["ts"])
+        r["ts"] = iso_z(r["ts"])
         out[iid] = {"first": r, "last": last, "events": n, "objects": []}
     for r in store.execute(
         f"""SELECT i.incident_id, b.object, count(*) AS events, sum(b.rows) AS rows
@@ -332,57 +575,70 @@ def _all_facts(store: Store) -> dict[str, dict[str, Any]]:
     return out
 
 
-def build_incidents(
-    store: Store,
-    gap: dt.timedelta = DEFAULT_GAP,
-    origin_lookback: dt.timedelta = DEFAULT_ORIGIN_LOOKBACK,
-    min_level: str = DEFAULT_MIN_LEVEL,
-) -> list[Incident]:
-    """Rebuild every incident from the stored alerts; return them, most severe first.
+def incident_groups(
+    alerts: list[_AlertKeys], cfg: IncidentConfig
+) -> list[tuple[list[_AlertKeys], dict[str, Any]]]:
+    """The groups of findings that are incidents, each with what opened it.
 
-    Alerts below ``min_level`` (default medium: ``low`` and ``informational``) are building
-    blocks: they join an incident their keys link them to, but never open one alone — an
-    unusual hour or a new home ISP is context, not a case to work."""
-    if min_level not in LEVELS:
-        raise UsageError(f"unknown level {min_level!r}; one of {', '.join(LEVELS)}")
-    floor = LEVELS.index(min_level)
-    groups = [
-        g
-        for g in group_alerts(_alert_keys(store), gap)
-        if max(LEVELS.index(a.level) if a.level in LEVELS else 2 for a in g) >= floor
-    ]
-    by_id = {_incident_id(g): g for g in groups}
+    Findings split off as the victim's own earlier activity are grouped again on their own:
+    they open an incident of their own only if they qualify by themselves."""
+    out = []
+    pending = [alerts]
+    while pending:
+        batch = pending.pop()
+        for group in group_alerts(batch, cfg.gap, cfg.lead):
+            chain, own = trim(group, cfg.lead)
+            if own:
+                pending.append(own)
+            why = opened_by(chain, cfg)
+            if why is not None:
+                out.append((chain, why))
+    return out
+
+
+def build_incidents(store: Store, cfg: IncidentConfig | None = None) -> list[Incident]:
+    """Rebuild every incident from the stored alerts; return them, most severe first."""
+    cfg = cfg or IncidentConfig()
+    if cfg.open_level not in LEVELS:
+        raise UsageError(f"unknown level {cfg.open_level!r}; one of {', '.join(LEVELS)}")
+    groups = incident_groups(_alert_keys(store, cfg), cfg)
+    by_id = {_incident_id(g): (g, why) for g, why in groups}
     incidents: list[Incident] = []
     with store.transaction():
         for table in ("incidents", "incident_alerts", "incident_events"):
             store.execute(f"DELETE FROM {table}")
-        _key_tables(store, by_id)
-        _collect_events(store, gap, origin_lookback)
+        _key_tables(store, {iid: g for iid, (g, _) in by_id.items()})
+        _collect_events(store, cfg)
         _follow_exports(store)
         facts = _all_facts(store)
-        for iid, group in by_id.items():
-            incidents.append(_make(iid, group, facts[iid]))
+        for iid, (group, why) in by_id.items():
+            incidents.append(_make(iid, group, why, facts[iid]))
         store.insert("incident_alerts", [(i.id, a) for i in incidents for a in i.alert_ids])
         store.insert(
             "incidents",
-            [(i.id, i.severity, i.first_malicious_at, i.first_alert_at, i.last_event_at,
-              json.dumps(i.to_dict())) for i in incidents],
+            [(i.id, i.severity, _naive(i.first_malicious_at), _naive(i.first_alert_at),
+              _naive(i.last_event_at), json.dumps(i.to_dict())) for i in incidents],
         )  # fmt: skip
-    return sorted(incidents, key=_rank)
+    return sorted(incidents, key=_order)
 
 
-def _make(iid: str, group: list[_AlertKeys], facts: dict[str, Any]) -> Incident:
+def _naive(iso: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(iso.removesuffix("Z"))
+
+
+def _make(iid: str, group: list[_AlertKeys], why: dict[str, Any], facts: dict[str, Any]
+          ) -> Incident:  # fmt: skip
     tags = {t for a in group for t in a.tags}
     tactics = sorted(
         t.removeprefix("attack.") for t in tags if t.startswith("attack.") and not _technique(t)
     )
     techniques = sorted(t.removeprefix("attack.").upper() for t in tags if _technique(t))
     first_alert = min(a.fired_at for a in group)
-    first_malicious = dt.datetime.fromisoformat(facts["first"]["ts"])
+    first_malicious = _naive(facts["first"]["ts"])
     detected = [a.detected_at for a in group if a.detected_at is not None]
     return Incident(
         id=iid,
-        severity=_severity(group, set(tactics)),
+        severity=_severity(group),
         principals=sorted({p for a in group for p in a.people}),
         user_ids=sorted({u for a in group for u in a.user_ids}),
         source_ips=sorted({i for a in group for i in a.all_ips}),
@@ -394,12 +650,13 @@ def _make(iid: str, group: list[_AlertKeys], facts: dict[str, Any]) -> Incident:
         alert_ids=[a.alert_id for a in group],
         first_malicious_at=facts["first"]["ts"],
         first_malicious_event=facts["first"],
-        first_alert_at=_iso(first_alert),
-        detected_at=_iso(min(detected)) if detected else None,
+        first_alert_at=iso_z(first_alert) or "",
+        detected_at=iso_z(min(detected)) if detected else None,
         time_to_detect_seconds=(first_alert - first_malicious).total_seconds(),
-        last_event_at=_iso(max(facts["last"], max(a.last_ts for a in group))),
+        last_event_at=iso_z(max(facts["last"], max(a.last_ts for a in group))) or "",
         events=facts["events"],
         objects=facts["objects"],
+        opened_by=why,
     )
 
 
@@ -408,12 +665,8 @@ def _technique(tag: str) -> bool:
     return len(name) > 1 and name[0] in "tT" and name[1].isdigit()
 
 
-def _rank(i: Incident) -> tuple:
+def _order(i: Incident) -> tuple:
     return (-LEVELS.index(i.severity), i.first_malicious_at, i.id)
-
-
-def _iso(ts: dt.datetime) -> str:
-    return ts.isoformat()
 
 
 def get_incident(store: Store, incident_id: str) -> Incident:
@@ -469,13 +722,15 @@ def timeline(store: Store, incident: Incident, limit: int = 200) -> list[Timelin
         key = (r["role"], r["source_type"], r["category"], r["object"], r["src_ip"])
         if key == key_prev and entries:
             entries[-1].count += 1
-            entries[-1].last_ts = _iso(r["ts"])
+            entries[-1].last_ts = iso_z(r["ts"]) or ""
             continue
         key_prev = key
-        entries.append(TimelineEntry(_iso(r["ts"]), "event", r["role"], text, 1, r["event_id"]))
+        entries.append(
+            TimelineEntry(iso_z(r["ts"]) or "", "event", r["role"], text, 1, r["event_id"])
+        )
     for a in alerts:
         entries.append(
-            TimelineEntry(_iso(a["ts"]), "alert", a["level"], a["title"], 1, a["alert_id"])
+            TimelineEntry(iso_z(a["ts"]) or "", "alert", a["level"], a["title"], 1, a["alert_id"])
         )
     entries.sort(key=lambda e: (e.ts, e.kind != "event"))
     return entries[:limit]

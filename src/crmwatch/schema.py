@@ -96,6 +96,12 @@ BASE_COLUMNS: tuple[Column, ...] = (
     Column("raw_schema", "VARCHAR", "for CSV rows: the raw_schemas row naming the values"),
     Column("file_id", "BIGINT", "ingest_files row of the first file this event came from"),
     Column("ingest_line", "BIGINT", "line of the record in that file (JSON inputs)"),
+    # Last, so that stores made before it gain it by ALTER TABLE in the same position.
+    Column(
+        "target_user",
+        "VARCHAR",
+        "the account acted on when it is not the actor's: the user a Login-As impersonated",
+    ),
 )
 
 BASE_NAMES: tuple[str, ...] = tuple(c.name for c in BASE_COLUMNS)
@@ -106,15 +112,19 @@ ENRICHED_COLUMNS: tuple[Column, ...] = (
     Column("asn", "BIGINT", "AS number of src_ip (from the source when it reports one)"),
     Column("as_org", "VARCHAR", "AS organisation of src_ip"),
     Column("ip_class", "VARCHAR", "tor | vpn | hosting | corporate | private | unknown"),
-    Column("ua_class", "VARCHAR", "browser | salesforce-tool | script | unknown"),
+    Column("ua_class", "VARCHAR", "browser | mobile-app | salesforce-tool | script | unknown"),
     Column("ingest_file", "VARCHAR", "path of the first file this event came from"),
 )
 
+# Sigma's alert levels, lowest first: the one order every stage compares levels by.
+LEVELS = ("informational", "low", "medium", "high", "critical")
+
 IP_CLASSES = ("private", "corporate", "tor", "vpn", "hosting", "unknown")
-UA_CLASSES = ("browser", "salesforce-tool", "script", "unknown")
+UA_CLASSES = ("browser", "mobile-app", "salesforce-tool", "script", "unknown")
 
 DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS events_base (" + ", ".join(c.ddl for c in BASE_COLUMNS) + ")",
+    "ALTER TABLE events_base ADD COLUMN IF NOT EXISTS target_user VARCHAR",
     """CREATE TABLE IF NOT EXISTS ingest_files (
         file_id BIGINT PRIMARY KEY, path VARCHAR, format VARCHAR, size BIGINT,
         records BIGINT, skipped_headers BIGINT, quarantined BIGINT)""",
@@ -135,6 +145,8 @@ DDL: tuple[str, ...] = (
         event_ids VARCHAR[], key_fields JSON, detected_at TIMESTAMP, fired_at TIMESTAMP)""",
     # Stores made before alerts had fired_at (stored alerts keep NULL: first_ts stands in).
     "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS fired_at TIMESTAMP",
+    # The risk an alert adds to what it names (crmwatch.incidents); NULL: its level's default.
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS risk INTEGER",
     # Incidents are rebuilt from alerts as a whole (crmwatch.incidents); body is the JSON
     # the CLI prints, the other columns are there to sort and filter on.
     """CREATE TABLE IF NOT EXISTS incidents (
@@ -183,7 +195,8 @@ DDL: tuple[str, ...] = (
     # The raw object of a CSV row is rebuilt from its values and its header only when read.
     """CREATE OR REPLACE VIEW events AS
     SELECT b.event_id, b.ts, b.source, b.source_type, b.category, b.outcome, b.status_detail,
-        b.org_id, b.user_id, b.user_name, b.actor_type, b.session_key, b.login_key, b.src_ip,
+        b.org_id, b.user_id, b.user_name, b.actor_type, b.target_user, b.session_key,
+        b.login_key, b.src_ip,
         coalesce(i.country, b.src_country) AS country,
         coalesce(b.src_asn, i.asn) AS asn,
         coalesce(i.as_org, b.src_as_org) AS as_org,
@@ -216,6 +229,7 @@ EVENT_VIEW_COLUMNS: tuple[str, ...] = (
     "user_id",
     "user_name",
     "actor_type",
+    "target_user",
     "session_key",
     "login_key",
     "src_ip",

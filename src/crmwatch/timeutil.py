@@ -18,3 +18,27 @@ def utc_naive(t: dt.datetime) -> dt.datetime:
 def parse_utc(text: str) -> dt.datetime:
     """ISO 8601 (``Z`` or an offset allowed) as naive UTC; raises ValueError if not ISO."""
     return utc_naive(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def iso_z(t: dt.datetime | None) -> str | None:
+    """A stored (naive UTC) or aware time as ISO 8601 with ``Z``: what every JSON output
+    prints, so that no reader takes a UTC time for local time."""
+    if t is None:
+        return None
+    return utc_naive(t).isoformat() + "Z"
+
+
+def parse_duration(value: str) -> dt.timedelta:
+    """``30m``, ``24h``, ``7d``: parsed as a Sigma timespan, like the rules' own windows.
+
+    Raises:
+        ValueError: not such a duration (zero, fractional and unit-less spans included).
+    """
+    from sigma.correlations import SigmaCorrelationTimespan
+    from sigma.exceptions import SigmaError
+
+    try:
+        seconds = SigmaCorrelationTimespan(str(value)).seconds
+    except SigmaError as e:
+        raise ValueError(f"not a duration like 30m, 24h or 7d: {value!r}") from e
+    return dt.timedelta(seconds=seconds)

@@ -21,6 +21,7 @@ from sigma.conversion.state import ConversionState
 from sigma.rule import SigmaRule
 from sigma.types import CompareOperators, SigmaCIDRExpression
 
+from crmwatch.detect.context import NETWORK, PRINCIPAL_KIND, REPORT
 from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
 from crmwatch.errors import RuleError
 from crmwatch.schema import EVENT_VIEW_COLUMNS
@@ -28,11 +29,16 @@ from crmwatch.schema import EVENT_VIEW_COLUMNS
 # Names rules may use beside the columns. ``principal`` is who acted (LoginHistory and some
 # event objects name the user by id only); ``person`` is the principal lower-cased, to match an
 # Okta login email with a Salesforce username; ``hour`` is the UTC hour of day, for baselines
-# of when an integration runs.
+# of when an integration runs; ``principal_kind`` (person | service), ``network`` (AS
+# organisation, else prefix) and ``report`` (a report event's report id) are explained in
+# detect/context.py.
 VIRTUAL_FIELDS = {
     "principal": "coalesce(user_name, user_id)",
     "person": "lower(coalesce(user_name, user_id))",
     "hour": "hour(ts)",
+    "principal_kind": PRINCIPAL_KIND,
+    "network": NETWORK,
+    "report": REPORT,
 }
 
 
@@ -135,6 +141,15 @@ class DuckDBBackend(TextQueryBackend):
             f"coalesce(len(list_filter(json_extract(raw, '{_json_path(root)}[*]'), "
             f"lambda x: {test})) > 0, false)"
         )
+
+    def convert_condition_not(self, cond, state: ConversionState):
+        """``not sel`` holds where ``sel`` does not match, a missing field included: Sigma's
+        meaning. SQL's NOT of a comparison with NULL is NULL, which would drop the event."""
+        result = super().convert_condition_not(cond, state)
+        prefix = self.not_token + self.token_separator
+        if isinstance(result, str) and result.startswith(prefix):
+            return f"NOT coalesce(({result[len(prefix) :]}), false)"
+        return result
 
     def convert_condition_field_eq_val_bool(self, cond, state: ConversionState) -> str:
         """Booleans compare as booleans; raw JSON paths hold them as the text true/false."""

@@ -4,8 +4,11 @@ A Sigma rule may carry a ``baseline:`` block (kept by pySigma as a custom attrib
 
 ``new_terms`` — the event is the first in ``lookback`` whose ``fields`` values (one term, or a
 tuple) occur for its ``group-by`` values; history is what the rule's detection selects, as in
-Elastic's new-terms rules. ``learning`` mutes groups first seen (in any event of the store)
-less than that long ago: on the day logs start, every term is new, and that is not news.
+Elastic's new-terms rules. ``learning`` mutes groups first seen (in any activity event of the
+store) less than that long ago: on the day logs start, every term is new, and that is not
+news. Snapshot records whose time is a creation date rather than something seen happening
+(an OauthToken's ``CreatedDate``, often years old) do not count as activity: the day logs
+start is the first day the group was seen doing something.
 ``candidates`` (a Sigma detection item) narrows which new events alert without narrowing
 the history: "first login without MFA" learns from every login, alerts on ``mfa: false``::
 
@@ -16,6 +19,18 @@ the history: "first login without MFA" learns from every login, alerts on ``mfa:
       lookback: 30d
       learning: 7d
       candidates: {mfa: false}
+
+``candidates`` may also be a detection block of its own, with named selections and a
+``condition`` (``{api: {ua_class: browser}, anon: {ip_class: [tor, vpn]}, condition: anon and
+not api}``).
+
+``travel`` — two consecutive selected events of a group (successful sign-ins of a person) in
+countries further apart than ``speed`` km/h allows in the time between them: impossible
+travel. Distances are the shortest between the two countries' towns (detect/context.py), so a
+border crossing is never impossible; ``lookback`` bounds how far back the previous sign-in is
+looked for::
+
+    baseline: {type: travel, group-by: [person], speed: 1000, lookback: 1d}
 
 ``volume`` — per group and ``bucket``, the sum of ``value`` over the selected events exceeds
 ``max(factor × the group's highest bucket in the lookback, floor)``. The highest bucket, not
@@ -37,9 +52,12 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from crmwatch.detect.backend import field_sql, rule_where
+from crmwatch.detect.context import CELL_SLACK_KM, distance_km
 from crmwatch.errors import RuleError
 
-KINDS = ("new_terms", "volume")
+KINDS = ("new_terms", "volume", "travel")
+# Records that describe a state with its creation date, not an action seen when it happened.
+SNAPSHOT_TYPES = ("api:OauthToken",)
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,7 @@ class Baseline:
     bucket: int = 3600
     factor: float = 10.0
     floor: float = 0.0
+    speed: float = 1000.0  # km/h, travel
 
 
 def _seconds(spec: dict, key: str, default: str | None, where: str) -> int:
@@ -110,6 +129,7 @@ def parse_baseline(rule: SigmaRule) -> Baseline | None:
         "bucket",
         "factor",
         "floor",
+        "speed",
     }
     if unknown:
         raise RuleError(f"{where}: unknown baseline keys {sorted(unknown)}")
@@ -131,6 +151,14 @@ def parse_baseline(rule: SigmaRule) -> Baseline | None:
             learning=learning,
             candidates=candidates,
         )
+    if spec["type"] == "travel":
+        try:
+            speed = float(spec.get("speed", 1000))
+        except (TypeError, ValueError) as e:
+            raise RuleError(f"{where}: baseline speed must be a number (km/h)") from e
+        if speed <= 0:
+            raise RuleError(f"{where}: baseline speed must be positive (km/h)")
+        return Baseline("travel", group_by, lookback, speed=speed)
     try:
         factor, floor = float(spec.get("factor", 10)), float(spec.get("floor", 0))
     except (TypeError, ValueError) as e:
@@ -148,13 +176,29 @@ def parse_baseline(rule: SigmaRule) -> Baseline | None:
 
 
 def _candidates_where(rule: SigmaRule, item: dict) -> str:
-    probe = SigmaRule.from_dict(
-        {
-            "title": f"{rule.title} (candidates)",
-            "logsource": {"product": "crmwatch"},
-            "detection": {"candidates": item, "condition": "candidates"},
-        }
-    )
+    return detection_where(rule, item, "candidates")
+
+
+def detection_where(rule: SigmaRule, item: object, what: str) -> str:
+    """A WHERE clause for a detection written inside a rule's crmwatch keys: one selection
+    (a mapping or a list of mappings), or named selections with a ``condition``."""
+    where = f"rule {rule.title!r}: {what}"
+    if isinstance(item, dict) and "condition" in item:
+        detection = dict(item)
+    elif isinstance(item, dict | list):
+        detection = {"sel": item, "condition": "sel"}
+    else:
+        raise RuleError(f"{where} must be a selection or a detection with a condition")
+    try:
+        probe = SigmaRule.from_dict(
+            {
+                "title": f"{rule.title} ({what})",
+                "logsource": {"product": "crmwatch"},
+                "detection": detection,
+            }
+        )
+    except SigmaError as e:
+        raise RuleError(f"{where}: {e}") from e
     return rule_where(probe)
 
 
@@ -167,17 +211,20 @@ def selected_sql(rule: SigmaRule, window: Window) -> str:
         return f"SELECT * FROM events WHERE ({where}) AND {window.sql()}"
     if b.kind == "new_terms":
         return new_terms_sql(where, b, window)
-    raise RuleError(f"rule {rule.title!r}: a volume baseline raises alerts, it selects no events")
+    raise RuleError(f"rule {rule.title!r}: a {b.kind} baseline raises alerts, it selects no events")
 
 
 def _learnt(b: Baseline, g: list[str], gk: list[str], alias: str, window: Window) -> str:
-    """A join keeping rows whose group was first seen, in any event, at least ``learning``
-    before the row's ``_at``. (A join, not a correlated EXISTS: DuckDB plans it once.)"""
+    """A join keeping rows whose group was first seen, in any activity event, at least
+    ``learning`` before the row's ``_at``. (A join, not a correlated EXISTS: DuckDB plans it
+    once.)"""
     if not b.learning:
         return ""
+    snapshots = ", ".join(f"'{t}'" for t in SNAPSHOT_TYPES)
     first = (
         f"SELECT {''.join(x + ', ' for x in g)}min(ts) AS _first FROM events "
-        f"WHERE {Window(None, window.hi).sql()}{' GROUP BY ALL' if g else ''}"
+        f"WHERE {Window(None, window.hi).sql()} AND coalesce(source_type, '') NOT IN ({snapshots})"
+        f"{' GROUP BY ALL' if g else ''}"
     )
     same = "".join(f"f.{k} IS NOT DISTINCT FROM {alias}.{k} AND " for k in gk)
     return f"JOIN ({first}) f ON {same}{alias}._at - f._first >= INTERVAL '{b.learning} seconds'"
@@ -259,3 +306,37 @@ SELECT s.* EXCLUDE (_at), s._at AS first_ts, f.fired_at,
 FROM firing s JOIN fired f ON {same.replace("e.", "f.")}f.b = s.b
 JOIN sel e ON {same}e.b = s.b
 GROUP BY ALL ORDER BY first_ts"""
+
+
+def travel_sql(where: str, b: Baseline, window: Window) -> str:
+    """One row per impossible move: ``g0…``, ``first_ts`` (the earlier sign-in), ``last_ts``
+    and ``fired_at`` (the later one), ``event_ids`` (both), ``from_country``, ``to_country``,
+    ``km`` (the shortest distance between the countries' towns) and ``kmh`` (the speed the
+    move needs). Reads ``country_cells`` (detect/context.py)."""
+    g = [f"{field_sql(f)} AS g{i}" for i, f in enumerate(b.group_by)]
+    gk = [f"g{i}" for i in range(len(b.group_by))]
+    part = f"PARTITION BY {', '.join(gk)} " if gk else ""
+    history = window.widened(b.lookback)
+    present = " AND ".join([f"{k} IS NOT NULL" for k in gk] + ["country IS NOT NULL"])
+    hours = "greatest(epoch(m.ts - m.prev_ts) / 3600, 1.0 / 60)"
+    return f"""
+WITH sel AS (
+    SELECT event_id, ts, country, {"".join(x + ", " for x in g)}1 AS _one FROM events
+    WHERE ({where}) AND {history.sql()}),
+seq AS (
+    SELECT *, lag(country) OVER w AS prev_country, lag(ts) OVER w AS prev_ts,
+        lag(event_id) OVER w AS prev_id
+    FROM sel WHERE {present} WINDOW w AS ({part}ORDER BY ts, event_id)),
+moves AS (
+    SELECT * FROM seq WHERE prev_country IS NOT NULL AND country <> prev_country
+      AND ts - prev_ts <= INTERVAL '{b.lookback} seconds' AND {window.sql("ts")}),
+pairs AS (SELECT DISTINCT prev_country AS a, country AS b FROM moves),
+dist AS (
+    SELECT p.a, p.b, greatest(min({distance_km("ca", "cb")}) - {CELL_SLACK_KM}, 0) AS km
+    FROM pairs p JOIN country_cells ca ON ca.country = p.a
+    JOIN country_cells cb ON cb.country = p.b GROUP BY ALL)
+SELECT {"".join(f"m.{k}, " for k in gk)}m.prev_ts AS first_ts, m.ts AS last_ts,
+    m.ts AS fired_at, [m.prev_id, m.event_id] AS event_ids, m.prev_country AS from_country,
+    m.country AS to_country, round(d.km) AS km, round(d.km / {hours}) AS kmh
+FROM moves m JOIN dist d ON d.a = m.prev_country AND d.b = m.country
+WHERE d.km / {hours} > {b.speed}"""

@@ -27,10 +27,25 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from crmwatch.detect.baseline import parse_baseline
+from crmwatch.detect.baseline import detection_where, parse_baseline
 from crmwatch.errors import Location, RuleError
+from crmwatch.schema import LEVELS
 
 BUILTIN_DIR = "rules"
+
+# The risk a finding adds to what it names (crmwatch.incidents), by level, unless its rule
+# says ``risk:``. High and critical findings open an incident by themselves; lower ones add up.
+LEVEL_RISK = {"informational": 0, "low": 10, "medium": 25, "high": 60, "critical": 100}
+
+
+@dataclass(frozen=True)
+class ContextLevel:
+    """``levels:`` entry: the alert takes ``level`` when ``all`` (every evidence event) or
+    ``any`` (at least one) of its evidence events match ``where``."""
+
+    level: str
+    quantifier: str  # all | any
+    where: str
 
 
 @dataclass
@@ -40,6 +55,8 @@ class RuleTest:
     events: list[dict]
     # The org's own networks for this test (``ip_class: corporate``), as crmwatch.toml sets them.
     corporate_cidrs: tuple[str, ...] = ()
+    # The level every alert of a matching case must have (``levels:`` by context).
+    level: str | None = None
 
 
 @dataclass
@@ -59,6 +76,17 @@ class RuleFile:
     def level(self) -> str:
         """The alert level, ``medium`` when the rule gives none."""
         return self.main.level.name.lower() if self.main.level else "medium"
+
+    @property
+    def risk(self) -> int:
+        """The risk an alert at the rule's own level adds: ``risk:`` or the level's default."""
+        value = (getattr(self.main, "custom_attributes", None) or {}).get("risk")
+        return LEVEL_RISK.get(self.level, 25) if value is None else int(value)
+
+    @property
+    def context_levels(self) -> list[ContextLevel]:
+        """The rule's ``levels:`` (validated when the file is loaded), first match wins."""
+        return parse_levels(self.main)
 
     @property
     def kind(self) -> str:
@@ -106,12 +134,20 @@ def load_rule_file(path: Path, collect_errors: bool = False) -> RuleFile:
                         f"test {t.get('name')!r}: expected must be match or no_match",
                         Location(path),
                     )
+                level = t.get("level")
+                if level is not None and (level not in LEVELS or expected != "match"):
+                    raise RuleError(
+                        f"test {t.get('name')!r}: level must be one of {', '.join(LEVELS)}, "
+                        "on a case expected to match",
+                        Location(path),
+                    )
                 rf.tests.append(
                     RuleTest(
                         str(t.get("name")),
                         expected == "match",
                         t.get("events") or [],
                         tuple(t.get("corporate_cidrs") or ()),
+                        level,
                     )
                 )
         rf.rules = list(SigmaCollection.from_dicts(docs).rules)
@@ -120,6 +156,8 @@ def load_rule_file(path: Path, collect_errors: bool = False) -> RuleFile:
         for rule in rf.rules:
             if isinstance(rule, SigmaRule):
                 parse_baseline(rule)
+        _check_risk(rf.main)
+        parse_levels(rf.main)
     except (yaml.YAMLError, SigmaError, RuleError, OSError) as e:
         if not collect_errors:
             raise RuleError(f"cannot load rule: {e}", Location(path)) from e
@@ -141,3 +179,31 @@ def event_row(event: dict) -> dict:
     if isinstance(row.get("raw"), dict):
         row["raw"] = json.dumps(row["raw"])
     return row
+
+
+def _check_risk(rule: SigmaRule | SigmaCorrelationRule) -> None:
+    value = (getattr(rule, "custom_attributes", None) or {}).get("risk")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise RuleError(f"rule {rule.title!r}: risk must be a whole number from 0 to 100")
+
+
+def parse_levels(rule: SigmaRule | SigmaCorrelationRule) -> list[ContextLevel]:
+    """A rule's ``levels:`` list: ``[{level: medium, all: {ip_class: corporate}}, …]``."""
+    spec = (getattr(rule, "custom_attributes", None) or {}).get("levels")
+    if spec is None:
+        return []
+    where = f"rule {rule.title!r}: levels"
+    if not isinstance(spec, list):
+        raise RuleError(f"{where} must be a list of {{level, all|any}} entries")
+    out = []
+    for entry in spec:
+        if not isinstance(entry, dict) or entry.get("level") not in LEVELS:
+            raise RuleError(f"{where}: each entry needs a level, one of {', '.join(LEVELS)}")
+        quantifiers = [q for q in ("all", "any") if q in entry]
+        if len(quantifiers) != 1 or set(entry) - {"level", "all", "any"}:
+            raise RuleError(f"{where}: each entry has a level and exactly one of all, any")
+        q = quantifiers[0]
+        out.append(ContextLevel(entry["level"], q, detection_where(rule, entry[q], "levels")))
+    return out

@@ -18,10 +18,18 @@ from typing import Any
 from sigma.correlations import SigmaCorrelationRule
 
 from crmwatch.detect.backend import rule_where
-from crmwatch.detect.baseline import Window, parse_baseline, selected_sql, volume_sql
+from crmwatch.detect.baseline import (
+    Window,
+    parse_baseline,
+    selected_sql,
+    travel_sql,
+    volume_sql,
+)
+from crmwatch.detect.context import prepare
 from crmwatch.detect.correlation import correlation_sql
-from crmwatch.detect.rules import RuleFile
+from crmwatch.detect.rules import LEVEL_RISK, RuleFile
 from crmwatch.errors import RuleError
+from crmwatch.sources.sqlmap import lit
 from crmwatch.store import Store
 
 
@@ -41,6 +49,7 @@ class Alert:
     # event that completed a correlation or took a volume bucket over its threshold. A
     # streaming deployment would have alerted then; time-to-detect is measured to it.
     fired_at: dt.datetime | None = None
+    risk: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.__dict__.copy()
@@ -55,7 +64,7 @@ class Alert:
 
 ALERT_COLUMNS = (
     "alert_id, rule_id, title, level, tags, principal, first_ts, last_ts, event_ids, key_fields, "
-    "fired_at"
+    "fired_at, risk"
 )
 
 
@@ -72,6 +81,10 @@ def alert_sql(rf: RuleFile, window: Window) -> tuple[str, list]:
         base += f" AND {window.sql('last_ts')}"
         principal = _joined_groups(n_groups)
         fields = "to_json({'count': n})"
+    elif b is not None and b.kind == "travel":
+        base = travel_sql(rule_where(main), b, window)
+        principal = _joined_groups(len(b.group_by))
+        fields = "to_json({'from': from_country, 'to': to_country, 'km': km, 'kmh': kmh})"
     elif b is not None and b.kind == "volume":
         base = volume_sql(rule_where(main), b, window)
         principal = _joined_groups(len(b.group_by))
@@ -99,16 +112,40 @@ def alert_sql(rf: RuleFile, window: Window) -> tuple[str, list]:
             + (", 'new_terms': new_terms" if b is not None else "")
             + "})"
         )
-    fired = "fired_at" if is_correlation or (b is not None and b.kind == "volume") else "first_ts"
+    timed = is_correlation or (b is not None and b.kind != "new_terms")
+    fired = "fired_at" if timed else "first_ts"
     sql = (
         f"SELECT md5(concat(?, '|', coalesce({principal}, 'None'), '|', event_ids[1])) "
         f"AS alert_id, ? AS rule_id, ? AS title, ? AS level, ?::VARCHAR[] AS tags, "
         f"{principal} AS principal, first_ts, last_ts, event_ids, {fields}::JSON AS key_fields, "
-        f"{fired} AS fired_at "
+        f"{fired} AS fired_at, {int(rf.risk)} AS risk "
         f"FROM ({base})"
     )
     params = [rf.rule_id, rf.rule_id, main.title, rf.level, [str(t) for t in (main.tags or [])]]
-    return sql, params
+    return _with_context_levels(sql, rf), params
+
+
+def _with_context_levels(sql: str, rf: RuleFile) -> str:
+    """Give each alert the first of the rule's ``levels:`` its evidence events meet (all of
+    them, or any), and that level's default risk; alerts meeting none keep the rule's own."""
+    levels = rf.context_levels
+    if not levels:
+        return sql
+    tests = ", ".join(
+        f"bool_{'and' if c.quantifier == 'all' else 'or'}(coalesce(({c.where}), false)) AS c{i}"
+        for i, c in enumerate(levels)
+    )
+    level = " ".join(f"WHEN _ctx.c{i} THEN {lit(c.level)}" for i, c in enumerate(levels))
+    risk = " ".join(
+        f"WHEN _ctx.c{i} THEN {LEVEL_RISK[c.level]}" for i, c in enumerate(levels)
+    )
+    return f"""SELECT * FROM (
+WITH _a AS ({sql}),
+_ev AS (SELECT alert_id, unnest(event_ids) AS event_id FROM _a),
+_ctx AS (SELECT _ev.alert_id, {tests} FROM _ev JOIN events USING (event_id) GROUP BY ALL)
+SELECT _a.* REPLACE (CASE {level} ELSE _a.level END AS level,
+    CASE {risk} ELSE _a.risk END AS risk)
+FROM _a LEFT JOIN _ctx USING (alert_id))"""
 
 
 def _joined_groups(n: int) -> str:
@@ -126,6 +163,7 @@ def run_rule(
     store: Store, rf: RuleFile, since: dt.datetime | None = None, until: dt.datetime | None = None
 ) -> list[Alert]:
     """The alerts one rule file raises over the store (nothing is written)."""
+    prepare(store)
     sql, params = alert_sql(rf, Window(since, until))
     return _alerts(store.execute(f"{sql} ORDER BY first_ts, alert_id", params).dicts())
 
@@ -157,6 +195,7 @@ def detect(
         if rf.errors:
             raise RuleError(f"{rf.path.name}: {rf.errors[0]}")
     window = Window(since, until)
+    prepare(store)
     store.execute(
         f"CREATE OR REPLACE TEMP TABLE run_alerts AS SELECT {ALERT_COLUMNS} FROM alerts WHERE false"
     )

@@ -19,10 +19,13 @@ class TestResult:
     rule: RuleFile
     test: RuleTest
     alerts: int
+    levels: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
-        return (self.alerts > 0) == self.test.expected
+        if (self.alerts > 0) != self.test.expected:
+            return False
+        return self.test.level is None or set(self.levels) == {self.test.level}
 
 
 def run_test(rf: RuleFile, test: RuleTest) -> TestResult:
@@ -41,7 +44,8 @@ def run_test(rf: RuleFile, test: RuleTest) -> TestResult:
                 list(row.values()),
             )
         enrich(store, EnrichConfig(corporate_cidrs=test.corporate_cidrs))
-        return TestResult(rf, test, len(run_rule(store, rf)))
+        alerts = run_rule(store, rf)
+        return TestResult(rf, test, len(alerts), tuple(sorted({a.level for a in alerts})))
 
 
 def run_tests(rule_files: list[RuleFile]) -> list[TestResult]:

@@ -1,4 +1,9 @@
-"""User-agent → class: browser, salesforce-tool, script or unknown.
+"""User-agent → class: browser, mobile-app, salesforce-tool, script or unknown.
+
+``mobile-app`` is the Salesforce mobile app, whose user agent starts with the Mobile SDK's
+own token (forcedotcom/SalesforceMobileSDK-iOS, SalesforceSDKManager: ``SalesforceMobileSDK/
+<version> <os>/<version> (<model>) <app>/<version> Native uid_… ftr_… <web view agent>``):
+a person's phone, not a script, although it reads through the REST API.
 
 The attacker-known strings come from the 2025 Salesforce campaigns: ``Salesforce-Multi-Org-
 Fetcher/1.0`` and ``Salesforce-CLI/1.0`` (UNC6395, Gainsight), ``python-requests/2.32.4`` and
@@ -11,11 +16,13 @@ from __future__ import annotations
 
 import re
 
-# First match wins: tools before scripts (Data Loader's UA names its Java runtime), scripts
-# before browsers (some scripts claim "Mozilla/5.0").
+# First match wins: the mobile app first (its web view part claims to be a browser), tools
+# before scripts (Data Loader's UA names its Java runtime), scripts before browsers (some
+# scripts claim "Mozilla/5.0").
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (cls, re.compile(p, re.IGNORECASE))
     for cls, p in (
+        ("mobile-app", r"^SalesforceMobileSDK/|\bSalesforce1/|^Salesforce for (iOS|Android)\b"),
         (
             "salesforce-tool",
             r"Salesforce-Multi-Org-Fetcher|Salesforce-CLI|sfdx|@salesforce/cli"

@@ -77,6 +77,25 @@ ELF_HEADERS: dict[str, tuple[str, ...]] = {
         "REPORT_ID_DERIVED",
         "ORIGIN",
     ),
+    # Login As event type (EventLogFile field reference): the administrator in DELEGATED_*,
+    # the user they act as in USER_ID.
+    "LoginAs": (
+        "EVENT_TYPE",
+        "TIMESTAMP",
+        "REQUEST_ID",
+        "ORGANIZATION_ID",
+        "USER_ID",
+        "RUN_TIME",
+        "CPU_TIME",
+        "SESSION_KEY",
+        "LOGIN_KEY",
+        "DELEGATED_USER_ID",
+        "DELEGATED_USER_NAME",
+        "TIMESTAMP_DERIVED",
+        "USER_ID_DERIVED",
+        "DELEGATED_USER_ID_DERIVED",
+        "CLIENT_IP",
+    ),
     "Logout": (
         "EVENT_TYPE",
         "TIMESTAMP",
@@ -158,7 +177,14 @@ class Log:
     elf: dict[tuple[str, dt.date], list[dict]] = field(default_factory=lambda: defaultdict(list))
     objects: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     okta: list[dict] = field(default_factory=list)
+    # (username, ISO date) → the noise sources that shaped that person's day (realistic mode)
+    noise: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     _n: int = 0
+
+    def label(self, user: User, ts: dt.datetime | dt.date, source: str) -> None:
+        """Record that ``source`` shaped ``user``'s activity on that (UTC) day."""
+        day = ts.date() if isinstance(ts, dt.datetime) else ts
+        self.noise[(user.username, day.isoformat())].add(source)
 
     def _next(self, what: str) -> str:
         self._n += 1
@@ -242,6 +268,45 @@ class Log:
             ENTITY_NAME=obj, URI_ID_DERIVED=record_id,
         )  # fmt: skip
 
+    def rest_get(
+        self, ts: dt.datetime, user: User, ip: str, key: str, session: str, *, uri: str,
+        obj: str, rows: int,
+    ) -> Ref:  # fmt: skip
+        """A REST read, as the mobile app makes them (UI API record and list requests)."""
+        return self._elf(
+            "RestApi", ts, user, ip, URI=uri, SESSION_KEY=session, LOGIN_KEY=key,
+            REQUEST_STATUS="S", METHOD="GET", MEDIA_TYPE="application/json", STATUS_CODE=200,
+            USER_AGENT=9999, ROWS_PROCESSED=rows, ENTITY_NAME=obj, URI_ID_DERIVED="",
+        )  # fmt: skip
+
+    def login_as(
+        self, ts: dt.datetime, admin: User, target: User, ip: str, key: str, session: str
+    ) -> list[Ref]:
+        """An administrator logging in as another user: the LoginAs EventLogFile row and the
+        setup audit entry Salesforce writes for it."""
+        ref = self._elf(
+            "LoginAs", ts, target, ip, SESSION_KEY=session, LOGIN_KEY=key,
+            DELEGATED_USER_ID=admin.id15, DELEGATED_USER_ID_DERIVED=admin.sf_id,
+            DELEGATED_USER_NAME=admin.username,
+        )  # fmt: skip
+        audit = self.setup_change(
+            ts, admin, "suOrgAdminLogin", "Manage Users",
+            f"Logged in using Login-As access for {target.username}", delegate=admin.username,
+        )  # fmt: skip
+        return [ref, audit]
+
+    def describe(
+        self, ts: dt.datetime, user: User, ip: str, key: str, session: str, *, method: str,
+        obj: str, app: str,
+    ) -> Ref:  # fmt: skip
+        """A SOAP describe call (describeGlobal, describeSObjects), as tools make on start."""
+        return self._elf(
+            "API", ts, user, ip, SESSION_KEY=session, LOGIN_KEY=key, REQUEST_STATUS="S",
+            API_TYPE="P", API_VERSION="62.0", CLIENT_NAME=app, METHOD_NAME=method,
+            ENTITY_NAME=obj, ROWS_PROCESSED=0, REQUEST_SIZE=300, RESPONSE_SIZE=90_000,
+            URI_ID_DERIVED="",
+        )  # fmt: skip
+
     def report_run(
         self, ts: dt.datetime, user: User, ip: str, key: str, session: str, *, report_id: str,
         obj: str, rows: int,
@@ -254,7 +319,9 @@ class Log:
             REPORT_ID_DERIVED=report_id, ORIGIN="ReportRunFromLightning",
         )  # fmt: skip
 
-    def logout(self, ts: dt.datetime, user: User, ip: str, key: str, session: str) -> Ref:
+    def logout(
+        self, ts: dt.datetime, user: User, ip: str, key: str, session: str, ua: str | None = None
+    ) -> Ref:
         return self._elf(
             "Logout",
             ts,
@@ -263,7 +330,7 @@ class Log:
             USER_TYPE="Standard",
             SESSION_TYPE="UI",
             SESSION_LEVEL="STANDARD",
-            BROWSER_TYPE=user.user_agent,
+            BROWSER_TYPE=ua or user.user_agent,
             USER_INITIATED_LOGOUT="1",
             SESSION_KEY=session,
             LOGIN_KEY=key,
@@ -414,10 +481,12 @@ class Log:
         columns: list[tuple[str, str]],
         obj: str,
         records: list[str],
+        report_id: str | None = None,
     ) -> list[Ref]:
         """A report exported to CSV: the ReportExport EventLogFile row (columns in
-        REPORT_DESCRIPTION) and the stored ReportEvent (column labels and record ids)."""
-        report_id = sf_id("00O", int(self._next("report")[:8], 16))
+        REPORT_DESCRIPTION) and the stored ReportEvent (column labels and record ids). A
+        team's recurring report keeps its ``report_id``; without one, a report of its own."""
+        report_id = report_id or sf_id("00O", int(self._next("report")[:8], 16))
         meta = {
             "reportMetadata": {
                 "name": report,
@@ -537,7 +606,13 @@ class Log:
         return ("api:OauthToken", "Id", tid)
 
     def setup_change(
-        self, ts: dt.datetime, user: User, action: str, section: str, display: str
+        self,
+        ts: dt.datetime,
+        user: User,
+        action: str,
+        section: str,
+        display: str,
+        delegate: str | None = None,
     ) -> Ref:
         sid = sf_id("0Ym", int(self._next("audit")[:10], 16))
         self.objects["SetupAuditTrail"].append(
@@ -550,7 +625,7 @@ class Log:
                 "CreatedDate": _sf_time(ts),
                 "CreatedById": user.sf_id,
                 "CreatedBy": {"Username": user.username},
-                "DelegateUser": None,
+                "DelegateUser": delegate,
             }
         )
         return ("api:SetupAuditTrail", "Id", sid)
@@ -622,6 +697,8 @@ _OKTA_MESSAGES = {
 
 def _browser(ua: str) -> str:
     """LoginHistory's Browser: a name and major version, not the user-agent string."""
+    if ua.startswith("SalesforceMobileSDK/"):
+        return "Unknown"
     for name in ("Chrome", "Safari", "Firefox", "Edge"):
         if name + "/" in ua:
             return f"{name} {ua.split(name + '/')[-1].split('.')[0]}"

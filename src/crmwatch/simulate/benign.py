@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from crmwatch.simulate.activity import Log, User, sf_id
 from crmwatch.simulate.world import (
@@ -48,6 +49,9 @@ class Org:
     users: list[User]
     integrations: dict[str, User]
     contacts_by_country: dict[str, list[str]] = field(default_factory=dict)
+    # realistic mode (crmwatch.simulate.realistic): each person's habits, and trips abroad
+    habits: dict[int, Any] = field(default_factory=dict)
+    trips: dict[int, Any] = field(default_factory=dict)
 
     def staff(self, country: str | None = None, role: str | None = None) -> list[User]:
         return [
@@ -81,6 +85,9 @@ def make_org(rng: random.Random, employees: int) -> Org:
         else:
             first, last = c.first_names[k], c.last_names[rng.randrange(len(c.last_names))]
         first = "".join(ch for ch in first if ch.isascii()) + (str(n) if n >= 20 else "")
+        if any(u.first == first.replace(" ", "") and u.last == last.replace(" ", "")
+               for u in users):  # fmt: skip
+            first += str(n)  # two founding staff of the same name: usernames are unique
         users.append(
             User(
                 n,

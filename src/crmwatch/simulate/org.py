@@ -28,6 +28,8 @@ from crmwatch.errors import UsageError
 from crmwatch.simulate.activity import ELF_HEADERS, Log
 from crmwatch.simulate.benign import benign, make_org
 from crmwatch.simulate.customers import make_snapshot
+from crmwatch.simulate.networks import DECLARED
+from crmwatch.simulate.realistic import SOURCES, realistic, realistic_staff, staffing
 from crmwatch.simulate.scenarios import SCENARIOS, Context
 from crmwatch.simulate.world import COUNTRIES
 
@@ -56,6 +58,7 @@ measures_proposed = [
 ]
 """
 MIN_DAYS = 14  # scenarios run in the second week, after the baselines' 7-day learning
+NOISE = ("realistic", "clean")
 
 
 @dataclass
@@ -76,8 +79,20 @@ def simulate(
     days: int = 14,
     scenarios: list[str] | None = None,
     seed: int = 7,
+    noise: str = "realistic",
+    start: dt.date | None = None,
 ) -> Simulated:
-    """Write a simulated org's logs, snapshot and ground truth under ``out``."""
+    """Write a simulated org's logs, snapshot and ground truth under ``out``.
+
+    Args:
+        noise: ``realistic`` (the default) writes the noise a real company's logs carry
+            (crmwatch.simulate.realistic); ``clean`` the regular traffic of the first
+            simulator, byte for byte.
+        start: the first day (default 2025-06-02, a Monday); scenarios run in week two.
+    """
+    if noise not in NOISE:
+        raise UsageError(f"unknown --noise {noise!r}; one of {', '.join(NOISE)}")
+    first = dt.datetime.combine(start, dt.time()) if start else START
     names = list(SCENARIOS) if scenarios is None else scenarios
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -88,36 +103,51 @@ def simulate(
         raise UsageError("--employees must be at least 40 (every country needs its staff)")
     if customers < 1000:
         raise UsageError("--customers must be at least 1000")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
     rng = random.Random(seed)
     org = make_org(rng, employees)
     owners: dict[str, list[str]] = {}
     for u in org.staff(role="advisor"):
         owners.setdefault(u.country, []).append(u.sf_id)
-    snap = make_snapshot(rng, customers, START, owners)
-    stamp = START.strftime("%Y-%m-%dT%H:%M:%S")
+    snap = make_snapshot(rng, customers, first, owners)
+    stamp = first.strftime("%Y-%m-%dT%H:%M:%S")
     for c in snap.contacts:  # advisors open the records of clients who already exist
         if c["CreatedDate"][:19] < stamp:
             org.contacts_by_country.setdefault(c["MailingCountryCode"], []).append(c["Id"])
     log = Log(seed)
-    benign(log, org, rng, START, days)
-    ctx = Context(log, org, snap, random.Random(seed + 1), START)
+    if noise == "clean":
+        benign(log, org, rng, first, days)
+        user_days = employees * days
+    else:
+        realistic_staff(rng, org, days)
+        user_days = realistic(log, org, rng, first, days)
+    ctx = Context(log, org, snap, random.Random(seed + 1), first)
     truths = [SCENARIOS[n](ctx) for n in names]
-    files = _write(out, log, snap)
+    files = _write(out, log, snap, noise)
     truth = {
         "seed": seed,
-        "start": START.isoformat(),
+        "start": first.isoformat(),
         "days": days,
         "customers": customers,
         "employees": employees,
-        "user_days": employees * days,
+        "noise": noise,
+        "user_days": user_days,
         "scenarios": [t.to_dict() for t in truths],
     }
+    if noise != "clean":
+        truth["staffing"] = staffing(org)
+        truth["noise_sources"] = SOURCES
+        truth["noise_days"] = [
+            {"user": user, "date": day, "sources": sorted(sources)}
+            for (user, day), sources in sorted(log.noise.items())
+        ]
     (out / "ground_truth.json").write_text(json.dumps(truth, ensure_ascii=False))
     events = sum(len(r) for r in log.elf.values()) + sum(len(r) for r in log.objects.values())
     return Simulated(out, len(files), events + len(log.okta), customers, employees, days, names)
 
 
-def _write(out: Path, log: Log, snap) -> list[Path]:
+def _write(out: Path, log: Log, snap, noise: str) -> list[Path]:
     paths = []
     elf = out / "logs" / "salesforce" / "elf"
     elf.mkdir(parents=True, exist_ok=True)
@@ -150,9 +180,16 @@ def _write(out: Path, log: Log, snap) -> list[Path]:
     paths.append(path)
     paths += snap.write(out / "snapshot")
     (out / "org.toml").write_text(ORG_FILE)
-    cidrs = sorted(f"{c.office}.0/24" for c in COUNTRIES)
+    if noise == "clean":
+        cidrs = sorted(f"{c.office}.0/24" for c in COUNTRIES)
+        note = "# The simulated org's boutique networks: their sign-ins are corporate.\n"
+    else:
+        cidrs = list(DECLARED)
+        note = (
+            "# The ranges IT had declared: headquarters, and some boutiques' first /24. The rest\n"
+            "# of the offices' NAT pools is not listed, as in many real configurations.\n"
+        )
     (out / "crmwatch.toml").write_text(
-        "# The simulated org's boutique networks: their sign-ins are corporate.\n[enrich]\n"
-        f"corporate_cidrs = {json.dumps(cidrs)}\n"
+        f"{note}[enrich]\ncorporate_cidrs = {json.dumps(cidrs)}\n"
     )
     return paths

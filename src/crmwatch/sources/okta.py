@@ -83,6 +83,13 @@ class OktaSource(JsonSource):
             "'$.displayName')"
         )
         e["operation"] = rtype
+        # Impersonation names the person acted as among the targets (type User).
+        e["target_user"] = (
+            f"(CASE WHEN starts_with({rtype}, 'user.session.impersonation') THEN "
+            "json_extract_string(list_filter(coalesce(try_cast(json_extract(coalesce(doc, raw), "
+            "'$.target') AS JSON[]), []), "
+            "lambda t: json_extract_string(t, '$.type') = 'User')[1], '$.alternateId') END)"
+        )
         e["mfa"] = (
             f"(CASE WHEN {rtype} = 'user.authentication.auth_via_mfa' THEN "
             f"upper({result}) = 'SUCCESS' END)"

@@ -172,8 +172,25 @@ class SfObjectSource(JsonSource):
         e["outcome"] = f"(CASE {' '.join(outcome)} ELSE 'unknown' END)" if outcome else "'unknown'"
         e["status_detail"] = first(ref, "Status", "JobStatus", "PolicyOutcome")
         e["org_id"] = first(ref, "OrganizationId", "DelegatedOrganizationId")
-        e["user_id"] = first(ref, "UserId", "CreatedById", "UserIdentifier")
-        e["user_name"] = first(ref, "Username", "CreatedBy.Username")
+        # LoginAsEvent(Log) names the administrator in Delegated*: the actor. The user they
+        # logged in as (Username, UserId) is the target.
+        delegated = first(ref, "DelegatedUsername", "DelegatedUserName", "DelegatedUserIdentifier")
+        user_id = first(ref, "UserId", "CreatedById", "UserIdentifier")
+        user_name = first(ref, "Username", "CreatedBy.Username")
+        if delegated == "NULL":
+            e["user_id"], e["user_name"] = user_id, user_name
+        else:
+            e["user_id"] = (
+                f"(CASE WHEN {delegated} IS NOT NULL THEN "
+                f"{first(ref, 'DelegatedUserIdentifier')} ELSE {user_id} END)"
+            )
+            e["user_name"] = (
+                f"(CASE WHEN {delegated} IS NOT NULL THEN "
+                f"{first(ref, 'DelegatedUsername', 'DelegatedUserName')} ELSE {user_name} END)"
+            )
+            e["target_user"] = (
+                f"(CASE WHEN {delegated} IS NOT NULL THEN coalesce({user_name}, {user_id}) END)"
+            )
         e["actor_type"] = "'user'"
         e["session_key"] = first(ref, "SessionKey")
         e["login_key"] = first(ref, "LoginKey")
