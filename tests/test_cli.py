@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,44 @@ def test_quarantine_listing_names_file_line_and_reason_without_content(tmp_path:
     r = runner.invoke(app, ["quarantine", "--db", db])
     assert "elf_bad_quoting.csv:3: bad_quoting" in r.output
     assert "quote2@example.com" not in r.output
+
+
+NAIVE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(?![0-9Z+])")
+
+
+def _times_without_zone(value) -> list[str]:
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _times_without_zone(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _times_without_zone(v)]
+    if isinstance(value, str) and NAIVE_TIME.fullmatch(value):
+        return [value]
+    return []
+
+
+def test_every_json_output_gives_times_in_utc_with_z(tmp_path: Path):
+    """Issue 12: `incidents --json` printed 2025-06-09T01:31:00, a time without its zone."""
+    from tests.breach import SNAPSHOT, write_breach
+
+    db = str(tmp_path / "s.duckdb")
+    logs = write_breach(tmp_path / "logs")
+    outputs = {
+        "ingest": runner.invoke(app, ["ingest", str(logs), "--db", db, "--json"]),
+        "detect": runner.invoke(app, ["detect", "--db", db, "--json"]),
+        "incidents": runner.invoke(app, ["incidents", "--db", db, "--json"]),
+        "stats": runner.invoke(app, ["stats", "--db", db, "--json"]),
+    }
+    iid = json.loads(outputs["incidents"].stdout)[0]["id"]
+    outputs["show"] = runner.invoke(app, ["incident", "show", iid, "--db", db, "--json"])
+    outputs["scope"] = runner.invoke(
+        app, ["scope", iid, "--customers", str(SNAPSHOT), "--db", db, "--json"]
+    )
+    checked = 0
+    for name, res in outputs.items():
+        assert res.exit_code == 0, (name, res.output)
+        lines = res.stdout.splitlines() if name == "detect" else [res.stdout]
+        for line in lines:
+            body = json.loads(line)
+            assert _times_without_zone(body) == [], name
+            checked += len(re.findall(r'"\d{4}-\d{2}-\d{2}T[0-9:.]+Z"', line))
+    assert checked > 20

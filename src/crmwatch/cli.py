@@ -46,7 +46,7 @@ from crmwatch.simulate.scenarios import SCENARIOS
 from crmwatch.sources import FORMATS
 from crmwatch.stats import store_stats
 from crmwatch.store import Store, default_db_path
-from crmwatch.timeutil import parse_duration, parse_utc
+from crmwatch.timeutil import json_default, parse_duration, parse_utc
 
 app = typer.Typer(
     help="Catch customer-data theft from SaaS CRMs, and scope it.",
@@ -136,6 +136,7 @@ def ingest_cmd(
                     "seconds": round(summary.seconds, 3),
                 },
                 indent=2,
+                default=json_default,
             )
         )
     else:
@@ -195,7 +196,7 @@ def stats_cmd(
         _fail(e)
         return
     if json_out:
-        print(json.dumps(s, indent=2, default=str))
+        print(json.dumps(s, indent=2, default=json_default))
         return
     out.print(f"{s['events']} events from {s['files']} files, {s['first_ts']} → {s['last_ts']}")
     for key, label in (
@@ -237,7 +238,7 @@ def quarantine_cmd(
         _fail(e)
         return
     if json_out:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2, default=json_default))
         return
     for r in rows:
         where = f":{r['line']}" if r["line"] is not None else f"@byte {r['byte_offset']}"
@@ -289,7 +290,7 @@ def detect_cmd(
             runs = detect(store, rule_files, _parse_time(since), _parse_time(until))
             if json_out:
                 for a in stored_alerts(store, "run_alerts"):
-                    print(json.dumps(a.to_dict(), default=str))
+                    print(json.dumps(a.to_dict(), default=json_default))
                 return
             _print_alert_summary(store, runs)
     except CrmwatchError as e:
@@ -459,13 +460,23 @@ def incidents_cmd(
         _fail(e)
         return
     if json_out:
-        print(json.dumps([i.to_dict() for i in incidents], indent=2, default=str))
+        print(json.dumps([i.to_dict() for i in incidents], indent=2, default=json_default))
         return
     _print_incidents(incidents)
 
 
+def _opened(why: dict) -> str:
+    """What opened an incident, in a few words."""
+    if why.get("by") == "finding":
+        return f"{why['level']} finding"
+    if why.get("by") == "risk":
+        return f"risk {why['score']} ≥ {why['threshold']} ({len(why['findings'])} findings)"
+    return "-"
+
+
 def _print_incidents(incidents: list[Incident]) -> None:
-    table = Table("id", "severity", "who", "first malicious", "detect delay", "objects", "rules")
+    table = Table("id", "severity", "who", "first malicious", "detect delay", "objects",
+                  "opened by", "rules")  # fmt: skip
     for i in incidents:
         objects = ", ".join(
             f"{o['object']} ({o['rows'] if o['rows'] is not None else '?'} rows)"
@@ -474,7 +485,7 @@ def _print_incidents(incidents: list[Incident]) -> None:
         table.add_row(
             i.id, i.severity, escape(", ".join(i.principals or i.user_ids)[:60]),
             i.first_malicious_at[:19], _delay(i.time_to_detect_seconds), escape(objects),
-            str(len(i.rules)),
+            _opened(i.opened_by), str(len(i.rules)),
         )  # fmt: skip
     out.print(table)
     out.print(f"{len(incidents)} incidents; details: crmwatch incident show ID")
@@ -505,7 +516,7 @@ def incident_show_cmd(
         return
     if json_out:
         body = {**incident.to_dict(), "timeline": [e.__dict__ for e in entries]}
-        print(json.dumps(body, indent=2, default=str))
+        print(json.dumps(body, indent=2, default=json_default))
         return
     i = incident
     out.rule(f"{i.id}  {i.severity}")
@@ -523,8 +534,14 @@ def incident_show_cmd(
         ("objects", ", ".join(
             f"{o['object']}: {o['events']} events, "
             f"{o['rows'] if o['rows'] is not None else '?'} rows" for o in i.objects)),
+        ("opened by", _opened(i.opened_by)),
     ):  # fmt: skip
         out.print(f"[bold]{label:>16}[/bold]  {escape(value or '-')}")
+    why = i.opened_by or {}
+    for f in why.get("findings", []) if why.get("by") == "risk" else [why]:
+        if f.get("title"):
+            risk = f" +{f['risk']}" if "risk" in f else ""
+            out.print(f"{'':>18}{f['level']}{risk}: {escape(f['title'])}")
     out.rule("timeline")
     for e in entries:
         times = f" ×{e.count} (to {e.last_ts[11:19]})" if e.count > 1 else ""
@@ -557,7 +574,7 @@ def scope_cmd(
         _fail(e)
         return
     if json_out:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
+        print(json.dumps(result.to_dict(), indent=2, default=json_default))
         return
     _print_scope(result)
 
@@ -692,7 +709,7 @@ def eval_cmd(
         _fail(e)
         return
     if json_out:
-        print(json.dumps(ev.to_dict(), indent=2, default=str))
+        print(json.dumps(ev.to_dict(), indent=2, default=json_default))
     else:
         _print_evaluation(ev)
     if not all(ev.targets_met.values()):
@@ -745,7 +762,7 @@ def demo_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write")] = Path("demo-out"),
     customers: Annotated[int, typer.Option(help="Customers in the snapshot")] = 100_000,
     employees: Annotated[int, typer.Option(help="Staff with CRM accounts")] = 200,
-    days: Annotated[int, typer.Option(help="Days of activity")] = 14,
+    days: Annotated[int, typer.Option(help="Days of activity")] = 30,
     seed: Annotated[int, typer.Option(help="Simulation seed")] = 7,
 ) -> None:
     """The main job end to end: simulate a retailer with the 2025 attacks, ingest, detect,
@@ -758,7 +775,8 @@ def demo_cmd(
     try:
         out.rule("1. simulate")
         simulate_cmd(out_dir=sim_dir, customers=customers, employees=employees, days=days,
-                     scenario=None, benign_only=False, seed=seed)  # fmt: skip
+                     scenario=None, benign_only=False, seed=seed, noise="realistic",
+                     start=None)  # fmt: skip
         with Store(db) as store:
             out.rule("2. ingest")
             summary = ingest(store, [sim_dir / "logs"], config=simulated_config(sim_dir))
@@ -796,7 +814,7 @@ def _demo_notify(store: Store, incidents: list[Incident], scopes: list[ScopeResu
     for i, r in zip(incidents, scopes, strict=True):
         if not r.affected_customers:
             continue
-        aware = dt.datetime.fromisoformat(i.first_alert_at)
+        aware = parse_utc(i.first_alert_at)
         pkg = notify(store, i.id, aware, folder / i.id, org, now=aware + dt.timedelta(hours=1))
         required = sorted({o.regime for o in pkg.obligations if o.status == "required"})
         assess = sorted({o.regime for o in pkg.obligations if o.status == "assess"})

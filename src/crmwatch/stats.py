@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from crmwatch.store import Store
+from crmwatch.timeutil import iso_z
 
 
 def store_stats(store: Store) -> dict[str, Any]:
@@ -48,4 +50,5 @@ def store_stats(store: Store) -> dict[str, Any]:
 
 
 def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+    return iso_z(value) if isinstance(value, dt.datetime) else None if value is None else (
+        value.isoformat())  # fmt: skip

@@ -28,6 +28,16 @@ def iso_z(t: dt.datetime | None) -> str | None:
     return utc_naive(t).isoformat() + "Z"
 
 
+def json_default(value: object) -> object:
+    """``json.dumps(default=...)`` for crmwatch's outputs: times as :func:`iso_z`, dates as
+    ISO dates, anything else as text."""
+    if isinstance(value, dt.datetime):
+        return iso_z(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
 def parse_duration(value: str) -> dt.timedelta:
     """``30m``, ``24h``, ``7d``: parsed as a Sigma timespan, like the rules' own windows.
 

@@ -31,6 +31,7 @@ from crmwatch.detect.rules import LEVEL_RISK, RuleFile
 from crmwatch.errors import RuleError
 from crmwatch.sources.sqlmap import lit
 from crmwatch.store import Store
+from crmwatch.timeutil import iso_z
 
 
 @dataclass
@@ -53,8 +54,8 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         d = self.__dict__.copy()
-        d["first_ts"], d["last_ts"] = self.first_ts.isoformat(), self.last_ts.isoformat()
-        d["fired_at"] = self.fired_at.isoformat() if self.fired_at else None
+        d["first_ts"], d["last_ts"] = iso_z(self.first_ts), iso_z(self.last_ts)
+        d["fired_at"] = iso_z(self.fired_at)
         return d
 
     def __repr__(self) -> str:

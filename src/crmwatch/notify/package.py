@@ -182,12 +182,12 @@ def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[
         else MARK.format("time the access was stopped")
     )
     timeline = [
-        f"- First malicious activity: {i.first_malicious_at} UTC "
+        f"- First malicious activity: {i.first_malicious_at.removesuffix('Z')} UTC "
         f"({i.first_malicious_event.get('source_type')})",
-        f"- First alert (detection): {i.first_alert_at} UTC",
+        f"- First alert (detection): {i.first_alert_at.removesuffix('Z')} UTC",
         f"- Company aware: {facts.aware_at.isoformat()} UTC",
         f"- Contained: {contained}",
-        f"- Last malicious activity seen: {i.last_event_at} UTC",
+        f"- Last malicious activity seen: {i.last_event_at.removesuffix('Z')} UTC",
     ]
     measures = [f"- {m}" for m in org.measures_taken] or [MARK.format("measures taken")]
     proposed = [f"- {m}" for m in org.measures_proposed] or [MARK.format("measures proposed")]

@@ -37,6 +37,7 @@ from crmwatch.scope.fields import category, expand
 from crmwatch.scope.replay import SF_TS, Plan, Unreplayable, plan
 from crmwatch.scope.snapshot import Snapshot
 from crmwatch.store import Store
+from crmwatch.timeutil import iso_z, json_default
 
 CONFIDENCE = ("exact", "replayed", "candidate")
 
@@ -270,7 +271,7 @@ def _bits(planned: list) -> tuple[list[int], bool]:
 
 def _classify(ev: dict, snap: Snapshot) -> tuple[dict, EventScope, Plan | None]:
     obj = ev["object"]
-    es = EventScope(ev["event_id"], ev["ts"].isoformat(), ev["source_type"], obj, "none",
+    es = EventScope(ev["event_id"], iso_z(ev["ts"]) or "", ev["source_type"], obj, "none",
                     rows_logged=ev["rows"])  # fmt: skip
     logged_fields = [f for name in (ev["fields"] or []) for f in
                      expand(obj or "", name, snap.get(obj) if obj else None)]  # fmt: skip
@@ -515,7 +516,7 @@ def _summarise(
         store.execute(
             "INSERT INTO scopes VALUES (?, now()::TIMESTAMP, ?) ON CONFLICT (incident_id) "
             "DO UPDATE SET scoped_at = excluded.scoped_at, summary = excluded.summary",
-            [iid, json.dumps(summary.to_dict(), default=str)],
+            [iid, json.dumps(summary.to_dict(), default=json_default)],
         )
     return summary
 
@@ -623,8 +624,8 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         by_category=dict(sorted(by_category.items(), key=lambda kv: (-kv[1], kv[0]))),
         categories=sorted({category(f) for f in all_fields if f.lower() != "id"}),
         records_by_object=by_object,
-        first_exposure_at=first.isoformat() if first else None,
-        last_exposure_at=last.isoformat() if last else None,
+        first_exposure_at=iso_z(first),
+        last_exposure_at=iso_z(last),
         snapshot={f.object: {"path": str(f.path), "records": f.rows} for f in snap.files.values()},
         events=scoped,
         notes=notes,

@@ -5,12 +5,15 @@ geoip database by the tests (``tests/test_simulate.py``), so that enrichment see
 traffic as it would see a real company's:
 
 - **Office egress** goes through the boutique ISP's NAT pool: a /24 to a /22 that hands out
-  another address most days (carrier-grade and business NAT pools map a host to any pool
-  address; RFC 6888 §3, RFC 7857 leave the pairing to the operator).
+  another address most days (RFC 4787 §4.1 names the two "IP address pooling" behaviours,
+  arbitrary and paired; Cisco's PAT documentation: without paired pooling "the next available
+  address in the IP address pool is allocated", and a paired mapping lasts only while the
+  host's sessions do).
 - **Home broadband** re-addresses every one to seven days (dynamic residential addressing;
   the ranges are each ISP's residential blocks).
 - **Mobile carriers** put phones behind carrier-grade NAT: a new public address per session
-  from a large pool (RFC 6598 shared space inside, the carrier's public pool outside).
+  from a large pool (RFC 6598's shared space inside, RFC 6888's CGN requirements; the public
+  address is the carrier's pool's, not the subscriber's).
 - **Hotels** are on a business ISP of the destination country.
 
 Only the offices the security team knew about are declared in the simulated crmwatch.toml
