@@ -85,3 +85,22 @@ detection:
         r[0] for r in events.execute(f"SELECT event_id FROM events WHERE {rule_where(rule)}").rows
     }
     assert got == {"e0"}
+
+
+def test_not_holds_where_the_field_is_missing(events: Store):
+    """Sigma's `not sel`: an event without the field does not match `sel`, so `not sel` holds;
+    SQL's NOT of a comparison with NULL would have dropped it."""
+    rule = SigmaCollection.from_yaml("""
+title: anything but failures
+logsource: {product: crmwatch}
+detection:
+  any: {event_id|exists: true}
+  failed: {status_detail: LOGIN_ERROR_INVALID_PASSWORD}
+  condition: any and not failed
+""").rules[0]
+    total, missing, failed = events.execute(
+        "SELECT count(*), count(*) FILTER (status_detail IS NULL), count(*) FILTER "
+        "(status_detail = 'LOGIN_ERROR_INVALID_PASSWORD') FROM events"
+    ).first()
+    got = events.scalar(f"SELECT count(*) FROM events WHERE {rule_where(rule)}")
+    assert missing > 0 and got == total - failed

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crmwatch.config import EnrichConfig
 from crmwatch.detect.rules import load_rule_file
 from crmwatch.detect.runner import run_rule
+from crmwatch.enrich import enrich
 from crmwatch.errors import RuleError
 from crmwatch.store import Store
 from tests.test_properties import SETTINGS
@@ -258,3 +260,111 @@ def test_new_terms_matches_the_definition(tmp_path_factory, events, lookback_day
             rows.append((user, term, hours, eid))
         got = {e for a in run_rule(store, rf) for e in a.event_ids}
     assert got == reference_new_terms(rows, lookback_days * 24)
+
+
+### impossible travel, levels by context, learning (issue 12) ###
+
+TRAVEL = "{type: travel, group-by: [person], speed: 1000, lookback: 1d}"
+
+
+@pytest.mark.parametrize(
+    ("second_ip", "hours", "fires"),
+    [
+        ("89.160.20.112", 0.5, True),  # Seoul, then Sweden half an hour later
+        ("89.160.20.112", 12, False),  # twelve hours: a flight
+        ("1.209.16.99", 0.1, False),  # the same country
+        ("89.160.20.112", 30, False),  # beyond the lookback, any move is possible
+    ],
+)
+def test_travel_fires_when_the_move_is_faster_than_the_speed(store, tmp_path, second_ip,
+                                                            hours, fires):  # fmt: skip
+    rf = rule(tmp_path, TRAVEL)
+    first = add(store, 0, category="authentication", src_ip="1.209.16.10")
+    second = add(store, hours / 24, category="authentication", src_ip=second_ip)
+    enrich(store, EnrichConfig())
+    alerts = run_rule(store, rf)
+    assert bool(alerts) == fires
+    if fires:
+        [a] = alerts
+        assert a.event_ids == [first, second] and a.fired_at == T0 + dt.timedelta(hours=hours)
+        assert a.key_fields["from"] == "KR" and a.key_fields["to"] == "SE"
+        assert 6000 < a.key_fields["km"] < 8000  # Seoul–Stockholm is about 7,400 km
+
+
+def test_neighbouring_countries_are_never_an_impossible_trip(store, tmp_path):
+    """Strasbourg and Kehl are a bridge apart: the nearest towns of France and Germany."""
+    rf = rule(tmp_path, TRAVEL)
+    add(store, 0, category="authentication", src_ip="82.64.10.10")  # France
+    add(store, 1 / 24 / 60, category="authentication", src_ip="46.114.0.10")  # Germany
+    enrich(store, EnrichConfig())
+    countries = {r[0] for r in store.execute("SELECT country FROM events").rows}
+    assert countries == {"FR", "DE"} and run_rule(store, rf) == []
+
+
+def test_learning_ignores_snapshot_creation_dates(store, tmp_path):
+    """An OauthToken created a year ago says the user exists, not that anyone watched them:
+    on the first day of logs their first export is still in learning."""
+    rf = rule(tmp_path, "{type: new_terms, fields: [object], lookback: 30d, learning: 7d}",
+              "{sel: {category: bulk_export}, condition: sel}")  # fmt: skip
+    add(store, -365, source_type="api:OauthToken", category="oauth_grant")
+    add(store, 0, category="bulk_export", object="Contact")
+    assert fired(store, rf) == []
+    add(store, -8, category="record_view")  # seen working for eight days: judged
+    assert len(fired(store, rf)) == 1
+
+
+def test_candidates_may_be_a_detection_with_a_condition(store, tmp_path):
+    rf = rule(tmp_path, "{type: new_terms, fields: [country], lookback: 30d, candidates: "
+              "{net: {ip_class: [tor, vpn]}, ok: {outcome: failure}, condition: net and not ok}}")  # fmt: skip
+    add(store, 0, category="authentication", src_ip="121.134.10.10")
+    add(store, 1, category="authentication", src_ip="89.160.20.112")  # a new country, an ISP
+    tor = add(store, 2, category="authentication", src_ip="185.220.101.7")  # new, and Tor
+    enrich(store, EnrichConfig())
+    assert fired(store, rf) == [[tor]]
+
+
+def _levelled(tmp_path: Path, levels: str) -> object:
+    path = tmp_path / f"l{next(_ids)}.yml"
+    path.write_text(
+        "title: bulk export\nid: 0e0e0e0e-0000-4000-8000-000000000002\n"
+        "logsource: {product: salesforce}\n"
+        "detection: {sel: {category: bulk_export}, condition: sel}\n"
+        f"level: high\nlevels: {levels}\n"
+    )
+    return load_rule_file(path)
+
+
+def test_levels_take_the_first_context_the_evidence_meets(store, tmp_path):
+    rf = _levelled(tmp_path, "[{level: medium, all: {ip_class: corporate}}, "
+                   "{level: critical, any: {ip_class: tor}}]")  # fmt: skip
+    add(store, 0, category="bulk_export", src_ip="90.3.9.1", login_key="office")
+    add(store, 0, category="bulk_export", src_ip="90.3.9.2", login_key="office")
+    add(store, 0, category="bulk_export", src_ip="90.3.9.3", login_key="mixed")
+    add(store, 0, category="bulk_export", src_ip="185.220.101.7", login_key="mixed")
+    add(store, 0, category="bulk_export", src_ip="89.160.20.112", login_key="home")
+    enrich(store, EnrichConfig(corporate_cidrs=("90.3.8.0/22",)))
+    got = {a.key_fields["login_key"]: (a.level, a.risk) for a in run_rule(store, rf)}
+    assert got == {"office": ("medium", 25), "mixed": ("critical", 100), "home": ("high", 60)}
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ("{level: low}", "must be a list"),
+        ("[{level: serious, all: {ip_class: tor}}]", "needs a level"),
+        ("[{level: low, all: {ip_class: tor}, any: {ip_class: vpn}}]", "exactly one of all, any"),
+        ("[{level: low, all: 5}]", "must be a selection"),
+    ],
+)
+def test_bad_levels_are_refused_when_the_file_loads(tmp_path, levels, message):
+    with pytest.raises(RuleError, match=message):
+        _levelled(tmp_path, levels)
+
+
+@pytest.mark.parametrize("risk", ["101", "-1", "high", "true"])
+def test_a_rules_risk_is_a_whole_number_up_to_100(tmp_path, risk):
+    path = tmp_path / "r.yml"
+    path.write_text("title: t\nlogsource: {product: crmwatch}\n"
+                    f"detection: {{sel: {{category: x}}, condition: sel}}\nrisk: {risk}\n")  # fmt: skip
+    with pytest.raises(RuleError, match="risk must be a whole number"):
+        load_rule_file(path)

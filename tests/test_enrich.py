@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,30 @@ def test_bad_config_is_a_clear_error(tmp_path: Path):
         Config.load(tmp_path / "c.toml")
 
 
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[incidents]\nrisk_threshold = 0", "risk_threshold must be a whole number > 0"),
+        ("[incidents]\nrisk_threshold = 'high'", "risk_threshold must be a whole number"),
+        ("[incidents]\nopen_level = 'severe'", "open_level must be one of"),
+        ("[incidents]\ngap = '1.5h'", "gap: not a duration"),
+        ("[incidents]\nrisk_windw = '24h'", "has no key 'risk_windw'"),
+        ("incidents = 5", r"\[incidents\] must be a table"),
+    ],
+)
+def test_incident_settings_are_checked_when_read(tmp_path: Path, table: str, message: str):
+    (tmp_path / "c.toml").write_text(table + "\n")
+    with pytest.raises(ConfigError, match=message):
+        Config.load(tmp_path / "c.toml")
+
+
+def test_incident_settings_are_read(tmp_path: Path):
+    (tmp_path / "c.toml").write_text("[incidents]\nrisk_threshold = 80\nrisk_window = '12h'\n")
+    cfg = Config.load(tmp_path / "c.toml").incidents
+    assert (cfg.risk_threshold, cfg.risk_window, cfg.open_level) == (
+        80, dt.timedelta(hours=12), "high")
+
+
 @pytest.mark.parametrize(("ua", "cls"), [
     ("Salesforce-Multi-Org-Fetcher/1.0", "salesforce-tool"),
     ("Salesforce-CLI/1.0", "salesforce-tool"),
@@ -67,6 +92,12 @@ def test_bad_config_is_a_clear_error(tmp_path: Path):
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/126.0 Safari/537.36", "browser"),
     ("Chrome 120", "browser"),
+    # the Salesforce mobile app: its web view part alone would read as a browser
+    ("SalesforceMobileSDK/12.2.0 android mobile/15 (SM-S921B) Salesforce/256.010(2560100) "
+     "Native uid_a1 ftr_ Mozilla/5.0 (Linux; Android 15; SM-S921B; wv) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) Version/4.0 Chrome/137.0.0.0 Mobile Safari/537.36", "mobile-app"),
+    ("SalesforceMobileSDK/12.2.0 iOS/18.5 (iPhone) Salesforce/256.010 Native uid_b2 ftr_ "
+     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_5 like Mac OS X) AppleWebKit/605.1.15", "mobile-app"),
     ("Unknown", "unknown"),
     (None, "unknown"),
 ])  # fmt: skip

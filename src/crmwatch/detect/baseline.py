@@ -52,12 +52,12 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from crmwatch.detect.backend import field_sql, rule_where
-from crmwatch.detect.context import CELL_SLACK_KM, distance_km
+from crmwatch.detect.context import CELL_SLACK_KM, SNAPSHOT_TYPES, distance_km
 from crmwatch.errors import RuleError
 
 KINDS = ("new_terms", "volume", "travel")
-# Records that describe a state with its creation date, not an action seen when it happened.
-SNAPSHOT_TYPES = ("api:OauthToken",)
+# Learning joins on the first-seen tables detect/context.py builds, for these groupings.
+FIRST_SEEN = {("principal",): "first_seen_principal", ("person",): "first_seen_person"}
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,14 @@ def _learnt(b: Baseline, g: list[str], gk: list[str], alias: str, window: Window
     once.)"""
     if not b.learning:
         return ""
+    interval = f"INTERVAL '{b.learning} seconds'"
+    if b.group_by in FIRST_SEEN:
+        table = FIRST_SEEN[b.group_by]
+        return (f"JOIN {table} f ON f.g IS NOT DISTINCT FROM {alias}.{gk[0]} "
+                f"AND {alias}._at - f._first >= {interval}")  # fmt: skip
+    if not b.group_by:
+        return (f"JOIN (SELECT min(_first) AS _first FROM first_seen_principal) f "
+                f"ON {alias}._at - f._first >= {interval}")  # fmt: skip
     snapshots = ", ".join(f"'{t}'" for t in SNAPSHOT_TYPES)
     first = (
         f"SELECT {''.join(x + ', ' for x in g)}min(ts) AS _first FROM events "
@@ -309,10 +317,11 @@ GROUP BY ALL ORDER BY first_ts"""
 
 
 def travel_sql(where: str, b: Baseline, window: Window) -> str:
-    """One row per impossible move: ``g0…``, ``first_ts`` (the earlier sign-in), ``last_ts``
-    and ``fired_at`` (the later one), ``event_ids`` (both), ``from_country``, ``to_country``,
-    ``km`` (the shortest distance between the countries' towns) and ``kmh`` (the speed the
-    move needs). Reads ``country_cells`` (detect/context.py)."""
+    """One row per group and hour with impossible moves: ``g0…``, ``first_ts`` (the earlier
+    sign-in of the first move), ``last_ts``, ``fired_at`` (the later sign-in of the first
+    move), ``event_ids`` (both sign-ins of every move), and the first move's ``from_country``,
+    ``to_country``, ``km`` (the shortest distance between the countries' towns) and ``kmh``
+    (the speed it needs). Reads ``country_cells`` (detect/context.py)."""
     g = [f"{field_sql(f)} AS g{i}" for i, f in enumerate(b.group_by)]
     gk = [f"g{i}" for i in range(len(b.group_by))]
     part = f"PARTITION BY {', '.join(gk)} " if gk else ""
@@ -334,9 +343,15 @@ pairs AS (SELECT DISTINCT prev_country AS a, country AS b FROM moves),
 dist AS (
     SELECT p.a, p.b, greatest(min({distance_km("ca", "cb")}) - {CELL_SLACK_KM}, 0) AS km
     FROM pairs p JOIN country_cells ca ON ca.country = p.a
-    JOIN country_cells cb ON cb.country = p.b GROUP BY ALL)
-SELECT {"".join(f"m.{k}, " for k in gk)}m.prev_ts AS first_ts, m.ts AS last_ts,
-    m.ts AS fired_at, [m.prev_id, m.event_id] AS event_ids, m.prev_country AS from_country,
-    m.country AS to_country, round(d.km) AS km, round(d.km / {hours}) AS kmh
-FROM moves m JOIN dist d ON d.a = m.prev_country AND d.b = m.country
-WHERE d.km / {hours} > {b.speed}"""
+    JOIN country_cells cb ON cb.country = p.b GROUP BY ALL),
+impossible AS (
+    SELECT m.*, d.km, d.km / {hours} AS kmh FROM moves m
+    JOIN dist d ON d.a = m.prev_country AND d.b = m.country WHERE d.km / {hours} > {b.speed})
+-- one alert per group and hour: an account hopping countries all day is one finding an hour
+SELECT {"".join(f"{k}, " for k in gk)}min(prev_ts) AS first_ts, max(ts) AS last_ts,
+    min(ts) AS fired_at,
+    list_transform(list_sort(list_distinct(flatten(list([{{'t': prev_ts, 'id': prev_id}},
+        {{'t': ts, 'id': event_id}}])))), lambda x: x.id) AS event_ids,
+    arg_min(prev_country, ts) AS from_country, arg_min(country, ts) AS to_country,
+    round(arg_min(km, ts)) AS km, round(arg_min(kmh, ts)) AS kmh
+FROM impossible GROUP BY {"".join(f"{k}, " for k in gk)}time_bucket(INTERVAL 1 HOUR, ts)"""

@@ -23,6 +23,10 @@ from crmwatch.store import Store
 # or a successful sign-in with a browser or the Salesforce mobile app. Integrations sign in
 # with OAuth flows and their own clients, and never have one. Judged at each event's time, so
 # that a stolen token later used with a browser user agent does not rewrite the token's past.
+# Records that describe a state with its creation date, not an action seen when it happened:
+# they say who exists, not since when we have been watching (baseline learning).
+SNAPSHOT_TYPES = ("api:OauthToken",)
+
 INTERACTIVE = (
     "category = 'authentication' AND outcome = 'success' AND "
     "((source = 'okta' AND actor_type = 'user') OR ua_class IN ('browser', 'mobile-app'))"
@@ -69,6 +73,18 @@ def prepare(store: Store) -> None:
             SELECT lower({ID_KEY.format(c="user_id")}), ts FROM events
             WHERE user_id IS NOT NULL AND {INTERACTIVE})
         GROUP BY key"""
+    )
+    # When each principal was first seen doing something: the learning period of every
+    # baseline grouped by principal or person starts there (one scan here, not one per rule).
+    snapshots = ", ".join(f"'{t}'" for t in SNAPSHOT_TYPES)
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE first_seen_principal AS
+        SELECT coalesce(user_name, user_id) AS g, min(ts) AS _first FROM events
+        WHERE coalesce(source_type, '') NOT IN ({snapshots}) GROUP BY ALL"""
+    )
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE first_seen_person AS
+        SELECT lower(g) AS g, min(_first) AS _first FROM first_seen_principal GROUP BY ALL"""
     )
     if store.scalar(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'country_cells' AND temporary"
