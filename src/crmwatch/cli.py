@@ -70,7 +70,8 @@ SCENARIO_NAMES = ", ".join(SCENARIOS)
 
 
 def _fail(e: CrmwatchError) -> None:
-    err.print(f"[red]error:[/red] {escape(str(e))}")
+    # one line, however long: a wrapped message splits the names it quotes
+    err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -51,7 +51,7 @@ from crmwatch.detect.context import ID_KEY, NETWORK, PRINCIPAL_KEY, PRINCIPAL_KI
 from crmwatch.detect.rules import LEVEL_RISK
 from crmwatch.errors import UsageError
 from crmwatch.schema import LEVELS
-from crmwatch.sources.sqlmap import lit
+from crmwatch.sql import lit, lit_list, num
 from crmwatch.store import Store
 from crmwatch.timeutil import iso_z
 
@@ -181,7 +181,7 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
         WITH ev AS (SELECT DISTINCT u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)),
         strong AS (  -- evidence of findings that open incidents by themselves
             SELECT DISTINCT u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)
-            WHERE a.level IN ({", ".join(lit(x) for x in LEVELS[LEVELS.index(cfg.open_level):])})
+            WHERE a.level IN {lit_list(LEVELS[LEVELS.index(cfg.open_level) :])}
                 OR a.risk >= {int(cfg.risk_threshold)}),
         keys AS (SELECT DISTINCT login_key FROM events_base
                  WHERE event_id IN (SELECT event_id FROM ev) AND login_key IS NOT NULL),
@@ -243,7 +243,7 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
 def _alert_keys(store: Store, cfg: IncidentConfig) -> list[_AlertKeys]:
     _side_tables(store, cfg)
     default_risk = "CASE a.level " + " ".join(
-        f"WHEN '{lv}' THEN {r}" for lv, r in LEVEL_RISK.items()
+        f"WHEN {lit(lv)} THEN {num(r)}" for lv, r in LEVEL_RISK.items()
     ) + " ELSE 25 END"  # fmt: skip
     rows = store.execute(
         f"""
@@ -516,14 +516,14 @@ def _follow_exports(store: Store) -> None:
     its findings within EXPORT_FOLLOW of one another (role ``later export``): the second,
     third … day of a person's exports. An outside attacker's exports come through its sessions
     and addresses; the victim's own weekly exports are not the attack's."""
-    cats = ", ".join(f"'{c}'" for c in EXPORTS)
+    cats = lit_list(EXPORTS)
     uid = USER_KEY.format(c="e.user_id")
     rows = store.execute(
         f"""SELECT DISTINCT sp.iid, e.event_id, e.ts, sp.hi FROM events_base e
         JOIN inc_span sp ON e.ts >= sp.start AND sp.attack IS NULL
         LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)
         LEFT JOIN inc_uids u ON u.iid = sp.iid AND u.uid = {uid}
-        WHERE e.category IN ({cats}) AND (p.iid IS NOT NULL OR u.iid IS NOT NULL)
+        WHERE e.category IN {cats} AND (p.iid IS NOT NULL OR u.iid IS NOT NULL)
         ORDER BY sp.iid, e.ts"""
     ).rows
     chosen: list[tuple[str, str]] = []
@@ -568,7 +568,7 @@ def _all_facts(store: Store) -> dict[str, dict[str, Any]]:
         f"""SELECT i.incident_id, b.object, count(*) AS events, sum(b.rows) AS rows
         FROM incident_events i JOIN events_base b USING (event_id)
         WHERE b.object IS NOT NULL
-          AND b.category IN ({", ".join(f"'{c}'" for c in DATA_ACCESS)})
+          AND b.category IN {lit_list(DATA_ACCESS)}
         GROUP BY ALL ORDER BY i.incident_id, rows DESC NULLS LAST, b.object"""
     ).dicts():
         out[r.pop("incident_id")]["objects"].append(r)

@@ -25,6 +25,7 @@ from crmwatch.detect.context import NETWORK, PRINCIPAL_KIND, REPORT
 from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
 from crmwatch.errors import RuleError
 from crmwatch.schema import EVENT_VIEW_COLUMNS
+from crmwatch.sql import json_path, lit
 
 # Names rules may use beside the columns. ``principal`` is who acted (LoginHistory and some
 # event objects name the user by id only); ``person`` is the principal lower-cased, to match an
@@ -51,8 +52,6 @@ def _raw_path(name: str) -> str:
     return name[4:] if name.startswith("raw.") else name
 
 
-def _json_path(path: str) -> str:
-    return "$." + ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
 
 
 def field_sql(name: str) -> str:
@@ -62,8 +61,8 @@ def field_sql(name: str) -> str:
     if name in VIRTUAL_FIELDS:
         return VIRTUAL_FIELDS[name]
     if name.startswith(ELEMENT):
-        return f"json_extract_string(x, '{_json_path(name[len(ELEMENT) :])}')"
-    return f"json_extract_string(raw, '{_json_path(_raw_path(name))}')"
+        return f"json_extract_string(x, {json_path(name[len(ELEMENT) :])})"
+    return f"json_extract_string(raw, {json_path(_raw_path(name))})"
 
 
 def array_field(name: str) -> tuple[str, str] | None:
@@ -128,6 +127,20 @@ class DuckDBBackend(TextQueryBackend):
     def escape_and_quote_field(self, field_name: str) -> str:
         return field_sql(field_name)
 
+    def convert_value_str(self, s, state: ConversionState) -> str:
+        """A Sigma string as an ILIKE pattern literal: ``*``/``?`` become ``%``/``_``, literal
+        ``%``, ``_`` and ``\\`` are escaped with ``\\`` (the ``ESCAPE`` character), and the
+        literal's quotes are doubled by crmwatch.sql.lit — pySigma's own escaping would write
+        ``\\'``, which SQL reads as a backslash and the end of the string."""
+        converted = s.convert(
+            escape_char=self.escape_char,
+            wildcard_multi=self.wildcard_multi,
+            wildcard_single=self.wildcard_single,
+            add_escaped=self.add_escaped,
+            filter_chars=self.filter_chars,
+        )
+        return lit(converted)
+
     def convert_condition_field_eq_val(self, cond, state: ConversionState):
         """Conditions on a field inside a raw array hold when any element matches."""
         split = array_field(cond.field)
@@ -138,7 +151,7 @@ class DuckDBBackend(TextQueryBackend):
         element.field = ELEMENT + inner
         test = super().convert_condition_field_eq_val(element, state)
         return (
-            f"coalesce(len(list_filter(json_extract(raw, '{_json_path(root)}[*]'), "
+            f"coalesce(len(list_filter(json_extract(raw, {json_path(root)[:-1]}[*]'), "
             f"lambda x: {test})) > 0, false)"
         )
 

@@ -54,6 +54,7 @@ from sigma.rule import SigmaRule
 from crmwatch.detect.backend import field_sql, rule_where
 from crmwatch.detect.context import CELL_SLACK_KM, SNAPSHOT_TYPES, distance_km
 from crmwatch.errors import RuleError
+from crmwatch.sql import ident, lit_list, ts
 
 KINDS = ("new_terms", "volume", "travel")
 # Learning joins on the first-seen tables detect/context.py builds, for these groupings.
@@ -74,9 +75,9 @@ class Window:
     def sql(self, column: str = "ts") -> str:
         parts = []
         if self.lo:
-            parts.append(f"{column} >= TIMESTAMP '{self.lo.isoformat(sep=' ')}'")
+            parts.append(f"{column} >= {ts(self.lo)}")
         if self.hi:
-            parts.append(f"{column} < TIMESTAMP '{self.hi.isoformat(sep=' ')}'")
+            parts.append(f"{column} < {ts(self.hi)}")
         return " AND ".join(parts) or "true"
 
 
@@ -228,10 +229,10 @@ def _learnt(b: Baseline, g: list[str], gk: list[str], alias: str, window: Window
     if not b.group_by:
         return (f"JOIN (SELECT min(_first) AS _first FROM first_seen_principal) f "
                 f"ON {alias}._at - f._first >= {interval}")  # fmt: skip
-    snapshots = ", ".join(f"'{t}'" for t in SNAPSHOT_TYPES)
     first = (
         f"SELECT {''.join(x + ', ' for x in g)}min(ts) AS _first FROM events "
-        f"WHERE {Window(None, window.hi).sql()} AND coalesce(source_type, '') NOT IN ({snapshots})"
+        f"WHERE {Window(None, window.hi).sql()} AND coalesce(source_type, '') NOT IN "
+        f"{lit_list(SNAPSHOT_TYPES)}"
         f"{' GROUP BY ALL' if g else ''}"
     )
     same = "".join(f"f.{k} IS NOT DISTINCT FROM {alias}.{k} AND " for k in gk)
@@ -254,7 +255,7 @@ def new_terms_sql(where: str, b: Baseline, window: Window) -> str:
     keys = ", ".join(gk + tk)
     span = f"INTERVAL '{b.lookback} seconds'"
     history = window.widened(b.lookback)
-    term = "struct_pack(" + ", ".join(f'"{f}" := _t{i}' for i, f in enumerate(b.fields)) + ")"
+    term = "struct_pack(" + ", ".join(f"{ident(f)} := _t{i}" for i, f in enumerate(b.fields)) + ")"
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in gk + tk)
     return f"""
 WITH sel AS (

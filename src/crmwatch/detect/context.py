@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+from crmwatch.sql import lit_list
 from crmwatch.store import Store
 
 # A principal is a person from its first interactive sign-in on: an Okta session of a user,
@@ -76,11 +77,10 @@ def prepare(store: Store) -> None:
     )
     # When each principal was first seen doing something: the learning period of every
     # baseline grouped by principal or person starts there (one scan here, not one per rule).
-    snapshots = ", ".join(f"'{t}'" for t in SNAPSHOT_TYPES)
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE first_seen_principal AS
         SELECT coalesce(user_name, user_id) AS g, min(ts) AS _first FROM events
-        WHERE coalesce(source_type, '') NOT IN ({snapshots}) GROUP BY ALL"""
+        WHERE coalesce(source_type, '') NOT IN {lit_list(SNAPSHOT_TYPES)} GROUP BY ALL"""
     )
     store.execute(
         """CREATE OR REPLACE TEMP TABLE first_seen_person AS

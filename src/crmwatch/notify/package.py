@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from crmwatch.sql import ident
 from crmwatch.notify.facts import Facts, gather
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
@@ -449,7 +450,7 @@ def _contacts(store: Store, facts: Facts) -> tuple[dict[str, tuple], list[tuple[
 def _col(f: SnapshotFile, *names: str) -> str:
     """The first of ``names`` the file has, quoted, or NULL."""
     found = f.first_column(*names)
-    return f'"{found}"' if found else "NULL"
+    return ident(found) if found else "NULL"
 
 
 # --- transparency and the summary ---

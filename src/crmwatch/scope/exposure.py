@@ -36,6 +36,7 @@ from crmwatch.incidents import DATA_ACCESS, get_incident
 from crmwatch.scope.fields import category, expand
 from crmwatch.scope.replay import SF_TS, Plan, Unreplayable, plan
 from crmwatch.scope.snapshot import Snapshot
+from crmwatch.sql import lit, lit_list
 from crmwatch.store import Store
 from crmwatch.timeutil import iso_z, json_default
 
@@ -93,7 +94,7 @@ def scope_incident(
         FROM incident_events i
         JOIN (SELECT event_id, ts, source_type, category, object, rows, record_ids, fields, query,
                      job_id, user_id, outcome FROM events) e USING (event_id)
-        WHERE i.incident_id = ? AND e.category IN ({", ".join(f"'{c}'" for c in DATA_ACCESS)})
+        WHERE i.incident_id = ? AND e.category IN {lit_list(DATA_ACCESS)}
           AND e.outcome IS DISTINCT FROM 'failure'
         ORDER BY e.ts, e.event_id""",
         [incident.id],
@@ -576,7 +577,7 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
     )
     # A view when each record is its customer: the summaries below then read the exposures
     # directly instead of copying millions of rows first.
-    cust = cust.replace("$iid", "'" + iid.replace("'", "''") + "'")
+    cust = cust.replace("$iid", lit(iid))
     customers = "scope_customers_table" if linked else "scope_customers_view"
     kind = "TABLE" if linked else "VIEW"
     store.execute(f"CREATE OR REPLACE TEMP {kind} {customers} AS {cust}")

@@ -32,6 +32,9 @@ from crmwatch.scope.fields import expand, fields_macro
 from crmwatch.scope.snapshot import CREATED, Snapshot
 from crmwatch.soql import Comparison, Logical, Negation, SoqlQuery, Value
 from crmwatch.sources.sqlmap import iso_utc
+from crmwatch.sql import ident as quote
+from crmwatch.sql import lit as _lit
+from crmwatch.sql import ts
 from crmwatch.timeutil import parse_utc
 
 AGGREGATES = {"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM"}
@@ -106,7 +109,7 @@ class _Compiler:
         created = self.base.column("CreatedDate")
         if created is not None:
             # A record created after the query ran cannot have been in its result.
-            conds.append(f"coalesce(t0.{CREATED} <= {_ts(self.at)}, true)")
+            conds.append(f"coalesce(t0.{CREATED} <= {ts(self.at)}, true)")
         else:
             self.notes.append(f"the {obj} snapshot has no CreatedDate: records created after "
                               "the query cannot be told apart")  # fmt: skip
@@ -178,7 +181,7 @@ class _Compiler:
                     f"{clause}: {parts[0]} is not in the {self.base.object} snapshot"
                 )
             self.snap.need(self.base.object, col)
-            return f't0."{col}"'
+            return f"t0.{quote(col)}"
         if len(parts) > 2:
             raise Unreplayable(f"{clause}: {path}: relationships deeper than one level")
         lookup, target = self.target(parts[0])
@@ -196,11 +199,12 @@ class _Compiler:
             self.snap.need(self.base.object, lcol)
             self.snap.need(tsnap.object, "Id")
             join = (
-                f'LEFT JOIN {tsnap.table} {alias} ON left({alias}."Id", 15) = left(t0."{lcol}", 15)'
+                f'LEFT JOIN {tsnap.table} {alias} ON left({alias}."Id", 15) = '
+                f"left(t0.{quote(lcol)}, 15)"
             )
             self.joins[rel] = (alias, join)
         self.snap.need(tsnap.object, col)
-        return f'{self.joins[rel][0]}."{col}"'
+        return f"{self.joins[rel][0]}.{quote(col)}"
 
     # --- WHERE ---
 
@@ -246,14 +250,14 @@ class _Compiler:
         if v.kind == "number":
             return _cmp(f"try_cast({col} AS DOUBLE)", op, v.text)
         if v.kind in ("date", "datetime"):
-            lit = _ts(parse_utc(v.text))
-            return _cmp(f"sf_ts({col})", op, lit)
+            when = ts(parse_utc(v.text))
+            return _cmp(f"sf_ts({col})", op, when)
         if v.kind == "date_literal":
             start, end = date_literal_range(v.text, v.n, self.at)
             note = "date literals evaluated in UTC days, weeks starting Sunday"
             if note not in self.notes:
                 self.notes.append(note)
-            x, s, e = f"sf_ts({col})", _ts(start), _ts(end)
+            x, s, e = f"sf_ts({col})", ts(start), ts(end)
             return {
                 "=": f"{x} >= {s} AND {x} < {e}",
                 "!=": f"NOT coalesce({x} >= {s} AND {x} < {e}, false)",
@@ -298,16 +302,8 @@ def _cmp(left: str, op: str, right: str) -> str:
     return f"{left} {op} {right}"
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _lit_list(items: list[str]) -> str:
     return "[" + ", ".join(_lit(i) for i in items) + "]::VARCHAR[]"
-
-
-def _ts(t: dt.datetime) -> str:
-    return f"TIMESTAMP '{t:%Y-%m-%d %H:%M:%S.%f}'"
 
 
 def _add_months(d: dt.date, n: int) -> dt.date:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmwatch.errors import UsageError
+from crmwatch.sql import ident, lit
 from crmwatch.store import Store
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -77,17 +78,40 @@ class SnapshotFile:
 
     @property
     def table(self) -> str:
-        return f'"snap_{self.object}"'
+        """The temporary table the file is loaded into: a quoted name, whatever the file's
+        object name holds (a file named ``Contact" AS SELECT 1; DROP TABLE alerts; --.csv``
+        is a table of that name, not SQL)."""
+        return ident(f"snap_{self.object}")
+
+
+# A Salesforce object's API name: a letter, then letters, digits and underscores (custom
+# objects end in __c). Anything else in a file name or --object is refused, not quoted along.
+OBJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
 
 
 def object_name(path: Path) -> str:
-    """``Contact.csv`` → Contact; ``contact-2025-06-01.parquet`` → Contact."""
+    """``Contact.csv`` → Contact; ``contact-2025-06-01.parquet`` → Contact.
+
+    Raises:
+        UsageError: the file's name does not start with a Salesforce object name.
+    """
     stem = path.name
     for suffix in SUFFIXES:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
     base = re.split(r"[-_. ](?=\d)|[ .]", stem)[0]
-    return base[:1].upper() + base[1:] if base else stem
+    return check_object(base[:1].upper() + base[1:] if base else stem, path)
+
+
+def check_object(name: str, path: Path | None = None) -> str:
+    """``name`` if it is a Salesforce object's API name; else a clear error."""
+    if OBJECT_NAME.fullmatch(name):
+        return name
+    where = f"snapshot file {path.name!r}" if path else "--object"
+    raise UsageError(
+        f"{where}: {name!r} is not a Salesforce object name (letters, digits and "
+        "underscores); name the file after its object, e.g. Contact.csv, or pass --object"
+    )
 
 
 class Snapshot:
@@ -109,7 +133,7 @@ class Snapshot:
             raise UsageError("--object names the object of one file; several were given")
         self.files: dict[str, SnapshotFile] = {}
         for f in files:
-            obj = object_override or object_name(f)
+            obj = check_object(object_override) if object_override else object_name(f)
             if obj in self.files:
                 raise UsageError(f"two snapshot files for {obj}: {self.files[obj].path}, {f}")
             sf = SnapshotFile.open(store, obj, f, len(self.files))
@@ -139,10 +163,10 @@ class Snapshot:
                 self.need(f.object, col)
             if f.object in self.loaded and f.needed <= set(self._loaded_cols(f)):
                 continue
-            cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in sorted(f.needed))
+            cols = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in sorted(f.needed))
             if (created := f.column("CreatedDate")) is not None:
                 # Parsed once here: every replay filters on it (see replay.CREATED).
-                cols += f', sf_ts(CAST("{created}" AS VARCHAR)) AS {CREATED}'
+                cols += f", sf_ts(CAST({ident(created)} AS VARCHAR)) AS {CREATED}"
             self.store.execute(
                 f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {f.source}"
             )
@@ -159,15 +183,15 @@ class Snapshot:
         customer = f'{alias}."Id"'
         link = PERSON_LINK.get(f.object)
         if link is not None and (lcol := f.column(link[0])) is not None:
-            customer = f'coalesce({alias}."{lcol}", {alias}."Id")'
+            customer = f'coalesce({alias}.{ident(lcol)}, {alias}."Id")'
             person = self.get(link[1])
             if person is not None and person.column("Id") is not None:
                 who, holder = f"{alias}_p", person
                 join = (f'LEFT JOIN {person.table} {who} ON left({who}."Id", 15) = '
-                        f'left({alias}."{lcol}", 15)')  # fmt: skip
+                        f"left({alias}.{ident(lcol)}, 15)")  # fmt: skip
 
         def first_of(columns: tuple[str, ...]) -> str:
-            present = [f'{who}."{c}"' for n in columns if (c := holder.column(n)) is not None
+            present = [f"{who}.{ident(c)}" for n in columns if (c := holder.column(n)) is not None
                        and c in holder.needed]  # fmt: skip
             if not present:
                 return "NULL"
@@ -187,8 +211,7 @@ class Snapshot:
 
 
 def _reader(path: Path) -> str:
-    p = str(path).replace("'", "''")
     if path.name.lower().endswith(".parquet"):
-        return f"read_parquet('{p}')"
+        return f"read_parquet({lit(str(path))})"
     # strict_mode off would silently shift columns; keep DuckDB's strict CSV parsing.
-    return f"read_csv('{p}', header = true, all_varchar = true)"
+    return f"read_csv({lit(str(path))}, header = true, all_varchar = true)"

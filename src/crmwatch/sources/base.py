@@ -24,6 +24,7 @@ from crmwatch.errors import Location, SourceFormatError
 from crmwatch.schema import Reason
 from crmwatch.sources.jsonrecords import BadRecord, iter_records
 from crmwatch.sources.sqlmap import Ref, json_ref
+from crmwatch.sql import lit
 from crmwatch.store import Store
 
 STAGE_TABLE = "_stage"
@@ -224,8 +225,8 @@ class JsonSource(Source):
             return Staged(None, {}, report=report)
         exprs = self.exprs(json_ref("coalesce(doc, raw)", keys), "rtype")
         exprs.update(
-            source=f"'{self.source}'",
-            source_type=f"'{self.type_prefix}' || rtype",
+            source=lit(self.source),
+            source_type=f"{lit(self.type_prefix)} || rtype",
             event_id=f"md5('{self.type_prefix}' || rtype || chr(31) || coalesce(nid, raw))",
             raw="raw",
             file_id="file_id",

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from crmwatch.sql import ident, json_path, lit
+
+__all__ = ["Ref", "column_ref", "json_ref", "lit"]  # lit: re-exported for the mappings
+
 Ref = Callable[[str], str | None]
-
-
-def lit(value: str | None) -> str:
-    """A SQL string literal."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("'", "''") + "'"
 
 
 def column_ref(present: set[str]) -> Ref:
     """Resolve keys to quoted columns of a CSV staging relation, if the header has them."""
 
     def ref(key: str) -> str | None:
-        return '"' + key.replace('"', '""') + '"' if key in present else None
+        return ident(key) if key in present else None
 
     return ref
 
@@ -42,8 +39,7 @@ def json_ref(column: str, present: set[str] | None = None) -> Ref:
     def ref(key: str) -> str | None:
         if present is not None and key.split(".", 1)[0] not in present:
             return None
-        path = "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in key.split("."))
-        return f"json_extract_string({column}, {lit(path)})"
+        return f"json_extract_string({column}, {json_path(key)})"
 
     return ref
 
