@@ -19,7 +19,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from crmwatch.sql import ident
 from crmwatch.notify.facts import Facts, gather
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
@@ -33,6 +32,7 @@ from crmwatch.notify.text import (
     letter_sections,
 )
 from crmwatch.scope.snapshot import SnapshotFile
+from crmwatch.sql import ident
 from crmwatch.store import Store
 
 REGULATOR_LABELS = {
