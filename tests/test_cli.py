@@ -148,3 +148,73 @@ def test_every_json_output_gives_times_in_utc_with_z(tmp_path: Path):
             assert _times_without_zone(body) == [], name
             checked += len(re.findall(r'"\d{4}-\d{2}-\d{2}T[0-9:.]+Z"', line))
     assert checked > 20
+
+
+### the CLI's own contract (issue 13, issue 19.4) ###
+
+
+def test_no_traceback_for_a_missing_rule_folder_or_an_unwritable_export(tmp_path: Path):
+    res = runner.invoke(app, ["rules", "list", "--rules", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "no such rule file or directory" in res.stderr
+    db = str(tmp_path / "s.duckdb")
+    runner.invoke(app, ["ingest", str(REAL / "okta"), "--db", db])
+    res = runner.invoke(app, ["alerts", "export", "--ocsf", str(tmp_path / "no" / "f.json"),
+                              "--db", db])  # fmt: skip
+    assert res.exit_code == 2 and "No such file or directory" in res.stderr
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def _hostile_logs(folder: Path) -> Path:
+    """An attacker's session whose user name carries a terminal title-change sequence and
+    whose queried object carries rich markup, in a real event-object export."""
+    from tests.breach import _sf
+
+    folder.mkdir()
+    name = "evil\x1b]0;pwned\x07@x.example"
+    records = [
+        _sf("LoginEvent", 1, EventDate="2025-06-10T08:50:00.000+0000", Username=name,
+            UserId="005000000000009AAA", SourceIp="185.220.101.7", LoginKey="LK-EVIL",
+            Status="Success", LoginUrl="login.salesforce.com", Browser="Chrome 125"),
+        _sf("ApiEvent", 2, EventDate="2025-06-10T08:55:00.000+0000", Username=name,
+            UserId="005000000000009AAA", SourceIp="185.220.101.7", LoginKey="LK-EVIL",
+            Query="SELECT Id FROM Contact", QueriedEntities="[/][link=http://evil.example]x",
+            RowsProcessed=5000, Operation="Query"),
+    ]  # fmt: skip
+    body = {"totalSize": len(records), "done": True, "records": records}
+    (folder / "events.json").write_text(json.dumps(body))
+    return folder
+
+
+def test_values_from_logs_print_as_text_not_terminal_codes_or_markup(tmp_path: Path):
+    db = str(tmp_path / "s.duckdb")
+    assert runner.invoke(app, ["ingest", str(_hostile_logs(tmp_path / "logs")), "--db", db]
+                         ).exit_code == 0  # fmt: skip
+    outputs = [runner.invoke(app, ["detect", "--db", db]),
+               runner.invoke(app, ["incidents", "--db", db])]  # fmt: skip
+    iid = json.loads(runner.invoke(app, ["incidents", "--db", db, "--json"]).stdout)[0]["id"]
+    outputs.append(runner.invoke(app, ["incident", "show", iid, "--db", db]))
+    for res in outputs:
+        assert res.exit_code == 0, res.output
+        assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    shown = outputs[2].stdout.replace("\n", "")
+    assert "evil\\x1b]0;pwned\\x07@x.example" in shown  # the sequence, visible as text
+    assert "[/][link=http://evil.example]x" in shown
+
+
+def test_a_file_of_several_rules_without_a_correlation_runs_every_rule(tmp_path: Path):
+    """Issue 13: only the last rule of such a file ran."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "two.yml").write_text(
+        "title: Tor sign-in\nid: 0e0e0e0e-0000-4000-8000-0000000000b1\n"
+        "logsource: {product: crmwatch}\n"
+        "detection: {sel: {ip_class: tor}, condition: sel}\nlevel: high\n---\n"
+        "title: Any API query\nid: 0e0e0e0e-0000-4000-8000-0000000000b2\n"
+        "logsource: {product: crmwatch}\n"
+        "detection: {sel: {category: api_query}, condition: sel}\nlevel: low\n"
+    )
+    db = str(tmp_path / "s.duckdb")
+    runner.invoke(app, ["ingest", str(_hostile_logs(tmp_path / "logs")), "--db", db])
+    res = runner.invoke(app, ["detect", "--db", db, "--json", "--rules", str(tmp_path / "rules")])
+    assert res.exit_code == 0, res.output
+    titles = {json.loads(line)["title"] for line in res.stdout.splitlines()}
+    assert {"Tor sign-in", "Any API query"} <= titles

@@ -11,6 +11,7 @@ from sigma.collection import SigmaCollection
 
 from crmwatch.detect.backend import rule_where
 from crmwatch.store import Store
+from tests.conftest import REAL, ROOT
 
 
 def selected(store: Store, product: str, detection: str) -> list[tuple]:
@@ -117,3 +118,29 @@ def test_a_users_sigmahq_style_okta_rule_runs_from_the_cli(tmp_path):
     assert found.exit_code == 0, found.output
     ids = [json.loads(line)["rule_id"] for line in found.output.splitlines()]
     assert ids.count("6f1c0a3e-0000-4000-8000-00000000000a") == 1
+
+
+SIGMAHQ = ROOT / "tests" / "fixtures" / "sigmahq"
+
+
+def test_sigmahq_okta_rules_run_and_a_placeholder_rule_stops_nothing(tmp_path):
+    """Issue 13: SigmaHQ's placeholder rule raised SigmaPlaceholderError inside detect: a
+    traceback, exit 1, no alert from any rule. It is now named when the rules load, and the
+    other 21 rules run and store their alerts."""
+    from typer.testing import CliRunner
+
+    from crmwatch.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["rules", "list", "--rules", str(SIGMAHQ)])
+    assert listed.exit_code == 1
+    assert "okta_session_impersonation_granted.yml" in listed.stdout
+    assert "legtimate_identifiers" in listed.stdout
+    assert len([ln for ln in listed.stdout.splitlines() if "(0 tests)" in ln]) >= 21
+    db = str(tmp_path / "s.duckdb")
+    assert runner.invoke(app, ["ingest", str(REAL / "okta"), "--db", db]).exit_code == 0
+    res = runner.invoke(app, ["detect", "--db", db, "--rules", str(SIGMAHQ), "--json"])
+    assert res.exit_code == 1, res.output
+    assert "okta_session_impersonation_granted.yml" in res.stderr and "Traceback" not in res.output
+    titles = {json.loads(line)["title"] for line in res.stdout.splitlines()}
+    assert "Okta Suspicious Activity Reported by End-user" in titles

@@ -13,7 +13,7 @@ from tests.conftest import REAL, real_files
 
 
 def test_real_samples_are_present():
-    assert len(real_files()) == 18, "../shared/fixtures/real changed: update these tests"
+    assert len(real_files()) == 18, "tests/fixtures/real changed: update these tests"
 
 
 @pytest.mark.parametrize("path", real_files(), ids=lambda p: p.name)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -40,12 +41,15 @@ from crmwatch.incidents import (
 from crmwatch.ingest import IngestSummary, expand_paths, ingest
 from crmwatch.notify.org import load_org
 from crmwatch.notify.package import Package, notify
+from crmwatch.schema import LEVELS
 from crmwatch.scope.exposure import ScopeResult, scope_incident
 from crmwatch.simulate.org import simulate
 from crmwatch.simulate.scenarios import SCENARIOS
 from crmwatch.sources import FORMATS
+from crmwatch.sql import lit
 from crmwatch.stats import store_stats
 from crmwatch.store import Store, default_db_path
+from crmwatch.terminal import clean
 from crmwatch.timeutil import json_default, parse_duration, parse_utc
 
 app = typer.Typer(
@@ -69,13 +73,34 @@ ConfigOption = Annotated[
 SCENARIO_NAMES = ", ".join(SCENARIOS)
 
 
-def _fail(e: CrmwatchError) -> None:
+def _fail(e: CrmwatchError) -> NoReturn:
     # one line, however long: a wrapped message splits the names it quotes
-    err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
+    err.print(f"[red]error:[/red] {clean(str(e))}", soft_wrap=True)
     raise typer.Exit(2)
 
 
-@app.command("ingest")
+def command(group: typer.Typer, name: str) -> Callable:
+    """Register a command whose errors print as one line with exit status 2: a
+    ``CrmwatchError``, or a path the user gave that cannot be read or written (OSError). Any
+    other exception is a bug, and its traceback says where."""
+
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def guarded(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except CrmwatchError as e:
+                _fail(e)
+            except OSError as e:
+                where = f" ({e.filename})" if e.filename else ""
+                _fail(UsageError(f"{e.strerror or e}{where}"))
+
+        return group.command(name)(guarded)
+
+    return register
+
+
+@command(app, "ingest")
 def ingest_cmd(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or directories (recursive); .gz is fine")
@@ -102,33 +127,29 @@ def ingest_cmd(
 
     Files already ingested and unchanged since (same path, size, modification time and
     format) are not read again; --rescan reads them anyway."""
-    try:
-        cfg = Config.load(config)
-        total = len(expand_paths(paths))
-        with Store(db or default_db_path()) as store:
-            if err.is_terminal and not json_out:
-                with Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=err,
-                    transient=True,
-                ) as bar:
-                    task = bar.add_task("ingesting", total=total)
-                    summary = ingest(
-                        store,
-                        paths,
-                        fmt,
-                        cfg,
-                        lambda f, _: bar.update(task, advance=1, description=f.path.name),
-                        rescan,
-                    )
-            else:
-                summary = ingest(store, paths, fmt, cfg, rescan=rescan)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    cfg = Config.load(config)
+    total = len(expand_paths(paths))
+    with Store(db or default_db_path()) as store:
+        if err.is_terminal and not json_out:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("ingesting", total=total)
+                summary = ingest(
+                    store,
+                    paths,
+                    fmt,
+                    cfg,
+                    lambda f, _: bar.update(task, advance=1, description=f.path.name),
+                    rescan,
+                )
+        else:
+            summary = ingest(store, paths, fmt, cfg, rescan=rescan)
     if json_out:
         print(
             json.dumps(
@@ -159,7 +180,7 @@ def _print_summary(summary: IngestSummary) -> None:
         if f.reasons:
             q += " (" + ", ".join(f"{r} {n}" for r, n in sorted(f.reasons.items())) + ")"
         table.add_row(
-            escape(f.path.name),
+            clean(f.path.name),
             f.format or "-",
             str(f.records),
             str(f.inserted),
@@ -170,7 +191,7 @@ def _print_summary(summary: IngestSummary) -> None:
     if table.row_count:
         out.print(table)
     for f in summary.errors:
-        err.print(f"[red]error:[/red] {escape(f.error or '')}")
+        err.print(f"[red]error:[/red] {clean(f.error or '')}")
     out.print(
         f"{len(summary.files)} files, {summary.total('records')} records: "
         f"{summary.total('inserted')} new, {summary.total('duplicates')} duplicate, "
@@ -185,17 +206,13 @@ def _print_summary(summary: IngestSummary) -> None:
         out.print("see them with: crmwatch quarantine")
 
 
-@app.command("stats")
+@command(app, "stats")
 def stats_cmd(
     db: DbOption = None, json_out: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Counts by source type, category and day; quarantine by reason."""
-    try:
-        with Store(db or default_db_path()) as store:
-            s = store_stats(store)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        s = store_stats(store)
     if json_out:
         print(json.dumps(s, indent=2, default=json_default))
         return
@@ -210,7 +227,7 @@ def stats_cmd(
         t.add_column(label)
         t.add_column("events", justify="right")
         for row in s[key]:
-            t.add_row(escape(str(row[label])), str(row["events"]))
+            t.add_row(clean(str(row[label])), str(row["events"]))
         out.print(t)
     t = Table(title=f"quarantine ({s['quarantined']})")
     t.add_column("reason")
@@ -223,38 +240,30 @@ def stats_cmd(
     )
 
 
-@app.command("quarantine")
+@command(app, "quarantine")
 def quarantine_cmd(
     db: DbOption = None, limit: int = 50, json_out: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """List quarantined records: file, line or byte offset, reason. Never prints their content."""
-    try:
-        with Store(db or default_db_path()) as store:
-            rows = store.execute(
-                "SELECT path, line, byte_offset, reason, detail FROM quarantine "
-                "ORDER BY path, line NULLS FIRST, byte_offset LIMIT ?",
-                [limit],
-            ).dicts()
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        rows = store.execute(
+            "SELECT path, line, byte_offset, reason, detail FROM quarantine "
+            "ORDER BY path, line NULLS FIRST, byte_offset LIMIT ?",
+            [limit],
+        ).dicts()
     if json_out:
         print(json.dumps(rows, indent=2, default=json_default))
         return
     for r in rows:
         where = f":{r['line']}" if r["line"] is not None else f"@byte {r['byte_offset']}"
-        out.print(f"{escape(r['path'])}{where}: {r['reason']}: {escape(r['detail'] or '')}")
+        out.print(f"{clean(r['path'])}{where}: {r['reason']}: {clean(r['detail'] or '')}")
 
 
-@app.command("enrich")
+@command(app, "enrich")
 def enrich_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
     """Reclassify every IP and user agent with the current lists and corporate ranges."""
-    try:
-        with Store(db or default_db_path()) as store:
-            counts = refresh(store, Config.load(config).enrich)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        counts = refresh(store, Config.load(config).enrich)
     out.print(
         f"reclassified {counts['enrich_ips']} IPs and {counts['enrich_user_agents']} user agents"
     )
@@ -276,7 +285,7 @@ def _parse_time(value: str | None) -> dt.datetime | None:
         raise UsageError(f"not an ISO time: {value!r}") from e
 
 
-@app.command("detect")
+@command(app, "detect")
 def detect_cmd(
     db: DbOption = None,
     rules: RulesOption = None,
@@ -284,34 +293,38 @@ def detect_cmd(
     until: Annotated[str | None, typer.Option(help="Only events before (ISO, UTC)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One alert per line as JSON")] = False,
 ) -> None:
-    """Run the built-in rule pack and your rules; store and print the alerts."""
-    try:
-        rule_files = load_rules(rules)
-        with Store(db or default_db_path()) as store:
-            runs = detect(store, rule_files, _parse_time(since), _parse_time(until))
-            if json_out:
-                for a in stored_alerts(store, "run_alerts"):
-                    print(json.dumps(a.to_dict(), default=json_default))
-                return
+    """Run the built-in rule pack and your rules; store and print the alerts.
+
+    A rule that cannot be loaded or run is reported (exit 1) and the others still run."""
+    rule_files = load_rules(rules, collect_errors=True)
+    with Store(db or default_db_path()) as store:
+        runs = detect(store, rule_files, _parse_time(since), _parse_time(until))
+        if json_out:
+            for a in stored_alerts(store, "run_alerts"):
+                print(json.dumps(a.to_dict(), default=json_default))
+        else:
             _print_alert_summary(store, runs)
-    except CrmwatchError as e:
-        _fail(e)
+    failed = [r for r in runs if r.error]
+    for r in failed:
+        err.print(f"[red]rule failed:[/red] {clean(r.file.path.name)}: {clean(r.title)}: "
+                  f"{clean(r.error or '')}", soft_wrap=True)  # fmt: skip
+    if failed:
+        raise typer.Exit(1)
 
 
-LEVELS = ("critical", "high", "medium", "low", "informational")
 SHOWN_ALERTS = 20
 
 
 def _print_alert_summary(store: Store, runs: list) -> None:
     """Counts per rule, then the most severe alerts: a terminal cannot show 100k lines."""
-    rank = {lvl: i for i, lvl in enumerate(LEVELS)}
+    rank = {lvl: i for i, lvl in enumerate(reversed(LEVELS))}
     table = Table("level", "rule", "alerts")
-    fired = sorted((r for r in runs if r.alerts), key=lambda r: rank.get(r.rule.level, 9))
+    fired = sorted((r for r in runs if r.alerts), key=lambda r: rank.get(r.level, 9))
     for r in fired:
-        table.add_row(r.rule.level, escape(r.rule.main.title), str(r.alerts))
+        table.add_row(r.level, clean(r.title), str(r.alerts))
     if fired:
         out.print(table)
-    order = "CASE level " + " ".join(f"WHEN '{lvl}' THEN {i}" for lvl, i in rank.items())
+    order = "CASE level " + " ".join(f"WHEN {lit(lvl)} THEN {i}" for lvl, i in rank.items())
     top = store.execute(
         f"SELECT level, first_ts, principal, title, len(event_ids) AS n FROM run_alerts "
         f"ORDER BY {order} ELSE 9 END, first_ts, alert_id LIMIT {SHOWN_ALERTS}"
@@ -319,29 +332,31 @@ def _print_alert_summary(store: Store, runs: list) -> None:
     for a in top:
         out.print(
             f"[bold]{a['level']}[/bold] {a['first_ts']:%Y-%m-%d %H:%M:%S} "
-            f"{escape(a['principal'] or '-')}: {escape(a['title'])} ({a['n']} events)"
+            f"{clean(a['principal'] or '-')}: {clean(a['title'])} ({a['n']} events)"
         )
     total = sum(r.alerts for r in runs)
     if total > len(top):
         out.print(f"… {total - len(top)} more: crmwatch detect --json, or the alerts table")
-    out.print(f"{total} alerts from {len(runs)} rules")
+    out.print(f"{total} alerts from {len([r for r in runs if not r.error])} rules")
 
 
-@rules_app.command("list")
+@command(rules_app, "list")
 def rules_list_cmd(rules: RulesOption = None) -> None:
     """Every rule: id, level, kind (match, new_terms, volume, correlation type), title, tests,
-    and load errors."""
-    for rf in load_rules(rules, collect_errors=True):
+    and the rules that cannot be loaded or compiled (exit 1 if any)."""
+    files = load_rules(rules, collect_errors=True)
+    for rf in files:
         if rf.errors:
-            out.print(f"[red]{escape(rf.path.name)}: {escape(rf.errors[0])}[/red]")
+            out.print(f"[red]{clean(rf.path.name)}: {clean(rf.errors[0])}[/red]")
             continue
-        out.print(
-            f"{rf.rule_id}  {rf.level:8}  {rf.kind:16}  {escape(rf.main.title)}  "
-            f"({len(rf.tests)} tests)"
-        )
+        for d in rf.detections:
+            out.print(f"{clean(d.rule_id)}  {d.level:8}  {d.kind:16}  {clean(d.title)}  "
+                      f"({len(rf.tests)} tests)")  # fmt: skip
+    if any(rf.errors for rf in files):
+        raise typer.Exit(1)
 
 
-@rules_app.command("stats")
+@command(rules_app, "stats")
 def rules_stats_cmd(
     db: DbOption = None,
     sim: Annotated[
@@ -352,15 +367,11 @@ def rules_stats_cmd(
 ) -> None:
     """Per rule: findings in the store, incidents they opened, and with --sim how many of
     those were false on the simulated org."""
-    try:
-        with Store(db or default_db_path()) as store:
-            if sim is not None:
-                rows = false_positives(store, load_truth(sim)).rules
-            else:
-                rows = rule_scores(store)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        if sim is not None:
+            rows = false_positives(store, load_truth(sim)).rules
+        else:
+            rows = rule_scores(store)
     if json_out:
         print(json.dumps([{**dataclasses.asdict(r), "share_false": r.share_false}
                           for r in rows], indent=2))  # fmt: skip
@@ -372,27 +383,28 @@ def rules_stats_cmd(
         if sim is not None:
             share = "-" if r.share_false is None else f"{r.share_false:.0%}"
             extra = (str(r.false_incidents), share)
-        table.add_row(escape(r.title), r.level, f"{r.findings:,}", str(r.incidents_opened), *extra)
+        table.add_row(clean(r.title), r.level, f"{r.findings:,}", str(r.incidents_opened), *extra)
     out.print(table)
 
 
-@rules_app.command("test")
+@command(rules_app, "test")
 def rules_test_cmd(rules: RulesOption = None) -> None:
-    """Run every rule's inline tests; exit 1 if any fails."""
-    try:
-        results = run_tests(load_rules(rules))
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    """Run every rule's inline tests; exit 1 if any fails or a rule cannot be loaded."""
+    files = load_rules(rules, collect_errors=True)
+    results = run_tests([rf for rf in files if not rf.errors])
+    broken = [rf for rf in files if rf.errors]
+    for rf in broken:
+        out.print(f"[red]CANNOT LOAD[/red] {clean(rf.path.name)}: {clean(rf.errors[0])}")
     failed = [r for r in results if not r.passed]
     for r in failed:
         want = "match" if r.test.expected else "no match"
         out.print(
-            f"[red]FAIL[/red] {escape(r.rule.path.name)}: {escape(r.test.name)} "
+            f"[red]FAIL[/red] {clean(r.rule.path.name)}: {clean(r.test.name)} "
             f"(expected {want}, got {r.alerts} alerts)"
         )
-    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed:
+    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed"
+              + (f", {len(broken)} rule files cannot be loaded" if broken else ""))  # fmt: skip
+    if failed or broken:
         raise typer.Exit(1)
 
 
@@ -400,20 +412,16 @@ alerts_app = typer.Typer(help="Stored alerts.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
 
-@alerts_app.command("export")
+@command(alerts_app, "export")
 def alerts_export_cmd(
     ocsf: Annotated[Path, typer.Option("--ocsf", help="Write OCSF Detection Findings (JSON)")],
     db: DbOption = None,
 ) -> None:
     """Export stored alerts as OCSF Detection Finding (class 2004) JSON."""
-    try:
-        with Store(db or default_db_path()) as store:
-            findings = [to_ocsf(a) for a in stored_alerts(store)]
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        findings = [to_ocsf(a) for a in stored_alerts(store)]
     ocsf.write_text(json.dumps(findings, indent=2), encoding="utf-8")
-    out.print(f"wrote {len(findings)} findings to {escape(str(ocsf))}")
+    out.print(f"wrote {len(findings)} findings to {clean(str(ocsf))}")
 
 
 def _parse_duration(value: str) -> dt.timedelta:
@@ -424,7 +432,7 @@ def _parse_duration(value: str) -> dt.timedelta:
         raise UsageError(str(e)) from e
 
 
-@app.command("incidents")
+@command(app, "incidents")
 def incidents_cmd(
     db: DbOption = None,
     config: ConfigOption = None,
@@ -445,21 +453,17 @@ def incidents_cmd(
     """Turn the stored findings into incidents (rebuilt from all of them) and list them.
 
     Settings come from crmwatch.toml's [incidents] table; the options override it."""
-    try:
-        cfg = Config.load(config).incidents
-        if threshold is not None and threshold < 1:
-            raise UsageError("--threshold must be 1 or more")
-        cfg = dataclasses.replace(
-            cfg,
-            **{k: v for k, v in (("gap", gap and _parse_duration(gap)),
-                                  ("open_level", open_level), ("risk_threshold", threshold))
-               if v is not None},
-        )  # fmt: skip
-        with Store(db or default_db_path()) as store:
-            incidents = build_incidents(store, cfg)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    cfg = Config.load(config).incidents
+    if threshold is not None and threshold < 1:
+        raise UsageError("--threshold must be 1 or more")
+    cfg = dataclasses.replace(
+        cfg,
+        **{k: v for k, v in (("gap", gap and _parse_duration(gap)),
+                              ("open_level", open_level), ("risk_threshold", threshold))
+           if v is not None},
+    )  # fmt: skip
+    with Store(db or default_db_path()) as store:
+        incidents = build_incidents(store, cfg)
     if json_out:
         print(json.dumps([i.to_dict() for i in incidents], indent=2, default=json_default))
         return
@@ -484,8 +488,8 @@ def _print_incidents(incidents: list[Incident]) -> None:
             for o in i.objects[:3]
         )
         table.add_row(
-            i.id, i.severity, escape(", ".join(i.principals or i.user_ids)[:60]),
-            i.first_malicious_at[:19], _delay(i.time_to_detect_seconds), escape(objects),
+            i.id, i.severity, clean(", ".join(i.principals or i.user_ids)[:60]),
+            i.first_malicious_at[:19], _delay(i.time_to_detect_seconds), clean(objects),
             _opened(i.opened_by), str(len(i.rules)),
         )  # fmt: skip
     out.print(table)
@@ -501,20 +505,16 @@ incident_app = typer.Typer(help="One incident.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
 
 
-@incident_app.command("show")
+@command(incident_app, "show")
 def incident_show_cmd(
     incident_id: Annotated[str, typer.Argument(help="Incident id, e.g. INC-1A2B3C4D5E")],
     db: DbOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Incident and timeline as JSON")] = False,
 ) -> None:
     """An incident's facts and its timeline, from the first malicious event to the last."""
-    try:
-        with Store(db or default_db_path()) as store:
-            incident = get_incident(store, incident_id)
-            entries = timeline(store, incident)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        incident = get_incident(store, incident_id)
+        entries = timeline(store, incident)
     if json_out:
         body = {**incident.to_dict(), "timeline": [e.__dict__ for e in entries]}
         print(json.dumps(body, indent=2, default=json_default))
@@ -537,21 +537,21 @@ def incident_show_cmd(
             f"{o['rows'] if o['rows'] is not None else '?'} rows" for o in i.objects)),
         ("opened by", _opened(i.opened_by)),
     ):  # fmt: skip
-        out.print(f"[bold]{label:>16}[/bold]  {escape(value or '-')}")
+        out.print(f"[bold]{label:>16}[/bold]  {clean(value or '-')}")
     why = i.opened_by or {}
     for f in why.get("findings", []) if why.get("by") == "risk" else [why]:
         if f.get("title"):
             risk = f" +{f['risk']}" if "risk" in f else ""
-            out.print(f"{'':>18}{f['level']}{risk}: {escape(f['title'])}")
+            out.print(f"{'':>18}{f['level']}{risk}: {clean(f['title'])}")
     out.rule("timeline")
     for e in entries:
         times = f" ×{e.count} (to {e.last_ts[11:19]})" if e.count > 1 else ""
         style = "red" if e.kind == "alert" else ""
-        line = f"{e.ts[:19]}  {e.role:<11} {escape(e.text)}{times}"
+        line = f"{e.ts[:19]}  {e.role:<11} {clean(e.text)}{times}"
         out.print(f"[{style}]{line}[/{style}]" if style else line)
 
 
-@app.command("scope")
+@command(app, "scope")
 def scope_cmd(
     incident_id: Annotated[str, typer.Argument(help="Incident id (see crmwatch incidents)")],
     customers: Annotated[
@@ -568,12 +568,8 @@ def scope_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Which customers and fields an incident exposed: replays its queries on a snapshot."""
-    try:
-        with Store(db or default_db_path()) as store:
-            result = scope_incident(store, incident_id, customers, obj)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        result = scope_incident(store, incident_id, customers, obj)
     if json_out:
         print(json.dumps(result.to_dict(), indent=2, default=json_default))
         return
@@ -593,8 +589,8 @@ def _print_scope(r: ScopeResult) -> None:
     for title, counts in (("by country", r.by_country), ("by US state", r.by_us_state),
                           ("by data category", r.by_category)):  # fmt: skip
         if counts:
-            out.print(f"{title}: " + ", ".join(f"{escape(k)} {v:,}" for k, v in counts.items()))
-    out.print("fields: " + escape(", ".join(r.fields)))
+            out.print(f"{title}: " + ", ".join(f"{clean(k)} {v:,}" for k, v in counts.items()))
+    out.print("fields: " + clean(", ".join(r.fields)))
     table = Table("time", "event", "object", "evidence", "records", "logged rows", "note")
     for e in r.events:
         records = (
@@ -604,12 +600,12 @@ def _print_scope(r: ScopeResult) -> None:
         )
         logged = "-" if e.rows_logged is None else str(e.rows_logged)
         table.add_row(
-            e.ts[:19], e.source_type, e.object or "?", e.kind, records, logged, escape(e.note)
+            e.ts[:19], e.source_type, e.object or "?", e.kind, records, logged, clean(e.note)
         )
     out.print(table)
 
 
-@app.command("notify")
+@command(app, "notify")
 def notify_cmd(
     incident_id: Annotated[str, typer.Argument(help="A scoped incident's id")],
     aware_at: Annotated[
@@ -623,13 +619,9 @@ def notify_cmd(
 ) -> None:
     """Per-jurisdiction obligations and deadlines, regulator drafts, customer letters (HTML,
     PDF), mailing list and transparency check for a scoped incident."""
-    try:
-        with Store(db or default_db_path()) as store:
-            pkg = notify(store, incident_id, _parse_time(aware_at), out_dir / incident_id.upper(),
-                         load_org(org))  # fmt: skip
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    with Store(db or default_db_path()) as store:
+        pkg = notify(store, incident_id, _parse_time(aware_at), out_dir / incident_id.upper(),
+                     load_org(org))  # fmt: skip
     _print_package(pkg)
 
 
@@ -638,20 +630,20 @@ def _print_package(pkg: Package) -> None:
     for o in pkg.obligations:
         hours = o.time_left_hours
         left = "-" if hours is None else f"{hours:.0f} h" if hours >= 0 else "overdue"
-        table.add_row(escape(o.regime_name), escape(o.recipient), f"{o.affected:,}",
-                      o.deadline_utc or escape(o.deadline_text[:40]), left, o.status)  # fmt: skip
+        table.add_row(clean(o.regime_name), clean(o.recipient), f"{o.affected:,}",
+                      o.deadline_utc or clean(o.deadline_text[:40]), left, o.status)  # fmt: skip
     out.print(table)
     for a in pkg.assumptions:
-        out.print(f"[yellow]assumed:[/yellow] {escape(a)}")
+        out.print(f"[yellow]assumed:[/yellow] {clean(a)}")
     absent = [k for k, v in pkg.transparency.items() if not v["present"]]
     out.print(
         f"{len(pkg.drafts)} regulator drafts, {len(pkg.letters)} letter files, "
-        f"{pkg.mailing_rows:,} mailing-list rows → {escape(str(pkg.out))}"
+        f"{pkg.mailing_rows:,} mailing-list rows → {clean(str(pkg.out))}"
         + (f"; transparency gaps: {', '.join(absent)}" if absent else "; transparency: complete")
     )
 
 
-@app.command("simulate")
+@command(app, "simulate")
 def simulate_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (created)")],
     customers: Annotated[int, typer.Option(help="Customers in the snapshot")] = 100_000,
@@ -677,26 +669,22 @@ def simulate_cmd(
     ] = None,
 ) -> None:
     """Write a simulated retailer's CRM logs (real formats), customer snapshot and ground truth."""
-    try:
-        first = None
-        if start is not None:
-            try:
-                first = dt.date.fromisoformat(start)
-            except ValueError as e:
-                raise UsageError(f"--start must be a date like 2025-06-02: {start!r}") from e
-        sim = simulate(out_dir, customers, employees, days, [] if benign_only else scenario,
-                       seed, noise=noise, start=first)  # fmt: skip
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    first = None
+    if start is not None:
+        try:
+            first = dt.date.fromisoformat(start)
+        except ValueError as e:
+            raise UsageError(f"--start must be a date like 2025-06-02: {start!r}") from e
+    sim = simulate(out_dir, customers, employees, days, [] if benign_only else scenario,
+                   seed, noise=noise, start=first)  # fmt: skip
     out.print(
         f"wrote {sim.files} files, {sim.events:,} log records, {sim.customers:,} customers, "
         f"{sim.employees} staff over {sim.days} days ({noise} noise), scenarios: "
-        f"{', '.join(sim.scenarios) or 'none'} → {escape(str(out_dir))}"
+        f"{', '.join(sim.scenarios) or 'none'} → {clean(str(out_dir))}"
     )
 
 
-@app.command("eval")
+@command(app, "eval")
 def eval_cmd(
     directory: Annotated[Path, typer.Argument(help="A `crmwatch simulate` output folder")],
     rules: RulesOption = None,
@@ -704,11 +692,7 @@ def eval_cmd(
 ) -> None:
     """Run ingest → detect → incidents → scope on a simulated org and score it against the
     ground truth (store: DIR/crmwatch.duckdb, rebuilt)."""
-    try:
-        ev = evaluate(directory, rules=rules)
-    except CrmwatchError as e:
-        _fail(e)
-        return
+    ev = evaluate(directory, rules=rules)
     if json_out:
         print(json.dumps(ev.to_dict(), indent=2, default=json_default))
     else:
@@ -751,14 +735,14 @@ def _print_evaluation(ev: Evaluation) -> None:
     if ev.false_positives:
         fps = Table("false positive", "severity", "who", "opened by", "noise that day")
         for f in ev.false_positives:
-            fps.add_row(f["id"], f["severity"], escape(", ".join(f["people"])[:40]),
-                        escape("; ".join(f["opened_by"])[:70]), escape(", ".join(f["noise"])))
+            fps.add_row(f["id"], f["severity"], clean(", ".join(f["people"])[:40]),
+                        clean("; ".join(f["opened_by"])[:70]), clean(", ".join(f["noise"])))
         out.print(fps)
     for target, met in ev.targets_met.items():
         out.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {target}")
 
 
-@app.command("demo")
+@command(app, "demo")
 def demo_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write")] = Path("demo-out"),
     customers: Annotated[int, typer.Option(help="Customers in the snapshot")] = 100_000,
@@ -773,37 +757,34 @@ def demo_cmd(
     db = out_dir / "crmwatch.duckdb"
     out_dir.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)
-    try:
-        out.rule("1. simulate")
-        simulate_cmd(out_dir=sim_dir, customers=customers, employees=employees, days=days,
-                     scenario=None, benign_only=False, seed=seed, noise="realistic",
-                     start=None)  # fmt: skip
-        with Store(db) as store:
-            out.rule("2. ingest")
-            summary = ingest(store, [sim_dir / "logs"], config=simulated_config(sim_dir))
-            out.print(
-                f"{len(summary.files)} files, {summary.total('records'):,} records: "
-                f"{summary.total('inserted'):,} new, {summary.total('quarantined')} quarantined "
-                f"in {summary.seconds:.1f}s"
-            )
-            out.rule("3. detect")
-            _print_alert_summary(store, detect(store, load_rules()))
-            out.rule("4. incidents")
-            incidents = build_incidents(store)
-            _print_incidents(incidents)
-            out.rule("5. scope")
-            scopes = [scope_incident(store, i.id, [sim_dir / "snapshot"]) for i in incidents]
-            _print_scopes(incidents, scopes)
-            out.rule("6. evaluation against the ground truth")
-            _print_evaluation(score(store, sim_dir))
-            out.rule("7. notify")
-            _demo_notify(store, incidents, scopes, sim_dir, out_dir / "notify")
+    out.rule("1. simulate")
+    simulate_cmd(out_dir=sim_dir, customers=customers, employees=employees, days=days,
+                 scenario=None, benign_only=False, seed=seed, noise="realistic",
+                 start=None)  # fmt: skip
+    with Store(db) as store:
+        out.rule("2. ingest")
+        summary = ingest(store, [sim_dir / "logs"], config=simulated_config(sim_dir))
         out.print(
-            f"store: {escape(str(db))}; simulated logs, snapshot and ground truth: "
-            f"{escape(str(sim_dir))}"
+            f"{len(summary.files)} files, {summary.total('records'):,} records: "
+            f"{summary.total('inserted'):,} new, {summary.total('quarantined')} quarantined "
+            f"in {summary.seconds:.1f}s"
         )
-    except CrmwatchError as e:
-        _fail(e)
+        out.rule("3. detect")
+        _print_alert_summary(store, detect(store, load_rules()))
+        out.rule("4. incidents")
+        incidents = build_incidents(store)
+        _print_incidents(incidents)
+        out.rule("5. scope")
+        scopes = [scope_incident(store, i.id, [sim_dir / "snapshot"]) for i in incidents]
+        _print_scopes(incidents, scopes)
+        out.rule("6. evaluation against the ground truth")
+        _print_evaluation(score(store, sim_dir))
+        out.rule("7. notify")
+        _demo_notify(store, incidents, scopes, sim_dir, out_dir / "notify")
+    out.print(
+        f"store: {clean(str(db))}; simulated logs, snapshot and ground truth: "
+        f"{clean(str(sim_dir))}"
+    )
 
 
 def _demo_notify(store: Store, incidents: list[Incident], scopes: list[ScopeResult],
@@ -825,7 +806,7 @@ def _demo_notify(store: Store, incidents: list[Incident], scopes: list[ScopeResu
                       str(len(pkg.letters)))  # fmt: skip
     out.print(table)
     out.print(f"packages (obligations, regulator drafts, letters, mailing lists): "
-              f"{escape(str(folder))}")  # fmt: skip
+              f"{clean(str(folder))}")  # fmt: skip
 
 
 def _print_scopes(incidents: list[Incident], scopes: list[ScopeResult]) -> None:
@@ -835,10 +816,10 @@ def _print_scopes(incidents: list[Incident], scopes: list[ScopeResult]) -> None:
         c = r.affected_by_confidence
         countries = ", ".join(f"{k} {v:,}" for k, v in list(r.by_country.items())[:4])
         table.add_row(
-            i.id, escape(", ".join(i.principals or i.user_ids)[:40]), f"{r.affected_customers:,}",
+            i.id, clean(", ".join(i.principals or i.user_ids)[:40]), f"{r.affected_customers:,}",
             f"{c['exact']:,} / {c['replayed']:,} / {c['candidate']:,}",
             f"+{r.bounded_upper_bound:,}" if r.bounded_upper_bound else "",
-            escape(countries), escape(", ".join(r.categories)),
+            clean(countries), clean(", ".join(r.categories)),
         )  # fmt: skip
     out.print(table)
 

@@ -59,6 +59,42 @@ class RuleTest:
     level: str | None = None
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One rule of a file that raises alerts of its own."""
+
+    rule: SigmaRule | SigmaCorrelationRule
+    rule_id: str
+
+    @property
+    def title(self) -> str:
+        return str(self.rule.title)
+
+    @property
+    def level(self) -> str:
+        """The alert level, ``medium`` when the rule gives none."""
+        return self.rule.level.name.lower() if self.rule.level else "medium"
+
+    @property
+    def risk(self) -> int:
+        """The risk an alert at the rule's own level adds: ``risk:`` or the level's default."""
+        value = (getattr(self.rule, "custom_attributes", None) or {}).get("risk")
+        return LEVEL_RISK.get(self.level, 25) if value is None else int(value)
+
+    @property
+    def context_levels(self) -> list[ContextLevel]:
+        """The rule's ``levels:`` (validated when the file is loaded), first match wins."""
+        return parse_levels(self.rule)
+
+    @property
+    def kind(self) -> str:
+        """How the rule decides: a correlation type, a baseline type, or ``match``."""
+        if isinstance(self.rule, SigmaCorrelationRule):
+            return str(self.rule.type.name).lower()
+        baseline = parse_baseline(self.rule)
+        return baseline.kind if baseline else "match"
+
+
 @dataclass
 class RuleFile:
     path: Path
@@ -67,39 +103,33 @@ class RuleFile:
     errors: list[str] = field(default_factory=list)
 
     @property
-    def main(self) -> SigmaRule | SigmaCorrelationRule:
-        """The rule that raises alerts: the correlation if the file has one, else its rule."""
+    def detections(self) -> list[Detection]:
+        """The rules that raise alerts: a file's correlations (the rules they reference are
+        their building blocks), else every rule of the file."""
         corr = [r for r in self.rules if isinstance(r, SigmaCorrelationRule)]
-        return corr[-1] if corr else self.rules[-1]
+        alerting = corr or self.rules
+        return [
+            Detection(r, str(r.id or r.name or (
+                self.path.stem if len(alerting) == 1 else f"{self.path.stem}#{i + 1}")))
+            for i, r in enumerate(alerting)
+        ]  # fmt: skip
+
+    @property
+    def main(self) -> SigmaRule | SigmaCorrelationRule:
+        """The file's last alerting rule: what a one-line listing names."""
+        return self.detections[-1].rule
 
     @property
     def level(self) -> str:
-        """The alert level, ``medium`` when the rule gives none."""
-        return self.main.level.name.lower() if self.main.level else "medium"
-
-    @property
-    def risk(self) -> int:
-        """The risk an alert at the rule's own level adds: ``risk:`` or the level's default."""
-        value = (getattr(self.main, "custom_attributes", None) or {}).get("risk")
-        return LEVEL_RISK.get(self.level, 25) if value is None else int(value)
-
-    @property
-    def context_levels(self) -> list[ContextLevel]:
-        """The rule's ``levels:`` (validated when the file is loaded), first match wins."""
-        return parse_levels(self.main)
+        return self.detections[-1].level
 
     @property
     def kind(self) -> str:
-        """How the rule decides: a correlation type, a baseline type, or ``match``."""
-        main = self.main
-        if isinstance(main, SigmaCorrelationRule):
-            return str(main.type.name).lower()
-        baseline = parse_baseline(main)
-        return baseline.kind if baseline else "match"
+        return self.detections[-1].kind
 
     @property
     def rule_id(self) -> str:
-        return str(self.main.id or self.main.name or self.path.stem)
+        return self.detections[-1].rule_id
 
     def __repr__(self) -> str:
         return f"<RuleFile {self.path.name} ({len(self.rules)} rules, {len(self.tests)} tests)>"
@@ -156,13 +186,31 @@ def load_rule_file(path: Path, collect_errors: bool = False) -> RuleFile:
         for rule in rf.rules:
             if isinstance(rule, SigmaRule):
                 parse_baseline(rule)
-        _check_risk(rf.main)
-        parse_levels(rf.main)
-    except (yaml.YAMLError, SigmaError, RuleError, OSError) as e:
+        for d in rf.detections:
+            _check_risk(d.rule)
+            parse_levels(d.rule)
+        _compile(rf)
+    except (yaml.YAMLError, SigmaError, RuleError, OSError, UnicodeDecodeError) as e:
         if not collect_errors:
             raise RuleError(f"cannot load rule: {e}", Location(path)) from e
         rf.errors.append(str(e))
     return rf
+
+
+def _compile(rf: RuleFile) -> None:
+    """Build every detection's SQL now, so that a rule which cannot run (a SigmaHQ
+    placeholder, a modifier the backend lacks) is reported when loaded, not in the middle
+    of ``detect``."""
+    from crmwatch.detect.baseline import Window
+    from crmwatch.detect.runner import alert_sql
+
+    for d in rf.detections:
+        try:
+            alert_sql(d, Window())
+        except (SigmaError, NotImplementedError, ValueError, TypeError) as e:
+            if isinstance(e, RuleError):
+                raise
+            raise RuleError(f"rule {d.title!r} cannot be compiled: {e}") from e
 
 
 def load_rules(

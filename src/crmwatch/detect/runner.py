@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
 
 from crmwatch.detect.backend import rule_where
 from crmwatch.detect.baseline import (
@@ -27,10 +28,10 @@ from crmwatch.detect.baseline import (
 )
 from crmwatch.detect.context import prepare
 from crmwatch.detect.correlation import correlation_sql
-from crmwatch.detect.rules import LEVEL_RISK, RuleFile
-from crmwatch.errors import RuleError
+from crmwatch.detect.rules import LEVEL_RISK, Detection, RuleFile
+from crmwatch.errors import CrmwatchError
 from crmwatch.sources.sqlmap import lit
-from crmwatch.store import Store
+from crmwatch.store import Store, trace
 from crmwatch.timeutil import iso_z
 
 
@@ -69,11 +70,11 @@ ALERT_COLUMNS = (
 )
 
 
-def alert_sql(rf: RuleFile, window: Window) -> tuple[str, list]:
-    """SQL (and its parameters) giving one row per alert of a rule file, in the ``alerts``
+def alert_sql(rf: Detection, window: Window) -> tuple[str, list]:
+    """SQL (and its parameters) giving one row per alert of a detection, in the ``alerts``
     table's columns. Alerts stay in DuckDB: a rule that fires on millions of events costs a
     query, not a million Python objects."""
-    main = rf.main
+    main = rf.rule
     is_correlation = isinstance(main, SigmaCorrelationRule)
     b = None if is_correlation else parse_baseline(main)
     if is_correlation:
@@ -126,7 +127,7 @@ def alert_sql(rf: RuleFile, window: Window) -> tuple[str, list]:
     return _with_context_levels(sql, rf), params
 
 
-def _with_context_levels(sql: str, rf: RuleFile) -> str:
+def _with_context_levels(sql: str, rf: Detection) -> str:
     """Give each alert the first of the rule's ``levels:`` its evidence events meet (all of
     them, or any), and that level's default risk; alerts meeting none keep the rule's own."""
     levels = rf.context_levels
@@ -163,10 +164,14 @@ def _alerts(rows: list[dict]) -> list[Alert]:
 def run_rule(
     store: Store, rf: RuleFile, since: dt.datetime | None = None, until: dt.datetime | None = None
 ) -> list[Alert]:
-    """The alerts one rule file raises over the store (nothing is written)."""
+    """The alerts one rule file raises over the store (nothing is written), all of its
+    detections together."""
     prepare(store)
-    sql, params = alert_sql(rf, Window(since, until))
-    return _alerts(store.execute(f"{sql} ORDER BY first_ts, alert_id", params).dicts())
+    alerts: list[Alert] = []
+    for d in rf.detections:
+        sql, params = alert_sql(d, Window(since, until))
+        alerts += _alerts(store.execute(f"{sql} ORDER BY first_ts, alert_id", params).dicts())
+    return sorted(alerts, key=lambda a: (a.first_ts, a.alert_id))
 
 
 def stored_alerts(store: Store, table: str = "alerts") -> list[Alert]:
@@ -177,10 +182,20 @@ def stored_alerts(store: Store, table: str = "alerts") -> list[Alert]:
 
 @dataclass
 class RuleRun:
-    """What one rule raised in a ``detect`` run."""
+    """What one detection raised in a ``detect`` run, or why it could not run."""
 
-    rule: RuleFile
-    alerts: int
+    file: RuleFile
+    detection: Detection | None  # None: the file itself could not be loaded
+    alerts: int = 0
+    error: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.detection.title if self.detection else self.file.path.name
+
+    @property
+    def level(self) -> str:
+        return self.detection.level if self.detection else "-"
 
 
 def detect(
@@ -191,10 +206,10 @@ def detect(
 ) -> list[RuleRun]:
     """Run every rule; store its alerts (those already stored are kept as they are). This
     run's alerts, new and old, stay in the temporary table ``run_alerts`` until the next run
-    on the same connection."""
-    for rf in rule_files:
-        if rf.errors:
-            raise RuleError(f"{rf.path.name}: {rf.errors[0]}")
+    on the same connection.
+
+    One rule never stops the others: a file that could not be loaded or compiled, and a
+    detection whose query fails, are returned with their error, and the rest run."""
     window = Window(since, until)
     prepare(store)
     store.execute(
@@ -202,9 +217,18 @@ def detect(
     )
     runs = []
     for rf in rule_files:
-        sql, params = alert_sql(rf, window)
-        inserted = store.scalar(f"INSERT INTO run_alerts {sql}", params)
-        runs.append(RuleRun(rf, inserted))
+        if rf.errors:
+            runs.append(RuleRun(rf, None, error=rf.errors[0]))
+            continue
+        for d in rf.detections:
+            try:
+                sql, params = alert_sql(d, window)
+                inserted = store.scalar(f"INSERT INTO run_alerts {sql}", params)
+            except (CrmwatchError, SigmaError, NotImplementedError) as e:
+                trace(f"rule {d.rule_id} failed: {e}")
+                runs.append(RuleRun(rf, d, error=str(e).split("\n", 1)[0]))
+                continue
+            runs.append(RuleRun(rf, d, inserted))
     with store.transaction():
         store.execute(
             f"INSERT INTO alerts BY NAME SELECT DISTINCT ON (alert_id) {ALERT_COLUMNS}, "

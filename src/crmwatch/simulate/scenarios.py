@@ -421,7 +421,7 @@ def branch_account_compromise(ctx: Context) -> Truth:
         "A country branch employee's account exporting "
         "that country's customers (Tiffany Korea, Dior Korea)",
         "citizenherald.in/s-korea-penalises-louis-vuitton-dior-tiffany-24-9-million-over-data-leaks"
-        " (PIPC fines, Feb 2026; via ../shared/research/notification-law.md [47])",
+        " (PIPC fines, Feb 2026)",
         [victim.username],
         [ip],
         t0,
