@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 
 from crmwatch.ingest import ingest
@@ -75,3 +79,45 @@ def test_gzip_input_is_read_transparently(store: Store, tmp_path):
     [f] = ingest(store, [tmp_path / "elf.csv.gz"]).files
     assert (f.format, f.inserted, f.quarantined) == ("elf-csv", 3, 2)
     assert store.execute("SELECT line FROM quarantine ORDER BY line").rows == [(3,), (5,)]
+
+
+def _deeper_than_a_path_can_name(root: Path) -> Path:
+    """Folders nested so deep that their path is longer than the system accepts (ENAMETOOLONG):
+    a folder that cannot be read even by root. Built one level at a time, relative to the
+    level above, as only relative names stay short enough."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(20):
+        os.mkdir("d" * 250, dir_fd=fd)
+        inner = os.open("d" * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    log = os.open("lost.ndjson", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+    os.write(log, b'{"uuid": "u1", "published": "2025-06-10T10:00:00Z", "eventType": "x"}\n')
+    os.close(log)
+    os.close(fd)
+    return root
+
+
+def test_what_cannot_be_looked_into_is_reported_not_skipped(store: Store, tmp_path: Path):
+    """Issue 19: an unreadable subfolder was skipped without a word."""
+    logs = _deeper_than_a_path_can_name(tmp_path / "logs")
+    (logs / "nowhere.json").symlink_to(tmp_path / "gone.json")
+    (logs / "self.json").symlink_to(logs / "self.json")
+    shutil.copy(BAD / "okta_truncated.json", logs / "okta.json")
+    summary = ingest(store, [logs])
+    errors = {f.path.name: f.error for f in summary.errors}
+    assert "cannot read folder: File name too long" in errors["d" * 250], errors
+    assert "symbolic link to nothing" in errors["nowhere.json"]
+    assert "symbolic link to nothing" in errors["self.json"]
+    assert summary.total("inserted") > 0  # the readable file is still read
+
+
+def test_a_linked_folder_is_read_once(store: Store, tmp_path: Path):
+    logs = tmp_path / "logs"
+    (logs / "okta").mkdir(parents=True)
+    shutil.copy(BAD / "okta_truncated.json", logs / "okta" / "a.json")
+    (logs / "again").symlink_to(logs / "okta")
+    (logs / "okta" / "up").symlink_to(logs)  # a loop
+    summary = ingest(store, [logs])
+    assert [f.path.name for f in summary.files] == ["a.json"] and not summary.errors

@@ -114,3 +114,23 @@ def test_query_results_on_one_line_are_unwrapped(store: Store, tmp_path):
     summary = ingest(store, [tmp_path])
     assert summary.total("quarantined") == 0
     assert store.scalar("SELECT count(*) FROM events WHERE source_type = 'api:OauthToken'") == 5
+
+
+def test_a_zone_abbreviation_is_its_fixed_offset(store: Store, tmp_path):
+    """Issue 19: "PST" was read as America/Los_Angeles, so a June time was stored at UTC-7.
+    An abbreviation with more than one meaning (IST) is not guessed: the record is quarantined."""
+    times = {"1": "2025-06-10 10:00:00 PST", "2": "2025-01-10 10:00:00 PST",
+             "3": "2025-06-10 10:00:00 CET", "4": "2025-06-10 19:00:00 KST",
+             "5": "2025-06-10 10:00:00 America/New_York", "6": "2025-06-10 10:00:00 IST"}  # fmt: skip
+    records = [{"attributes": {"type": "OauthToken"}, "Id": f"0CJ00000000000{n}AAA",
+                "AppName": "X", "UserId": "005000000000001AAA", "CreatedDate": t, "UseCount": 1}
+               for n, t in times.items()]  # fmt: skip
+    (tmp_path / "t.json").write_text(json.dumps({"totalSize": 6, "done": True, "records": records}))
+    summary = ingest(store, [tmp_path])
+    stored = dict(store.execute(
+        "SELECT json_extract_string(raw, '$.Id')[15:15], strftime(ts, '%Y-%m-%d %H:%M') "
+        "FROM events").rows)  # fmt: skip
+    assert stored == {"1": "2025-06-10 18:00", "2": "2025-01-10 18:00", "3": "2025-06-10 09:00",
+                      "4": "2025-06-10 10:00", "5": "2025-06-10 14:00"}  # fmt: skip
+    assert summary.total("quarantined") == 1
+    assert store.scalar("SELECT reason FROM quarantine") == "bad_timestamp"

@@ -100,20 +100,49 @@ STORE_SUFFIXES = (".duckdb", ".wal")  # never ingest a store, ours included
 NOT_LOGS = frozenset((*DOC_SUFFIXES, *CONFIG_SUFFIXES, *STORE_SUFFIXES))
 
 
-def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
-    """Files named and files under directories named (recursively), in a stable order."""
+def expand_paths(paths: Iterable[Path | str]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files named and files under directories named (recursively, symbolic links to folders
+    followed once), in a stable order; and what could not be looked into, with why: a folder
+    that cannot be read, a link to nothing. Hidden files (``.name``) are left out."""
     out: list[Path] = []
+    problems: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(
-                sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-            )
+            out.extend(_walk(p, problems))
         elif p.is_file():
             out.append(p)
         else:
             raise UsageError(f"no such file or directory: {p}")
     seen: set[Path] = set()
-    return [p for p in out if not (p.absolute() in seen or seen.add(p.absolute()))]
+    files = [p for p in out if not (p.absolute() in seen or seen.add(p.absolute()))]
+    return files, problems
+
+
+def _walk(root: Path, problems: list[tuple[Path, str]]) -> list[Path]:
+    found: list[Path] = []
+    folders: set[str] = set()
+
+    def unreadable(e: OSError) -> None:
+        problems.append((Path(e.filename or root), f"cannot read folder: {e.strerror}"))
+
+    for folder, subfolders, names in os.walk(root, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in folders:  # reached again through a link: read once
+            subfolders[:] = []
+            continue
+        folders.add(real)
+        subfolders.sort()
+        for name in names:
+            path = Path(folder, name)
+            if name.startswith("."):
+                continue
+            if path.is_file():
+                found.append(path)
+            elif path.is_symlink():
+                problems.append((path, "symbolic link to nothing (or to itself): not read"))
+            else:
+                problems.append((path, "not a regular file (a socket or pipe): not read"))
+    return sorted(found)
 
 
 def ingest(
@@ -144,7 +173,10 @@ def ingest(
     summaries: dict[int, FileSummary] = {}
     planned: list[_Planned] = []
     named = {Path(p).absolute() for p in paths}
-    for path in expand_paths(paths):
+    files, problems = expand_paths(paths)
+    for path, problem in problems:
+        summaries[hash(path)] = FileSummary(path.absolute(), None, error=f"{path}: {problem}")
+    for path in files:
         if path.suffix.lower() in NOT_LOGS and path.absolute() not in named:
             summaries[hash(path)] = FileSummary(path.absolute(), SKIPPED)
             continue
@@ -402,16 +434,20 @@ def _settle_untimed(
 
 
 def locate_csv_rows(path: Path, rows: list[list[str | None]]) -> list[int | None]:
-    """The starting line of each given CSV row in the file (a rare path: bad rows only)."""
+    """The starting line of each given CSV row in the file (a rare path: bad rows only).
+    ``rows`` hold their values as stored, in ``elf.raw_order``; the file's are put in that
+    order before they are compared."""
     wanted: dict[tuple, list[int]] = {}
     for i, r in enumerate(rows):
         wanted.setdefault(tuple(v or "" for v in r), []).append(i)
     found: list[int | None] = [None] * len(rows)
     text = read_bytes(path).decode("utf-8", errors="replace")
     reader = csv.reader(io.StringIO(text, newline=""))
-    start = 1
+    header = next(reader, [])
+    order = sorted(range(len(header)), key=header.__getitem__)  # raw_order, as positions
+    start = reader.line_num + 1
     for record in reader:
-        key = tuple(record)
+        key = tuple(record[i] for i in order) if len(record) == len(header) else ()
         if wanted.get(key):
             found[wanted[key].pop(0)] = start
         start = reader.line_num + 1

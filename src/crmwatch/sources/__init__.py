@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from pathlib import Path
 
-from crmwatch.errors import Location, SourceFormatError
-from crmwatch.sources.base import Source, is_gzip
+from crmwatch.sources.base import HEAD_BYTES, Source, read_head
 from crmwatch.sources.elf import ElfCsvSource, ElfJsonSource, sniff_csv
 from crmwatch.sources.jsonrecords import JsonRecord, iter_records
 from crmwatch.sources.okta import OktaSource
@@ -21,20 +18,7 @@ FORMATS: dict[str, type[Source]] = {
 }
 
 EMPTY = "empty"
-HEAD_BYTES = 1 << 20
 WHOLE_FILE_LIMIT = 64 << 20
-
-
-def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
-    """The first ``size`` bytes of the (decompressed) file."""
-    try:
-        if is_gzip(path):
-            with gzip.open(path, "rb") as gz:
-                return gz.read(size)
-        with open(path, "rb") as fh:
-            return fh.read(size)
-    except (OSError, EOFError, zlib.error) as e:
-        raise SourceFormatError(f"cannot read file: {e}", Location(path)) from e
 
 
 def detect_format(path: Path) -> str | None:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from crmwatch.errors import Location, SourceFormatError
 from crmwatch.schema import Reason
 from crmwatch.sources.jsonrecords import BadRecord, iter_records
-from crmwatch.sources.sqlmap import Ref, json_ref
+from crmwatch.sources.sqlmap import JsonExtraction, Ref
 from crmwatch.sql import lit
 from crmwatch.store import Store
 
@@ -89,6 +89,34 @@ class Staged:
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def encoding_of(head: bytes) -> str:
+    """``utf-16`` for data that starts with a UTF-16 byte-order mark (what PowerShell's
+    ``Out-File`` and Excel's "Unicode text" write), else ``utf-8``."""
+    return "utf-16" if head[:2] in UTF16_BOMS else "utf-8"
+
+
+def as_utf8(data: bytes, partial: bool = False) -> bytes:
+    """``data`` as UTF-8 without a byte-order mark: a UTF-8 BOM is dropped, UTF-16 is decoded.
+
+    Args:
+        partial: ``data`` is a head cut at an arbitrary byte; a character cut in two at the
+            end is dropped instead of being an error.
+
+    Raises:
+        UnicodeDecodeError: UTF-16 data (by its BOM) that is not valid UTF-16.
+    """
+    if data.startswith(UTF8_BOM):
+        return data[len(UTF8_BOM) :]
+    if encoding_of(data) == "utf-16":
+        if partial:
+            data = data[: len(data) - len(data) % 2]
+        text = data.decode("utf-16", errors="ignore" if partial else "strict")
+        return text.encode("utf-8", errors="surrogateescape")
+    return data
 
 
 def is_gzip(path: Path) -> bool:
@@ -97,13 +125,66 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == GZIP_MAGIC
 
 
+HEAD_BYTES = 1 << 20
+
+
+def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of the (decompressed) file, as UTF-8 (:func:`as_utf8`)."""
+    return as_utf8(_head(path, size), partial=True)
+
+
+def file_encoding(path: Path) -> str:
+    """:func:`encoding_of` the (decompressed) file's first bytes."""
+    return encoding_of(_head(path, 2))
+
+
+def _head(path: Path, size: int) -> bytes:
+    """Up to ``size`` decompressed bytes from the start. Unlike ``gzip.open``, what follows
+    the gzip data (a trailer a shipper appended) does not make the head unreadable:
+    ``read_input`` reports it when the file is read."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) != GZIP_MAGIC:
+                fh.seek(0)
+                return fh.read(size)
+            fh.seek(0)
+            out = bytearray()
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while len(out) < size and (chunk := fh.read(1 << 16)):
+                while chunk and len(out) < size:
+                    out += inflater.decompress(chunk, size - len(out))
+                    chunk = inflater.unconsumed_tail
+                    if inflater.eof:  # the next member, if any
+                        rest = inflater.unused_data + chunk
+                        if rest[:2] != GZIP_MAGIC:
+                            return bytes(out)
+                        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        chunk = rest
+            return bytes(out)
+    except (OSError, zlib.error) as e:
+        raise SourceFormatError(f"cannot read file: {e}", Location(path)) from e
+
+
 def read_input(path: Path) -> tuple[bytes, str | None]:
-    """The file's content, gunzipped when it is gzip whatever its name says.
+    """The file's content as UTF-8 (:func:`as_utf8`), gunzipped when it is gzip whatever its
+    name says.
 
     Returns:
         The bytes, and a description of the problem when a gzip stream is corrupt or cut
-        short: what decompressed before that point is still returned, so its records count.
+        short, or UTF-16 text is broken: what could be read is still returned, so its
+        records count.
     """
+    data, problem = _gunzip(path)
+    try:
+        return as_utf8(data), problem
+    except UnicodeDecodeError as e:
+        text = data[: e.start].decode("utf-16", errors="ignore")
+        return text.encode("utf-8", errors="surrogateescape"), (
+            f"not valid UTF-16 at byte {e.start}: {e.reason}; the rest of the file is not read"
+        )
+
+
+def _gunzip(path: Path) -> tuple[bytes, str | None]:
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -111,14 +192,24 @@ def read_input(path: Path) -> tuple[bytes, str | None]:
         raise SourceFormatError(f"cannot read file: {e.strerror}", Location(path)) from e
     if data[:2] != GZIP_MAGIC:
         return data, None
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data)
-    except zlib.error as e:
-        return b"", f"corrupt gzip data: {e}"
-    if not inflater.eof:
-        return out, f"gzip stream cut short after {len(out)} decompressed bytes"
-    return out, None
+    # Log shippers append: `cat a.gz b.gz` is one valid gzip file of several members
+    # (RFC 1952, 2.2), and every member is read.
+    parts: list[bytes] = []
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            parts.append(inflater.decompress(rest))
+        except zlib.error as e:
+            return b"".join(parts), f"corrupt gzip data in member {len(parts) + 1}: {e}"
+        if not inflater.eof:
+            out = b"".join(parts)
+            return out, f"gzip stream cut short after {len(out)} decompressed bytes"
+        rest = inflater.unused_data.lstrip(b"\x00")  # some writers pad members with zeros
+        if rest and rest[:2] != GZIP_MAGIC:
+            out = b"".join(parts)
+            return out, f"{len(rest)} bytes after the gzip data are not gzip"
+    return b"".join(parts), None
 
 
 def read_bytes(path: Path) -> bytes:
@@ -161,7 +252,7 @@ STAGE_COLUMNS: dict[str, pa.DataType] = {
     "file_id": pa.int64(),
     "line": pa.int64(),
     "rtype": pa.string(),
-    "nid": pa.string(),
+    "nid": pa.string(),  # the native id, else the record's content with its keys sorted
     "raw": pa.string(),
     "doc": pa.string(),
     "q_object": pa.string(),
@@ -204,6 +295,11 @@ class JsonSource(Source):
                     report.skipped_headers[f.file_id] += 1
                     continue
                 doc = None if c.doc is None else json.dumps(c.doc, ensure_ascii=False)
+                # Without a native id, the record's content is its identity, whatever the
+                # order its keys were written in.
+                key = c.native_id or json.dumps(
+                    item.obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+                )
                 keys.update((c.doc if c.doc is not None else item.obj).keys())
                 for k, v in zip(
                     cols,
@@ -211,7 +307,7 @@ class JsonSource(Source):
                         f.file_id,
                         item.line,
                         c.rtype,
-                        c.native_id,
+                        key,
                         item.text,
                         doc,
                         c.query_object,
@@ -223,16 +319,17 @@ class JsonSource(Source):
         if not cols["raw"]:
             # Nothing to insert, but what was skipped or quarantined must still be reported.
             return Staged(None, {}, report=report)
-        exprs = self.exprs(json_ref("coalesce(doc, raw)", keys), "rtype")
+        values = JsonExtraction("coalesce(doc, raw)", keys)
+        exprs = self.exprs(values.ref, "rtype")
         exprs.update(
             source=lit(self.source),
             source_type=f"{lit(self.type_prefix)} || rtype",
-            event_id=f"md5('{self.type_prefix}' || rtype || chr(31) || coalesce(nid, raw))",
+            event_id=f"md5({lit(self.type_prefix)} || rtype || chr(31) || nid)",
             raw="raw",
             file_id="file_id",
             ingest_line="line",
             _header="false",
         )
         table = pa.table({k: pa.array(v, STAGE_COLUMNS[k]) for k, v in cols.items()})
-        scope = f"raw_schema IS NULL AND starts_with(source_type, '{self.type_prefix}')"
-        return Staged(STAGE_TABLE, exprs, scope, report, {STAGE_TABLE: table})
+        scope = f"raw_schema IS NULL AND starts_with(source_type, {lit(self.type_prefix)})"
+        return Staged(values.relation(STAGE_TABLE), exprs, scope, report, {STAGE_TABLE: table})

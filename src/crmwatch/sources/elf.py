@@ -16,8 +16,10 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
+import re
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -33,7 +35,10 @@ from crmwatch.sources.base import (
     Source,
     Staged,
     StageReport,
+    file_encoding,
     is_gzip,
+    read_head,
+    read_input,
 )
 from crmwatch.sources.sqlmap import (
     Ref,
@@ -329,18 +334,32 @@ def _report_columns(ref: Ref, et: str) -> str:
 
 
 def schema_id(header: list[str]) -> str:
-    return "elf-" + hashlib.md5("\x1f".join(header).encode()).hexdigest()[:16]
+    """The id of a header's column set. Rows are stored with their values in the order of
+    :func:`raw_order`, so the same rows with their columns in another order are the same
+    content, the same event ids and duplicates of each other."""
+    return "elf-" + hashlib.md5("\x1f".join(raw_order(header)).encode()).hexdigest()[:16]
+
+
+def raw_order(header: list[str]) -> list[str]:
+    """The order a row's values are stored in: by column name, whatever the file's order."""
+    return sorted(header)
+
+
+HEADER_BYTES = 1 << 20  # a header longer than this is no EventLogFile header
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _first_line(head: bytes) -> str:
+    """The first line of UTF-8 data, whatever its line ends (CR alone included); later
+    lines are not decoded here."""
+    return _LINE_END.split(head, maxsplit=1)[0].decode("utf-8")
 
 
 def read_header(path) -> list[str]:
-    """The header (first line) of a possibly gzipped CSV; later lines are not decoded here."""
+    """The header (first line) of a possibly gzipped CSV in UTF-8 or UTF-16."""
     try:
-        opener = gzip.open if is_gzip(path) else open
-        with opener(path, "rb") as fh:
-            first_line = fh.readline(1 << 20)
-        text = first_line.decode("utf-8-sig")
-        return next(csv.reader([text.rstrip("\r\n")]), [])
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as e:
+        return next(csv.reader([_first_line(read_head(path, HEADER_BYTES))]), [])
+    except (UnicodeDecodeError, csv.Error) as e:
         raise SourceFormatError(f"cannot read CSV header: {e}", Location(path, 1)) from e
 
 
@@ -370,6 +389,7 @@ class ElfCsvSource(Source):
 
     name = "elf-csv"
     max_line_size = 32 * 1024 * 1024
+    _copies: tempfile.TemporaryDirectory | None = None  # UTF-8 copies of UTF-16 files
 
     def stage(self, store: Store, files: list[InputFile]) -> Staged:
         header = read_header(files[0].path)
@@ -378,14 +398,16 @@ class ElfCsvSource(Source):
                 "CSV header has no EVENT_TYPE column", Location(files[0].path, 1)
             )
         sid = schema_id(header)
-        store.execute("INSERT INTO raw_schemas VALUES (?, ?) ON CONFLICT DO NOTHING", [sid, header])
-        self._by_path = {str(f.path): f for f in files}
+        store.execute(
+            "INSERT INTO raw_schemas VALUES (?, ?) ON CONFLICT DO NOTHING", [sid, raw_order(header)]
+        )
+        self._by_path = {str(self._utf8_path(f)): f for f in files}
         self._header = header
         store.execute("CREATE OR REPLACE TEMP TABLE _files (path VARCHAR, file_id BIGINT)")
         store.insert("_files", [(p, f.file_id) for p, f in self._by_path.items()])
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
         paths = "[" + ", ".join(lit(p) for p in self._by_path) + "]"
-        compressed = any(is_gzip(f.path) for f in files)
+        compressed = any(is_gzip(Path(p)) for p in self._by_path)
         store.execute("DROP TABLE IF EXISTS _rej")
         store.execute("DROP TABLE IF EXISTS _rej_scan")
         scan = (
@@ -396,6 +418,21 @@ class ElfCsvSource(Source):
         )
         self._scan = self._staged(sid, f"{scan} s JOIN _files f ON f.path = s.filename")
         return self._scan
+
+    def _utf8_path(self, f: InputFile) -> Path:
+        """The file, or for UTF-16 a UTF-8 copy of it: DuckDB's CSV reader reads UTF-8 (its
+        ``encoding='utf-16'`` returned no rows, without an error, for big-endian files).
+        Lines keep their numbers; quarantine byte offsets are then the copy's."""
+        if file_encoding(f.path) == "utf-8":
+            return f.path
+        data, problem = read_input(f.path)
+        if problem:
+            raise SourceFormatError(problem, Location(f.path))
+        if self._copies is None:
+            self._copies = tempfile.TemporaryDirectory(prefix="crmwatch-utf16-")
+        copy = Path(self._copies.name) / f"{f.file_id}.csv"
+        copy.write_bytes(data)
+        return copy
 
     def followups(self, store: Store, staged: Staged) -> list[Staged]:
         if staged is not self._scan:  # only the file scan has reader rejects to look at
@@ -420,7 +457,7 @@ class ElfCsvSource(Source):
     def _staged(self, sid: str, source: str) -> Staged:
         """The relation adds the row's raw value array; the scan computes it only if asked."""
         ref = column_ref(set(self._header))
-        values = ", ".join(ref(c) for c in self._header)  # type: ignore[misc]
+        values = ", ".join(ref(c) for c in raw_order(self._header))  # type: ignore[misc]
         rpath = elf_record_path(ref)
         exprs = elf_exprs(ref, "NULL" if rpath == "NULL" else "_rpath")
         exprs.update(
@@ -538,11 +575,10 @@ def _as_text(v: object) -> str | None:
 
 
 def sniff_csv(head: bytes) -> bool:
-    """True when the data starts like an EventLogFile CSV (header with EVENT_TYPE)."""
-    text = head.lstrip(b"\xef\xbb\xbf")[:4096].decode("utf-8", "replace")
-    first_line = text.split("\n", 1)[0]
+    """True when UTF-8 data (``read_head``) starts like an EventLogFile CSV: a header with
+    EVENT_TYPE."""
     try:
-        cells = next(csv.reader(io.StringIO(first_line)))
-    except (csv.Error, StopIteration):
+        cells = next(csv.reader([_first_line(head[:4096])]))
+    except (csv.Error, StopIteration, UnicodeDecodeError):
         return False
     return "EVENT_TYPE" in cells and len(cells) >= 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,11 +67,20 @@ def _is_document(data: bytes, start: int) -> bool:
         return False
     text = data.decode("utf-8", errors="surrogateescape")
     try:
-        _, end = _DECODER.raw_decode(text, start)
+        _, end = _decode(text, start)
     except ValueError:
         rest = data[first_end + 1 :].lstrip(b"\r\n")
         return not rest.startswith(b"{")
     return end > len(data[:first_end].decode("utf-8", errors="surrogateescape"))
+
+
+def _decode(text: str, pos: int) -> tuple[Any, int]:
+    """``raw_decode``, where a value nested deeper than Python's stack is a ``ValueError``
+    like any other undecodable one: one hostile record costs itself, not the file."""
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
 
 
 def _compact(obj: Any) -> str:
@@ -102,7 +111,9 @@ def _iter_ndjson(data: bytes) -> Iterator[Item]:
             yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, str(e.reason))
             continue
         try:
-            obj = json.loads(text)
+            obj, end = _decode(text, _WS.match(text).end())
+            if _WS.match(text, end).end() < len(text):
+                raise ValueError(f"data after the JSON value at column {end + 1}")
         except ValueError as e:
             yield BadRecord(line_no, line_offset, Reason.INVALID_JSON, _json_msg(e))
             continue
@@ -123,56 +134,65 @@ def _is_query_result(obj: Any) -> bool:
     )
 
 
+_RECORDS_KEY = re.compile(r'"records"\s*:\s*\[')
+
+
 def _iter_document(data: bytes) -> Iterator[Item]:
+    """Every top-level value in turn: one array, one object, or several of them written one
+    after another (`cat a.json b.json`, jq's pretty-printed stream). Whatever follows the last
+    value that is not JSON is reported, never silently dropped."""
     text = data.decode("utf-8", errors="surrogateescape")
     lines = _LineCounter(text)
     pos = _WS.match(text, 0).end()
-    if text[pos] == "[":
-        yield from _iter_array(text, pos, lines)
-        return
-    try:
-        obj, end = _DECODER.raw_decode(text, pos)
-    except ValueError as e:
-        # A wrapper that broke part-way still has good records before the break.
-        records_at = re.search(r'"records"\s*:\s*\[', text)
-        if records_at:
-            yield from _iter_array(text, records_at.end() - 1, lines)
+    while pos < len(text):
+        if text[pos] == "[":
+            end = yield from _iter_array(text, pos, lines)
+            if end is None:
+                return  # cut short or unrecoverable: already reported
+            pos = _WS.match(text, end).end()
+            continue
+        try:
+            obj, end = _decode(text, pos)
+        except ValueError as e:
+            # A wrapper that broke part-way still has good records before the break.
+            records_at = _RECORDS_KEY.search(text, pos)
+            if records_at:
+                yield from _iter_array(text, records_at.end() - 1, lines)
+                return
+            yield BadRecord(
+                lines.line(pos), _byte_offset(text, pos), Reason.INVALID_JSON,
+                f"{_json_msg(e)} (the rest of the file, from here, is not read)",
+            )  # fmt: skip
             return
-        yield BadRecord(lines.line(pos), _byte_offset(text, pos), Reason.INVALID_JSON, _json_msg(e))
-        return
-    trailing = _WS.match(text, end).end()
-    if trailing < len(text):
-        yield BadRecord(
-            lines.line(trailing),
-            _byte_offset(text, trailing),
-            Reason.INVALID_JSON,
-            "data after the end of the JSON document",
-        )
-    if isinstance(obj, dict) and isinstance(obj.get("records"), list):
-        records_at = re.search(r'"records"\s*:\s*\[', text)
-        assert records_at is not None  # the key is there: we just decoded it
-        yield from _iter_array(text, records_at.end() - 1, lines)
-        return
-    yield _record(lines.line(pos), obj, _byte_offset(text, pos))
+        if _is_query_result(obj):
+            records_at = _RECORDS_KEY.search(text, pos, end)
+            assert records_at is not None  # the key is there: we just decoded it
+            yield from _iter_array(text, records_at.end() - 1, lines)
+        else:
+            yield _record(lines.line(pos), obj, _byte_offset(text, pos))
+        pos = _WS.match(text, end).end()
 
 
-def _iter_array(text: str, open_bracket: int, lines: _LineCounter) -> Iterator[Item]:
+def _iter_array(
+    text: str, open_bracket: int, lines: _LineCounter
+) -> Generator[Item, None, int | None]:
+    """The array's elements; returns the position after its ``]``, or None when it has none."""
     pos = _WS.match(text, open_bracket + 1).end()
     indent: int | None = None
     while pos < len(text):
         if text[pos] == "]":
-            return
+            return pos + 1
         if indent is None:
             indent = pos - (text.rfind("\n", 0, pos) + 1)
         try:
-            obj, end = _DECODER.raw_decode(text, pos)
+            obj, end = _decode(text, pos)
         except ValueError as e:
             yield BadRecord(
                 lines.line(pos), _byte_offset(text, pos), Reason.INVALID_JSON, _json_msg(e)
             )
             resume = _resync(text, pos + 1, indent)
             if resume is None:
-                return
+                return None
             pos = resume
             continue
         yield _record(lines.line(pos), obj, None)
@@ -185,7 +205,7 @@ def _iter_array(text: str, open_bracket: int, lines: _LineCounter) -> Iterator[I
             )
             resume = _resync(text, pos, indent)
             if resume is None:
-                return
+                return None
             pos = resume
     # Reaching the end without "]" means the file was cut short; every complete record is kept.
     yield BadRecord(
@@ -194,6 +214,7 @@ def _iter_array(text: str, open_bracket: int, lines: _LineCounter) -> Iterator[I
         Reason.INVALID_JSON,
         "JSON array is not closed (file truncated?)",
     )
+    return None
 
 
 def _resync(text: str, pos: int, indent: int | None) -> int | None:

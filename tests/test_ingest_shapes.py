@@ -1,0 +1,132 @@
+"""The same records in the other shapes files arrive in (issue 19): several gzip members,
+several JSON documents one after another, a byte-order mark, UTF-16, CR line ends, columns or
+keys in another order. Each is read whole and gives the very events the plain file gives;
+what follows the data and is not data is reported."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from crmwatch.ingest import ingest
+from crmwatch.store import Store
+from tests.conftest import REAL
+
+OKTA = REAL / "okta" / "elastic_test-okta-system-events.log"  # NDJSON, 20 lines
+ELF = REAL / "salesforce" / "beats_login_eventlogfile.csv"
+
+
+def _events(path: Path, tmp_path: Path) -> tuple[set[str], object]:
+    with Store(tmp_path / f"{path.name}.duckdb") as store:
+        summary = ingest(store, [path])
+        ids = {r[0] for r in store.execute("SELECT event_id FROM events").rows}
+    return ids, summary
+
+
+def _okta_lines() -> list[bytes]:
+    return [line for line in OKTA.read_bytes().splitlines() if line.strip()]
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _json_shapes(tmp_path: Path) -> dict[str, Path]:
+    lines = _okta_lines()
+    objects = [json.loads(x) for x in lines]
+    ndjson = b"\n".join(lines) + b"\n"
+    half = len(lines) // 2
+    text = ndjson.decode("utf-8")
+    return {
+        "gzip members": _write(tmp_path, "members.ndjson.gz",
+                               gzip.compress(b"\n".join(lines[:half]) + b"\n")
+                               + gzip.compress(b"\n".join(lines[half:]) + b"\n")),
+        "two arrays": _write(tmp_path, "arrays.json", (json.dumps(objects[:half])
+                                                       + json.dumps(objects[half:])).encode()),
+        "pretty stream": _write(tmp_path, "stream.json", "\n".join(
+            json.dumps(o, indent=2) for o in objects).encode()),
+        "UTF-8 BOM": _write(tmp_path, "bom.ndjson", b"\xef\xbb\xbf" + ndjson),
+        "UTF-8 BOM array": _write(tmp_path, "bom.json",
+                                  b"\xef\xbb\xbf" + json.dumps(objects).encode()),
+        "UTF-16 LE": _write(tmp_path, "le.ndjson", text.encode("utf-16")),  # BOM, little-endian
+        "UTF-16 BE": _write(tmp_path, "be.ndjson", b"\xfe\xff" + text.encode("utf-16-be")),
+        "keys reordered": _write(tmp_path, "keys.ndjson", b"\n".join(
+            json.dumps(dict(reversed(list(o.items())))).encode() for o in objects)),
+    }  # fmt: skip
+
+
+def test_json_in_every_shape_gives_the_same_events(tmp_path: Path):
+    plain, _ = _events(OKTA, tmp_path)
+    assert len(plain) > 1
+    for shape, path in _json_shapes(tmp_path).items():
+        ids, summary = _events(path, tmp_path)
+        assert ids == plain, shape
+        assert summary.total("quarantined") == 0 and not summary.errors, shape
+
+
+def test_what_follows_a_json_array_and_is_not_json_is_reported(tmp_path: Path):
+    objects = [json.loads(x) for x in _okta_lines()]
+    path = _write(tmp_path, "tail.json", json.dumps(objects, indent=1).encode() + b"\n<html>")
+    ids, summary = _events(path, tmp_path)
+    assert ids == _events(OKTA, tmp_path)[0]
+    [f] = summary.files
+    assert f.reasons == {"invalid_json": 1}
+    with Store(tmp_path / "tail.json.duckdb") as store:
+        line, detail = store.execute("SELECT line, detail FROM quarantine").rows[0]
+    assert line == path.read_text().count("\n") + 1 and "not read" in detail
+
+
+def test_bytes_after_the_gzip_data_are_reported(tmp_path: Path):
+    path = _write(tmp_path, "x.ndjson.gz", gzip.compress(OKTA.read_bytes()) + b"trailer")
+    ids, summary = _events(path, tmp_path)
+    assert ids == _events(OKTA, tmp_path)[0]
+    assert summary.files[0].reasons == {"truncated_input": 1}
+
+
+def _csv_rows() -> list[list[str]]:
+    return list(csv.reader(io.StringIO(ELF.read_text(encoding="utf-8"), newline="")))
+
+
+def _csv(rows: list[list[str]], line_end: str = "\r\n") -> str:
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator=line_end).writerows(rows)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("shape", ["UTF-8 BOM", "UTF-16 LE", "UTF-16 BE", "CR line ends",
+                                   "columns reordered", "gzip members"])  # fmt: skip
+def test_eventlogfile_csv_in_every_shape_gives_the_same_events(tmp_path: Path, shape: str):
+    plain, _ = _events(ELF, tmp_path)
+    assert len(plain) == 1
+    rows = _csv_rows()
+    text = _csv(rows)
+    data = {
+        "UTF-8 BOM": b"\xef\xbb\xbf" + text.encode(),
+        "UTF-16 LE": text.encode("utf-16"),
+        "UTF-16 BE": b"\xfe\xff" + text.encode("utf-16-be"),
+        "CR line ends": _csv(rows, "\r").encode(),
+        "columns reordered": _csv([list(reversed(r)) for r in rows]).encode(),
+        "gzip members": gzip.compress(_csv(rows[:1]).encode()) + gzip.compress(
+            _csv(rows[1:]).encode()),
+    }[shape]  # fmt: skip
+    ids, summary = _events(_write(tmp_path, "login.csv", data), tmp_path)
+    assert summary.files[0].format == "elf-csv", shape
+    assert ids == plain and summary.total("quarantined") == 0, shape
+
+
+def test_reordered_columns_are_duplicates_of_the_stored_rows(store: Store, tmp_path: Path):
+    """Issue 19: the same rows with reordered columns added 17,230 duplicate events."""
+    ingest(store, [ELF])
+    rows = _csv_rows()
+    again = _write(tmp_path, "again.csv", _csv([r[::-1] for r in rows]).encode())
+    [f] = ingest(store, [again]).files
+    assert (f.inserted, f.duplicates) == (0, 1)
+    raw = json.loads(store.scalar("SELECT raw FROM events"))
+    assert raw["USER_NAME"] == rows[1][rows[0].index("USER_NAME")]  # the raw row reads back
