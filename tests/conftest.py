@@ -10,7 +10,9 @@ from crmwatch.ingest import ingest
 from crmwatch.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT / "tests" / "fixtures" / "real"  # vendored from the public repositories in its PROVENANCE.md
+REAL = (
+    ROOT / "tests" / "fixtures" / "real"
+)  # vendored from the public repositories in its PROVENANCE.md
 BAD = ROOT / "tests" / "bad_input"
 LOG_SUFFIXES = (".log", ".json", ".csv", ".raw")
 

@@ -218,3 +218,24 @@ def test_a_file_of_several_rules_without_a_correlation_runs_every_rule(tmp_path:
     assert res.exit_code == 0, res.output
     titles = {json.loads(line)["title"] for line in res.stdout.splitlines()}
     assert {"Tor sign-in", "Any API query"} <= titles
+
+
+def test_misuse_is_a_one_line_usage_error_and_changes_nothing(tmp_path: Path):
+    """Issue 19: these printed tracebacks, silently overwrote a file or ran an empty range."""
+    (tmp_path / "f").write_text("keep")
+    for args, said in [
+        (["simulate", "--days", "0", "--benign-only", "--out", str(tmp_path / "x")],
+         "--days must be at least 1"),
+        (["simulate", "--out", str(tmp_path / "f")], "is a file, not a folder"),
+        (["detect", "--since", "2025-06-10", "--until", "2025-06-01", "--db",
+          str(tmp_path / "s.duckdb")], "is not before --until"),
+        (["alerts", "export", "--ocsf", str(tmp_path / "f"), "--db", str(tmp_path / "s.duckdb")],
+         "exists; add --force"),
+    ]:  # fmt: skip
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and said in res.stderr, (args, res.output)
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert (tmp_path / "f").read_text() == "keep" and not (tmp_path / "x").exists()
+    res = runner.invoke(app, ["alerts", "export", "--ocsf", str(tmp_path / "f"), "--force",
+                              "--db", str(tmp_path / "s.duckdb")])  # fmt: skip
+    assert res.exit_code == 0 and json.loads((tmp_path / "f").read_text()) == []

@@ -77,7 +77,10 @@ def test_incident_settings_are_read(tmp_path: Path):
     (tmp_path / "c.toml").write_text("[incidents]\nrisk_threshold = 80\nrisk_window = '12h'\n")
     cfg = Config.load(tmp_path / "c.toml").incidents
     assert (cfg.risk_threshold, cfg.risk_window, cfg.open_level) == (
-        80, dt.timedelta(hours=12), "high")
+        80,
+        dt.timedelta(hours=12),
+        "high",
+    )
 
 
 @pytest.mark.parametrize(("ua", "cls"), [

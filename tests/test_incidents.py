@@ -283,7 +283,9 @@ def test_the_victims_morning_session_stays_out_of_the_evening_attack(tmp_path: P
     with Store(tmp_path / "s.duckdb") as store:
         ingest(store, [logs])
         detect(store, load_rules())
-        evening = [i for i in build_incidents(store) if i.first_malicious_at.startswith("2025-06-11")]
+        evening = [
+            i for i in build_incidents(store) if i.first_malicious_at.startswith("2025-06-11")
+        ]
         assert len(evening) == 1, [(i.first_malicious_at, i.rules) for i in evening]
         [incident] = evening
         assert incident.first_malicious_at == "2025-06-11T19:40:00Z"

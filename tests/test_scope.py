@@ -186,6 +186,9 @@ def test_scope_cli_json(scoped):
                 "by_country", "by_category"):  # fmt: skip
         assert key in body
     assert body["affected_customers"] == 8
+    # issue 19: both were null though the exposure details hold the times
+    assert body["first_exposure_at"] == "2025-06-10T09:10:00Z"  # the Korean contacts' query
+    assert body["last_exposure_at"] == "2025-06-10T09:20:00Z"  # the Bulk API export
     missing = runner.invoke(app, ["scope", iid, "--customers", "/nope.csv", "--db", db])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
 
@@ -287,7 +290,79 @@ def test_a_store_with_first_layout_scope_tables_opens_and_drops_them(tmp_path):
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE exposures (incident_id VARCHAR, record_id VARCHAR, fields VARCHAR[])")
     con.execute("INSERT INTO exposures VALUES ('INC-1', '003', ['Email'])")
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     con.close()
     with Store(path) as store:  # would fail building exposure_details on the old table
         cols = [r[0] for r in store.execute("DESCRIBE exposures").rows]
         assert "fieldset" in cols and store.scalar("SELECT count(*) FROM exposures") == 0
+
+
+def _snapshot_copy(tmp_path: Path, obj: str, keep_rows: int) -> Path:
+    snap = tmp_path / "partial"
+    snap.mkdir()
+    for f in SNAPSHOT.glob("*.csv"):
+        lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+        (snap / f.name).write_text("".join(lines[: keep_rows + 1] if f.stem == obj else lines))
+    return snap
+
+
+def test_an_empty_snapshot_file_gives_a_bounded_result_not_a_small_exact_one(scoped, tmp_path):
+    """Issue 19: a header-only snapshot reported the few records the log names as the whole
+    scope, with an upper bound of 0."""
+    store, iid = scoped
+    r = scope_incident(store, iid, [_snapshot_copy(tmp_path, "Contact", 0)])
+    kinds = {e.ts[11:16]: (e.kind, e.upper_bound) for e in r.events}
+    assert kinds["09:10"] == ("exact", None)  # the ids the log names stay listed
+    assert kinds["09:12"] == ("bounded", 3)  # the top three: the log's row count
+    assert kinds["09:20"] == ("bounded", None)  # the bulk job: no count anywhere
+    assert r.bounded_upper_bound == 3
+    assert r.unbounded_events == [e.event_id for e in r.events if e.ts[11:16] == "09:20"]
+    assert "no records to replay on" in " ".join(r.notes)
+
+
+def test_a_partial_snapshot_bounds_what_it_cannot_list(scoped, tmp_path):
+    store, iid = scoped
+    r = scope_incident(store, iid, [_snapshot_copy(tmp_path, "Case", 1)])
+    [case] = [e for e in r.events if e.object == "Case"]
+    assert (case.kind, case.records, case.rows_logged, case.upper_bound) == ("candidate", 1, 2, 1)
+    assert r.bounded_upper_bound == 1 and r.unbounded_events == []
+
+
+HOSTILE_QUERIES = {
+    "parentheses": "SELECT Id FROM Contact WHERE " + "(" * 500 + "Email = 'a'" + ")" * 500,
+    "negations": "SELECT Id FROM Contact WHERE " + "NOT " * 3000 + "Email = 'a'",
+    "semi-joins": "SELECT Id FROM Contact WHERE "
+    + "AccountId IN (SELECT Id FROM Account WHERE " * 200
+    + "Name = 'x'"
+    + ")" * 200,
+    "days": "SELECT Id FROM Contact WHERE CreatedDate = LAST_N_DAYS:999999999",
+    "years": "SELECT Id FROM Contact WHERE CreatedDate = N_YEARS_AGO:100000",
+    "months": "SELECT Id FROM Contact WHERE CreatedDate = NEXT_N_MONTHS:1000000000000",
+    "month 13": "SELECT Id FROM Contact WHERE CreatedDate = 2025-13-45",
+    "30 February": "SELECT Id FROM Contact WHERE CreatedDate > 2025-02-30T00:00:00Z",
+    "400 digits": "SELECT Id FROM Contact WHERE Total_Purchases__c > " + "9" * 400,
+}
+
+
+def test_a_hostile_query_is_bounded_with_its_reason_and_the_rest_is_scoped(tmp_path):
+    """Issue 19: one such query in the attacker's session stopped scope (RecursionError,
+    OverflowError, ValueError), so notify refused the whole incident."""
+    from tests.breach import api
+
+    logs = write_breach(tmp_path / "logs")
+    body = json.loads((logs / "ApiEvent.json").read_text())
+    for n, q in enumerate(HOSTILE_QUERIES.values()):
+        body["records"].append(api(100 + n, f"2025-06-10T09:{30 + n:02d}:00.000+0000", q, 5))
+    (logs / "ApiEvent.json").write_text(json.dumps(body))
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [logs])
+        detect(store, load_rules(None))
+        incident = next(i for i in build_incidents(store) if i.principals == [ANNA])
+        r = scope_incident(store, incident.id, [SNAPSHOT])
+    late = [e for e in r.events if e.ts >= "2025-06-10T09:30"]
+    assert len(late) == len(HOSTILE_QUERIES)
+    for e, name in zip(late, HOSTILE_QUERIES, strict=True):
+        assert e.kind == "bounded" and e.upper_bound == 5, (name, e)
+        assert e.note.startswith("not replayable:"), (name, e.note)
+    assert r.affected_customers == 8  # the breach's own scope, unchanged

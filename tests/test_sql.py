@@ -73,11 +73,11 @@ def test_a_rule_value_with_an_apostrophe_matches_it_and_only_it(store: Store, tm
     """pySigma's backslash escape wrote 'o\\'brien', which DuckDB does not read as an escape:
     detect failed; a crafted value rewrote its own WHERE clause and matched every principal."""
     _events(store, "o'brien@x.example", "jo@x.example", "x' OR '1'='1")
-    rf = _rule(tmp_path, "{sel: {user_name: \"o'brien@x.example\"}, condition: sel}")
+    rf = _rule(tmp_path, '{sel: {user_name: "o\'brien@x.example"}, condition: sel}')
     assert [a.principal for a in run_rule(store, rf)] == ["o'brien@x.example"]
     rf = _rule(tmp_path, "{sel: {user_name: \"x' OR '1'='1\"}, condition: sel}")
     assert [a.principal for a in run_rule(store, rf)] == ["x' OR '1'='1"]
-    rf = _rule(tmp_path, "{sel: {user_name|contains: \"\\\\'\"}, condition: sel}")
+    rf = _rule(tmp_path, '{sel: {user_name|contains: "\\\\\'"}, condition: sel}')
     assert run_rule(store, rf) == []
 
 

@@ -1,13 +1,20 @@
-"""Store.insert: Python rows into a typed table in one statement."""
+"""Store.insert: Python rows into a typed table in one statement; a damaged store is refused,
+an older one brought up to date."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import duckdb
 import pytest
+from typer.testing import CliRunner
 
+from crmwatch.cli import app
 from crmwatch.errors import StoreError
-from crmwatch.store import Store
+from crmwatch.schema import TABLES
+from crmwatch.store import SCHEMA_VERSION, Store
+from tests.breach import write_breach
 
 
 def test_insert_binds_each_column_with_the_table_type(store: Store):
@@ -42,3 +49,45 @@ def test_insert_of_no_rows_is_a_no_op_and_a_wrong_width_is_an_error(store: Store
     with pytest.raises(ValueError):
         store.insert("p", [("a", 1), ("b",)])
     assert store.scalar("SELECT count(*) FROM p") == 0
+
+
+@pytest.mark.parametrize("table", ["events_base", "ip_info", "exposures", "meta"])
+def test_a_store_missing_a_table_is_refused_not_answered_from_an_empty_one(
+    tmp_path: Path, table: str
+):
+    """Issue 19: after DROP TABLE events_base, stats said 0 events; without exposures, notify
+    wrote an empty package and exited 0."""
+    db = tmp_path / "s.duckdb"
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(write_breach(tmp_path / "logs")), "--db", str(db)]
+                         ).exit_code == 0  # fmt: skip
+    con = duckdb.connect(str(db))
+    con.execute(f"DROP TABLE {table}")
+    con.close()
+    res = runner.invoke(app, ["stats", "--db", str(db)])
+    assert res.exit_code == 2 and "damaged or not a crmwatch store" in res.stderr
+    assert (table if table != "meta" else "no schema version") in res.stderr
+    con = duckdb.connect(str(db))
+    assert table not in {r[0] for r in con.execute("SHOW TABLES").fetchall()}  # not recreated
+    con.close()
+
+
+def test_a_store_of_the_first_layout_gets_its_missing_tables(tmp_path: Path):
+    db = tmp_path / "s.duckdb"
+    Store(db).close()
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE ingest_runs")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with Store(db) as store:
+        assert store.meta("schema_version") == SCHEMA_VERSION
+        tables = {r[0] for r in store.execute("SHOW TABLES").rows}
+    assert set(TABLES) <= tables
+
+
+def test_a_duckdb_file_of_something_else_is_not_taken_for_a_store(tmp_path: Path):
+    con = duckdb.connect(str(tmp_path / "other.duckdb"))
+    con.execute("CREATE TABLE orders (id INTEGER)")
+    con.close()
+    with pytest.raises(StoreError, match="not a crmwatch store"):
+        Store(tmp_path / "other.duckdb")

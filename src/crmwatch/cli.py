@@ -128,7 +128,7 @@ def ingest_cmd(
     Files already ingested and unchanged since (same path, size, modification time and
     format) are not read again; --rescan reads them anyway."""
     cfg = Config.load(config)
-    total = len(expand_paths(paths))
+    total = len(expand_paths(paths)[0])
     with Store(db or default_db_path()) as store:
         if err.is_terminal and not json_out:
             with Progress(
@@ -285,6 +285,15 @@ def _parse_time(value: str | None) -> dt.datetime | None:
         raise UsageError(f"not an ISO time: {value!r}") from e
 
 
+def _time_range(since: str | None, until: str | None) -> tuple[dt.datetime | None, ...]:
+    """``--since`` and ``--until`` as UTC times; an empty range is a usage error, not a run
+    that silently finds nothing."""
+    start, end = _parse_time(since), _parse_time(until)
+    if start and end and start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}")
+    return start, end
+
+
 @command(app, "detect")
 def detect_cmd(
     db: DbOption = None,
@@ -298,7 +307,7 @@ def detect_cmd(
     A rule that cannot be loaded or run is reported (exit 1) and the others still run."""
     rule_files = load_rules(rules, collect_errors=True)
     with Store(db or default_db_path()) as store:
-        runs = detect(store, rule_files, _parse_time(since), _parse_time(until))
+        runs = detect(store, rule_files, *_time_range(since, until))
         if json_out:
             for a in stored_alerts(store, "run_alerts"):
                 print(json.dumps(a.to_dict(), default=json_default))
@@ -415,9 +424,12 @@ app.add_typer(alerts_app, name="alerts")
 @command(alerts_app, "export")
 def alerts_export_cmd(
     ocsf: Annotated[Path, typer.Option("--ocsf", help="Write OCSF Detection Findings (JSON)")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file")] = False,
     db: DbOption = None,
 ) -> None:
     """Export stored alerts as OCSF Detection Finding (class 2004) JSON."""
+    if ocsf.exists() and not force:
+        raise UsageError(f"{ocsf} exists; add --force to overwrite it")
     with Store(db or default_db_path()) as store:
         findings = [to_ocsf(a) for a in stored_alerts(store)]
     ocsf.write_text(json.dumps(findings, indent=2), encoding="utf-8")
@@ -585,6 +597,11 @@ def _print_scope(r: ScopeResult) -> None:
             f"[yellow]plus up to {r.bounded_upper_bound:,} records that cannot be listed "
             "(see bounded events below)[/yellow]"
         )
+    if r.unbounded_events:
+        out.print(
+            f"[yellow]and records of {len(r.unbounded_events)} events whose number neither the "
+            "log nor the snapshot gives (bounded events with no bound below)[/yellow]"
+        )
     out.print(f"exposed {r.first_exposure_at or '-'} … {r.last_exposure_at or '-'}")
     for title, counts in (("by country", r.by_country), ("by US state", r.by_us_state),
                           ("by data category", r.by_category)):  # fmt: skip
@@ -735,8 +752,13 @@ def _print_evaluation(ev: Evaluation) -> None:
     if ev.false_positives:
         fps = Table("false positive", "severity", "who", "opened by", "noise that day")
         for f in ev.false_positives:
-            fps.add_row(f["id"], f["severity"], clean(", ".join(f["people"])[:40]),
-                        clean("; ".join(f["opened_by"])[:70]), clean(", ".join(f["noise"])))
+            fps.add_row(
+                f["id"],
+                f["severity"],
+                clean(", ".join(f["people"])[:40]),
+                clean("; ".join(f["opened_by"])[:70]),
+                clean(", ".join(f["noise"])),
+            )
         out.print(fps)
     for target, met in ev.targets_met.items():
         out.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {target}")
@@ -782,8 +804,7 @@ def demo_cmd(
         out.rule("7. notify")
         _demo_notify(store, incidents, scopes, sim_dir, out_dir / "notify")
     out.print(
-        f"store: {clean(str(db))}; simulated logs, snapshot and ground truth: "
-        f"{clean(str(sim_dir))}"
+        f"store: {clean(str(db))}; simulated logs, snapshot and ground truth: {clean(str(sim_dir))}"
     )
 
 

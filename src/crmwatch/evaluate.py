@@ -232,9 +232,7 @@ def _openers(i: Incident) -> list[str]:
 def rule_scores(store: Store, false: set[str] | None = None) -> list[RuleScore]:
     """Per rule title: findings, incidents opened and, given the false incidents' ids, how
     many of those were false (0 without them)."""
-    findings = dict(
-        store.execute("SELECT title, count(*) FROM alerts GROUP BY title").rows
-    )
+    findings = dict(store.execute("SELECT title, count(*) FROM alerts GROUP BY title").rows)
     levels = dict(store.execute("SELECT title, max(level) FROM alerts GROUP BY title").rows)
     opened: Counter[str] = Counter()
     wrong: Counter[str] = Counter()
@@ -255,9 +253,7 @@ def _noise_sources(store: Store, truth: dict, ids: list[str]) -> dict[str, list[
     days = truth.get("noise_days") or []
     if not ids or not days:
         return {}
-    store.execute(
-        "CREATE OR REPLACE TEMP TABLE eval_noise (who VARCHAR, day DATE, source VARCHAR)"
-    )
+    store.execute("CREATE OR REPLACE TEMP TABLE eval_noise (who VARCHAR, day DATE, source VARCHAR)")
     store.insert(
         "eval_noise",
         [(d["user"].lower(), dt.date.fromisoformat(d["date"]), s) for d in days
@@ -276,9 +272,7 @@ def _noise_sources(store: Store, truth: dict, ids: list[str]) -> dict[str, list[
 
 
 def _has_table(store: Store, name: str) -> bool:
-    return bool(
-        store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])
-    )
+    return bool(store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]))
 
 
 def sweep(store: Store, truth: dict, thresholds: list[int]) -> list[dict[str, Any]]:

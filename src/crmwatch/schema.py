@@ -122,6 +122,28 @@ LEVELS = ("informational", "low", "medium", "high", "critical")
 IP_CLASSES = ("private", "corporate", "tor", "vpn", "hosting", "unknown")
 UA_CLASSES = ("browser", "mobile-app", "salesforce-tool", "script", "unknown")
 
+# Every table of a store, in the order DDL creates them. A store at this layout that lacks one
+# has been damaged (a table dropped, a file truncated): crmwatch refuses it rather than answer
+# from an empty table recreated in its place (crmwatch.store).
+TABLES: tuple[str, ...] = (
+    "events_base",
+    "ingest_files",
+    "quarantine",
+    "raw_schemas",
+    "ip_info",
+    "ua_info",
+    "meta",
+    "alerts",
+    "incidents",
+    "incident_alerts",
+    "incident_events",
+    "exposures",
+    "exposure_fieldsets",
+    "exposure_events",
+    "scopes",
+    "ingest_runs",
+)
+
 DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS events_base (" + ", ".join(c.ddl for c in BASE_COLUMNS) + ")",
     "ALTER TABLE events_base ADD COLUMN IF NOT EXISTS target_user VARCHAR",

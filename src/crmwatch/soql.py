@@ -15,10 +15,12 @@ Parsing never guesses: an unparseable query raises ``SoqlError`` naming the clau
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 
 from crmwatch.errors import CrmwatchError
+from crmwatch.timeutil import parse_utc
 
 
 class SoqlError(CrmwatchError):
@@ -53,6 +55,11 @@ KEYWORDS = {
     "TYPEOF",
     "END",
 }
+# How deep parentheses, NOTs and semi-joins may nest. A query from a log is attacker data:
+# past this the parser says so instead of exhausting Python's stack. Real queries nest a
+# few levels; this is far above them and far below the stack.
+MAX_NESTING = 50
+
 CLAUSE_STARTS = {"WHERE", "WITH", "GROUP", "ORDER", "LIMIT", "OFFSET", "FOR", "HAVING", "USING"}
 
 
@@ -193,9 +200,9 @@ def parse_full(query: str) -> SoqlQuery:
     return _full(tokenize(query), query)
 
 
-def _full(tokens: list[Token], query: str) -> SoqlQuery:
+def _full(tokens: list[Token], query: str, depth: int = 0) -> SoqlQuery:
     q = _Parser(tokens, query).query()
-    _Clauses(q.rest, q).parse()
+    _Clauses(q.rest, q, depth).parse()
     return q
 
 
@@ -240,8 +247,13 @@ def _unescape(body: str, like: bool) -> str:
 class _Clauses:
     """Recursive descent over the tokens after ``FROM object``."""
 
-    def __init__(self, tokens: list[Token], q: SoqlQuery) -> None:
-        self.t, self.i, self.q = tokens, 0, q
+    def __init__(self, tokens: list[Token], q: SoqlQuery, depth: int = 0) -> None:
+        self.t, self.i, self.q, self.depth = tokens, 0, q, depth
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise SoqlError(f"WHERE: nested more than {MAX_NESTING} levels deep")
 
     def peek(self, k: int = 0) -> Token | None:
         j = self.i + k
@@ -346,10 +358,15 @@ class _Clauses:
     def unary(self) -> Condition:
         if self.at("NOT"):
             self.i += 1
-            return Negation(self.unary())
+            self.deeper()
+            inner: Condition = Negation(self.unary())
+            self.depth -= 1
+            return inner
         if self.at("("):
             self.i += 1
+            self.deeper()
             inner = self.disjunction()
+            self.depth -= 1
             if not self.at(")"):
                 raise SoqlError("WHERE: missing closing parenthesis")
             self.i += 1
@@ -396,7 +413,9 @@ class _Clauses:
             depth += {"(": 1, ")": -1}.get(tok.text, 0)
             if depth == 0:
                 break
-        return _full(self.t[start : self.i - 1], "")
+        if self.depth + 1 > MAX_NESTING:
+            raise SoqlError(f"WHERE: semi-joins nested more than {MAX_NESTING} levels deep")
+        return _full(self.t[start : self.i - 1], "", self.depth + 1)
 
     def value(self, like: bool) -> Value:
         tok = self.next("a value")
@@ -405,6 +424,10 @@ class _Clauses:
         if tok.kind == "number":
             return Value("number", tok.text)
         if tok.kind == "datetime":
+            try:  # 2025-02-30 has the shape of a date but is none
+                parse_utc(tok.text) if "T" in tok.text else dt.date.fromisoformat(tok.text)
+            except ValueError as e:
+                raise SoqlError(f"WHERE: {tok.text} is not a calendar date ({e})") from e
             return Value("datetime" if "T" in tok.text else "date", tok.text)
         if tok.kind == "bind":
             raise SoqlError(f"bind variable {tok.text} has no value in a log")

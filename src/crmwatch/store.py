@@ -18,10 +18,11 @@ from typing import Any
 import duckdb
 
 from crmwatch.errors import StoreError
-from crmwatch.schema import DDL
+from crmwatch.schema import DDL, TABLES
 
 DEFAULT_DB = "crmwatch.duckdb"
-SCHEMA_VERSION = "1"
+# "2": every table of schema.TABLES is there; a "1" store may lack some, created on open.
+SCHEMA_VERSION = "2"
 
 
 def default_db_path() -> Path:
@@ -79,16 +80,47 @@ class Store:
         self.con.execute("SET enable_progress_bar=false")
         # Every time crmwatch stores is UTC; so is every timestamp with a zone it reads.
         self.con.execute("SET TimeZone='UTC'")
+        self._check_layout()
         self._migrate()
+        # One transaction: a store killed while being created is created again, not left
+        # half-made and then refused as damaged.
+        self.con.execute("BEGIN")
         for statement in DDL:
             self.con.execute(statement)
         self.con.execute(
-            "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
-            [SCHEMA_VERSION],
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION]
         )
+        self.con.execute("COMMIT")
 
     def __repr__(self) -> str:
         return f"<Store {self.path}>"
+
+    def _check_layout(self) -> None:
+        """Refuse a store at this layout that lacks a table: ``CREATE TABLE IF NOT EXISTS``
+        would put an empty one in its place, and stats, detect and notify would answer as
+        if nothing had been ingested, found or scoped."""
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main'"
+        ).fetchall()}  # fmt: skip
+        if not tables:
+            return  # a new store
+        version = None
+        if "meta" in tables:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = row[0] if row else None
+        missing = [t for t in TABLES if t not in tables]
+        what = None
+        if version is None:
+            what = "it has no schema version in a meta table"
+        elif version == SCHEMA_VERSION and missing:
+            what = f"table(s) missing: {', '.join(missing)}"
+        if what:
+            raise StoreError(
+                f"store {self.path} is damaged or not a crmwatch store: {what}. crmwatch will "
+                "not answer from empty tables put in their place; restore the file from a "
+                "backup, or ingest into a new store."
+            )
 
     def _migrate(self) -> None:
         """Bring a store written by an older crmwatch to this schema. Scope results are

@@ -52,8 +52,6 @@ def _raw_path(name: str) -> str:
     return name[4:] if name.startswith("raw.") else name
 
 
-
-
 def field_sql(name: str) -> str:
     """SQL for a Sigma field name: a column, a virtual field, or a path into the raw record."""
     if name in EVENT_VIEW_COLUMNS:

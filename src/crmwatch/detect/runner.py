@@ -138,9 +138,7 @@ def _with_context_levels(sql: str, rf: Detection) -> str:
         for i, c in enumerate(levels)
     )
     level = " ".join(f"WHEN _ctx.c{i} THEN {lit(c.level)}" for i, c in enumerate(levels))
-    risk = " ".join(
-        f"WHEN _ctx.c{i} THEN {LEVEL_RISK[c.level]}" for i, c in enumerate(levels)
-    )
+    risk = " ".join(f"WHEN _ctx.c{i} THEN {LEVEL_RISK[c.level]}" for i, c in enumerate(levels))
     return f"""SELECT * FROM (
 WITH _a AS ({sql}),
 _ev AS (SELECT alert_id, unnest(event_ids) AS event_id FROM _a),

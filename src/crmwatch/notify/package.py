@@ -16,9 +16,11 @@ import csv
 import datetime as dt
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from crmwatch.markup import csv_cell, markdown
 from crmwatch.notify.facts import Facts, gather
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
@@ -134,14 +136,14 @@ def notify(
 def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
     values = _regulator_values(r, o, facts, org)
     lines = [
-        f"# Draft: {r.name} — report to {o.to}",
+        f"# Draft: {_md(r.name)} — report to {_md(o.to)}",
         "",
         f"- Incident: {facts.incident.id}",
-        f"- Status: **{o.status}** — {o.reason}",
-        f"- How to file: {o.filing}",
+        f"- Status: **{o.status}** — {_md(o.reason)}",
+        f"- How to file: {_md(o.filing)}",
         f"- Deadline: {o.deadline_utc or 'no fixed time'} (UTC); {o.deadline_local or ''} — "
-        f"{o.deadline_text} [{o.clock}]",
-        f"- Law: {r.citation} (rule verified {o.verified_on} against the "
+        f"{_md(o.deadline_text)} \\[{_md(o.clock)}\\]",
+        f"- Law: {_md(r.citation)} (rule verified {o.verified_on} against the "
         f"{'statute text' if o.verification == 'statute' else 'secondary sources'})",
         "",
         "Every field the law requires follows. Fields marked [TO COMPLETE: …] need a person; "
@@ -154,14 +156,14 @@ def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
     lines += ["# Incident facts", ""]
     for slot in BASE_FACTS:
         lines += [f"### {REGULATOR_LABELS[slot]}", "", *values[slot], ""]
-    lines += [f"# Fields required by {r.citation}", ""]
+    lines += [f"# Fields required by {_md(r.citation)}", ""]
     for slot in r.regulator.contents:
         lines += [f"## {REGULATOR_LABELS[slot]}", "", *values[slot], ""]
     if r.uncertain:
         lines += [
             "## Open legal questions (from the rule file)",
             "",
-            *[f"- {u}" for u in r.uncertain],
+            *[f"- {_md(u)}" for u in r.uncertain],
             "",
         ]
     path = out / "regulator" / f"{r.id}.md"
@@ -171,12 +173,21 @@ def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
 
 
 def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[str, list[str]]:
+    """Each slot's Markdown lines. Every value from evidence, the org file or a rule file goes
+    through :func:`_md`: an app name or a report header must not become markup in a draft."""
     i, s = facts.incident, facts.scope
+    vector = _md(facts.vector)
+    categories = _md(categories_text(facts, "en"))
     bounded = s.get("bounded_upper_bound") or 0
     people = f"{o.affected:,} people listed by crmwatch's scope (exact or replayed evidence)"
     if bounded:
         people += f", plus up to {bounded:,} records that the logs bound but cannot list"
-    fields = ", ".join(s.get("fields", [])) or MARK.format("fields")
+    if s.get("unbounded_events"):
+        people += (
+            f", plus the records of {len(s['unbounded_events'])} events whose number neither "
+            "the logs nor the customer snapshot give " + MARK.format("how many people they reached")
+        )
+    fields = ", ".join(_md(f) for f in s.get("fields", [])) or MARK.format("fields")
     contained = (
         f"{org.contained_at.isoformat()} UTC"
         if org.contained_at
@@ -184,41 +195,45 @@ def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[
     )
     timeline = [
         f"- First malicious activity: {i.first_malicious_at.removesuffix('Z')} UTC "
-        f"({i.first_malicious_event.get('source_type')})",
+        f"({_md(i.first_malicious_event.get('source_type'))})",
         f"- First alert (detection): {i.first_alert_at.removesuffix('Z')} UTC",
         f"- Company aware: {facts.aware_at.isoformat()} UTC",
         f"- Contained: {contained}",
         f"- Last malicious activity seen: {i.last_event_at.removesuffix('Z')} UTC",
     ]
-    measures = [f"- {m}" for m in org.measures_taken] or [MARK.format("measures taken")]
-    proposed = [f"- {m}" for m in org.measures_proposed] or [MARK.format("measures proposed")]
-    contact = letter_sections(("contact_point",), facts, org, "en")[0].body
+    measures = [f"- {_md(m)}" for m in org.measures_taken] or [MARK.format("measures taken")]
+    proposed = [f"- {_md(m)}" for m in org.measures_proposed] or [MARK.format("measures proposed")]
+
+    def section(slot: str) -> list[str]:
+        return [_md(p) for p in letter_sections((slot,), facts, org, "en")[0].body]
+
+    contact = section("contact_point")
     consequences = [
-        *letter_sections(("likely_consequences",), facts, org, "en")[0].body,
+        *section("likely_consequences"),
         MARK.format("the company's own assessment of the risk to these people"),
     ]
     late = o.time_left_hours is not None and o.time_left_hours < 0
     return {
         "nature": [
             f"{'Unauthorised access' if facts.unauthorized_access else 'Unauthorised export'} "
-            f"of customer records in the Salesforce CRM. {facts.vector}."
+            f"of customer records in the Salesforce CRM. {vector}."
         ],
-        "vector": [facts.vector + "."],
+        "vector": [vector + "."],
         "timeline": timeline,
-        "categories": [f"{categories_text(facts, 'en')} (fields: {fields})"],
-        "pi_items": [f"{categories_text(facts, 'en')} (fields: {fields})"],
+        "categories": [f"{categories} (fields: {fields})"],
+        "pi_items": [f"{categories} (fields: {fields})"],
         "number_of_people": [people],
         "number_of_records": [f"{facts.records:,} customer records"],
         "contact_point": contact,
         "likely_consequences": consequences,
         "measures_taken": measures,
         "measures_proposed": proposed,
-        "self_help": letter_sections(("self_help",), facts, org, "en")[0].body,
+        "self_help": section("self_help"),
         "remedy_procedure": [MARK.format("remedy and compensation procedure")],
         "help_desk": contact,
-        "when_and_how": [*timeline, facts.vector + "."],
-        "summary": [f"Customer records were taken from the Salesforce CRM: {facts.vector}."],
-        "cause": [facts.vector + "."],
+        "when_and_how": [*timeline, vector + "."],
+        "summary": [f"Customer records were taken from the Salesforce CRM: {vector}."],
+        "cause": [vector + "."],
         "secondary_harm": consequences,
         "individual_response": [
             f"Letters drafted for {o.affected:,} people (letters/, mailing_list.csv)."
@@ -234,6 +249,15 @@ def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[
         "sample_notice": [f"See letters/{r.id}-en.pdf."],
         "law_enforcement": [MARK.format("whether and when law enforcement was contacted")],
     }
+
+
+_MARK = re.compile(re.escape(MARK).replace(r"\{\}", r"[^\[\]]*"))
+
+
+def _md(text: object) -> str:
+    """``text`` as inert Markdown; a whole ``[TO COMPLETE: …]`` marker stays as written, so a
+    person searching the draft for it finds it."""
+    return str(text) if _MARK.fullmatch(str(text)) else markdown(text)
 
 
 # --- letters ---
@@ -394,7 +418,7 @@ def _mailing_list(
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["customer_id", "regime", "channel", "language", "template"])
-        w.writerows(sorted(rows))
+        w.writerows([csv_cell(v) for v in row] for row in sorted(rows))
     return rows
 
 
@@ -487,11 +511,11 @@ def _markdown(facts: Facts, a: Assessment, transparency: dict) -> str:
         f"# Notification obligations — {i.id}",
         "",
         f"Affected customers: {facts.affected:,}; categories: "
-        f"{categories_text(facts, 'en')}; aware at {facts.aware_at.isoformat()} UTC.",
+        f"{_md(categories_text(facts, 'en'))}; aware at {facts.aware_at.isoformat()} UTC.",
         "",
     ]
     if a.assumptions:
-        lines += ["**Assumptions:**", "", *[f"- {x}" for x in a.assumptions], ""]
+        lines += ["**Assumptions:**", "", *[f"- {_md(x)}" for x in a.assumptions], ""]
     lines += [
         "| regime | recipient | regulator / to | affected | trigger met | deadline (UTC) "
         "| time left | status |",
@@ -508,16 +532,16 @@ def _markdown(facts: Facts, a: Assessment, transparency: dict) -> str:
             )
         )
         lines.append(
-            f"| {o.regime_name} | {o.recipient} | {o.to} | {o.affected:,} | "
-            f"{'yes' if o.trigger_met else 'no'} | {o.deadline_utc or o.deadline_text} | {left} | "
-            f"**{o.status}** — {o.reason} |"
+            f"| {_md(o.regime_name)} | {o.recipient} | {_md(o.to)} | {o.affected:,} | "
+            f"{'yes' if o.trigger_met else 'no'} | {_md(o.deadline_utc or o.deadline_text)} | "
+            f"{left} | **{o.status}** — {_md(o.reason)} |"
         )
     lines += ["", "## Transparency check", ""]
     for k in ("affected count", "data categories", "timeline", "attack vector", "remediation"):
         t = transparency[k]
         flag = "present" if t["present"] else "**ABSENT**"
         extra = f" (missing: {', '.join(t.get('missing') or [])})" if t.get("missing") else ""
-        lines.append(f"- {k}: {flag}{extra}")
+        lines.append(f"- {k}: {flag}{_md(extra)}")
     lines += [
         "",
         "Every rule cites its statute and says what stays uncertain: see "

@@ -73,6 +73,9 @@ class ScopeResult:
     records_by_object: dict[str, int]
     first_exposure_at: str | None
     last_exposure_at: str | None
+    # events that exposed records neither listed nor bounded: neither the log nor the
+    # snapshot says how many (a bulk job on an empty snapshot file); never read as zero
+    unbounded_events: list[str]
     snapshot: dict[str, Any]
     events: list[EventScope]
     notes: list[str]
@@ -114,6 +117,9 @@ def scope_incident(
             continue
         f = snap.get(p.object)
         assert f is not None
+        if not f.rows:
+            _nothing_to_replay_on(ev, es, p.object)
+            continue
         if by_event and p.limit is None and not p.offset and " JOIN " not in p.tables:
             passes.setdefault(f.ix, []).append(Pass(ix, bits[ix], p, ev, es))
         else:
@@ -235,15 +241,35 @@ def _count_passes(store: Store, table: str, group: list[Pass]) -> None:
 def _settle(ev: dict, es: EventScope, returned: int) -> int:
     """Record a replay's result on its event; return the confidence of its records: 1
     (replayed) when the log's row count agrees or is absent, 2 (candidate) otherwise. The
-    log's own ids stay the event's evidence when it has them; the replay may add to them."""
+    log's own ids stay the event's evidence when it has them; the replay may add to them.
+    Rows the log counts beyond those listed (a snapshot missing records) are the event's
+    upper bound: a partial snapshot gives a bounded result, never a small exact one."""
     exact = es.kind == "exact"
     es.kind, es.records = ("exact", max(es.records, returned)) if exact else ("replayed", returned)
     if ev["rows"] is None or ev["rows"] == returned:
         return 1
     es.kind = "exact" if exact else "candidate"
-    es.note = _join(es.note, f"replay found {returned} records, the log says {ev['rows']}: "
-                    "sharing rules or changes since the query; an upper bound")  # fmt: skip
+    if ev["rows"] > es.records:
+        es.upper_bound = ev["rows"] - es.records
+        es.note = _join(es.note, f"the log says {ev['rows']} rows, the snapshot gives "
+                        f"{es.records}: up to {es.upper_bound} more are not listed")  # fmt: skip
+    else:
+        es.note = _join(es.note, f"replay found {returned} records, the log says {ev['rows']}: "
+                        "sharing rules or changes since the query; an upper bound")  # fmt: skip
     return 2
+
+
+def _nothing_to_replay_on(ev: dict, es: EventScope, obj: str) -> None:
+    """An event whose object's snapshot file has no records: replaying it would list nobody,
+    which is not the answer. The log's own ids stay listed; otherwise the event is bounded by
+    its logged row count, or by nothing (``unbounded_events``)."""
+    note = f"the snapshot's {obj} file has no records to replay on"
+    if es.kind == "exact":
+        es.note = _join(es.note, note + ": only the records the log names are listed")
+        if ev["rows"] is not None and ev["rows"] > es.records:
+            es.upper_bound = ev["rows"] - es.records
+        return
+    es.kind, es.upper_bound, es.note = "bounded", ev["rows"], _join(es.note, note)
 
 
 def _bits(planned: list) -> tuple[list[int], bool]:
@@ -396,7 +422,7 @@ def _sort_key(store: Store, col: str, p: Plan) -> str:
 
 
 def _join(a: str, b: str) -> str:
-    return f"{a}; {b}" if a else b
+    return f"{a}; {b}" if a and b else a or b
 
 
 @cache
@@ -498,7 +524,7 @@ def _summarise(
             conf_of = f"least({', '.join(confs)})"
             store.execute(
                 f"""INSERT INTO exposures
-                SELECT ?, '{f.object}', t0."Id", {" | ".join(masks)}, {first},
+                SELECT ?, {lit(f.object)}, t0."Id", {" | ".join(masks)}, {first},
                     {conf.replace("x.conf", conf_of)}, nullif({who.customer}, t0."Id"),
                     j.country, j.us_state
                 FROM {f.table} t0 {join} {who.join}
@@ -608,17 +634,29 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
     by_object = dict(store.execute(
         "SELECT object, count(*) FROM exposures WHERE incident_id = ? GROUP BY 1 ORDER BY 2 DESC",
         [iid]).rows)  # fmt: skip
+    # A record's first event is its own first_event, or its field set's when that is NULL
+    # (each mask bit one event); the last exposure is the latest event of any field set.
     first, last = store.execute(
-        "SELECT min(ts), max(ts) FROM exposure_events WHERE incident_id = ? AND event_ix IN "
-        "(SELECT DISTINCT first_event FROM exposures WHERE incident_id = ?)",
-        [iid, iid],
+        """WITH used AS (SELECT DISTINCT fieldset, first_event FROM exposures
+                          WHERE incident_id = $iid),
+            sets AS (SELECT f.fieldset, f.first_event, f.event_ids FROM exposure_fieldsets f
+                     WHERE f.incident_id = $iid AND f.fieldset IN (SELECT fieldset FROM used))
+        SELECT
+            (SELECT min(e.ts) FROM exposure_events e WHERE e.incident_id = $iid AND e.event_ix IN
+                (SELECT coalesce(u.first_event, s.first_event) FROM used u JOIN sets s
+                 USING (fieldset))),
+            (SELECT max(e.ts) FROM exposure_events e WHERE e.incident_id = $iid AND e.event_id IN
+                (SELECT unnest(event_ids) FROM sets))""",
+        {"iid": iid},
     ).rows[0]
     notes = sorted({es.note for es in scoped if es.note})
     return ScopeResult(
         incident_id=iid,
         affected_customers=sum(by_conf.values()),
         affected_by_confidence={name: by_conf.get(i, 0) for i, name in enumerate(CONFIDENCE)},
-        bounded_upper_bound=sum(es.upper_bound or 0 for es in scoped if es.kind == "bounded"),
+        bounded_upper_bound=sum(
+            es.upper_bound or 0 for es in scoped if es.kind in ("bounded", *LISTED)
+        ),
         fields=sorted(all_fields),
         by_country=dict(countries),
         by_us_state=dict(states),
@@ -627,6 +665,9 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         records_by_object=by_object,
         first_exposure_at=iso_z(first),
         last_exposure_at=iso_z(last),
+        unbounded_events=[
+            es.event_id for es in scoped if es.kind == "bounded" and es.upper_bound is None
+        ],
         snapshot={f.object: {"path": str(f.path), "records": f.rows} for f in snap.files.values()},
         events=scoped,
         notes=notes,

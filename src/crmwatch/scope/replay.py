@@ -24,6 +24,7 @@ keys at the cut): Salesforce gives no order then, so no list would be right.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -34,7 +35,7 @@ from crmwatch.soql import Comparison, Logical, Negation, SoqlQuery, Value
 from crmwatch.sources.sqlmap import iso_utc
 from crmwatch.sql import ident as quote
 from crmwatch.sql import lit as _lit
-from crmwatch.sql import ts
+from crmwatch.sql import num, ts
 from crmwatch.timeutil import parse_utc
 
 AGGREGATES = {"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM"}
@@ -248,12 +249,20 @@ class _Compiler:
             want = v.text == "true"
             return _cmp(truth, op, "true" if want else "false")
         if v.kind == "number":
-            return _cmp(f"try_cast({col} AS DOUBLE)", op, v.text)
+            value = float(v.text)
+            if not math.isfinite(value):
+                raise Unreplayable(f"WHERE: {v.text[:20]}… is beyond any number a field holds")
+            return _cmp(f"try_cast({col} AS DOUBLE)", op, num(value))
         if v.kind in ("date", "datetime"):
             when = ts(parse_utc(v.text))
             return _cmp(f"sf_ts({col})", op, when)
         if v.kind == "date_literal":
-            start, end = date_literal_range(v.text, v.n, self.at)
+            try:
+                start, end = date_literal_range(v.text, v.n, self.at)
+            except Unreplayable:
+                raise
+            except (OverflowError, ValueError) as e:
+                raise Unreplayable(f"WHERE: {v.text}:{v.n} reaches outside the calendar") from e
             note = "date literals evaluated in UTC days, weeks starting Sunday"
             if note not in self.notes:
                 self.notes.append(note)

@@ -97,6 +97,8 @@ def simulate(
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
+    if days < 1:
+        raise UsageError(f"--days must be at least 1: {days}")
     if names and days < MIN_DAYS:
         raise UsageError(f"scenarios need --days {MIN_DAYS} or more (they run in week two)")
     if employees < 40:
@@ -189,7 +191,5 @@ def _write(out: Path, log: Log, snap, noise: str) -> list[Path]:
             "# The ranges IT had declared: headquarters, and some boutiques' first /24. The rest\n"
             "# of the offices' NAT pools is not listed, as in many real configurations.\n"
         )
-    (out / "crmwatch.toml").write_text(
-        f"{note}[enrich]\ncorporate_cidrs = {json.dumps(cidrs)}\n"
-    )
+    (out / "crmwatch.toml").write_text(f"{note}[enrich]\ncorporate_cidrs = {json.dumps(cidrs)}\n")
     return paths

@@ -351,9 +351,7 @@ def _workday(h: Habits, date: dt.date) -> tuple[bool, bool]:
     return works, works and (wd >= 5 or holiday)
 
 
-def _person_day(
-    log: Log, org: Org, rng: random.Random, h: Habits, day: int, date: dt.date
-) -> None:
+def _person_day(log: Log, org: Org, rng: random.Random, h: Habits, day: int, date: dt.date) -> None:
     u = h.user
     works, shift = _workday(h, date)
     trip = org.trips.get(u.n)
@@ -558,8 +556,16 @@ def _mobile_session(
     for _ in range(rng.randint(1, 6)):
         t += dt.timedelta(seconds=rng.uniform(10, 120))
         cid = rng.choice(clients)
-        log.rest_get(t, u, where.ip, key, session,
-                     uri=f"/services/data/v62.0/ui-api/records/{cid}", obj="Contact", rows=1)
+        log.rest_get(
+            t,
+            u,
+            where.ip,
+            key,
+            session,
+            uri=f"/services/data/v62.0/ui-api/records/{cid}",
+            obj="Contact",
+            rows=1,
+        )
         if rng.random() < 0.15:
             log.edit(t + dt.timedelta(seconds=40), u, where.ip, key, session, "Contact", cid)
 
@@ -709,4 +715,3 @@ class _Integrations:
                                 query=f"SELECT FIELDS(STANDARD) FROM {obj}", obj=obj,
                                 rows=rows, ua=DATA_LOADER_UA)  # fmt: skip
         log.label(admin, t, "admin_data_loader")
-

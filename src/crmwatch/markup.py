@@ -1,0 +1,50 @@
+"""Values from logs, rules, snapshots and config, made inert for the file or screen they land in.
+
+A user name, an app name or a report header is data: in a terminal it must not retitle the
+window, in a Markdown draft it must not become a link or a ``<script>``, in a CSV opened in a
+spreadsheet it must not become a formula. One function per medium, each total (any value in,
+text out), so every writer has one obvious way to make a value safe:
+
+- :func:`visible` — control characters (C0, C1, DEL and the bidirectional overrides that
+  reorder what is displayed) shown as ``\\xNN`` / ``\\uNNNN``; the base of the other two;
+- :func:`markdown` — also escapes HTML and Markdown's inline syntax, and keeps the value on
+  one line so it cannot open a heading, a list or a code block;
+- :func:`csv_cell` — OWASP's rule for CSV injection: a cell starting with ``=``, ``+``, ``-``,
+  ``@``, tab or carriage return is prefixed with ``'`` so spreadsheets read it as text
+  (https://owasp.org/www-community/attacks/CSV_Injection).
+
+The terminal's own (rich markup on top of :func:`visible`) is :func:`crmwatch.terminal.clean`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# CommonMark's inline syntax: emphasis, code, links and images, tables, strikethrough,
+# autolinks and raw HTML (< > & are handled by html.escape first).
+_MARKDOWN = re.compile(r"([\\`*_\[\]{}|~!#])")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _shown(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(value: object) -> str:
+    """``value`` as text whose control characters are visible escapes."""
+    return _CONTROL.sub(_shown, str(value))
+
+
+def markdown(value: object) -> str:
+    """``value`` as Markdown text that renders as itself, on one line."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(visible(value), quote=False))
+
+
+def csv_cell(value: object) -> object:
+    """``value`` for a CSV cell a spreadsheet will not evaluate; non-text passes unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
