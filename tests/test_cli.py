@@ -231,6 +231,15 @@ def test_misuse_is_a_one_line_usage_error_and_changes_nothing(tmp_path: Path):
           str(tmp_path / "s.duckdb")], "is not before --until"),
         (["alerts", "export", "--ocsf", str(tmp_path / "f"), "--db", str(tmp_path / "s.duckdb")],
          "exists; add --force"),
+        # these overflowed Python's dates or DuckDB's intervals (a traceback, or the SQL)
+        (["detect", "--since", "0001-01-01T00:00:00+14:00", "--db", str(tmp_path / "s.duckdb")],
+         "outside the calendar"),
+        (["detect", "--until", "9999-12-31T23:59:59Z", "--db", str(tmp_path / "s.duckdb")],
+         "outside the years crmwatch handles"),
+        (["notify", "INC-X", "--aware-at", "9999-12-31T23:59:59Z", "--db",
+          str(tmp_path / "s.duckdb")], "outside the years crmwatch handles"),
+        (["incidents", "--gap", "99999999999h", "--db", str(tmp_path / "s.duckdb")], "years"),
+        (["incidents", "--gap", "999999999d", "--db", str(tmp_path / "s.duckdb")], "years"),
     ]:  # fmt: skip
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and said in res.stderr, (args, res.output)
@@ -239,3 +248,50 @@ def test_misuse_is_a_one_line_usage_error_and_changes_nothing(tmp_path: Path):
     res = runner.invoke(app, ["alerts", "export", "--ocsf", str(tmp_path / "f"), "--force",
                               "--db", str(tmp_path / "s.duckdb")])  # fmt: skip
     assert res.exit_code == 0 and json.loads((tmp_path / "f").read_text()) == []
+
+
+def _setting(tmp_path: Path, name: str) -> tuple[list[str], dict[str, str], str]:
+    """Issue 14: each of these printed a traceback. Returns the command, its environment and
+    what its one-line error must say."""
+    db = str(tmp_path / "s.duckdb")
+    log = str(REAL / "okta")
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)))
+    config = {"enrich not a table": "enrich = 5\n",
+              "network list not text": "[enrich]\nnetwork_lists = [5]\n",
+              "binary network list": '[enrich]\nnetwork_lists = ["binary.csv"]\n',
+              "unknown key": "[enrich]\ncorporate_cidr = []\n"}  # fmt: skip
+    if name in config:
+        (tmp_path / "c.toml").write_text(config[name])
+        said = {"enrich not a table": "[enrich] must be a table",
+                "network list not text": "[enrich] network_lists must be a list of strings",
+                "binary network list": "cannot read network list",
+                "unknown key": "[enrich] has no key 'corporate_cidr'"}[name]  # fmt: skip
+        return ["ingest", log, "--db", db, "--config", str(tmp_path / "c.toml")], {}, said
+    if name == "batch bytes not a number":
+        return ["ingest", log, "--db", db], {"CRMWATCH_BATCH_BYTES": "abc"}, "CRMWATCH_BATCH_BYTES"
+    if name == "another application's database":
+        import duckdb
+
+        con = duckdb.connect(db)
+        con.execute("CREATE TABLE orders (id INTEGER)")
+        con.close()
+        return ["stats", "--db", db], {}, "not a crmwatch store"
+    (tmp_path / "org.toml").write_text("controller = 5\n")
+    (tmp_path / "file").write_text("")
+    args = ["notify", "INC-X", "--aware-at", "2025-06-10T00:00:00Z", "--db", db]
+    if name == "org controller not a table":
+        return [*args, "--org", str(tmp_path / "org.toml")], {}, "controller must be a table"
+    return [*args, "--out", str(tmp_path / "file")], {}, "is a file, not a folder"
+
+
+@pytest.mark.parametrize("name", ["enrich not a table", "network list not text",
+                                  "binary network list", "unknown key", "batch bytes not a number",
+                                  "another application's database", "org controller not a table",
+                                  "notify out is a file"])  # fmt: skip
+def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path, name: str, monkeypatch):
+    args, env, said = _setting(tmp_path, name)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert said in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

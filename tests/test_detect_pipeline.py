@@ -144,3 +144,23 @@ def test_sigmahq_okta_rules_run_and_a_placeholder_rule_stops_nothing(tmp_path):
     assert "okta_session_impersonation_granted.yml" in res.stderr and "Traceback" not in res.output
     titles = {json.loads(line)["title"] for line in res.stdout.splitlines()}
     assert "Okta Suspicious Activity Reported by End-user" in titles
+
+
+def test_a_rule_file_that_is_not_utf8_is_named_and_the_others_run(tmp_path):
+    """Issue 14: detect, rules list and rules test printed a UnicodeDecodeError traceback."""
+    from typer.testing import CliRunner
+
+    from crmwatch.cli import app
+    from tests.conftest import REAL
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "latin1.yml").write_bytes("title: Connexion réussie\n".encode("latin-1"))
+    runner = CliRunner()
+    db = str(tmp_path / "s.duckdb")
+    runner.invoke(app, ["ingest", str(REAL / "okta"), "--db", db])
+    for args in (["rules", "list"], ["rules", "test"], ["detect", "--db", db]):
+        res = runner.invoke(app, [*args, "--rules", str(rules)])
+        assert res.exit_code == 1, (args, res.output)
+        assert "latin1.yml" in res.output and "utf-8" in res.output, args
+        assert res.exception is None or isinstance(res.exception, SystemExit), args

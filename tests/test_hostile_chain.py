@@ -18,7 +18,7 @@ from crmwatch.cli import app
 from crmwatch.markup import csv_cell, markdown
 from crmwatch.schema import TABLES
 from crmwatch.store import Store
-from tests.breach import ANNA, APP, SNAPSHOT, write_breach
+from tests.breach import ANNA, APP, SNAPSHOT, api, write_breach
 
 runner = CliRunner()
 SCRIPT = "<script>alert(1)</script>"
@@ -39,6 +39,12 @@ def _hostile_breach(root: Path) -> tuple[Path, Path, Path]:
         text = text.replace(ANNA, json.dumps(EVIL_USER)[1:-1])
         text = text.replace("Chrome 125", json.dumps(f"Chrome 125 {SCRIPT} {OSC}")[1:-1])
         f.write_text(text)
+    # an export the log names only by its object, and that object name is a payload
+    body = json.loads((logs / "ApiEvent.json").read_text())
+    export = api(90, "2025-06-10T09:40:00.000+0000", "SELECT Id FROM Contact", 7)
+    export.update(Query=None, QueriedEntities=f"Contact{OSC}{LINK}[link=x]y[/link]")
+    body["records"].append(export)
+    (logs / "ApiEvent.json").write_text(json.dumps(body))
     snap = shutil.copytree(SNAPSHOT, root / "snapshot")
     contact = snap / "Contact.csv"
     rows = list(csv.reader(contact.open(encoding="utf-8", newline="")))
@@ -53,7 +59,7 @@ def _hostile_breach(root: Path) -> tuple[Path, Path, Path]:
     org = root / "org.toml"
     org.write_text(
         '[controller]\nname = "Maison <b>x</b>"\n[response]\n'
-        f"measures_taken = [{json.dumps(LINK + ' ' + SCRIPT)}]\n",
+        f"measures_taken = [{json.dumps(LINK + ' ' + SCRIPT + OSC + chr(0x202E))}]\n",
         encoding="utf-8",
     )
     return logs, snap, org
@@ -102,11 +108,12 @@ def test_markdown_files_hold_no_html_link_or_control_character(chain):
         assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", text), path
 
 
-def test_html_letters_hold_no_markup_from_data(chain):
+def test_html_letters_hold_no_markup_or_control_character_from_data(chain):
     for path in (chain["out"] / "letters").glob("*.html"):
         text = path.read_text(encoding="utf-8")
         assert "<script" not in text and "<b>" not in text, path
         assert "&lt;b&gt;" in text  # the org name, escaped
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f\u202a-\u202e]", text), path
 
 
 def test_no_csv_cell_starts_a_formula(chain):
@@ -123,8 +130,11 @@ def test_the_store_holds_only_crmwatchs_tables(chain):
 
 
 def test_csv_cell_and_markdown_are_inert_for_every_starting_character():
-    for start in "=+-@\t\r":
-        assert csv_cell(start + "1+1").startswith("'")
+    for start in ("=", "+", "-", "@", "  =", "\uff1d", "|"):
+        assert csv_cell(start + "1+1").startswith("'"), start
+    for start in ("\t", "\r"):  # shown as \x09, \x0d: nothing left to evaluate
+        assert csv_cell(start + "=1").startswith("\\x0"), start
+    assert csv_cell("\x00=1") == "\\x00=1" and csv_cell("\n=1") == "\\x0a=1"
     assert csv_cell("003000000000001AAA") == "003000000000001AAA" and csv_cell(7) == 7
     text = markdown("# h\n<b>x</b> [a](b) *c* `d` | e \x1b")
     assert "\n" not in text and "<" not in text and "\x1b" not in text

@@ -130,3 +130,48 @@ def test_reordered_columns_are_duplicates_of_the_stored_rows(store: Store, tmp_p
     assert (f.inserted, f.duplicates) == (0, 1)
     raw = json.loads(store.scalar("SELECT raw FROM events"))
     assert raw["USER_NAME"] == rows[1][rows[0].index("USER_NAME")]  # the raw row reads back
+
+
+def test_what_follows_a_one_line_export_on_its_line_costs_none_of_it(tmp_path: Path):
+    """Helper audit: `{"records": [...]} xyz` on one line lost all its records as
+    unknown_format."""
+    objects = [json.loads(x) for x in _okta_lines()]
+    body = {"totalSize": len(objects), "done": True, "records": objects}
+    for tail in (" xyz", "}", "\x00\x00"):
+        path = _write(tmp_path, "one.json", (json.dumps(body) + tail).encode())
+        ids, summary = _events(path, tmp_path)
+        assert ids == _events(OKTA, tmp_path)[0], tail
+        assert summary.files[0].reasons == {"invalid_json": 1}, tail
+
+
+def test_file_names_with_glob_characters_name_one_file(tmp_path: Path):
+    """Helper audit: DuckDB expanded `API*.csv`, reading its neighbour too (a KeyError), and
+    `Login?.csv` read `LoginX.csv` twice."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rows = _csv_rows()
+    (logs / "API*.csv").write_bytes(_csv(rows).encode())
+    other = [rows[0], [v.replace(rows[1][2], "other-request") for v in rows[1]]]
+    (logs / "API_login.csv").write_bytes(_csv(other).encode())
+    (logs / "Login?.csv").write_bytes(_csv(rows).encode())
+    with Store(tmp_path / "s.duckdb") as store:
+        summary = ingest(store, [logs])
+        assert not summary.errors
+        counts = {f.path.name: (f.records, f.inserted) for f in summary.files}
+        assert counts.keys() == {"API*.csv", "API_login.csv", "Login?.csv"}
+        assert all(records == 1 for records, _ in counts.values())
+        # API*.csv and Login?.csv hold the same row: one is new, the other its duplicate
+        assert counts["API_login.csv"][1] == 1 and summary.total("inserted") == 2
+
+
+def test_records_sharing_a_line_are_quarantined_one_by_one(tmp_path: Path):
+    """Helper audit: five records without a timestamp on one line were five in the summary
+    and one row of the quarantine table."""
+    objects = [
+        dict(json.loads(x), published=f"not a time {i}") for i, x in enumerate(_okta_lines()[:5])
+    ]
+    path = _write(tmp_path, "untimed.json", json.dumps(objects).encode())
+    _, summary = _events(path, tmp_path)
+    with Store(tmp_path / "untimed.json.duckdb") as store:
+        stored = store.scalar("SELECT count(*) FROM quarantine")
+    assert summary.total("quarantined") == stored == 5

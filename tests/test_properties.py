@@ -72,12 +72,17 @@ def _mutate(line: bytes, kind: int, cut: int) -> bytes:
     return body + b',"extra"\n'  # one column too many (for JSON: trailing garbage)
 
 
-def _build(plan, make_line, key) -> tuple[bytes, set[str]]:
-    """Lines per the plan (None: keep, else a mutation) and the keys of the kept ones."""
+def _build(plan, make_line, key, intact=(None,)) -> tuple[bytes, set[str]]:
+    """Lines per the plan (None: keep, else a mutation) and the keys of the records that must
+    be kept: the unmutated ones, and those whose mutation leaves the record whole
+    (``intact``)."""
     data, good = b"", set()
     for i, (name, mutation, cut) in enumerate(plan):
         line = make_line(i, name)
-        if mutation is None:
+        if mutation in intact:
+            good.add(key(i))
+            data += line if mutation is None else _mutate(line, mutation, cut)
+        elif mutation is None:
             good.add(key(i))
             data += line
         else:
@@ -127,10 +132,14 @@ def test_mutated_csv_keeps_every_good_row(plan):
 @SETTINGS
 @given(plans)
 def test_mutated_ndjson_keeps_every_good_record(plan):
-    data, good = _build(plan, _okta_line, lambda i: f"u-{i}")
-    store, _ = _ingest_bytes("okta.ndjson", data, "okta")
+    # Trailing garbage after a complete object (mutation 2) leaves the object whole: it is
+    # kept, and the garbage quarantined.
+    data, good = _build(plan, _okta_line, lambda i: f"u-{i}", intact=(None, 2))
+    store, summary = _ingest_bytes("okta.ndjson", data, "okta")
     stored = {r[0] for r in store.execute("SELECT raw->>'uuid' FROM events").rows}
     assert stored == good
+    damaged = sum(1 for _, mutation, _ in plan if mutation is not None)
+    assert summary.total("quarantined") == damaged
 
 
 @SETTINGS

@@ -366,3 +366,27 @@ def test_a_hostile_query_is_bounded_with_its_reason_and_the_rest_is_scoped(tmp_p
         assert e.kind == "bounded" and e.upper_bound == 5, (name, e)
         assert e.note.startswith("not replayable:"), (name, e.note)
     assert r.affected_customers == 8  # the breach's own scope, unchanged
+
+
+def test_a_bulk_jobs_own_log_bounds_what_its_replay_cannot_list(tmp_path):
+    """Helper audit of issue 19: with a partial snapshot the replayed Bulk API job listed 3
+    records and no bound, while the job's EventLogFile row counted 99,589."""
+    logs = write_breach(tmp_path / "logs")
+    (logs / "BulkApi2.csv").write_text(
+        '"EVENT_TYPE","TIMESTAMP","REQUEST_ID","ORGANIZATION_ID","USER_ID","JOB_ID",'
+        '"JOB_STATUS","ENTITY_TYPE","OPERATION_TYPE","ROWS_PROCESSED","TIMESTAMP_DERIVED",'
+        '"USER_ID_DERIVED","CLIENT_IP"\n'
+        '"BulkApi2","20250610092100.000","4bk2a","00D000000000001","005000000000001",'
+        '"750000000000001","JobComplete","Contact","query","10","2025-06-10T09:21:00.000Z",'
+        '"005000000000001AAA","90.3.99.23"\n'
+    )
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [logs])
+        detect(store, load_rules(None))
+        incident = next(i for i in build_incidents(store) if i.principals == [ANNA])
+        r = scope_incident(store, incident.id, [SNAPSHOT])
+    [job] = [e for e in r.events if e.source_type == "api:BulkApiResultEventStore"]
+    [elf] = [e for e in r.events if e.source_type == "elf:BulkApi2"]
+    assert elf.kind == "covered"
+    assert (job.records, job.upper_bound) == (4, 6) and "counts 10 rows" in job.note
+    assert r.bounded_upper_bound == 6

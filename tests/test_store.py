@@ -91,3 +91,14 @@ def test_a_duckdb_file_of_something_else_is_not_taken_for_a_store(tmp_path: Path
     con.close()
     with pytest.raises(StoreError, match="not a crmwatch store"):
         Store(tmp_path / "other.duckdb")
+
+
+def test_a_store_missing_a_column_is_refused(tmp_path: Path):
+    db = tmp_path / "s.duckdb"
+    Store(db).close()
+    con = duckdb.connect(str(db))
+    con.execute("DROP VIEW events")
+    con.execute("ALTER TABLE events_base DROP COLUMN user_name")
+    con.close()
+    with pytest.raises(StoreError, match=r"column\(s\) missing: events_base.user_name"):
+        Store(db)

@@ -145,7 +145,7 @@ def ingest_cmd(
                     paths,
                     fmt,
                     cfg,
-                    lambda f, _: bar.update(task, advance=1, description=f.path.name),
+                    lambda f, _: bar.update(task, advance=1, description=clean(f.path.name)),
                     rescan,
                 )
         else:
@@ -192,6 +192,9 @@ def _print_summary(summary: IngestSummary) -> None:
         out.print(table)
     for f in summary.errors:
         err.print(f"[red]error:[/red] {clean(f.error or '')}")
+    for f in summary.files:
+        for note in f.notes:
+            err.print(f"[yellow]note:[/yellow] {clean(f.path)}: {clean(note)}")
     out.print(
         f"{len(summary.files)} files, {summary.total('records')} records: "
         f"{summary.total('inserted')} new, {summary.total('duplicates')} duplicate, "
@@ -280,9 +283,12 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     try:
-        return parse_utc(value)
+        when = parse_utc(value)
     except ValueError as e:
-        raise UsageError(f"not an ISO time: {value!r}") from e
+        raise UsageError(f"not an ISO time: {value!r} ({e})") from e
+    if not 1900 <= when.year <= 2999:
+        raise UsageError(f"{value} is outside the years crmwatch handles (1900 to 2999)")
+    return when
 
 
 def _time_range(since: str | None, until: str | None) -> tuple[dt.datetime | None, ...]:
@@ -500,7 +506,7 @@ def _print_incidents(incidents: list[Incident]) -> None:
             for o in i.objects[:3]
         )
         table.add_row(
-            i.id, i.severity, clean(", ".join(i.principals or i.user_ids)[:60]),
+            clean(i.id), i.severity, clean(", ".join(i.principals or i.user_ids)[:60]),
             i.first_malicious_at[:19], _delay(i.time_to_detect_seconds), clean(objects),
             _opened(i.opened_by), str(len(i.rules)),
         )  # fmt: skip
@@ -611,13 +617,19 @@ def _print_scope(r: ScopeResult) -> None:
     table = Table("time", "event", "object", "evidence", "records", "logged rows", "note")
     for e in r.events:
         records = (
-            str(e.records)
+            str(e.records) + (f" + ≤ {e.upper_bound}" if e.upper_bound else "")
             if e.kind in ("exact", "replayed", "candidate")
             else (f"≤ {e.upper_bound}" if e.upper_bound is not None else "-")
         )
         logged = "-" if e.rows_logged is None else str(e.rows_logged)
         table.add_row(
-            e.ts[:19], e.source_type, e.object or "?", e.kind, records, logged, clean(e.note)
+            e.ts[:19],
+            clean(e.source_type),
+            clean(e.object or "?"),
+            e.kind,
+            records,
+            logged,
+            clean(e.note),
         )
     out.print(table)
 
@@ -636,9 +648,11 @@ def notify_cmd(
 ) -> None:
     """Per-jurisdiction obligations and deadlines, regulator drafts, customer letters (HTML,
     PDF), mailing list and transparency check for a scoped incident."""
+    organisation, aware = load_org(org), _parse_time(aware_at)  # checked before any work
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file, not a folder")
     with Store(db or default_db_path()) as store:
-        pkg = notify(store, incident_id, _parse_time(aware_at), out_dir / incident_id.upper(),
-                     load_org(org))  # fmt: skip
+        pkg = notify(store, incident_id, aware, out_dir / incident_id.upper(), organisation)
     _print_package(pkg)
 
 

@@ -99,19 +99,43 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict, path: Path | None = None) -> Config:
+        """Validate every key: a wrong one is an error naming the file, the key and what it
+        should be, never a traceback and never a setting silently ignored."""
+        where = Location(path or "config")
+        unknown = sorted(set(data) - {"enrich", "incidents"})
+        if unknown:
+            raise ConfigError(f"unknown section {unknown[0]!r} (known: enrich, incidents)", where)
         enrich = data.get("enrich", {})
-        cidrs = tuple(enrich.get("corporate_cidrs", ()))
+        if not isinstance(enrich, dict):
+            raise ConfigError("[enrich] must be a table, like [enrich] corporate_cidrs = [...]",
+                              where)  # fmt: skip
+        unknown = sorted(set(enrich) - {f.name for f in fields(EnrichConfig)})
+        if unknown:
+            raise ConfigError(f"[enrich] has no key {unknown[0]!r}", where)
+        cidrs = _strings(enrich, "corporate_cidrs", where)
         for c in cidrs:
             try:
                 ipaddress.ip_network(c, strict=False)
             except ValueError as e:
-                raise ConfigError(f"corporate_cidrs: {e}", Location(path or "config")) from e
+                raise ConfigError(f"[enrich] corporate_cidrs: {e}", where) from e
         base = path.parent if path else Path.cwd()
-        lists = tuple(base / p for p in enrich.get("network_lists", ()))
+        lists = tuple(base / p for p in _strings(enrich, "network_lists", where))
         for p in lists:
-            if not p.exists():
-                raise ConfigError("network list not found", Location(p))
+            if not p.is_file():
+                raise ConfigError("[enrich] network_lists: network list not found", Location(p))
+        enrich_config = EnrichConfig(cidrs, lists)
+        if lists:  # read them now: a bad row is an error before any file is ingested
+            from crmwatch.enrich.ip import NetworkLists
+
+            NetworkLists.load(enrich_config)
         incidents = IncidentConfig()
         if "incidents" in data:
-            incidents = IncidentConfig.from_dict(data["incidents"], Location(path or "config"))
-        return cls(path, EnrichConfig(cidrs, lists), incidents)
+            incidents = IncidentConfig.from_dict(data["incidents"], where)
+        return cls(path, enrich_config, incidents)
+
+
+def _strings(table: dict, key: str, where: Location) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'[enrich] {key} must be a list of strings, like ["..."]', where)
+    return tuple(value)

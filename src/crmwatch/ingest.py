@@ -22,7 +22,7 @@ from pathlib import Path
 
 from crmwatch.config import Config
 from crmwatch.enrich import enrich
-from crmwatch.errors import CrmwatchError, UsageError
+from crmwatch.errors import ConfigError, CrmwatchError, UsageError
 from crmwatch.schema import BASE_NAMES, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
 from crmwatch.sources.base import InputFile, Quarantine, Staged, read_bytes
@@ -33,7 +33,18 @@ from crmwatch.store import Store, trace
 SKIPPED = "skipped (not a log)"
 # A batch stops growing past this many input bytes: bounds memory, keeps dedupe joins few.
 # CRMWATCH_BATCH_BYTES overrides it (smaller batches: less memory, more commits).
-BATCH_BYTES = int(os.environ.get("CRMWATCH_BATCH_BYTES", 512 << 20))
+BATCH_BYTES = 512 << 20
+
+
+def batch_bytes() -> int:
+    value = os.environ.get("CRMWATCH_BATCH_BYTES")
+    if value is None:
+        return BATCH_BYTES
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(
+            f"CRMWATCH_BATCH_BYTES must be a whole number of bytes above 0: {value!r}"
+        )
+    return int(value)
 
 
 @dataclass
@@ -51,6 +62,7 @@ class FileSummary:
     error: str | None = None
     # Ingested before and unchanged since: not read; the counts are the stored ones.
     unchanged: bool = False
+    notes: list[str] = field(default_factory=list)  # what was done to read it (renamed columns)
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +76,7 @@ class FileSummary:
             "reasons": dict(self.reasons),
             "error": self.error,
             "unchanged": self.unchanged,
+            "notes": self.notes,
         }
 
 
@@ -119,29 +132,42 @@ def expand_paths(paths: Iterable[Path | str]) -> tuple[list[Path], list[tuple[Pa
 
 
 def _walk(root: Path, problems: list[tuple[Path, str]]) -> list[Path]:
+    """Files under ``root``, with an explicit stack: a folder 1,000 levels deep is read like
+    any other (Python 3.11's ``os.walk`` recurses and would run out of stack)."""
     found: list[Path] = []
-    folders: set[str] = set()
-
-    def unreadable(e: OSError) -> None:
-        problems.append((Path(e.filename or root), f"cannot read folder: {e.strerror}"))
-
-    for folder, subfolders, names in os.walk(root, onerror=unreadable, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in folders:  # reached again through a link: read once
-            subfolders[:] = []
+    folders: set[tuple[int, int]] = set()
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as e:
+            problems.append((Path(folder), f"cannot read folder: {e.strerror}"))
             continue
-        folders.add(real)
-        subfolders.sort()
-        for name in names:
-            path = Path(folder, name)
-            if name.startswith("."):
+        if (st.st_dev, st.st_ino) in folders:  # reached again through a link: read once
+            continue
+        folders.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            problems.append((Path(folder), f"cannot read folder: {e.strerror}"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith("."):
                 continue
-            if path.is_file():
-                found.append(path)
-            elif path.is_symlink():
-                problems.append((path, "symbolic link to nothing (or to itself): not read"))
-            else:
-                problems.append((path, "not a regular file (a socket or pipe): not read"))
+            try:
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    problems.append((path, "symbolic link to nothing (or to itself): not read"))
+                elif entry.is_dir():  # follows links to folders
+                    stack.append(entry.path)
+                elif entry.is_file():
+                    found.append(path)
+                else:
+                    problems.append((path, "not a regular file (a socket or pipe): not read"))
+            except OSError as e:
+                problems.append((path, f"cannot look at it: {e.strerror}"))
     return sorted(found)
 
 
@@ -276,9 +302,10 @@ def _plan(f: InputFile, fmt: str | None) -> _Planned:
 def _batches(planned: list[_Planned]) -> list[list[_Planned]]:
     groups: dict[tuple, list[list[_Planned]]] = {}
     filled: dict[tuple, int] = {}  # bytes in each key's last run
+    limit = batch_bytes()
     for p in planned:
         runs = groups.setdefault(p.key, [[]])
-        if runs[-1] and filled[p.key] + p.file.size > BATCH_BYTES:
+        if runs[-1] and filled[p.key] + p.file.size > limit:
             runs.append([])
             filled[p.key] = 0
         runs[-1].append(p)
@@ -325,7 +352,15 @@ def _ingest_files(
         return
     except CrmwatchError as e:
         if len(files) == 1:
+            # A region the fast reader rejects as a whole (stray binary, a gzip stream cut
+            # short) must not cost the good records around it: read the file record by record.
             _reset(summaries[files[0].file_id], str(e))
+            if source.reads_carefully:
+                try:
+                    _reset(summaries[files[0].file_id], None)
+                    _ingest_batch(store, source, files, config, summaries, careful=True)
+                except CrmwatchError as again:
+                    _reset(summaries[files[0].file_id], str(again))
             return
     for f in files:
         _reset(summaries[f.file_id], None)
@@ -336,18 +371,24 @@ def _reset(s: FileSummary, error: str | None) -> None:
     """Forget the counts of a rolled-back attempt."""
     s.records = s.inserted = s.duplicates = s.skipped_headers = s.quarantined = 0
     s.reasons.clear()
+    s.notes.clear()
     s.error = error
 
 
 def _ingest_batch(
-    store: Store, source, files: list[InputFile], config: Config, summaries: dict[int, FileSummary]
+    store: Store,
+    source,
+    files: list[InputFile],
+    config: Config,
+    summaries: dict[int, FileSummary],
+    careful: bool = False,
 ) -> None:
     by_id = {f.file_id: f for f in files}
     with store.transaction(), ExitStack() as registered:
         # Rows appended from here on have larger row ids than every stored row (inside the
         # transaction and after it): ``rowid > mark`` is this batch.
         mark = store.scalar("SELECT coalesce(max(rowid), -1) FROM events_base")
-        first = source.stage(store, files)
+        first = source.stage_careful(store, files[0]) if careful else source.stage(store, files)
         pending = [first] if first is not None else []
         quarantined: list[Quarantine] = []
         scopes: list[str] = []
@@ -362,6 +403,8 @@ def _ingest_batch(
             pending.extend(source.followups(store, st))
             for file_id, n in st.report.skipped_headers.items():
                 summaries[file_id].skipped_headers += n
+            for file_id, note in st.report.notes:
+                summaries[file_id].notes.append(note)
             quarantined.extend(st.report.quarantined)
         if scopes:
             quarantined.extend(_settle_untimed(store, mark, by_id, summaries))
@@ -405,7 +448,7 @@ def _settle_untimed(
     rows = store.execute(
         # A CSV row is located in its file by its values; a JSON record has its line.
         "SELECT file_id, ingest_line, CASE WHEN raw_schema IS NOT NULL THEN raw END, "
-        "raw_schema, source_type = $mark_type FROM events_base "
+        "raw_schema, source_type = $mark_type, event_id FROM events_base "
         "WHERE ts IS NULL AND rowid > $mark",
         {"mark": mark, "mark_type": HEADER_MARK},
     ).rows
@@ -414,15 +457,20 @@ def _settle_untimed(
     store.execute("DELETE FROM events_base WHERE ts IS NULL AND rowid > $mark", {"mark": mark})
     out: list[Quarantine] = []
     csv_rows: dict[int, list[list[str]]] = {}
-    for file_id, line, raw, raw_schema, is_header in rows:
+    seen: Counter[tuple] = Counter()
+    for file_id, line, raw, raw_schema, is_header, event_id in rows:
         if is_header:
             summaries[file_id].skipped_headers += 1
         elif raw_schema is None:
+            # records of one line (a one-line export) told apart by content, repeats by count
+            seen[(file_id, line, event_id)] += 1
+            key = f"{event_id}#{seen[(file_id, line, event_id)]}"
             out.append(
                 Quarantine(
-                    by_id[file_id], line, None, Reason.BAD_TIMESTAMP, "no parseable timestamp"
+                    by_id[file_id], line, None, Reason.BAD_TIMESTAMP, "no parseable timestamp",
+                    key,
                 )
-            )
+            )  # fmt: skip
         else:
             csv_rows.setdefault(file_id, []).append(json.loads(raw))
     for file_id, values in csv_rows.items():

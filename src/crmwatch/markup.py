@@ -9,6 +9,7 @@ text out), so every writer has one obvious way to make a value safe:
   reorder what is displayed) shown as ``\\xNN`` / ``\\uNNNN``; the base of the other two;
 - :func:`markdown` — also escapes HTML and Markdown's inline syntax, and keeps the value on
   one line so it cannot open a heading, a list or a code block;
+- :func:`html_text` — HTML text (letters), and reportlab's paragraph markup, which is HTML's;
 - :func:`csv_cell` — OWASP's rule for CSV injection: a cell starting with ``=``, ``+``, ``-``,
   ``@``, tab or carriage return is prefixed with ``'`` so spreadsheets read it as text
   (https://owasp.org/www-community/attacks/CSV_Injection).
@@ -26,6 +27,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066
 # autolinks and raw HTML (< > & are handled by html.escape first).
 _MARKDOWN = re.compile(r"([\\`*_\[\]{}|~!#])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What spreadsheets may still read as a formula after leading spaces: the ASCII signs and
+# their full-width forms (an IME types ＝ for =), and the pipe of DDE payloads.
+_FORMULA_CHARS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "|")
 
 
 def _shown(m: re.Match[str]) -> str:
@@ -43,8 +47,19 @@ def markdown(value: object) -> str:
     return _MARKDOWN.sub(r"\\\1", html.escape(visible(value), quote=False))
 
 
+def html_text(value: object) -> str:
+    """``value`` as HTML text that shows as itself."""
+    return html.escape(visible(value))
+
+
 def csv_cell(value: object) -> object:
-    """``value`` for a CSV cell a spreadsheet will not evaluate; non-text passes unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    """``value`` for a CSV cell a spreadsheet will not evaluate; non-text passes unchanged.
+    Control characters are made visible first (a NUL or an escape sequence in an id is no
+    address anyone can use), then a cell whose first non-blank character could start a
+    formula — ASCII or full-width — is prefixed with ``'``."""
+    if not isinstance(value, str):
+        return value
+    text = visible(value)
+    if text.startswith(_FORMULA_START) or text.lstrip(" ").startswith(_FORMULA_CHARS):
+        return "'" + text
+    return text

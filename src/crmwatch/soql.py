@@ -59,6 +59,10 @@ KEYWORDS = {
 # past this the parser says so instead of exhausting Python's stack. Real queries nest a
 # few levels; this is far above them and far below the stack.
 MAX_NESTING = 50
+# How many conditions a WHERE may hold (an IN list counts once, whatever its length: it is
+# replayed as one set lookup). Salesforce caps a statement at 100,000 characters by default,
+# more through dynamic Apex (SOQL and SOSL Limits, Salesforce App Limits Cheatsheet).
+MAX_CONDITIONS = 10_000
 
 CLAUSE_STARTS = {"WHERE", "WITH", "GROUP", "ORDER", "LIMIT", "OFFSET", "FOR", "HAVING", "USING"}
 
@@ -249,6 +253,7 @@ class _Clauses:
 
     def __init__(self, tokens: list[Token], q: SoqlQuery, depth: int = 0) -> None:
         self.t, self.i, self.q, self.depth = tokens, 0, q, depth
+        self.conditions = 0
 
     def deeper(self) -> None:
         self.depth += 1
@@ -374,6 +379,9 @@ class _Clauses:
         return self.comparison()
 
     def comparison(self) -> Comparison:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise SoqlError(f"WHERE: more than {MAX_CONDITIONS:,} conditions")
         name = self.next("a field in WHERE")
         if name.kind != "ident" or name.upper in KEYWORDS:
             raise SoqlError(f"WHERE: expected a field at position {name.pos}, found {name.text!r}")

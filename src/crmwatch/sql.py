@@ -11,7 +11,9 @@ written through these functions and nowhere else:
 - :func:`json_path` — a JSON path literal whose keys are quoted members (``'$."a"."b"'``);
 - :func:`ts` — a timestamp literal from a datetime (never from text);
 - :func:`num` — a number, checked to be one;
-- :func:`lit_list` — ``(lit, lit, …)`` for ``IN``.
+- :func:`lit_list` — ``(lit, lit, …)`` for ``IN``;
+- :func:`path_lit` — a file path for ``read_csv`` / ``read_parquet``, its glob characters
+  bracketed so a file named ``API*.csv`` is that file, not every file the pattern matches.
 
 DuckDB reads backslashes in string literals as themselves (standard SQL), so a quote is the
 only character a literal must escape; the tests pass hostile values (``o'brien``, ``a\\b``,
@@ -67,3 +69,12 @@ def lit_list(values: Iterable[str]) -> str:
     """``('a', 'b')`` for an ``IN``; ``(NULL)`` when empty, which matches nothing."""
     items = [lit(v) for v in values]
     return "(" + (", ".join(items) or "NULL") + ")"
+
+
+_GLOB = {"[": "[[]", "*": "[*]", "?": "[?]"}
+
+
+def path_lit(path: object) -> str:
+    """A literal naming exactly one file for DuckDB's readers, which expand ``*``, ``?`` and
+    ``[…]`` in paths: each is written as a one-character class (``[*]``)."""
+    return lit("".join(_GLOB.get(ch, ch) for ch in str(path)))

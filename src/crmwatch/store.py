@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,18 @@ class Store:
             what = "it has no schema version in a meta table"
         elif version == SCHEMA_VERSION and missing:
             what = f"table(s) missing: {', '.join(missing)}"
+        elif version == SCHEMA_VERSION:
+            have = set(self.con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'main'"
+            ).fetchall())  # fmt: skip
+            lost = sorted(_layout() - have)
+            if lost:
+                what = "column(s) missing: " + ", ".join(f"{t}.{c}" for t, c in lost)
         if what:
             raise StoreError(
                 f"store {self.path} is damaged or not a crmwatch store: {what}. crmwatch will "
-                "not answer from empty tables put in their place; restore the file from a "
+                "not answer from a store missing part of its data; restore the file from a "
                 "backup, or ingest into a new store."
             )
 
@@ -209,6 +218,21 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@cache
+def _layout() -> frozenset[tuple[str, str]]:
+    """Every (table, column) a store of this layout has: the DDL run on an empty database."""
+    con = duckdb.connect(":memory:")
+    for statement in DDL:
+        con.execute(statement)
+    rows = con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        f"WHERE table_name IN ({', '.join('?' * len(TABLES))})",
+        list(TABLES),
+    ).fetchall()
+    con.close()
+    return frozenset(rows)
 
 
 def _shorten(sql: str, limit: int = 300) -> str:

@@ -16,8 +16,12 @@ def utc_naive(t: dt.datetime) -> dt.datetime:
 
 
 def parse_utc(text: str) -> dt.datetime:
-    """ISO 8601 (``Z`` or an offset allowed) as naive UTC; raises ValueError if not ISO."""
-    return utc_naive(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    """ISO 8601 (``Z`` or an offset allowed) as naive UTC; raises ValueError if not ISO or if
+    the offset takes it outside the calendar (``0001-01-01T00:00+14:00``)."""
+    try:
+        return utc_naive(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except OverflowError as e:
+        raise ValueError(f"{text} is outside the calendar in UTC") from e
 
 
 def iso_z(t: dt.datetime | None) -> str | None:
@@ -51,4 +55,9 @@ def parse_duration(value: str) -> dt.timedelta:
         seconds = SigmaCorrelationTimespan(str(value)).seconds
     except SigmaError as e:
         raise ValueError(f"not a duration like 30m, 24h or 7d: {value!r}") from e
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value} is longer than {MAX_DURATION.days // 365} years")
     return dt.timedelta(seconds=seconds)
+
+
+MAX_DURATION = dt.timedelta(days=100 * 365)

@@ -86,6 +86,10 @@ class NetworkLists:
                         raise ConfigError(str(e), Location(str(f), line_no)) from e
                 else:
                     asn = row.get("asn")
+                    if asn and not asn.isdigit():
+                        raise ConfigError(
+                            f"asn must be a number: {asn!r}", Location(str(f), line_no)
+                        )
                     as_orgs[match] = (cls_name, int(asn) if asn else None, label)
         corporate = _CidrSet()
         for c in config.corporate_cidrs:
@@ -95,7 +99,12 @@ class NetworkLists:
 
 def _rows(path) -> list[tuple[int, dict[str, str]]]:
     """Data rows with their line numbers; ``#`` lines are comments (the list's provenance)."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"cannot read network list (a UTF-8 CSV): {e}", Location(str(path))
+        ) from e
     lines = [
         (i, ln)
         for i, ln in enumerate(text.splitlines(), start=1)

@@ -64,30 +64,65 @@ def load_org(path: Path | None) -> Org:
         raise ConfigError(f"cannot read org file: {e}", Location(path)) from e
     if not isinstance(data, dict):
         raise ConfigError("org file must be a table/mapping", Location(path))
-    controller = data.get("controller") or {}
-    response = data.get("response") or {}
+    where = Location(path)
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown section {unknown[0]!r} (known: {', '.join(_KEYS)})", where)
+    controller, contact, response = (_table(data, k, where) for k in _KEYS)
+    for section, table in zip(_KEYS, (controller, contact, response), strict=True):
+        extra = sorted(set(table) - set(_KEYS[section]))
+        if extra:
+            raise ConfigError(f"{section} has no key {extra[0]!r} (known: "
+                              f"{', '.join(_KEYS[section])})", where)  # fmt: skip
     contained = response.get("contained_at")
     if isinstance(contained, str):
         try:
             contained = parse_utc(contained)
         except ValueError as e:
-            raise ConfigError(f"response.contained_at: {e}", Location(path)) from e
+            raise ConfigError(f"response.contained_at: {e}", where) from e
     elif isinstance(contained, dt.datetime):
         contained = utc_naive(contained)
-    establishments = [str(c).upper() for c in controller.get("establishments") or []]
+    elif contained is not None:
+        raise ConfigError("response.contained_at must be an ISO time", where)
+    establishments = [c.upper() for c in _texts(controller, "controller", "establishments", where)]
     bad = [c for c in establishments if len(c) != 2]
     if bad:
         raise ConfigError(
-            f"controller.establishments: {bad[0]!r} is not an ISO country code", Location(path)
+            f"controller.establishments: {bad[0]!r} is not an ISO country code", where
         )
+    name = controller.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("controller.name must be text", where)
     return Org(
-        name=controller.get("name"),
+        name=name,
         establishments=establishments,
-        languages=[str(x).lower() for x in controller.get("languages") or []],
-        contact={k: str(v) for k, v in (data.get("contact") or {}).items()},
+        languages=[x.lower() for x in _texts(controller, "controller", "languages", where)],
+        contact={k: str(v) for k, v in contact.items()},
         contained_at=contained,
-        measures_taken=list(response.get("measures_taken") or []),
-        measures_proposed=list(response.get("measures_proposed") or []),
-        self_help=list(response.get("self_help") or []),
+        measures_taken=_texts(response, "response", "measures_taken", where),
+        measures_proposed=_texts(response, "response", "measures_proposed", where),
+        self_help=_texts(response, "response", "self_help", where),
         path=path,
     )
+
+
+# Sections and their keys: anything else is a typo that would silently drop a setting.
+_KEYS: dict[str, tuple[str, ...]] = {
+    "controller": ("name", "establishments", "languages"),
+    "contact": ("name", "email", "phone", "address"),
+    "response": ("contained_at", "measures_taken", "measures_proposed", "self_help"),
+}
+
+
+def _table(data: dict, key: str, where: Location) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a table (a [{key}] section)", where)
+    return value
+
+
+def _texts(table: dict, section: str, key: str, where: Location) -> list[str]:
+    value = table.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{section}.{key} must be a list of texts", where)
+    return list(value)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import html
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from crmwatch.markup import csv_cell, markdown
+from crmwatch.markup import csv_cell, html_text, markdown
 from crmwatch.notify.facts import Facts, gather
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
@@ -297,19 +296,19 @@ def _render(
     greeting = HEADINGS[lang]["greeting"].format(name="{name}")
     parts = [
         f'<!doctype html><html lang="{lang}"><meta charset="utf-8">',
-        f"<title>{html.escape(heading)}</title>",
+        f"<title>{html_text(heading)}</title>",
         "<style>body{font:11pt/1.45 sans-serif;max-width:42em;margin:2em auto}"
         "h1{font-size:16pt}h2{font-size:12pt;margin-top:1.2em}.todo{background:#ffe9a8}"
         "</style><body>",
-        f"<p>{html.escape(sender)}</p><h1>{html.escape(heading)}</h1>",
-        f"<p>{html.escape(greeting)}</p>",
+        f"<p>{html_text(sender)}</p><h1>{html_text(heading)}</h1>",
+        f"<p>{html_text(greeting)}</p>",
     ]
     for s in sections:
-        parts.append(f"<h2>{html.escape(s.heading)}</h2>")
+        parts.append(f"<h2>{html_text(s.heading)}</h2>")
         for para in s.body:
             cls = ' class="todo"' if para.startswith("[TO COMPLETE") else ""
-            parts.append(f"<p{cls}>{html.escape(para)}</p>")
-    parts.append(f"<p>{html.escape(facts.incident.id)}</p></body></html>")
+            parts.append(f"<p{cls}>{html_text(para)}</p>")
+    parts.append(f"<p>{html_text(facts.incident.id)}</p></body></html>")
     html_path = stem.with_suffix(".html")
     html_path.write_text("\n".join(parts), encoding="utf-8")
     pdf_path = stem.with_suffix(".pdf")
@@ -347,16 +346,16 @@ def _pdf(
     h1 = ParagraphStyle("h1", fontName=bold, fontSize=16, leading=20, spaceAfter=8)
     h2 = ParagraphStyle("h2", fontName=bold, fontSize=12, leading=16, spaceBefore=8)
     flow = [
-        Paragraph(html.escape(sender), body),
+        Paragraph(html_text(sender), body),
         Spacer(1, 4 * mm),
-        Paragraph(html.escape(heading), h1),
-        Paragraph(html.escape(greeting), body),
+        Paragraph(html_text(heading), h1),
+        Paragraph(html_text(greeting), body),
     ]
     for s in sections:
-        flow.append(Paragraph(html.escape(s.heading), h2))
-        flow += [Paragraph(html.escape(p), body) for p in s.body]
+        flow.append(Paragraph(html_text(s.heading), h2))
+        flow += [Paragraph(html_text(p), body) for p in s.body]
     flow.append(Spacer(1, 6 * mm))
-    flow.append(Paragraph(html.escape(ref), body))
+    flow.append(Paragraph(html_text(ref), body))
     doc = SimpleDocTemplate(
         str(path),
         pagesize=A4,

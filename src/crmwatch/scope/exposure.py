@@ -127,20 +127,26 @@ def scope_incident(
     for f in snap.files.values():
         if f.ix in passes:
             _count_passes(store, f.table, passes[f.ix])
-    replayed_jobs = {ev["job_id"] for ev, es, _ in planned
+    # Jobs by their 15-character id: EventLogFile writes JOB_ID in 15 characters,
+    # BulkApiResultEventStore its JobId in 18.
+    replayed_jobs = {ev["job_id"][:15]: es for ev, es, _ in planned
                      if es.kind in ("replayed", "candidate") and ev["job_id"]}  # fmt: skip
     listed = [(ev, es) for ev, es, _ in planned if es.kind in (*LISTED, "count", "aggregate")]
+    job_rows: Counter[str] = Counter()
     for ev, es, _ in planned:
         if es.kind != "bounded":
             continue
-        if ev["job_id"] in replayed_jobs:
+        if (job := (ev["job_id"] or "")[:15]) in replayed_jobs:
             es.kind, es.note = "covered", f"bulk job {ev['job_id']} is replayed from its query"
             es.upper_bound = None
+            job_rows[job] += ev["rows"] or 0
         elif (twin := _twin(ev, listed)) is not None:
             es.kind, es.upper_bound = "covered", None
             es.note = f"the same {ev['category']} as event {twin} (another log of it)"
         elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
             es.upper_bound = min(es.upper_bound, base.rows or es.upper_bound)
+    for job, rows in job_rows.items():
+        _bound_by_job_log(replayed_jobs[job], job, rows)
     _resolve_exact_hits(store, snap)
     result = _summarise(store, incident.id, snap, [es for _, es, _ in planned], passes, by_event)
     snap.drop()
@@ -259,6 +265,18 @@ def _settle(ev: dict, es: EventScope, returned: int) -> int:
     return 2
 
 
+def _bound_by_job_log(es: EventScope, job: str, rows: int) -> None:
+    """A replayed bulk job whose own log (the EventLogFile BulkApi rows) counts more rows than
+    the replay lists: the snapshot lacks records, and the rest is the job's upper bound."""
+    if rows > es.records:
+        es.upper_bound = rows - es.records
+        es.note = _join(
+            es.note,
+            f"the log of bulk job {job} counts {rows} rows, the snapshot gives {es.records}: "
+            f"up to {es.upper_bound} more are not listed",
+        )
+
+
 def _nothing_to_replay_on(ev: dict, es: EventScope, obj: str) -> None:
     """An event whose object's snapshot file has no records: replaying it would list nobody,
     which is not the answer. The log's own ids stay listed; otherwise the event is bounded by
@@ -368,8 +386,9 @@ def _replay(
         else:
             listed = _ranked_insert(store, cols, p, offset, returned, es)
     if not listed:
-        if es.kind != "exact":
-            es.kind, es.upper_bound = "bounded", returned
+        if es.kind != "exact":  # the log's own row count, when it has one, is the bound
+            es.kind = "bounded"
+            es.upper_bound = ev["rows"] if ev["rows"] is not None else returned
         return
     if _settle(ev, es, returned) == 2:
         store.execute("UPDATE scope_hits SET conf = 2 WHERE event_ix = ? AND conf = 1", [ix])

@@ -220,15 +220,22 @@ class _Compiler:
             return self.semi_join(c, col)
         is_id = _is_id_field(c.field)
         if c.op in ("IN", "NOT IN"):
-            parts = [self.compare(col, "=", v, is_id) for v in c.values]
-            inner = " OR ".join(f"({p})" for p in parts) or "false"
+            inner = self.one_of(col, c.values, is_id)
             return inner if c.op == "IN" else f"NOT coalesce(({inner}), false)"
         if c.op in ("INCLUDES", "EXCLUDES"):
             items = f"list_transform(string_split(lower({col}), ';'), lambda s: trim(s))"
-            alts = []
+            alts, singles = [], []
             for v in c.values:
                 wanted = [w.strip().lower() for w in v.text.split(";") if w.strip()]
-                alts.append(f"list_has_all({items}, {_lit_list(wanted)})")
+                if len(wanted) == 1:
+                    singles.append(wanted[0])
+                else:
+                    alts.append(f"list_has_all({items}, {_lit_list(wanted)})")
+            if singles:  # one set test however many single values: 10,000 took 73 s as ORs
+                alts.append(
+                    f"EXISTS (SELECT 1 FROM unnest({items}) AS i(v) WHERE i.v IN "
+                    f"(SELECT unnest({_lit_list(singles)})))"
+                )
             inner = " OR ".join(alts) or "false"
             return (
                 f"coalesce({inner}, false)"
@@ -238,6 +245,19 @@ class _Compiler:
         if c.op == "LIKE":
             return f"{col} ILIKE {_lit(c.values[0].text)} ESCAPE '\\'"
         return self.compare(col, c.op, c.values[0], is_id)
+
+    def one_of(self, col: str, values: tuple[Value, ...], is_id: bool) -> str:
+        """``IN``: ids and texts as one set lookup each (a log's IN list can hold thousands),
+        other kinds value by value."""
+        strings = [v.text for v in values if v.kind == "string"]
+        ids = [t for t in strings if is_id and ID_VALUE.fullmatch(t)]
+        texts = [t for t in strings if not (is_id and ID_VALUE.fullmatch(t))]
+        parts = [self.compare(col, "=", v, is_id) for v in values if v.kind != "string"]
+        if ids:
+            parts.append(f"{_id15(col)} IN (SELECT left(unnest({_lit_list(ids)}), 15))")
+        if texts:
+            parts.append(f"lower({col}) IN (SELECT lower(unnest({_lit_list(texts)})))")
+        return " OR ".join(f"({p})" for p in parts) or "false"
 
     def compare(self, col: str, op: str, v: Value, is_id: bool) -> str:
         if v.kind == "null":

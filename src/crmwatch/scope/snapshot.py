@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmwatch.errors import UsageError
-from crmwatch.sql import ident, lit
+from crmwatch.sql import ident, path_lit
 from crmwatch.store import Store
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -212,6 +212,6 @@ class Snapshot:
 
 def _reader(path: Path) -> str:
     if path.name.lower().endswith(".parquet"):
-        return f"read_parquet({lit(str(path))})"
+        return f"read_parquet({path_lit(path)})"
     # strict_mode off would silently shift columns; keep DuckDB's strict CSV parsing.
-    return f"read_csv({lit(str(path))}, header = true, all_varchar = true)"
+    return f"read_csv({path_lit(path)}, header = true, all_varchar = true)"

@@ -56,10 +56,13 @@ class Quarantine:
     byte_offset: int | None
     reason: Reason
     detail: str
+    # Tells apart records that share a line (a query result exported on one line): the
+    # record's content id. Empty when the line and offset already say which record it is.
+    key: str = ""
 
     @property
     def quarantine_id(self) -> str:
-        key = f"{self.file.file_id}|{self.line}|{self.byte_offset}|{self.reason}"
+        key = f"{self.file.file_id}|{self.line}|{self.byte_offset}|{self.reason}|{self.key}"
         return hashlib.md5(key.encode()).hexdigest()
 
 
@@ -69,6 +72,7 @@ class StageReport:
 
     quarantined: list[Quarantine] = field(default_factory=list)
     skipped_headers: Counter[int] = field(default_factory=Counter)
+    notes: list[tuple[int, str]] = field(default_factory=list)  # (file id, what was done)
 
 
 @dataclass
@@ -221,6 +225,7 @@ class Source(ABC):
     """One input format. Registered by name in ``crmwatch.sources.FORMATS``."""
 
     name: ClassVar[str]
+    reads_carefully: ClassVar[bool] = False  # has a record-by-record ``stage_careful``
 
     @abstractmethod
     def stage(self, store: Store, files: list[InputFile]) -> Staged | None:
@@ -230,6 +235,12 @@ class Source(ABC):
         """More relations to ingest, known only once ``staged`` has been scanned once (the
         CSV reader's rejected rows, some of which can be recovered)."""
         return []
+
+    def stage_careful(self, store: Store, file: InputFile) -> Staged | None:
+        """The records of one file the fast reader could not read as a whole, read record by
+        record: the good ones staged, each bad one quarantined. None: this format has no
+        slower way (its ``stage`` already reads record by record: ``reads_carefully``)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -284,11 +295,12 @@ class JsonSource(Source):
                 report.quarantined.append(
                     Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem)
                 )
-            for item in iter_records(data):
+            for ordinal, item in enumerate(iter_records(data)):
                 if isinstance(item, BadRecord):
-                    report.quarantined.append(
-                        Quarantine(f, item.line, item.byte_offset, item.reason, item.detail)
-                    )
+                    # the ordinal tells apart bad records of one line (a one-line export)
+                    report.quarantined.append(Quarantine(
+                        f, item.line, item.byte_offset, item.reason, item.detail, str(ordinal)
+                    ))  # fmt: skip
                     continue
                 c = self.classify(item.obj)
                 if c is SKIP_HEADER:

@@ -18,7 +18,7 @@ import gzip
 import hashlib
 import re
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -52,6 +52,7 @@ from crmwatch.sources.sqlmap import (
     str_list,
     ts_utc,
 )
+from crmwatch.sql import path_lit
 from crmwatch.store import Store, trace
 
 # Event types with typed handling; every other type is kept as category "other".
@@ -356,11 +357,30 @@ def _first_line(head: bytes) -> str:
 
 
 def read_header(path) -> list[str]:
-    """The header (first line) of a possibly gzipped CSV in UTF-8 or UTF-16."""
+    """The header (first line) of a possibly gzipped CSV in UTF-8 or UTF-16, its names made
+    unique (:func:`unique_names`)."""
+    return unique_names(_written_header(path))
+
+
+def _written_header(path) -> list[str]:
     try:
         return next(csv.reader([_first_line(read_head(path, HEADER_BYTES))]), [])
     except (UnicodeDecodeError, csv.Error) as e:
         raise SourceFormatError(f"cannot read CSV header: {e}", Location(path, 1)) from e
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """A header whose repeated names get a suffix (``USER_ID``, ``USER_ID_2``): every column is
+    kept, the mapping reads the first of each name, and ingest notes the renaming."""
+    seen: Counter[str] = Counter()
+    out = []
+    for name in header:
+        seen[name] += 1
+        renamed = name if seen[name] == 1 else f"{name}_{seen[name]}"
+        while renamed in header and renamed != name:
+            renamed += "_"
+        out.append(renamed)
+    return out
 
 
 # DuckDB reject error types → quarantine reasons.
@@ -388,6 +408,7 @@ class ElfCsvSource(Source):
     """EventLogFile CSV. A batch holds files with one header, read in one DuckDB scan."""
 
     name = "elf-csv"
+    reads_carefully = True
     max_line_size = 32 * 1024 * 1024
     _copies: tempfile.TemporaryDirectory | None = None  # UTF-8 copies of UTF-16 files
 
@@ -397,16 +418,13 @@ class ElfCsvSource(Source):
             raise SourceFormatError(
                 "CSV header has no EVENT_TYPE column", Location(files[0].path, 1)
             )
-        sid = schema_id(header)
-        store.execute(
-            "INSERT INTO raw_schemas VALUES (?, ?) ON CONFLICT DO NOTHING", [sid, raw_order(header)]
-        )
+        sid = self._begin(store, header, files)
         self._by_path = {str(self._utf8_path(f)): f for f in files}
         self._header = header
         store.execute("CREATE OR REPLACE TEMP TABLE _files (path VARCHAR, file_id BIGINT)")
         store.insert("_files", [(p, f.file_id) for p, f in self._by_path.items()])
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
-        paths = "[" + ", ".join(lit(p) for p in self._by_path) + "]"
+        paths = "[" + ", ".join(path_lit(p) for p in self._by_path) + "]"
         compressed = any(is_gzip(Path(p)) for p in self._by_path)
         store.execute("DROP TABLE IF EXISTS _rej")
         store.execute("DROP TABLE IF EXISTS _rej_scan")
@@ -417,7 +435,44 @@ class ElfCsvSource(Source):
             f"max_line_size={self.max_line_size}, compression='{'gzip' if compressed else 'none'}')"
         )
         self._scan = self._staged(sid, f"{scan} s JOIN _files f ON f.path = s.filename")
+        self._scan.report.notes.extend(self._notes)
         return self._scan
+
+    def _begin(self, store: Store, header: list[str], files: list[InputFile]) -> str:
+        """Record the header's schema; note renamed columns. Returns the schema id."""
+        sid = schema_id(header)
+        store.execute(
+            "INSERT INTO raw_schemas VALUES (?, ?) ON CONFLICT DO NOTHING", [sid, raw_order(header)]
+        )
+        written = _written_header(files[0].path)
+        renamed = [f"{w} → {c}" for w, c in zip(written, header, strict=True) if w != c]
+        self._notes = [
+            (f.file_id, f"repeated column names in the header renamed: {', '.join(renamed)}")
+            for f in files
+        ] if renamed else []  # fmt: skip
+        return sid
+
+    def stage_careful(self, store: Store, file: InputFile) -> Staged | None:
+        """Read one file record by record in Python, for a region DuckDB's reader rejects as a
+        whole (stray binary, a gzip stream cut short): every line that is a record of the
+        header's width is kept, every other one quarantined with its line and reason."""
+        header = read_header(file.path)
+        if "EVENT_TYPE" not in header:
+            raise SourceFormatError("CSV header has no EVENT_TYPE column", Location(file.path, 1))
+        sid = self._begin(store, header, [file])
+        self._header = header
+        report = StageReport(notes=list(self._notes))
+        rows = careful_rows(file, len(header), self.max_line_size, report)
+        table = pa.table(
+            {
+                **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(header)},
+                "file_id": pa.array([file.file_id] * len(rows), pa.int64()),
+            }
+        )
+        staged = self._staged(sid, f"{STAGE_TABLE} f")
+        staged.tables[STAGE_TABLE] = table
+        staged.report = report
+        return staged
 
     def _utf8_path(self, f: InputFile) -> Path:
         """The file, or for UTF-16 a UTF-8 copy of it: DuckDB's CSV reader reads UTF-8 (its
@@ -519,6 +574,81 @@ class ElfCsvSource(Source):
                     continue
                 salvage.append((f.file_id, parsed))
         return salvage
+
+
+# How many physical lines one quoted field may span before an unbalanced quote is taken for
+# damage rather than a value with line breaks in it.
+MAX_RECORD_LINES = 1000
+
+
+def careful_rows(
+    f: InputFile, width: int, max_line_size: int, report: StageReport
+) -> list[list[str]]:
+    """The records of ``f`` that parse to ``width`` fields, header excluded; every other line
+    quarantined with its line number and reason. A quote left open swallows no good line: the
+    record it opens is tried, and if it is not one, the line alone is quarantined and the
+    next line read afresh."""
+    data, problem = read_input(f.path)
+    if problem:
+        report.quarantined.append(Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem))
+    lines = _LINE_END.split(data)
+    if lines and lines[-1] == b"":
+        lines.pop()
+    rows: list[list[str]] = []
+    i = 1
+    while i < len(lines):
+        line_no, raw = i + 1, lines[i]
+        bad = Quarantine(f, line_no, None, Reason.BAD_QUOTING, "")
+        if not raw.strip():
+            i += 1
+            continue
+        if len(raw) > max_line_size:
+            report.quarantined.append(_as(bad, Reason.LINE_TOO_LONG, f"{len(raw)} bytes"))
+            i += 1
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            report.quarantined.append(_as(bad, Reason.INVALID_UTF8, f"byte {e.start}: {e.reason}"))
+            i += 1
+            continue
+        end, record = i, text
+        while record.count('"') % 2 and end + 1 < len(lines) and end - i < MAX_RECORD_LINES:
+            try:
+                record += "\n" + lines[end + 1].decode("utf-8")
+            except UnicodeDecodeError:
+                break
+            end += 1
+        parsed = _parse_record(record)
+        if parsed is not None and len(parsed) == width:
+            rows.append(parsed)
+            i = end + 1
+            continue
+        if parsed is None or record.count('"') % 2:
+            reason, detail = Reason.BAD_QUOTING, "not a CSV record: a quote is not closed"
+        else:
+            reason = Reason.WRONG_COLUMN_COUNT
+            detail = f"Expected Number of Columns: {width} Found: {len(parsed)}"
+        if end > i:  # the open quote's record is no record: this line alone is bad
+            parsed_alone = _parse_record(text)
+            if parsed_alone is not None and len(parsed_alone) == width:
+                rows.append(parsed_alone)
+                i += 1
+                continue
+        report.quarantined.append(_as(bad, reason, detail))
+        i += 1
+    return rows
+
+
+def _as(q: Quarantine, reason: Reason, detail: str) -> Quarantine:
+    return Quarantine(q.file, q.line, q.byte_offset, reason, detail)
+
+
+def _parse_record(text: str) -> list[str] | None:
+    try:
+        return next(csv.reader([text], strict=True), [])
+    except csv.Error:
+        return None
 
 
 def _physical_lines(path: str, byte_pos: int | None, csv_line: str) -> list[str]:

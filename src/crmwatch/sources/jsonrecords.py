@@ -110,19 +110,26 @@ def _iter_ndjson(data: bytes) -> Iterator[Item]:
         except UnicodeDecodeError as e:
             yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, str(e.reason))
             continue
-        try:
-            obj, end = _decode(text, _WS.match(text).end())
-            if _WS.match(text, end).end() < len(text):
-                raise ValueError(f"data after the JSON value at column {end + 1}")
-        except ValueError as e:
-            yield BadRecord(line_no, line_offset, Reason.INVALID_JSON, _json_msg(e))
-            continue
-        if _is_query_result(obj):
-            # Paginated query results saved one response per line.
-            for rec in obj["records"]:
-                yield _record(line_no, rec, line_offset)
-            continue
-        yield _record(line_no, obj, line_offset)
+        # Usually one value per line; values written one after another on a line are each
+        # read, and what follows the last one is reported, not allowed to cost them.
+        pos = _WS.match(text).end()
+        while pos < len(text):
+            try:
+                obj, end = _decode(text, pos)
+            except ValueError as e:
+                detail = _json_msg(e)
+                if pos > _WS.match(text).end():
+                    detail = f"data after the JSON value at column {pos + 1}: {detail}"
+                yield BadRecord(line_no, line_offset + len(text[:pos].encode()),
+                                Reason.INVALID_JSON, detail)  # fmt: skip
+                break
+            if _is_query_result(obj):
+                # Paginated query results saved one response per line.
+                for rec in obj["records"]:
+                    yield _record(line_no, rec, line_offset)
+            else:
+                yield _record(line_no, obj, line_offset)
+            pos = _WS.match(text, end).end()
 
 
 def _is_query_result(obj: Any) -> bool:

@@ -143,8 +143,10 @@ def iso_utc(expr: str) -> str:
         f"try_cast(regexp_replace({expr}, {lit(_ABBREVIATION)}, '') || "
         f"{_OFFSETS}[regexp_extract({expr}, {lit(_ABBREVIATION)}, 1)] AS TIMESTAMPTZ)"
     )
+    # "Z" after a digit: "…10:00:00 XYZ" is an unknown abbreviation, not UTC.
+    zulu = f"(suffix({expr}, 'Z') AND substr({expr}, -2, 1) BETWEEN '0' AND '9')"
     return (
-        f"(CASE WHEN suffix({expr}, 'Z') OR suffix({expr}, '+0000') OR suffix({expr}, '+00:00') "
+        f"(CASE WHEN {zulu} OR suffix({expr}, '+0000') OR suffix({expr}, '+00:00') "
         f"THEN try_cast({expr} AS TIMESTAMP) "
         f"WHEN regexp_matches({expr}, {lit(_ABBREVIATION)}) "
         f"THEN {abbreviated} AT TIME ZONE 'UTC' "
