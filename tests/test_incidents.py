@@ -24,6 +24,7 @@ from crmwatch.incidents import (
     trim,
 )
 from crmwatch.ingest import ingest
+from crmwatch.schema import PLACEHOLDERS
 from crmwatch.scope.exposure import scope_incident
 from crmwatch.store import Store
 from tests.breach import (
@@ -293,3 +294,41 @@ def test_the_victims_morning_session_stays_out_of_the_evening_attack(tmp_path: P
         listed = {r[0] for r in store.execute(
             "SELECT customer_id FROM exposure_details WHERE incident_id = ?", [incident.id]).rows}  # fmt: skip
         assert listed == set(STOLEN), result
+
+
+@pytest.mark.parametrize("placeholder", PLACEHOLDERS)
+def test_a_placeholder_is_no_identity(tmp_path: Path, placeholder: str):
+    """Issue 13: Okta's "unknown" session and actor made two strangers one incident."""
+    from tests.breach import okta_event
+
+    event = okta_event("p-1", "2025-06-10T08:00:00.000Z", "user.session.start", placeholder,
+                       "185.220.101.7")  # fmt: skip
+    event["actor"]["id"] = placeholder
+    event["authenticationContext"] = {"externalSessionId": placeholder,
+                                      "rootSessionId": placeholder}  # fmt: skip
+    (tmp_path / "okta.json").write_text(json.dumps([event]))
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [tmp_path / "okta.json"])
+        row = store.execute("SELECT user_id, user_name, session_key, login_key FROM events").rows
+    assert row == [(None, None, None, None)]
+
+
+def test_strangers_sharing_a_placeholder_session_are_two_incidents(tmp_path: Path):
+    from tests.breach import okta_event
+
+    events = []
+    for n, (user, ts, ip) in enumerate([
+        ("gb.user@x.example", "2025-06-10T08:00:00.000Z", "185.220.101.7"),
+        ("se.user@x.example", "2025-06-10T13:00:00.000Z", "185.220.101.33"),
+    ]):  # fmt: skip
+        e = okta_event(f"s-{n}", ts, "user.session.start", user, ip)
+        e["authenticationContext"] = {"externalSessionId": "unknown", "rootSessionId": "unknown"}
+        e["actor"]["id"] = f"00u{n}stranger"
+        events.append(e)
+    (tmp_path / "okta.json").write_text(json.dumps(events))
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [tmp_path / "okta.json"])
+        detect(store, load_rules(None))
+        incidents = build_incidents(store)
+    assert sorted(i.principals for i in incidents) == [["gb.user@x.example"],
+                                                       ["se.user@x.example"]]  # fmt: skip

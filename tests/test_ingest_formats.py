@@ -135,3 +135,104 @@ def test_a_zone_abbreviation_is_its_fixed_offset(store: Store, tmp_path):
                       "4": "2025-06-10 10:00", "5": "2025-06-10 14:00"}  # fmt: skip
     assert summary.total("quarantined") == 2  # IST, and XYZ (read as UTC for its Z)
     assert store.execute("SELECT DISTINCT reason FROM quarantine").rows == [("bad_timestamp",)]
+
+
+def _ingest_records(store: Store, tmp_path, name: str, records: list[dict]) -> list[dict]:
+    (tmp_path / name).write_text(json.dumps(records))
+    summary = ingest(store, [tmp_path / name])
+    assert summary.total("quarantined") == 0, summary
+    return store.execute(
+        "SELECT native_id, category, outcome, object, query, record_ids, asn, as_org "
+        "FROM events ORDER BY native_id"
+    ).dicts()
+
+
+@pytest.mark.parametrize(("status", "outcome"), [
+    ("Succeeded", "success"), ("AutomatedSuccess", "success"), ("TwoFASucceeded", "success"),
+    ("InProgress", "unknown"), ("Initiated", "unknown"), ("RecoverableError", "unknown"),
+    ("FailedInvalidCode", "failure"), ("Denied", "failure"), ("ReportedDenied", "failure"),
+    ("TwoFAFailedTooManyAttempts", "failure"), ("Success", "success"),
+])  # fmt: skip
+def test_identity_verification_status_is_its_outcome(store: Store, tmp_path, status, outcome):
+    """Issue 13: Succeeded came out as failure, and InProgress too (the Status picklist of
+    VerificationHistory / IdentityVerificationEvent, Object Reference)."""
+    record = {"attributes": {"type": "IdentityVerificationEvent"}, "EventIdentifier": "iv-1",
+              "EventDate": "2025-06-10T08:00:00.000+0000", "UserId": "005000000000001AAA",
+              "Username": "a@x.example", "Status": status, "Activity": "Login",
+              "VerificationMethod": "Totp", "SourceIp": "90.3.10.10"}  # fmt: skip
+    [row] = _ingest_records(store, tmp_path, "iv.json", [record])
+    assert row["outcome"] == outcome
+
+
+@pytest.mark.parametrize(("operation", "category"), [
+    ("Read", "record_view"), ("Create", "record_change"), ("Update", "record_change"),
+    ("Delete", "record_change"),
+])  # fmt: skip
+def test_a_page_event_that_changes_a_record_is_no_view(store: Store, tmp_path, operation, category):
+    record = {"attributes": {"type": "LightningUriEvent"}, "EventIdentifier": "u-1",
+              "EventDate": "2025-06-10T08:00:00.000+0000", "Username": "a@x.example",
+              "Operation": operation, "RecordId": "0035j00000AbCdEAAZ",
+              "QueriedEntities": "Contact"}  # fmt: skip
+    [row] = _ingest_records(store, tmp_path, "uri.json", [record])
+    assert row["category"] == category
+
+
+@pytest.mark.parametrize(("event_type", "category"), [
+    ("iam.role.create", "config_change"), ("iam.resourceset.bindings.add", "config_change"),
+    ("zone.update", "config_change"), ("zone.delete", "config_change"),
+    ("system.push.send_factor_verify_push", "authentication"),
+    ("system.sms.send_factor_verify_message", "authentication"),
+    ("system.org.rate_limit.warning", "config_change"), ("user.session.start", "authentication"),
+])  # fmt: skip
+def test_okta_event_types_fall_in_their_category(store: Store, tmp_path, event_type, category):
+    from tests.breach import okta_event
+
+    event = okta_event("o-1", "2025-06-10T08:00:00.000Z", event_type, "a@x.example", "90.3.10.10")
+    [row] = _ingest_records(store, tmp_path, "okta.json", [event])
+    assert row["category"] == category
+
+
+def test_okta_asn_and_as_org_are_one_pair(store: Store, tmp_path):
+    """Issue 13: asn came from Okta and as_org from the bundled database."""
+    from tests.breach import okta_event
+
+    events = []
+    for n, ip in enumerate(("90.3.10.10", "10.1.2.3")):  # Orange France; a private address
+        e = okta_event(
+            f"o-{n}", "2025-06-10T08:00:00.000Z", "user.session.start", "a@x.example", ip
+        )
+        e["securityContext"] = {"asNumber": 64500 + n, "asOrg": f"okta says {n}"}
+        events.append(e)
+    public, private = _ingest_records(store, tmp_path, "okta.json", events)
+    assert public["as_org"] != "okta says 0" and public["asn"] != 64500  # the database's pair
+    assert (private["asn"], private["as_org"]) == (64501, "okta says 1")  # the log's pair
+
+
+def test_unique_query_and_aura_page_rows_name_their_query_and_object(store: Store, tmp_path):
+    """Issue 13: UniqueQuery's SOQL was not read; an AuraRequest on a record page had no
+    object. Field names per the Unique Query and Aura Request event types."""
+    header = ["EVENT_TYPE", "TIMESTAMP", "TIMESTAMP_DERIVED", "USER_ID", "QUERY_TYPE",
+              "QUERY_IDENTIFIER", "URI", "PAGE_URL"]  # fmt: skip
+    rows = [
+        ["UniqueQuery", "20250610080000.000", "2025-06-10T08:00:00.000Z", "0055j00000Adv01",
+         "soql", "SELECT Id, Email FROM Contact WHERE MailingCountry = 'KR'", "", ""],
+        ["UniqueQuery", "20250610080100.000", "2025-06-10T08:01:00.000Z", "0055j00000Adv01",
+         "report", "00O5j000000Rep1", "", ""],
+        ["AuraRequest", "20250610080200.000", "2025-06-10T08:02:00.000Z", "0055j00000Adv01",
+         "", "", "/aura", "/lightning/r/Account/0015j00000AcCoUAAA/view"],
+    ]  # fmt: skip
+    import csv as csv_module
+    import io
+
+    out = io.StringIO()
+    csv_module.writer(out).writerows([header, *rows])
+    (tmp_path / "elf.csv").write_text(out.getvalue())
+    ingest(store, [tmp_path / "elf.csv"])
+    got = store.execute(
+        "SELECT source_type, query, object, record_ids FROM events ORDER BY ts"
+    ).rows
+    assert got == [
+        ("elf:UniqueQuery", rows[0][5], "Contact", None),
+        ("elf:UniqueQuery", None, None, None),
+        ("elf:AuraRequest", None, "Account", ["0015j00000AcCoUAAA"]),
+    ]

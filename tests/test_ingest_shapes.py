@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from crmwatch.ingest import ingest
+from crmwatch.stats import store_stats
 from crmwatch.store import Store
 from tests.conftest import REAL
 
@@ -175,3 +176,86 @@ def test_records_sharing_a_line_are_quarantined_one_by_one(tmp_path: Path):
     with Store(tmp_path / "untimed.json.duckdb") as store:
         stored = store.scalar("SELECT count(*) FROM quarantine")
     assert summary.total("quarantined") == stored == 5
+
+
+def test_a_repeated_native_id_with_other_content_is_kept_and_counted(tmp_path: Path):
+    """Issue 13: two Okta failed sign-ins, and 11 of 20 real-time event payloads, were dropped
+    as duplicates because a re-exported file repeated their ids with other content."""
+    first = json.loads(_okta_lines()[0])
+    other = dict(first, outcome={"result": "FAILURE", "reason": "INVALID_CREDENTIALS"})
+    same = json.loads(json.dumps(first))
+    path = _write(tmp_path, "reexport.ndjson",
+                  b"\n".join(json.dumps(o).encode() for o in (first, other, same)))  # fmt: skip
+    _, summary = _events(path, tmp_path)
+    [f] = summary.files
+    assert (f.records, f.inserted, f.duplicates, f.id_collisions) == (3, 2, 1, 1)
+    with Store(tmp_path / "reexport.ndjson.duckdb") as store:
+        assert store.execute("SELECT DISTINCT native_id FROM events").rows == [(first["uuid"],)]
+        assert store_stats(store)["id_collisions"] == 1
+
+
+def test_streamed_real_time_events_are_read_from_their_envelope(tmp_path: Path):
+    """Issue 13: a streaming client's messages ({"channel", "data": {"payload"}}) were not
+    read. The envelope per the Streaming API (CometD) as clients save it."""
+    payload = {"EventDate": "2025-06-10T08:50:00.000Z", "EventIdentifier": "e-1",
+               "Username": "anna@x.example", "UserId": "005000000000001AAA",
+               "SourceIp": "185.220.101.7", "Status": "Success", "LoginKey": "LK-1",
+               "LoginUrl": "login.salesforce.com"}  # fmt: skip
+    message = {
+        "channel": "/event/LoginEventStream",
+        "data": {"schema": "rWwE1", "payload": payload, "event": {"replayId": 1234}},
+    }
+    path = _write(tmp_path, "stream.ndjson", json.dumps(message).encode())
+    _, summary = _events(path, tmp_path)
+    assert summary.files[0].format == "sf-object"
+    with Store(tmp_path / "stream.ndjson.duckdb") as store:
+        row = store.execute("SELECT source_type, category, outcome, user_name, src_ip, "
+                            "login_key, native_id FROM events").rows  # fmt: skip
+    assert row == [("api:LoginEventStream", "authentication", "success", "anna@x.example",
+                    "185.220.101.7", "LK-1", "e-1")]  # fmt: skip
+
+
+def _lower_keys(value):
+    if isinstance(value, dict):
+        return {k.lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+def test_okta_events_with_lower_cased_keys_read_like_the_api_s(tmp_path: Path):
+    """Issue 13: Okta exports as SIEMs store them (lower-case keys) were unknown_format."""
+    events = [json.loads(x) for x in _okta_lines()]
+    path = _write(tmp_path, "siem.ndjson",
+                  b"\n".join(json.dumps(_lower_keys(e)).encode() for e in events))  # fmt: skip
+    _, summary = _events(path, tmp_path)
+    assert summary.files[0].format == "okta" and summary.total("quarantined") == 0
+    columns = "source_type, ts, category, outcome, user_name, src_ip, session_key, user_agent"
+    with Store(tmp_path / "siem.ndjson.duckdb") as store:
+        lowered = sorted(store.execute(f"SELECT {columns} FROM events").rows, key=str)
+    with Store(tmp_path / "api.duckdb") as store:
+        ingest(store, [OKTA])
+        api = sorted(store.execute(f"SELECT {columns} FROM events").rows, key=str)
+    assert lowered == api
+
+
+def test_the_setup_audit_trail_download_is_read_with_its_local_times(tmp_path: Path):
+    """Issue 13: the Setup page's "Download setup audit trail" CSV, with times like
+    9/10/2026, 4:21:14 AM PDT: the zone's fixed offset, or quarantined with the reason."""
+    path = _write(tmp_path, "SetupAuditTrail.csv", (
+        b'"Date","User","Source Namespace Prefix","Action","Section","Delegate User"\n'
+        b'"9/10/2026, 4:21:14 AM PDT","admin@x.example","","Changed password for user '
+        b'anna@x.example","Manage Users",""\n'
+        b'"9/10/2026, 4:25:00 AM IST","admin@x.example","","Reset a password","Manage Users",""\n'
+        b'"12/1/2026, 1:05:00 PM PST","admin@x.example","","Installed My Ticket Portal",'
+        b'"Connected Apps",""\n'))  # fmt: skip
+    _, summary = _events(path, tmp_path)
+    [f] = summary.files
+    assert (f.format, f.inserted, f.reasons) == ("sf-setup-csv", 2, {"bad_timestamp": 1})
+    with Store(tmp_path / "SetupAuditTrail.csv.duckdb") as store:
+        rows = store.execute("SELECT strftime(ts, '%Y-%m-%d %H:%M:%S'), category, user_name "
+                             "FROM events ORDER BY ts").rows  # fmt: skip
+        detail = store.scalar("SELECT detail FROM quarantine")
+    assert rows == [("2026-09-10 11:21:14", "config_change", "admin@x.example"),
+                    ("2026-12-01 21:05:00", "oauth_grant", "admin@x.example")]  # fmt: skip
+    assert "IST" in detail and "no single offset" in detail

@@ -195,6 +195,11 @@ def _print_summary(summary: IngestSummary) -> None:
     for f in summary.files:
         for note in f.notes:
             err.print(f"[yellow]note:[/yellow] {clean(f.path)}: {clean(note)}")
+        if f.id_collisions:
+            err.print(
+                f"[yellow]note:[/yellow] {clean(f.path)}: {f.id_collisions} records repeat the "
+                "native id of another with other content: kept, as separate events"
+            )
     out.print(
         f"{len(summary.files)} files, {summary.total('records')} records: "
         f"{summary.total('inserted')} new, {summary.total('duplicates')} duplicate, "
@@ -220,6 +225,9 @@ def stats_cmd(
         print(json.dumps(s, indent=2, default=json_default))
         return
     out.print(f"{s['events']} events from {s['files']} files, {s['first_ts']} → {s['last_ts']}")
+    if s["id_collisions"]:
+        out.print(f"[yellow]{s['id_collisions']} events repeat another's native id with other "
+                  "content (kept)[/yellow]")  # fmt: skip
     for key, label in (
         ("by_source_type", "source_type"),
         ("by_category", "category"),

@@ -23,11 +23,12 @@ from pathlib import Path
 from crmwatch.config import Config
 from crmwatch.enrich import enrich
 from crmwatch.errors import ConfigError, CrmwatchError, UsageError
-from crmwatch.schema import BASE_NAMES, Reason
+from crmwatch.schema import BASE_NAMES, KEY_COLUMNS, PLACEHOLDERS, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
 from crmwatch.sources.base import InputFile, Quarantine, Staged, read_bytes
 from crmwatch.sources.elf import ElfCsvSource, read_header
 from crmwatch.sources.sqlmap import lit, select_list
+from crmwatch.sql import lit_list
 from crmwatch.store import Store, trace
 
 SKIPPED = "skipped (not a log)"
@@ -63,6 +64,8 @@ class FileSummary:
     # Ingested before and unchanged since: not read; the counts are the stored ones.
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)  # what was done to read it (renamed columns)
+    # new events whose native id an earlier event has with other content (kept, and said)
+    id_collisions: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -77,6 +80,7 @@ class FileSummary:
             "error": self.error,
             "unchanged": self.unchanged,
             "notes": self.notes,
+            "id_collisions": self.id_collisions,
         }
 
 
@@ -324,13 +328,16 @@ def _record_unreadable(
                     Quarantine(p.file, None, 0, Reason.EMPTY_FILE, "file holds no data")
                 )
             else:
+                lines = _lines(p.file.path)
                 quarantined.append(
                     Quarantine(
                         p.file,
                         None,
                         0,
                         Reason.UNKNOWN_FORMAT,
-                        "not EventLogFile CSV/JSON, a Salesforce object export or Okta System Log",
+                        "not EventLogFile CSV/JSON, a Salesforce object export, a Setup Audit "
+                        f"Trail download or Okta System Log: the whole file ({lines} lines)",
+                        records=lines,
                     )
                 )
         _write_files_and_quarantine(
@@ -340,6 +347,13 @@ def _record_unreadable(
             summaries,
             {p.file.file_id: p.label for p in batch},
         )
+
+
+def _lines(path: Path) -> int:
+    """The non-empty lines of a file quarantined whole: the records it stands for, as best a
+    file of unknown format can be counted (at least 1)."""
+    data = read_bytes(path)
+    return max(1, sum(1 for line in data.splitlines() if line.strip()))
 
 
 def _ingest_files(
@@ -372,6 +386,7 @@ def _reset(s: FileSummary, error: str | None) -> None:
     s.records = s.inserted = s.duplicates = s.skipped_headers = s.quarantined = 0
     s.reasons.clear()
     s.notes.clear()
+    s.id_collisions = 0
     s.error = error
 
 
@@ -411,6 +426,7 @@ def _ingest_batch(
             _count_new(store, mark, summaries)
             for scope in dict.fromkeys(scopes):
                 _drop_duplicates(store, scope, mark, summaries)
+            _count_id_collisions(store, mark, summaries)
         # Only this batch's rows can hold values the dimension tables have not seen.
         enrich(store, config.enrich, f"(SELECT * FROM events_base WHERE rowid > {int(mark)})")
         formats = {f.file_id: source.name for f in files}
@@ -435,8 +451,17 @@ def _insert(store: Store, st: Staged) -> None:
     exprs["source_type"] = (
         f"CASE WHEN {header} THEN {lit(HEADER_MARK)} ELSE {exprs['source_type']} END"
     )
+    # A placeholder is no identity (schema.PLACEHOLDERS): tested on the computed column, so
+    # the column's expression is evaluated once.
+    outer = ", ".join(
+        f"CASE WHEN {c} IN {lit_list(PLACEHOLDERS)} THEN NULL ELSE {c} END"
+        if c in KEY_COLUMNS
+        else c
+        for c in BASE_NAMES
+    )
     store.execute(
-        f"INSERT INTO events_base SELECT {select_list(exprs, BASE_NAMES)} FROM {st.relation}"
+        f"INSERT INTO events_base SELECT {outer} FROM "
+        f"(SELECT {select_list(exprs, BASE_NAMES)} FROM {st.relation})"
     )
 
 
@@ -511,6 +536,23 @@ def _count_new(store: Store, mark: int, summaries: dict[int, FileSummary]) -> No
         summaries[file_id].inserted += n
 
 
+def _count_id_collisions(store: Store, mark: int, summaries: dict[int, FileSummary]) -> None:
+    """Count this batch's events whose native id another stored event already has with other
+    content: kept (a re-export or a sanitised file repeats ids), but said, since a source's
+    ids are meant to be unique."""
+    rows = store.execute(
+        """SELECT b.file_id, count(*) FROM events_base b
+        WHERE b.rowid > $mark AND b.native_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM events_base o WHERE o.native_id = b.native_id
+              AND o.source_type = b.source_type AND o.event_id <> b.event_id
+              AND o.rowid < b.rowid)
+        GROUP BY ALL""",
+        {"mark": mark},
+    ).rows
+    for file_id, n in rows:
+        summaries[file_id].id_collisions += n
+
+
 def _drop_duplicates(
     store: Store, scope: str, mark: int, summaries: dict[int, FileSummary]
 ) -> None:
@@ -557,8 +599,8 @@ def _write_files_and_quarantine(
 ) -> None:
     for q in quarantined:
         s = summaries[q.file.file_id]
-        s.quarantined += 1
-        s.reasons[str(q.reason)] += 1
+        s.quarantined += q.records
+        s.reasons[str(q.reason)] += q.records
     for f in files:
         s = summaries[f.file_id]
         s.records = s.inserted + s.duplicates + s.quarantined
@@ -574,6 +616,7 @@ def _write_files_and_quarantine(
                     q.byte_offset,
                     str(q.reason),
                     q.detail[:500],
+                    q.records,
                 )
                 for q in quarantined
             ],

@@ -23,6 +23,7 @@ class Category(StrEnum):
     BULK_EXPORT = "bulk_export"
     REPORT_EXPORT = "report_export"
     RECORD_VIEW = "record_view"
+    RECORD_CHANGE = "record_change"  # a record created, edited or deleted in the UI
     LIST_VIEW = "list_view"
     OAUTH_GRANT = "oauth_grant"
     CONFIG_CHANGE = "config_change"
@@ -102,6 +103,13 @@ BASE_COLUMNS: tuple[Column, ...] = (
         "VARCHAR",
         "the account acted on when it is not the actor's: the user a Login-As impersonated",
     ),
+    Column(
+        "native_id",
+        "VARCHAR",
+        "the source's own id of the record (uuid, EventIdentifier, Id), when it has one: not "
+        "the identity (a re-export may repeat it with other content), counted when it collides",
+        "zstd",
+    ),
 )
 
 BASE_NAMES: tuple[str, ...] = tuple(c.name for c in BASE_COLUMNS)
@@ -117,6 +125,23 @@ ENRICHED_COLUMNS: tuple[Column, ...] = (
 )
 
 # Sigma's alert levels, lowest first: the one order every stage compares levels by.
+# Values that stand for "no value" in the columns events are linked on: never an identity.
+# Okta writes "unknown" for the actor and externalSessionId of system events (ThreatInsight);
+# Salesforce writes "N/A" where a field does not apply and 000000000000000AAA as the Id of
+# stored real-time events; "Salesforce.com IP" for its own infrastructure; publishers of
+# sample logs redact to markers. Without this two strangers sharing "unknown" became one
+# incident. Listed case by case: an IN over literals costs ingest nothing measurable, lower()
+# on every key column would.
+PLACEHOLDERS: tuple[str, ...] = (
+    "unknown", "Unknown", "UNKNOWN", "N/A", "n/a", "NA", "-", "null", "NULL", "None",
+    "000000000000000AAA", "000000000000000", "Salesforce.com IP",
+    "IP_ADDRESS_REMOVED", "REDACTED", "redacted", "[REDACTED]", "<redacted>",
+)  # fmt: skip
+KEY_COLUMNS: tuple[str, ...] = (
+    "user_id", "user_name", "target_user", "session_key", "login_key", "org_id", "src_ip",
+    "client_app",
+)  # fmt: skip
+
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
 IP_CLASSES = ("private", "corporate", "tor", "vpn", "hosting", "unknown")
@@ -147,6 +172,7 @@ TABLES: tuple[str, ...] = (
 DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS events_base (" + ", ".join(c.ddl for c in BASE_COLUMNS) + ")",
     "ALTER TABLE events_base ADD COLUMN IF NOT EXISTS target_user VARCHAR",
+    "ALTER TABLE events_base ADD COLUMN IF NOT EXISTS native_id VARCHAR",
     """CREATE TABLE IF NOT EXISTS ingest_files (
         file_id BIGINT PRIMARY KEY, path VARCHAR, format VARCHAR, size BIGINT,
         records BIGINT, skipped_headers BIGINT, quarantined BIGINT)""",
@@ -155,6 +181,8 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS quarantine (
         quarantine_id VARCHAR PRIMARY KEY, file_id BIGINT, path VARCHAR, line BIGINT,
         byte_offset BIGINT, reason VARCHAR, detail VARCHAR)""",
+    # How many records an entry stands for: 1, or a whole file's lines.
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS records BIGINT DEFAULT 1",
     "CREATE TABLE IF NOT EXISTS raw_schemas (schema_id VARCHAR PRIMARY KEY, keys VARCHAR[])",
     """CREATE TABLE IF NOT EXISTS ip_info (
         ip VARCHAR PRIMARY KEY, country VARCHAR, asn BIGINT, as_org VARCHAR,
@@ -220,8 +248,12 @@ DDL: tuple[str, ...] = (
         b.org_id, b.user_id, b.user_name, b.actor_type, b.target_user, b.session_key,
         b.login_key, b.src_ip,
         coalesce(i.country, b.src_country) AS country,
-        coalesce(b.src_asn, i.asn) AS asn,
-        coalesce(i.as_org, b.src_as_org) AS as_org,
+        -- the AS number and its organisation as one pair from one source: the bundled
+        -- database when it knows the address (the same for every log), else the log's own
+        CASE WHEN i.asn IS NOT NULL OR i.as_org IS NOT NULL THEN i.asn ELSE b.src_asn END
+            AS asn,
+        CASE WHEN i.asn IS NOT NULL OR i.as_org IS NOT NULL THEN i.as_org
+             ELSE b.src_as_org END AS as_org,
         CASE WHEN b.src_ip IS NULL THEN 'unknown' ELSE coalesce(i.ip_class, 'unknown') END
             AS ip_class,
         b.user_agent,
@@ -231,7 +263,7 @@ DDL: tuple[str, ...] = (
         b.mfa,
         CASE WHEN b.raw_schema IS NULL THEN b.raw
              ELSE to_json(map(s.keys, from_json(b.raw, '["VARCHAR"]'))) END AS raw,
-        f.path AS ingest_file, b.ingest_line
+        f.path AS ingest_file, b.ingest_line, b.native_id
     FROM events_base b
     LEFT JOIN ip_info i ON i.ip = b.src_ip
     LEFT JOIN ua_info u ON u.user_agent = b.user_agent
@@ -273,4 +305,5 @@ EVENT_VIEW_COLUMNS: tuple[str, ...] = (
     "raw",
     "ingest_file",
     "ingest_line",
+    "native_id",
 )

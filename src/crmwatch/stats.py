@@ -38,9 +38,15 @@ def store_stats(store: Store) -> dict[str, Any]:
         "by_ip_class": pairs(
             "SELECT ip_class, count(*) AS events FROM events GROUP BY ALL ORDER BY events DESC"
         ),
-        "quarantined": store.scalar("SELECT count(*) FROM quarantine"),
+        # events kept although another has the same native id (other content): a re-export
+        "id_collisions": store.scalar(
+            "SELECT count(*) - count(DISTINCT (source_type, native_id)) FROM events_base "
+            "WHERE native_id IS NOT NULL"
+        ),
+        "quarantined": store.scalar("SELECT coalesce(sum(records), 0) FROM quarantine"),
         "quarantine_by_reason": pairs(
-            "SELECT reason, count(*) AS records FROM quarantine GROUP BY ALL ORDER BY records DESC"
+            "SELECT reason, sum(records) AS records FROM quarantine GROUP BY ALL "
+            "ORDER BY records DESC"
         ),
         "enrichment": {
             "geoip_database": store.meta("geoip_database"),

@@ -22,8 +22,10 @@ from crmwatch.errors import StoreError
 from crmwatch.schema import DDL, TABLES
 
 DEFAULT_DB = "crmwatch.duckdb"
-# "2": every table of schema.TABLES is there; a "1" store may lack some, created on open.
-SCHEMA_VERSION = "2"
+# The layout a store is in. At this version every table and column of schema.DDL must be
+# there (else the store is damaged); an older store gains what it lacks when opened.
+# "2": every table of schema.TABLES; "3": events_base.native_id, quarantine.records.
+SCHEMA_VERSION = "3"
 
 
 def default_db_path() -> Path:

@@ -8,13 +8,15 @@ from crmwatch.sources.base import HEAD_BYTES, Source, read_head
 from crmwatch.sources.elf import ElfCsvSource, ElfJsonSource, sniff_csv
 from crmwatch.sources.jsonrecords import JsonRecord, iter_records
 from crmwatch.sources.okta import OktaSource
-from crmwatch.sources.sfobjects import SfObjectSource, infer_type
+from crmwatch.sources.setupcsv import SetupAuditCsvSource, sniff_setup_csv
+from crmwatch.sources.sfobjects import SfObjectSource, infer_type, streamed_payload
 
 FORMATS: dict[str, type[Source]] = {
     ElfCsvSource.name: ElfCsvSource,
     ElfJsonSource.name: ElfJsonSource,
     SfObjectSource.name: SfObjectSource,
     OktaSource.name: OktaSource,
+    SetupAuditCsvSource.name: SetupAuditCsvSource,
 }
 
 EMPTY = "empty"
@@ -28,6 +30,8 @@ def detect_format(path: Path) -> str | None:
         return EMPTY
     if sniff_csv(head):
         return ElfCsvSource.name
+    if sniff_setup_csv(head):
+        return SetupAuditCsvSource.name
     if head.lstrip()[:1] not in (b"{", b"["):
         return None
     obj = _first_object(head)
@@ -39,11 +43,13 @@ def detect_format(path: Path) -> str | None:
 
 
 def classify_object(obj: dict) -> str | None:
-    if "eventType" in obj and ("published" in obj or "uuid" in obj):
+    keys = {k.lower() for k in obj} if isinstance(obj, dict) else set()
+    # Okta System Log events, with the API's camelCase keys or lower-cased as SIEMs store them
+    if "eventtype" in keys and ("published" in keys or "uuid" in keys):
         return OktaSource.name
     if any(k.upper() == "EVENT_TYPE" for k in obj):
         return ElfJsonSource.name
-    if "attributes" in obj or infer_type(obj) != "other":
+    if "attributes" in obj or infer_type(obj) != "other" or streamed_payload(obj) is not None:
         return SfObjectSource.name
     return None
 

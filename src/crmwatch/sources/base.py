@@ -14,6 +14,7 @@ import json
 import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -22,7 +23,7 @@ import pyarrow as pa
 
 from crmwatch.errors import Location, SourceFormatError
 from crmwatch.schema import Reason
-from crmwatch.sources.jsonrecords import BadRecord, iter_records
+from crmwatch.sources.jsonrecords import BadRecord, Item, iter_records
 from crmwatch.sources.sqlmap import JsonExtraction, Ref
 from crmwatch.sql import lit
 from crmwatch.store import Store
@@ -59,6 +60,7 @@ class Quarantine:
     # Tells apart records that share a line (a query result exported on one line): the
     # record's content id. Empty when the line and offset already say which record it is.
     key: str = ""
+    records: int = 1  # the records it stands for: a file quarantined whole, its lines
 
     @property
     def quarantine_id(self) -> str:
@@ -263,7 +265,7 @@ STAGE_COLUMNS: dict[str, pa.DataType] = {
     "file_id": pa.int64(),
     "line": pa.int64(),
     "rtype": pa.string(),
-    "nid": pa.string(),  # the native id, else the record's content with its keys sorted
+    "nid": pa.string(),  # the source's own id of the record, if any
     "raw": pa.string(),
     "doc": pa.string(),
     "q_object": pa.string(),
@@ -276,6 +278,10 @@ class JsonSource(Source):
 
     source: ClassVar[str]
     type_prefix: ClassVar[str]
+
+    def records(self, data: bytes) -> Iterator[Item]:
+        """The file's records, each with its line, or why a part is none."""
+        return iter_records(data)
 
     @abstractmethod
     def classify(self, obj: dict) -> Classified:
@@ -295,7 +301,7 @@ class JsonSource(Source):
                 report.quarantined.append(
                     Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem)
                 )
-            for ordinal, item in enumerate(iter_records(data)):
+            for ordinal, item in enumerate(self.records(data)):
                 if isinstance(item, BadRecord):
                     # the ordinal tells apart bad records of one line (a one-line export)
                     report.quarantined.append(Quarantine(
@@ -307,11 +313,6 @@ class JsonSource(Source):
                     report.skipped_headers[f.file_id] += 1
                     continue
                 doc = None if c.doc is None else json.dumps(c.doc, ensure_ascii=False)
-                # Without a native id, the record's content is its identity, whatever the
-                # order its keys were written in.
-                key = c.native_id or json.dumps(
-                    item.obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")
-                )
                 keys.update((c.doc if c.doc is not None else item.obj).keys())
                 for k, v in zip(
                     cols,
@@ -319,7 +320,7 @@ class JsonSource(Source):
                         f.file_id,
                         item.line,
                         c.rtype,
-                        key,
+                        c.native_id,
                         item.text,
                         doc,
                         c.query_object,
@@ -336,7 +337,11 @@ class JsonSource(Source):
         exprs.update(
             source=lit(self.source),
             source_type=f"{lit(self.type_prefix)} || rtype",
-            event_id=f"md5({lit(self.type_prefix)} || rtype || chr(31) || nid)",
+            # The record's content (``raw``: its text, keys sorted) is its identity: the same
+            # native id with other content (a sanitised or re-exported file) is another record,
+            # kept and counted as an id collision.
+            event_id=f"md5({lit(self.type_prefix)} || rtype || chr(31) || raw)",
+            native_id="nid",
             raw="raw",
             file_id="file_id",
             ingest_line="line",

@@ -45,6 +45,7 @@ from crmwatch.sources.sqlmap import (
     as_bigint,
     case,
     case_columns,
+    coalesce_sql,
     column_ref,
     first,
     ip_or_null,
@@ -112,6 +113,10 @@ REQUEST_STATUS_OUTCOME = {
 }
 
 RECORD_ID = "[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?"
+# Event types whose URI can be a record page (/lightning/r/Account/001…/view): its object and
+# record are read from the path. An AuraRequest is a page's server call (URI "/aura", the page
+# in PAGE_URL or REFERRER_URI).
+PAGE_TYPES = "('URI', 'LightningURI', 'AuraRequest')"
 
 
 def elf_exprs(ref: Ref, record_path: str | None = None) -> dict[str, str]:
@@ -161,7 +166,20 @@ def elf_exprs(ref: Ref, record_path: str | None = None) -> dict[str, str]:
         else f"(CASE WHEN NOT regexp_full_match({ua}, '[0-9]+') THEN {ua} END)"
     )
     e["client_app"] = first(ref, *CLIENT_APP_COLUMNS)
+    # UniqueQuery: QUERY_IDENTIFIER is the SOQL text when QUERY_TYPE is soql, else the id of a
+    # report or list view (Object Reference, "Unique Query Event Type", API 64.0).
+    qtype, qid = first(ref, "QUERY_TYPE"), first(ref, "QUERY_IDENTIFIER")
+    e["query"] = (
+        "NULL"
+        if "NULL" in (qtype, qid)
+        else f"(CASE WHEN {et} = 'UniqueQuery' AND lower({qtype}) = 'soql' THEN {qid} END)"
+    )
     e["object"] = _object(ref, et, rpath)
+    if e["query"] != "NULL":
+        e["object"] = coalesce_sql(
+            e["object"],
+            f"nullif(regexp_extract({e['query']}, '(?i)\\bFROM\\s+([A-Za-z0-9_]+)', 1), '')",
+        )
     e["operation"] = _operation(ref, et)
     e["rows"] = as_bigint(first(ref, *ROWS_COLUMNS))
     e["record_ids"] = _record_ids(ref, et, rpath)
@@ -250,7 +268,7 @@ def _object(ref: Ref, et: str, rpath: str) -> str:
             f"nullif(regexp_extract(split_part({uri}, '/sobjects/', 2), '^[A-Za-z0-9_]+'), '')"
         )
     if rpath != "NULL":
-        extra.append(f"WHEN {et} IN ('URI', 'LightningURI') THEN nullif({rpath}.object, '')")
+        extra.append(f"WHEN {et} IN {PAGE_TYPES} THEN nullif({rpath}.object, '')")
     desc = first(ref, "REPORT_DESCRIPTION")
     if desc != "NULL":
         extra.append(
@@ -303,7 +321,7 @@ def elf_record_path(ref: Ref) -> str:
     if uri == "NULL":
         return "NULL"
     return (
-        f"(CASE WHEN {et} IN ('URI', 'LightningURI') THEN regexp_extract({uri}, "
+        f"(CASE WHEN {et} IN {PAGE_TYPES} THEN regexp_extract({uri}, "
         f"'/r/([A-Za-z0-9_]+)(?:/({RECORD_ID}))?', ['object', 'id']) END)"
     )
 
@@ -319,7 +337,7 @@ def _record_ids(ref: Ref, et: str, rpath: str) -> str:
     if not candidates:
         return "NULL"
     rid = candidates[0] if len(candidates) == 1 else f"coalesce({', '.join(candidates)})"
-    return f"(CASE WHEN {et} IN ('URI', 'LightningURI') THEN {str_list(rid)} END)"
+    return f"(CASE WHEN {et} IN {PAGE_TYPES} THEN {str_list(rid)} END)"
 
 
 def _report_json(desc: str) -> str:

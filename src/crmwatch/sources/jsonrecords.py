@@ -26,7 +26,7 @@ _WS = re.compile(r"[ \t\r\n]*")
 class JsonRecord:
     line: int
     obj: dict[str, Any]
-    text: str  # compact JSON of the record, as it is stored in ``raw``
+    text: str  # compact JSON of the record, keys sorted, as it is stored in ``raw``
 
 
 @dataclass
@@ -84,7 +84,15 @@ def _decode(text: str, pos: int) -> tuple[Any, int]:
 
 
 def _compact(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """The record as stored in ``raw``, keys sorted: the same record written with its keys in
+    another order is the same text, and so the same content id."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def record(line: int, obj: Any, byte_offset: int | None = None) -> Item:
+    """A decoded value as a record, or why it is none (sources that build records from other
+    shapes, like a CSV download, use this too)."""
+    return _record(line, obj, byte_offset)
 
 
 def _record(line: int, obj: Any, byte_offset: int | None) -> Item:

@@ -11,7 +11,7 @@ from crmwatch.schema import Category
 from crmwatch.sources.base import Classified, JsonSource
 from crmwatch.sources.sqlmap import Ref, first, ip_or_null, lit, ts_utc
 
-# eventType prefix → category; the longest matching prefix wins (ordered longest first).
+# eventType prefix → category; the longest matching prefix wins.
 CATEGORY_PREFIXES: tuple[tuple[str, Category], ...] = (
     ("user.authentication.auth_via_mfa", Category.AUTHENTICATION),
     ("user.session.impersonation", Category.AUTHENTICATION),
@@ -30,7 +30,43 @@ CATEGORY_PREFIXES: tuple[tuple[str, Category], ...] = (
     ("app.user_management", Category.CONFIG_CHANGE),
     ("user.account", Category.CONFIG_CHANGE),
     ("user.lifecycle", Category.CONFIG_CHANGE),
+    # A factor sent during a sign-in ("fired whenever a Push is sent"): part of authenticating,
+    # and the unit of MFA fatigue; not a configuration change like the rest of system.*.
+    ("system.push.send_factor_verify_push", Category.AUTHENTICATION),
+    ("system.sms.send_factor_verify_message", Category.AUTHENTICATION),
+    ("system.voice.send_factor_verify_call", Category.AUTHENTICATION),
+    # Custom admin roles and resource sets (iam.role.create, iam.resourceset.bindings.add) and
+    # network zones (zone.update, zone.delete): who may administer, and from where.
+    ("iam.", Category.CONFIG_CHANGE),
+    ("zone.", Category.CONFIG_CHANGE),
 )
+# Longest prefix first, whatever the order written above.
+CATEGORY_PREFIXES = tuple(sorted(CATEGORY_PREFIXES, key=lambda pc: -len(pc[0])))
+
+# The LogEvent object's keys in the API's spelling (System Log API, LogEvent object): SIEMs
+# such as Panther and OpenSearch store them lower-cased, and the mapping reads these names.
+OKTA_KEYS = (
+    "uuid", "published", "eventType", "version", "severity", "legacyEventType",
+    "displayMessage", "actor", "id", "type", "alternateId", "displayName", "detailEntry",
+    "client", "userAgent", "rawUserAgent", "os", "browser", "zone", "device", "ipAddress",
+    "geographicalContext", "city", "state", "country", "postalCode", "geolocation", "lat",
+    "lon", "outcome", "result", "reason", "target", "transaction", "detail", "debugContext",
+    "debugData", "authenticationContext", "authenticationProvider", "credentialProvider",
+    "credentialType", "issuer", "externalSessionId", "interface", "authenticationStep",
+    "rootSessionId", "securityContext", "asNumber", "asOrg", "isp", "domain", "isProxy",
+    "request", "ipChain", "behaviors", "threatSuspected", "changeDetails",
+)  # fmt: skip
+_CAMEL = {k.lower(): k for k in OKTA_KEYS}
+
+
+def _camel_case(value):
+    """A lower-cased LogEvent with the API's key names back (unknown keys as they are)."""
+    if isinstance(value, dict):
+        return {_CAMEL.get(k, k): _camel_case(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel_case(v) for v in value]
+    return value
+
 
 # actor.type values that are software rather than a person.
 APP_ACTORS = ("PublicClientApp", "AppInstance", "SystemPrincipal", "Client")
@@ -42,9 +78,14 @@ class OktaSource(JsonSource):
     type_prefix = "okta:"
 
     def classify(self, obj: dict) -> Classified:
+        doc = None
+        if "eventType" not in obj and "eventtype" in obj:  # lower-cased by a SIEM
+            doc = obj = _camel_case(obj)
         uuid = obj.get("uuid")
         return Classified(
-            str(obj.get("eventType") or "unknown"), uuid if isinstance(uuid, str) and uuid else None
+            str(obj.get("eventType") or "unknown"),
+            uuid if isinstance(uuid, str) and uuid else None,
+            doc,
         )
 
     def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:

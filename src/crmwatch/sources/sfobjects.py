@@ -28,6 +28,7 @@ from crmwatch.sources.sqlmap import (
     str_list,
     ts_utc,
 )
+from crmwatch.sql import lit_list
 
 # Type inference for records without ``attributes.type``: the first entry whose keys are all
 # present wins, so more specific signatures come first.
@@ -57,6 +58,7 @@ CATEGORY: dict[str, Category] = {
     "LoginEvent": Category.AUTHENTICATION,
     "LoginHistory": Category.AUTHENTICATION,
     "LoginAsEvent": Category.AUTHENTICATION,
+    "LoginEventStream": Category.AUTHENTICATION,
     "LogoutEvent": Category.LOGOUT,
     "LogoutEventStream": Category.LOGOUT,
     "ApiEvent": Category.API_QUERY,
@@ -69,13 +71,16 @@ CATEGORY: dict[str, Category] = {
     "ListViewEvent": Category.LIST_VIEW,
     "ListViewEventStream": Category.LIST_VIEW,
     "UriEvent": Category.RECORD_VIEW,
+    "UriEventStream": Category.RECORD_VIEW,
     "LightningUriEvent": Category.RECORD_VIEW,
+    "LightningUriEventStream": Category.RECORD_VIEW,
     "OauthToken": Category.OAUTH_GRANT,
     "SetupAuditTrail": Category.CONFIG_CHANGE,
 }
 
 OPERATION: dict[str, str] = {
     "LoginEvent": "'login'",
+    "LoginEventStream": "'login'",
     "LoginHistory": "'login'",
     "LoginAsEvent": "'login_as'",
     "LogoutEvent": "'logout'",
@@ -84,6 +89,12 @@ OPERATION: dict[str, str] = {
     "BulkApiResultEventStore": "'query_result'",
     "BulkApiResultEvent": "'query_result'",
 }
+
+# Status values that are a success, and those still pending (lower case, any TwoFA prefix
+# removed): the Status picklist of VerificationHistory / IdentityVerificationEvent (Object
+# Reference, VerificationHistory) and LoginEvent's Success.
+SUCCESS_STATUSES = ("success", "succeeded", "automatedsuccess")
+PENDING_STATUSES = ("initiated", "inprogress", "recoverableerror")
 
 # A stored event's Id is the placeholder 000000000000000AAA: never an identity.
 _PLACEHOLDER_ID = re.compile(r"0{15}AAA|0{15}")
@@ -99,6 +110,18 @@ def infer_type(obj: dict) -> str:
         if needed <= keys:
             return rtype
     return "other"
+
+
+def streamed_payload(obj: dict) -> dict | None:
+    """The event of a real-time event message as a streaming client saved it:
+    ``{"channel": "/event/LoginEventStream", "data": {"schema": …, "payload": {…},
+    "event": {"replayId": …}}}`` (Streaming API / CometD, Platform Events Developer Guide);
+    None for any other record."""
+    data, channel = obj.get("data"), obj.get("channel")
+    if not isinstance(channel, str) or not isinstance(data, dict):
+        return None
+    payload = data.get("payload")
+    return payload if isinstance(payload, dict) else None
 
 
 def native_id(obj: dict) -> str | None:
@@ -117,15 +140,21 @@ class SfObjectSource(JsonSource):
     type_prefix = "api:"
 
     def classify(self, obj: dict) -> Classified:
+        rtype, doc = infer_type(obj), None
+        if (payload := streamed_payload(obj)) is not None:
+            rtype, doc = obj["channel"].rsplit("/", 1)[-1], payload
+            obj = payload
         query = obj.get("Query")
+        if query is None and str(obj.get("QueryType", "")).lower() == "soql":
+            query = obj.get("QueryIdentifier")  # UniqueQueryEventLog
         if isinstance(query, str) and query.strip():
             try:
                 q = soql.parse(query)
             except soql.SoqlError:
-                return Classified(infer_type(obj), native_id(obj))
+                return Classified(rtype, native_id(obj), doc)
             fields = None if q.count_only else q.field_names
-            return Classified(infer_type(obj), native_id(obj), None, q.object, fields)
-        return Classified(infer_type(obj), native_id(obj))
+            return Classified(rtype, native_id(obj), doc, q.object, fields)
+        return Classified(rtype, native_id(obj), doc)
 
     def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
         e: dict[str, str] = {}
@@ -136,6 +165,10 @@ class SfObjectSource(JsonSource):
             first(ref, "CreatedDate"),
         )
         query = first(ref, "Query")
+        qtype, qid = first(ref, "QueryType"), first(ref, "QueryIdentifier")
+        if "NULL" not in (qtype, qid):  # UniqueQueryEventLog: the SOQL when QueryType is soql
+            unique = f"(CASE WHEN lower({qtype}) = 'soql' THEN {qid} END)"
+            query = unique if query == "NULL" else f"coalesce({query}, {unique})"
         section = first(ref, "Section")
         action = first(ref, "Action")
         grant = (
@@ -153,16 +186,30 @@ class SfObjectSource(JsonSource):
             else ""
         )
         base = case(rtype, {k: lit(v) for k, v in CATEGORY.items()}, lit(Category.OTHER))
-        e["category"] = (
-            f"(CASE {grant}{report_view}ELSE {base} END)" if grant or report_view else base
+        operation = first(ref, "Operation")
+        # UriEvent / LightningUriEvent: Operation Read, or Create / Update / Delete of the
+        # record (Platform Events Developer Guide, UriEvent): only a Read is a view.
+        uri_change = (
+            f"WHEN {rtype} IN ('UriEvent', 'LightningUriEvent') AND lower({operation}) IN "
+            f"('create', 'update', 'delete') THEN {lit(Category.RECORD_CHANGE)} "
+            if operation != "NULL"
+            else ""
         )
+        whens = grant + report_view + uri_change
+        e["category"] = f"(CASE {whens}ELSE {base} END)" if whens else base
         status = first(ref, "Status")
         is_success = first(ref, "IsSuccess")
         outcome = []
         if status != "NULL":
+            # LoginEvent writes Success or the failure's reason; identity verification
+            # (IdentityVerificationEvent, VerificationHistory) its own picklist, some values
+            # prefixed TwoFA: Succeeded, AutomatedSuccess; Initiated, InProgress and
+            # RecoverableError still pending; Denied, ReportedDenied and Failed… failures.
+            st = f"lower(regexp_replace({status}, '^TwoFA', ''))"
             outcome.append(
-                f"WHEN {status} IS NOT NULL THEN CASE WHEN lower({status}) = 'success' "
-                "THEN 'success' ELSE 'failure' END"
+                f"WHEN {status} IS NOT NULL THEN CASE "
+                f"WHEN {st} IN {lit_list(SUCCESS_STATUSES)} THEN 'success' "
+                f"WHEN {st} IN {lit_list(PENDING_STATUSES)} THEN 'unknown' ELSE 'failure' END"
             )
         if is_success != "NULL":
             outcome.append(
@@ -238,7 +285,7 @@ class SfObjectSource(JsonSource):
         if level != "NULL":
             mfa.append(f"WHEN {level} = 'HIGH_ASSURANCE' THEN true")
         e["mfa"] = (
-            f"(CASE WHEN {rtype} IN ('LoginEvent', 'LoginHistory') THEN "
+            f"(CASE WHEN {rtype} IN ('LoginEvent', 'LoginEventStream', 'LoginHistory') THEN "
             f"CASE {' '.join(mfa)} END END)"
             if mfa
             else "NULL"
