@@ -303,6 +303,31 @@ def test_every_draft_has_every_field_the_law_requires(package):
     ("eu-gdpr-en", ["Notice of a data breach", "What this may mean for you",
                     "Data Protection Officer"]),
 ])  # fmt: skip
+def _section(text: str, heading: str) -> str:
+    """The body under a Markdown heading of the draft, up to the next heading."""
+    _, _, rest = text.partition(heading + "\n")
+    return rest.split("\n#", 1)[0].strip()
+
+
+def test_the_gdpr_draft_answers_article_33_3_from_the_evidence(package):
+    """Independently of the rule file: GDPR Art. 33(3) asks for (a) the nature of the breach,
+    the categories and approximate numbers of data subjects and of records, (b) the DPO's
+    contact, (c) the likely consequences, (d) the measures taken or proposed. Each is in the
+    draft with this incident's own facts: 8 customers (contacts 1-2, 4-6, 7-9), 10 records
+    (8 contacts and 2 cases), the fields the attacker's queries named, the org file's DPO."""
+    text = (package.out / "regulator" / "eu-gdpr.md").read_text(encoding="utf-8")
+    people = _section(text, "## Approximate number of people concerned")
+    assert people.startswith("8 people")
+    assert _section(text, "## Approximate number of records concerned") == "10 customer records"
+    categories = _section(text, "## Categories of personal data")
+    assert "e-mail address" in categories and "Email" in categories and "Phone" in categories
+    assert "dpo@maison.example" in _section(text, "## Contact point (DPO or other)")
+    assert _section(text, "## Likely consequences")
+    assert "Revoked the My Ticket Portal tokens" in _section(text, "## Measures taken")
+    nature = _section(text, "## Nature of the breach")
+    assert "Unauthorised access" in nature and "My Ticket Portal" in nature
+
+
 def test_letters_render_to_pdf_that_reads_back(package, letter, expected):
     pdf = package.out / "letters" / f"{letter}.pdf"
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages)

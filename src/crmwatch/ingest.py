@@ -340,6 +340,8 @@ def _record_unreadable(
                         records=lines,
                     )
                 )
+        for q in quarantined:  # read whole: the records are the ones quarantined
+            summaries[q.file.file_id].records = q.records
         _write_files_and_quarantine(
             store,
             [p.file for p in batch],
@@ -421,6 +423,20 @@ def _ingest_batch(
             for file_id, note in st.report.notes:
                 summaries[file_id].notes.append(note)
             quarantined.extend(st.report.quarantined)
+        # Records read, counted where they are read: every staged row (a repeated header line
+        # is none), and what staging quarantined. `records = new + duplicate + quarantined`
+        # is then a check on the steps that follow, not a definition.
+        read = Counter({f.file_id: 0 for f in files})
+        for q in quarantined:
+            read[q.file.file_id] += q.records
+        for file_id, n in store.execute(
+            "SELECT file_id, count(*) FROM events_base WHERE rowid > $mark "
+            "AND source_type IS DISTINCT FROM $header GROUP BY ALL",
+            {"mark": mark, "header": HEADER_MARK},
+        ).rows:
+            read[file_id] += n
+        for file_id, n in read.items():
+            summaries[file_id].records = n
         if scopes:
             quarantined.extend(_settle_untimed(store, mark, by_id, summaries))
             _count_new(store, mark, summaries)
@@ -601,9 +617,6 @@ def _write_files_and_quarantine(
         s = summaries[q.file.file_id]
         s.quarantined += q.records
         s.reasons[str(q.reason)] += q.records
-    for f in files:
-        s = summaries[f.file_id]
-        s.records = s.inserted + s.duplicates + s.quarantined
     if quarantined:
         store.insert(
             "quarantine",

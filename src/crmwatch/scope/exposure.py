@@ -24,6 +24,7 @@ import datetime as dt
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from enum import IntEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,30 @@ from crmwatch.sql import lit, lit_list
 from crmwatch.store import Store
 from crmwatch.timeutil import iso_z, json_default
 
-CONFIDENCE = ("exact", "replayed", "candidate")
+
+class Confidence(IntEnum):
+    """How sure a listed record is, strongest first. The value is the rank kept per record in
+    SQL (``min`` keeps the strongest; ``event_ix * 4 + rank`` packs the first event with it)."""
+
+    EXACT = 0
+    REPLAYED = 1
+    CANDIDATE = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def sql_label(cls, rank: str) -> str:
+        """SQL naming the rank in ``rank``: 'exact', 'replayed' or 'candidate'."""
+        whens = " ".join(f"WHEN {c.value} THEN {lit(c.label)}" for c in cls)
+        return f"CASE {rank} {whens} END"
+
+    @classmethod
+    def sql_rank(cls, label: str) -> str:
+        """SQL ranking the label in ``label``."""
+        whens = " ".join(f"WHEN {lit(c.label)} THEN {c.value}" for c in cls)
+        return f"CASE {label} {whens} END"
 
 
 @dataclass
@@ -226,7 +250,7 @@ class Pass:
     plan: Plan
     ev: dict
     es: EventScope
-    conf: int = 1
+    conf: Confidence = Confidence.REPLAYED
 
     @property
     def predicate(self) -> str:
@@ -244,16 +268,16 @@ def _count_passes(store: Store, table: str, group: list[Pass]) -> None:
         g.conf = _settle(g.ev, g.es, n)
 
 
-def _settle(ev: dict, es: EventScope, returned: int) -> int:
-    """Record a replay's result on its event; return the confidence of its records: 1
-    (replayed) when the log's row count agrees or is absent, 2 (candidate) otherwise. The
+def _settle(ev: dict, es: EventScope, returned: int) -> Confidence:
+    """Record a replay's result on its event; return the confidence of its records: replayed
+    when the log's row count agrees or is absent, candidate otherwise. The
     log's own ids stay the event's evidence when it has them; the replay may add to them.
     Rows the log counts beyond those listed (a snapshot missing records) are the event's
     upper bound: a partial snapshot gives a bounded result, never a small exact one."""
     exact = es.kind == "exact"
     es.kind, es.records = ("exact", max(es.records, returned)) if exact else ("replayed", returned)
     if ev["rows"] is None or ev["rows"] == returned:
-        return 1
+        return Confidence.REPLAYED
     es.kind = "exact" if exact else "candidate"
     if ev["rows"] > es.records:
         es.upper_bound = ev["rows"] - es.records
@@ -262,7 +286,7 @@ def _settle(ev: dict, es: EventScope, returned: int) -> int:
     else:
         es.note = _join(es.note, f"replay found {returned} records, the log says {ev['rows']}: "
                         "sharing rules or changes since the query; an upper bound")  # fmt: skip
-    return 2
+    return Confidence.CANDIDATE
 
 
 def _bound_by_job_log(es: EventScope, job: str, rows: int) -> None:
@@ -390,8 +414,11 @@ def _replay(
             es.kind = "bounded"
             es.upper_bound = ev["rows"] if ev["rows"] is not None else returned
         return
-    if _settle(ev, es, returned) == 2:
-        store.execute("UPDATE scope_hits SET conf = 2 WHERE event_ix = ? AND conf = 1", [ix])
+    if _settle(ev, es, returned) == Confidence.CANDIDATE:
+        store.execute(
+            "UPDATE scope_hits SET conf = ? WHERE event_ix = ? AND conf = ?",
+            [Confidence.CANDIDATE, ix, Confidence.REPLAYED],
+        )
 
 
 def _ranked_insert(
@@ -512,10 +539,11 @@ def _summarise(
     )
     store.execute(
         f"CREATE OR REPLACE TEMP TABLE scope_orphans AS {agg.format(key='object, record_id')} "
-        "FROM (SELECT *, 0 AS conf FROM scope_exact) GROUP BY object, record_id"
+        f"FROM (SELECT *, {Confidence.EXACT.value} AS conf FROM scope_exact) "
+        "GROUP BY object, record_id"
     )
     _jurisdictions(store, snap)
-    conf = "CASE x.conf WHEN 0 THEN 'exact' WHEN 1 THEN 'replayed' ELSE 'candidate' END"
+    conf = Confidence.sql_label("x.conf")
     with store.transaction():
         for table in ("exposures", "exposure_fieldsets", "exposure_events"):
             store.execute(f"DELETE FROM {table} WHERE incident_id = ?", [iid])
@@ -530,7 +558,7 @@ def _summarise(
                 continue
             masks = [f"CASE WHEN {g.predicate} THEN {1 << g.bit}::UBIGINT ELSE 0 END"
                      for g in group]  # fmt: skip
-            confs = [f"CASE WHEN {g.predicate} THEN {g.conf} END" for g in group]
+            confs = [f"CASE WHEN {g.predicate} THEN {int(g.conf)} END" for g in group]
             keep = [f"({g.predicate})" for g in group]
             join = ""
             if hits:
@@ -610,7 +638,7 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         "SELECT count(*) FROM exposures WHERE incident_id = ? AND customer_id IS NOT NULL",
         [iid],
     )
-    conf = "CASE confidence WHEN 'exact' THEN 0 WHEN 'replayed' THEN 1 ELSE 2 END"
+    conf = Confidence.sql_rank("confidence")
     cust = (
         f"""SELECT coalesce(customer_id, record_id) AS customer, min({conf}) AS conf,
             list_sort(list(DISTINCT fieldset)) AS sets, any_value(country) AS country,
@@ -672,7 +700,7 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
     return ScopeResult(
         incident_id=iid,
         affected_customers=sum(by_conf.values()),
-        affected_by_confidence={name: by_conf.get(i, 0) for i, name in enumerate(CONFIDENCE)},
+        affected_by_confidence={c.label: by_conf.get(c.value, 0) for c in Confidence},
         bounded_upper_bound=sum(
             es.upper_bound or 0 for es in scoped if es.kind in ("bounded", *LISTED)
         ),
