@@ -295,14 +295,6 @@ def test_every_draft_has_every_field_the_law_requires(package):
             assert "[TO COMPLETE: time the access was stopped]" in text  # no contained_at
 
 
-@pytest.mark.parametrize(("letter", "expected"), [
-    ("kr-pipa-ko", ["개인정보 유출 통지", "유출된 개인정보 항목", "이메일 주소", "피해 구제 절차"]),
-    ("jp-appi-ja", ["個人情報漏えいに関するお知らせ", "漏えいした個人情報の項目"]),
-    ("eu-gdpr-fr", ["Notification d'une violation de données personnelles",
-                    "Ce que nous faisons", "Revoked the My Ticket Portal tokens"]),
-    ("eu-gdpr-en", ["Notice of a data breach", "What this may mean for you",
-                    "Data Protection Officer"]),
-])  # fmt: skip
 def _section(text: str, heading: str) -> str:
     """The body under a Markdown heading of the draft, up to the next heading."""
     _, _, rest = text.partition(heading + "\n")
@@ -328,6 +320,14 @@ def test_the_gdpr_draft_answers_article_33_3_from_the_evidence(package):
     assert "Unauthorised access" in nature and "My Ticket Portal" in nature
 
 
+@pytest.mark.parametrize(("letter", "expected"), [
+    ("kr-pipa-ko", ["개인정보 유출 통지", "유출된 개인정보 항목", "이메일 주소", "피해 구제 절차"]),
+    ("jp-appi-ja", ["個人情報漏えいに関するお知らせ", "漏えいした個人情報の項目"]),
+    ("eu-gdpr-fr", ["Notification d'une violation de données personnelles",
+                    "Ce que nous faisons", "Revoked the My Ticket Portal tokens"]),
+    ("eu-gdpr-en", ["Notice of a data breach", "What this may mean for you",
+                    "Data Protection Officer"]),
+])  # fmt: skip
 def test_letters_render_to_pdf_that_reads_back(package, letter, expected):
     pdf = package.out / "letters" / f"{letter}.pdf"
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages)

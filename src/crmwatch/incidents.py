@@ -50,12 +50,13 @@ from crmwatch.config import IncidentConfig
 from crmwatch.detect.context import ID_KEY, NETWORK, PRINCIPAL_KEY, PRINCIPAL_KIND, prepare
 from crmwatch.detect.rules import LEVEL_RISK
 from crmwatch.errors import UsageError
-from crmwatch.schema import LEVELS
+from crmwatch.schema import LEVELS, Category
 from crmwatch.sql import lit, lit_list, num
 from crmwatch.store import Store
 from crmwatch.timeutil import iso_z
 
-DATA_ACCESS = ("api_query", "bulk_export", "report_export", "record_view", "list_view")
+DATA_ACCESS = (Category.API_QUERY, Category.BULK_EXPORT, Category.REPORT_EXPORT,
+               Category.RECORD_VIEW, Category.LIST_VIEW)  # fmt: skip
 # Tactics that mean the attacker got in, and tactics that mean data left: an incident with an
 # attacker side whose findings of medium level or more show both is a confirmed intrusion with
 # data theft.
@@ -71,7 +72,7 @@ FAMILIAR_DAYS = 30
 # An incident's people's later exports (reports, bulk jobs, list views) belong to it while they
 # follow one another within this long: a slow insider exports once a working day.
 EXPORT_FOLLOW = dt.timedelta(days=3)
-EXPORTS = ("report_export", "bulk_export", "list_view")
+EXPORTS = (Category.REPORT_EXPORT, Category.BULK_EXPORT, Category.LIST_VIEW)
 # A person is tied to an attack by what was done as them: the thirty accounts a password spray
 # failed against are targets, not suspects, so failed events name no person.
 ACTED = "e.outcome IS DISTINCT FROM 'failure'"
@@ -480,7 +481,8 @@ def _collect_events(store: Store, cfg: IncidentConfig) -> None:
             by_person(
                 "e.event_id, 'origin', 4",
                 "JOIN inc_apps k ON k.app = e.client_app",
-                "e.category = 'oauth_grant' AND e.ts BETWEEN sp.lo - $lookback AND sp.hi",
+                f"e.category = {lit(Category.OAUTH_GRANT)} "
+                "AND e.ts BETWEEN sp.lo - $lookback AND sp.hi",
             )
         }
             UNION ALL
@@ -489,7 +491,8 @@ def _collect_events(store: Store, cfg: IncidentConfig) -> None:
             SELECT t.iid, e.event_id, 'attempt', 5 FROM (
                 SELECT event_id, ts, ip_class, lower(coalesce(user_name, user_id)) AS who,
                     {NETWORK} AS network
-                FROM events WHERE outcome = 'failure' AND category = 'authentication') e
+                FROM events WHERE outcome = 'failure'
+                    AND category = {lit(Category.AUTHENTICATION)}) e
             JOIN inc_targets t ON t.target = e.who
             JOIN inc_span sp ON sp.iid = t.iid
             WHERE e.ts BETWEEN sp.lo - $lead AND sp.hi

@@ -144,6 +144,12 @@ KEY_COLUMNS: tuple[str, ...] = (
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
+# A Salesforce record id, 15 or 18 characters (the 18-character form adds a case checksum).
+RECORD_ID = "[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?"
+# An authentication method reference that is a second factor (Salesforce's
+# AuthMethodReference / AUTHENTICATION_METHOD_REFERENCE, RFC 8176 values and Salesforce's own).
+MFA_METHODS = "mfa|otp|totp|hwk|swk|fido|u2f|sms|phr"
+
 IP_CLASSES = ("private", "corporate", "tor", "vpn", "hosting", "unknown")
 UA_CLASSES = ("browser", "mobile-app", "salesforce-tool", "script", "unknown")
 

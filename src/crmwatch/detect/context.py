@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from crmwatch.sql import lit_list
+from crmwatch.schema import Category
+from crmwatch.sql import lit, lit_list
 from crmwatch.store import Store
 
 # A principal is a person from its first interactive sign-in on: an Okta session of a user,
@@ -29,7 +30,7 @@ from crmwatch.store import Store
 SNAPSHOT_TYPES = ("api:OauthToken",)
 
 INTERACTIVE = (
-    "category = 'authentication' AND outcome = 'success' AND "
+    f"category = {lit(Category.AUTHENTICATION)} AND outcome = 'success' AND "
     "((source = 'okta' AND actor_type = 'user') OR ua_class IN ('browser', 'mobile-app'))"
 )
 # Salesforce ids come 15- or 18-character (ELF rows and event objects differ): key on 15.

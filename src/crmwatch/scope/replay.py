@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 
 from crmwatch.errors import CrmwatchError
+from crmwatch.schema import RECORD_ID
 from crmwatch.scope.fields import expand, fields_macro
 from crmwatch.scope.snapshot import CREATED, Snapshot
 from crmwatch.soql import Comparison, Logical, Negation, SoqlQuery, Value
@@ -50,7 +51,7 @@ RELATIONSHIPS = {
     "masterrecord": ("MasterRecordId", None),
     "parent": ("ParentId", None),
 }
-ID_VALUE = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
+ID_VALUE = re.compile(RECORD_ID)
 # Salesforce date and dateTime text → naive UTC, as ingest reads log timestamps.
 SF_TS = f"CREATE OR REPLACE TEMP MACRO sf_ts(x) AS {iso_utc('x')}"
 

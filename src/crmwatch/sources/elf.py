@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from crmwatch.errors import Location, SourceFormatError
-from crmwatch.schema import Category, Reason
+from crmwatch.schema import MFA_METHODS, RECORD_ID, Category, Reason
 from crmwatch.sources.base import (
     SKIP_HEADER,
     STAGE_TABLE,
@@ -112,7 +112,6 @@ REQUEST_STATUS_OUTCOME = {
     "U": "'unknown'",
 }
 
-RECORD_ID = "[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?"
 # Event types whose URI can be a record page (/lightning/r/Account/001…/view): its object and
 # record are read from the path. An AuraRequest is a page's server call (URI "/aura", the page
 # in PAGE_URL or REFERRER_URI).
@@ -190,7 +189,7 @@ def elf_exprs(ref: Ref, record_path: str | None = None) -> dict[str, str]:
         "NULL"
         if amr == "NULL"
         else f"(CASE WHEN {et} = 'Login' AND {amr} IS NOT NULL THEN "
-        f"regexp_matches(lower({amr}), 'mfa|otp|totp|hwk|swk|fido|u2f|sms|phr') END)"
+        f"regexp_matches(lower({amr}), {lit(MFA_METHODS)}) END)"
     )
     return e
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from crmwatch import soql
-from crmwatch.schema import Category
+from crmwatch.schema import MFA_METHODS, RECORD_ID, Category
 from crmwatch.sources.base import Classified, JsonSource
 from crmwatch.sources.sqlmap import (
     Ref,
@@ -98,7 +98,6 @@ PENDING_STATUSES = ("initiated", "inprogress", "recoverableerror")
 
 # A stored event's Id is the placeholder 000000000000000AAA: never an identity.
 _PLACEHOLDER_ID = re.compile(r"0{15}AAA|0{15}")
-RECORD_ID = "[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?"
 
 
 def infer_type(obj: dict) -> str:
@@ -173,7 +172,7 @@ class SfObjectSource(JsonSource):
         action = first(ref, "Action")
         grant = (
             f"WHEN {rtype} = 'SetupAuditTrail' AND (lower({section}) = 'connected apps' OR "
-            f"lower({action}) LIKE '%connectedapp%') THEN 'oauth_grant' "
+            f"lower({action}) LIKE '%connectedapp%') THEN {lit(Category.OAUTH_GRANT)} "
             if section != "NULL" and action != "NULL"
             else ""
         )
@@ -279,8 +278,7 @@ class SfObjectSource(JsonSource):
         mfa = []
         if amr != "NULL":
             mfa.append(
-                f"WHEN {amr} IS NOT NULL THEN regexp_matches(lower({amr}), "
-                "'mfa|otp|totp|hwk|swk|fido|u2f|sms|phr')"
+                f"WHEN {amr} IS NOT NULL THEN regexp_matches(lower({amr}), {lit(MFA_METHODS)})"
             )
         if level != "NULL":
             mfa.append(f"WHEN {level} = 'HIGH_ASSURANCE' THEN true")
