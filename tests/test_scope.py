@@ -229,17 +229,18 @@ def test_categories_and_breach_law_elements_read_field_names_alike():
     ("South Korea", "KR"), ("France", "FR"), ("United States", "US"), ("USA", "US"),
     ("Atlantis", None), ("", None)])  # fmt: skip
 def test_country_names_normalise(raw, code):
-    from crmwatch.scope.exposure import country_code
+    from crmwatch.scope.results import country_code
 
     assert country_code(raw) == code
 
 
 def test_more_than_64_exposing_events_share_bits_by_field_list():
-    from crmwatch.scope.exposure import EventScope, _bits
+    from crmwatch.scope.evidence import EventScope, Planned
+    from crmwatch.scope.exposure import _bits
 
     def ev(n: int, fields: list[str]):
         es = EventScope(f"e{n}", "", "api:ApiEvent", "Contact", "exact", fields=fields)
-        return ({"record_ids": ["003000000000001AAA"]}, es, None)
+        return Planned({"record_ids": ["003000000000001AAA"]}, es, None)
 
     few = [ev(n, ["Email"]) for n in range(3)]
     assert _bits(few) == ([0, 1, 2], True)  # one bit per event: exact evidence

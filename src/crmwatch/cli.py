@@ -42,7 +42,8 @@ from crmwatch.ingest import IngestSummary, expand_paths, ingest
 from crmwatch.notify.org import load_org
 from crmwatch.notify.package import Package, notify
 from crmwatch.schema import LEVELS
-from crmwatch.scope.exposure import ScopeResult, scope_incident
+from crmwatch.scope.exposure import scope_incident
+from crmwatch.scope.results import ScopeResult
 from crmwatch.simulate.org import simulate
 from crmwatch.simulate.scenarios import SCENARIOS
 from crmwatch.sources import FORMATS

@@ -37,7 +37,8 @@ from crmwatch.detect.runner import detect
 from crmwatch.errors import UsageError
 from crmwatch.incidents import Incident, build_incidents
 from crmwatch.ingest import ingest
-from crmwatch.scope.exposure import scope_incident, stored_scope
+from crmwatch.scope.exposure import scope_incident
+from crmwatch.scope.results import stored_scope
 from crmwatch.store import Store
 
 # Targets of issues 5 and 12, reported next to the measurements.

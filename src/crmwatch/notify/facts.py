@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from crmwatch.errors import UsageError
 from crmwatch.incidents import Incident, get_incident
 from crmwatch.notify.elements import elements
-from crmwatch.scope.exposure import stored_scope
 from crmwatch.scope.fields import category
+from crmwatch.scope.results import stored_scope
 from crmwatch.store import Store
 
 # Tactics that mean someone got in from outside: PIPA's and APPI's "unauthorised access".

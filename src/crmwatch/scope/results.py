@@ -1,0 +1,292 @@
+"""A scope's results: the exposed records stored once per record (``exposures``, with their
+field sets and events), and the summary a person reads (:class:`ScopeResult`, in ``scopes``).
+
+A record reached by several events is one exposure with the union of its fields, its first
+exposure time and its strongest confidence. A customer is the record for Contact, Lead and
+Account, and the case's contact for Case. The store holds record ids, field names and coarse
+jurisdiction — never contact details.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import pycountry
+
+from crmwatch.scope.evidence import LISTED, Confidence, EventScope
+from crmwatch.scope.fields import category
+from crmwatch.scope.snapshot import Snapshot
+from crmwatch.sql import lit
+from crmwatch.store import Store
+from crmwatch.timeutil import iso_z, json_default
+
+if TYPE_CHECKING:
+    from crmwatch.scope.exposure import Pass
+
+
+@dataclass
+class ScopeResult:
+    incident_id: str
+    affected_customers: int
+    affected_by_confidence: dict[str, int]
+    bounded_upper_bound: int
+    fields: list[str]
+    by_country: dict[str, int]
+    by_us_state: dict[str, int]
+    by_category: dict[str, int]
+    categories: list[str]  # every category exposed, by listed or by bounded events
+    records_by_object: dict[str, int]
+    first_exposure_at: str | None
+    last_exposure_at: str | None
+    # events that exposed records neither listed nor bounded: neither the log nor the
+    # snapshot says how many (a bulk job on an empty snapshot file); never read as zero
+    unbounded_events: list[str]
+    snapshot: dict[str, Any]
+    events: list[EventScope]
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@cache
+def country_code(raw: str | None) -> str | None:
+    """ISO 3166-1 alpha-2 for a country code or name as a CRM holds it."""
+    if not raw or not raw.strip():
+        return None
+    text = raw.strip()
+    aliases = {"UK": "GB", "SOUTH KOREA": "KR", "KOREA": "KR", "USA": "US", "U.S.": "US",
+               "U.S.A.": "US", "RUSSIA": "RU", "TAIWAN": "TW", "VIETNAM": "VN"}  # fmt: skip
+    if text.upper() in aliases:
+        return aliases[text.upper()]
+    try:
+        return pycountry.countries.lookup(text).alpha_2
+    except LookupError:
+        return None
+
+
+@cache
+def us_state(raw: str | None) -> str | None:
+    """USPS code of a US state given as code or name."""
+    if not raw or not raw.strip():
+        return None
+    text = raw.strip()
+    sub = pycountry.subdivisions.get(code=f"US-{text.upper()}")
+    if sub is not None:
+        return text.upper()
+    for s in pycountry.subdivisions.get(country_code="US"):
+        if s.name.lower() == text.lower():
+            return s.code.split("-")[1]
+    return None
+
+
+def summarise(
+    store: Store, iid: str, snap: Snapshot, scoped: list[EventScope],
+    passes: dict[int, list[Pass]], by_event: bool,
+) -> ScopeResult:  # fmt: skip
+    """Store the exposures and build the summary.
+
+    A record's fields are the union of its events' fields, so records reached by the same
+    events share one *field set*: 7 million records of a full export are one field set, not
+    7 million lists. ``exposure_details`` joins them back for reading."""
+    # first: the first event, and the best evidence of that event (the log's own ids and a
+    # replay of the same event can both list a record)
+    agg = """SELECT {key}, bit_or(1::UBIGINT << bit) AS mask, min(conf) AS conf,
+            min(event_ix * 4 + conf) AS first"""
+    store.execute(
+        f"CREATE OR REPLACE TEMP TABLE scope_agg AS {agg.format(key='snap, rid')} "
+        "FROM scope_hits GROUP BY snap, rid"
+    )
+    store.execute(
+        f"CREATE OR REPLACE TEMP TABLE scope_orphans AS {agg.format(key='object, record_id')} "
+        f"FROM (SELECT *, {Confidence.EXACT.value} AS conf FROM scope_exact) "
+        "GROUP BY object, record_id"
+    )
+    _jurisdictions(store, snap)
+    conf = Confidence.sql_label("x.conf")
+    with store.transaction():
+        for table in ("exposures", "exposure_fieldsets", "exposure_events"):
+            store.execute(f"DELETE FROM {table} WHERE incident_id = ?", [iid])
+        store.execute(
+            "INSERT INTO exposure_events SELECT ?, event_ix, event_id, ts FROM scope_events",
+            [iid],
+        )
+        for f in snap.files.values():
+            group = passes.get(f.ix, [])
+            hits = store.scalar("SELECT count(*) FROM scope_agg WHERE snap = ?", [f.ix])
+            if not group and not hits:
+                continue
+            masks = [f"CASE WHEN {g.predicate} THEN {1 << g.bit}::UBIGINT ELSE 0 END"
+                     for g in group]  # fmt: skip
+            confs = [f"CASE WHEN {g.predicate} THEN {int(g.conf)} END" for g in group]
+            keep = [f"({g.predicate})" for g in group]
+            join = ""
+            if hits:
+                masks.append("coalesce(h.mask, 0)")
+                confs.append("h.conf")
+                keep.append("h.rid IS NOT NULL")
+                join = f"LEFT JOIN scope_agg h ON h.snap = {f.ix} AND h.rid = t0.rowid"
+            first = "h.first // 4" if hits and not by_event else "NULL::INTEGER"
+            who = snap.person(f.object, "t0")
+            conf_of = f"least({', '.join(confs)})"
+            store.execute(
+                f"""INSERT INTO exposures
+                SELECT ?, {lit(f.object)}, t0."Id", {" | ".join(masks)}, {first},
+                    {conf.replace("x.conf", conf_of)}, nullif({who.customer}, t0."Id"),
+                    j.country, j.us_state
+                FROM {f.table} t0 {join} {who.join}
+                LEFT JOIN scope_jur j ON j.country_raw IS NOT DISTINCT FROM {who.country}
+                    AND j.state_raw IS NOT DISTINCT FROM {who.state}
+                WHERE {" OR ".join(keep)}""",
+                [iid],
+            )
+        store.execute(
+            f"""INSERT INTO exposures SELECT ?, x.object, x.record_id, x.mask, x.first // 4,
+                {conf}, NULL, NULL, NULL FROM scope_orphans x""",
+            [iid],
+        )
+        _fieldsets(store, iid)
+        summary = _summary(store, iid, snap, scoped)
+        store.execute(
+            "INSERT INTO scopes VALUES (?, now()::TIMESTAMP, ?) ON CONFLICT (incident_id) "
+            "DO UPDATE SET scoped_at = excluded.scoped_at, summary = excluded.summary",
+            [iid, json.dumps(summary.to_dict(), default=json_default)],
+        )
+    return summary
+
+
+def _fieldsets(store: Store, iid: str) -> None:
+    """One row per distinct mask: its fields (the union of its events' fields), its evidence
+    events and, when bits are events, its first event."""
+    events = store.execute("SELECT event_ix, bit, event_id, ts, fields FROM scope_events").rows
+    by_bit: dict[int, list[tuple]] = {}
+    for ev in events:
+        by_bit.setdefault(ev[1], []).append(ev)
+    sets = []
+    masks = store.execute(
+        "SELECT DISTINCT fieldset FROM exposures WHERE incident_id = ?", [iid]
+    ).rows
+    for (mask,) in masks:
+        members = sorted(ev for b, evs in by_bit.items() if b >= 0 and mask >> b & 1 for ev in evs)
+        fields = sorted({f for ev in members for f in ev[4]})
+        sets.append((iid, mask, fields, [ev[2] for ev in members], members[0][0]))
+    store.insert("exposure_fieldsets", sets)
+
+
+def _jurisdictions(store: Store, snap: Snapshot) -> None:
+    """``scope_jur``: every raw country / state spelling in the snapshot → ISO codes."""
+    raws: set[tuple] = set()
+    for f in snap.files.values():
+        who = snap.person(f.object, "t0")
+        if who.country == "NULL":
+            continue
+        sql = f"SELECT DISTINCT {who.country}, {who.state} FROM {f.table} t0 {who.join}"
+        raws |= set(store.execute(sql).rows)
+    jur = [(c, s, country_code(c), us_state(s) if country_code(c) == "US" else None)
+           for c, s in raws]  # fmt: skip
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE scope_jur (country_raw VARCHAR, state_raw VARCHAR, "
+        "country VARCHAR, us_state VARCHAR)"
+    )
+    store.insert("scope_jur", jur)
+
+
+def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -> ScopeResult:
+    # One row per customer. Without a linked object (Case → Contact) each record is its own
+    # customer and the grouping — a hash aggregate over millions of rows — is skipped.
+    linked = store.scalar(
+        "SELECT count(*) FROM exposures WHERE incident_id = ? AND customer_id IS NOT NULL",
+        [iid],
+    )
+    conf = Confidence.sql_rank("confidence")
+    cust = (
+        f"""SELECT coalesce(customer_id, record_id) AS customer, min({conf}) AS conf,
+            list_sort(list(DISTINCT fieldset)) AS sets, any_value(country) AS country,
+            any_value(us_state) AS us_state
+        FROM exposures WHERE incident_id = $iid GROUP BY customer"""
+        if linked
+        else f"""SELECT record_id AS customer, {conf} AS conf, [fieldset] AS sets, country,
+            us_state FROM exposures WHERE incident_id = $iid"""
+    )
+    # A view when each record is its customer: the summaries below then read the exposures
+    # directly instead of copying millions of rows first.
+    cust = cust.replace("$iid", lit(iid))
+    customers = "scope_customers_table" if linked else "scope_customers_view"
+    kind = "TABLE" if linked else "VIEW"
+    store.execute(f"CREATE OR REPLACE TEMP {kind} {customers} AS {cust}")
+    by_conf = dict(store.execute(f"SELECT conf, count(*) FROM {customers} GROUP BY 1").rows)
+    countries = store.execute(
+        f"SELECT coalesce(country, 'unknown'), count(*) FROM {customers} GROUP BY 1 "
+        "ORDER BY 2 DESC, 1"
+    ).rows
+    states = store.execute(
+        f"SELECT coalesce(us_state, 'unknown'), count(*) FROM {customers} "
+        "WHERE country = 'US' GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).rows
+    set_fields = dict(
+        store.execute(
+            "SELECT fieldset, fields FROM exposure_fieldsets WHERE incident_id = ?", [iid]
+        ).rows
+    )
+    combos = store.execute(f"SELECT sets, count(*) FROM {customers} GROUP BY sets").rows
+    by_category: Counter[str] = Counter()
+    all_fields: set[str] = set()
+    for sets, n in combos:
+        fields = {f for key in sets for f in set_fields[key]}
+        all_fields |= fields
+        for cat in {category(f) for f in fields if f.lower() != "id"}:
+            by_category[cat] += n
+    for es in scoped:  # bounded exposures still expose their fields
+        all_fields.update(es.fields)
+    by_object = dict(store.execute(
+        "SELECT object, count(*) FROM exposures WHERE incident_id = ? GROUP BY 1 ORDER BY 2 DESC",
+        [iid]).rows)  # fmt: skip
+    # A record's first event is its own first_event, or its field set's when that is NULL
+    # (each mask bit one event); the last exposure is the latest event of any field set.
+    first, last = store.execute(
+        """WITH used AS (SELECT DISTINCT fieldset, first_event FROM exposures
+                          WHERE incident_id = $iid),
+            sets AS (SELECT f.fieldset, f.first_event, f.event_ids FROM exposure_fieldsets f
+                     WHERE f.incident_id = $iid AND f.fieldset IN (SELECT fieldset FROM used))
+        SELECT
+            (SELECT min(e.ts) FROM exposure_events e WHERE e.incident_id = $iid AND e.event_ix IN
+                (SELECT coalesce(u.first_event, s.first_event) FROM used u JOIN sets s
+                 USING (fieldset))),
+            (SELECT max(e.ts) FROM exposure_events e WHERE e.incident_id = $iid AND e.event_id IN
+                (SELECT unnest(event_ids) FROM sets))""",
+        {"iid": iid},
+    ).rows[0]
+    notes = sorted({es.note for es in scoped if es.note})
+    return ScopeResult(
+        incident_id=iid,
+        affected_customers=sum(by_conf.values()),
+        affected_by_confidence={c.label: by_conf.get(c.value, 0) for c in Confidence},
+        bounded_upper_bound=sum(
+            es.upper_bound or 0 for es in scoped if es.kind in ("bounded", *LISTED)
+        ),
+        fields=sorted(all_fields),
+        by_country=dict(countries),
+        by_us_state=dict(states),
+        by_category=dict(sorted(by_category.items(), key=lambda kv: (-kv[1], kv[0]))),
+        categories=sorted({category(f) for f in all_fields if f.lower() != "id"}),
+        records_by_object=by_object,
+        first_exposure_at=iso_z(first),
+        last_exposure_at=iso_z(last),
+        unbounded_events=[
+            es.event_id for es in scoped if es.kind == "bounded" and es.upper_bound is None
+        ],
+        snapshot={f.object: {"path": str(f.path), "records": f.rows} for f in snap.files.values()},
+        events=scoped,
+        notes=notes,
+    )
+
+
+def stored_scope(store: Store, incident_id: str) -> dict[str, Any] | None:
+    row = store.execute(
+        "SELECT summary FROM scopes WHERE upper(incident_id) = upper(?)", [incident_id]
+    ).first()
+    return json.loads(row[0]) if row else None
