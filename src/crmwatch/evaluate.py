@@ -37,6 +37,7 @@ from crmwatch.detect.runner import detect
 from crmwatch.errors import UsageError
 from crmwatch.incidents import Incident, build_incidents
 from crmwatch.ingest import ingest
+from crmwatch.schema import person_sql
 from crmwatch.scope.exposure import scope_incident
 from crmwatch.scope.results import stored_scope
 from crmwatch.store import Store
@@ -270,9 +271,9 @@ def _noise_sources(store: Store, truth: dict, ids: list[str]) -> dict[str, list[
          for s in d["sources"]],
     )  # fmt: skip
     rows = store.execute(
-        """SELECT i.incident_id, list(DISTINCT n.source ORDER BY n.source)
+        f"""SELECT i.incident_id, list(DISTINCT n.source ORDER BY n.source)
         FROM incident_events i JOIN events e ON e.event_id = i.event_id
-        JOIN eval_noise n ON n.who = lower(coalesce(e.user_name, e.user_id))
+        JOIN eval_noise n ON n.who = {person_sql("e.")}
             AND n.day = e.ts::DATE
         WHERE i.role = 'evidence' AND i.incident_id IN (SELECT unnest(?))
         GROUP BY i.incident_id""",

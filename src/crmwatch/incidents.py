@@ -50,7 +50,7 @@ from crmwatch.config import IncidentConfig
 from crmwatch.detect.context import ID_KEY, NETWORK, PRINCIPAL_KEY, PRINCIPAL_KIND, prepare
 from crmwatch.detect.rules import LEVEL_RISK
 from crmwatch.errors import UsageError
-from crmwatch.schema import LEVELS, Category
+from crmwatch.schema import LEVELS, Category, person_sql, principal_sql
 from crmwatch.sql import lit, lit_list, num
 from crmwatch.store import Store
 from crmwatch.timeutil import iso_z
@@ -252,14 +252,14 @@ def _alert_keys(store: Store, cfg: IncidentConfig) -> list[_AlertKeys]:
             SELECT a.alert_id, u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)),
         rare_apps AS (
             SELECT client_app FROM events_base WHERE client_app IS NOT NULL GROUP BY client_app
-            HAVING count(DISTINCT coalesce(user_name, user_id)) <= {APP_LINK_MAX_USERS})
+            HAVING count(DISTINCT {principal_sql()}) <= {APP_LINK_MAX_USERS})
         SELECT a.alert_id, a.level, a.title, coalesce(a.tags, []) AS tags, a.first_ts,
             a.last_ts, coalesce(a.fired_at, a.first_ts) AS fired_at, a.detected_at,
             coalesce(list(DISTINCT lower(e.user_name)) FILTER (e.user_name IS NOT NULL
                 AND {ACTED}), []) AS people,
             coalesce(list(DISTINCT {USER_KEY.format(c="e.user_id")})
                 FILTER (e.user_id IS NOT NULL AND {ACTED}), []) AS user_ids,
-            coalesce(list(DISTINCT lower(coalesce(e.user_name, e.user_id)))
+            coalesce(list(DISTINCT {person_sql("e.")})
                 FILTER (e.outcome = 'failure'), []) AS targets,
             coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL), [])
                 AS login_keys,
@@ -489,7 +489,7 @@ def _collect_events(store: Store, cfg: IncidentConfig) -> None:
             -- the same campaign's other tries at its targets, from addresses new to them
             -- (a spray's quieter addresses never reach a rule's count on their own)
             SELECT t.iid, e.event_id, 'attempt', 5 FROM (
-                SELECT event_id, ts, ip_class, lower(coalesce(user_name, user_id)) AS who,
+                SELECT event_id, ts, ip_class, {person_sql()} AS who,
                     {NETWORK} AS network
                 FROM events WHERE outcome = 'failure'
                     AND category = {lit(Category.AUTHENTICATION)}) e
@@ -699,8 +699,8 @@ def timeline(store: Store, incident: Incident, limit: int = 200) -> list[Timelin
     kind, object and IP collapse into one line with a count, so a 5,000-call export reads as
     one step of the attack, not 5,000 lines."""
     rows = store.execute(
-        """SELECT e.ts, i.role, e.event_id, e.source_type, e.category, e.operation, e.object,
-            e.rows, e.src_ip, e.country, e.client_app, e.outcome, coalesce(e.user_name, e.user_id)
+        f"""SELECT e.ts, i.role, e.event_id, e.source_type, e.category, e.operation, e.object,
+            e.rows, e.src_ip, e.country, e.client_app, e.outcome, {principal_sql("e.")}
             AS who
         FROM incident_events i
         JOIN (SELECT event_id, ts, source_type, category, operation, object, rows, src_ip,

@@ -144,6 +144,18 @@ KEY_COLUMNS: tuple[str, ...] = (
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
+
+def principal_sql(prefix: str = "") -> str:
+    """SQL naming who acted, as shown: the login name, else the user id. ``prefix`` is a table
+    alias with its dot (``"e."``)."""
+    return f"coalesce({prefix}user_name, {prefix}user_id)"
+
+
+def person_sql(prefix: str = "") -> str:
+    """SQL naming who acted, compared case-insensitively (a person's events group on it)."""
+    return f"lower({principal_sql(prefix)})"
+
+
 # A Salesforce record id, 15 or 18 characters (the 18-character form adds a case checksum).
 RECORD_ID = "[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?"
 # An authentication method reference that is a second factor (Salesforce's

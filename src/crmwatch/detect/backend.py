@@ -24,7 +24,7 @@ from sigma.types import CompareOperators, SigmaCIDRExpression
 from crmwatch.detect.context import NETWORK, PRINCIPAL_KIND, REPORT
 from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
 from crmwatch.errors import RuleError
-from crmwatch.schema import EVENT_VIEW_COLUMNS
+from crmwatch.schema import EVENT_VIEW_COLUMNS, person_sql, principal_sql
 from crmwatch.sql import json_path, lit
 
 # Names rules may use beside the columns. ``principal`` is who acted (LoginHistory and some
@@ -34,8 +34,8 @@ from crmwatch.sql import json_path, lit
 # organisation, else prefix) and ``report`` (a report event's report id) are explained in
 # detect/context.py.
 VIRTUAL_FIELDS = {
-    "principal": "coalesce(user_name, user_id)",
-    "person": "lower(coalesce(user_name, user_id))",
+    "principal": principal_sql(),
+    "person": person_sql(),
     "hour": "hour(ts)",
     "principal_kind": PRINCIPAL_KIND,
     "network": NETWORK,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from crmwatch.schema import Category
+from crmwatch.schema import Category, principal_sql
 from crmwatch.sql import lit, lit_list
 from crmwatch.store import Store
 
@@ -80,7 +80,7 @@ def prepare(store: Store) -> None:
     # baseline grouped by principal or person starts there (one scan here, not one per rule).
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE first_seen_principal AS
-        SELECT coalesce(user_name, user_id) AS g, min(ts) AS _first FROM events
+        SELECT {principal_sql()} AS g, min(ts) AS _first FROM events
         WHERE coalesce(source_type, '') NOT IN {lit_list(SNAPSHOT_TYPES)} GROUP BY ALL"""
     )
     store.execute(

@@ -30,6 +30,7 @@ from crmwatch.detect.context import prepare
 from crmwatch.detect.correlation import correlation_sql
 from crmwatch.detect.rules import LEVEL_RISK, Detection, RuleFile
 from crmwatch.errors import CrmwatchError
+from crmwatch.schema import principal_sql
 from crmwatch.sources.sqlmap import lit
 from crmwatch.store import Store, trace
 from crmwatch.timeutil import iso_z
@@ -99,7 +100,7 @@ def alert_sql(rf: Detection, window: Window) -> tuple[str, list]:
         base = (
             # One alert per principal and session; events without a session (LoginHistory,
             # OauthToken) are grouped by hour, so one alert never spans days.
-            "SELECT coalesce(user_name, user_id) AS principal, login_key, "
+            f"SELECT {principal_sql()} AS principal, login_key, "
             "CASE WHEN login_key IS NULL THEN time_bucket(INTERVAL 1 HOUR, ts) END AS _hour, "
             "min(ts) AS first_ts, "
             "max(ts) AS last_ts, list(event_id ORDER BY ts, event_id) AS event_ids, "
