@@ -235,12 +235,6 @@ DDL: tuple[str, ...] = (
         incident_id VARCHAR, object VARCHAR, record_id VARCHAR USING COMPRESSION zstd,
         fieldset UBIGINT, first_event INTEGER, confidence VARCHAR,
         customer_id VARCHAR USING COMPRESSION zstd, country VARCHAR, us_state VARCHAR)""",
-    # How the customer can be written to, read from the snapshot at scope time so notify
-    # need not read it again: whether an e-mail / a postal street is on file (never the
-    # address itself) and the preferred language; NULL when the record is not in the snapshot.
-    "ALTER TABLE exposures ADD COLUMN IF NOT EXISTS has_email BOOLEAN",
-    "ALTER TABLE exposures ADD COLUMN IF NOT EXISTS has_post BOOLEAN",
-    "ALTER TABLE exposures ADD COLUMN IF NOT EXISTS language VARCHAR",
     """CREATE TABLE IF NOT EXISTS exposure_fieldsets (
         incident_id VARCHAR, fieldset UBIGINT, fields VARCHAR[], event_ids VARCHAR[],
         first_event INTEGER)""",

@@ -32,6 +32,8 @@ from crmwatch.notify.text import (
     categories_text,
     letter_sections,
 )
+from crmwatch.scope.snapshot import SnapshotFile
+from crmwatch.sql import ident
 from crmwatch.store import Store
 
 REGULATOR_LABELS = {
@@ -372,9 +374,8 @@ def _mailing_list(
     store: Store, facts: Facts, a: Assessment, by_id: dict[str, Regime], org: Org, out: Path
 ) -> list[tuple]:
     """One row per affected customer and regime that must (or may have to) write to them.
-    The channel comes from what scope recorded of the snapshot — whether an e-mail or a postal
-    street is on file, and the preferred language — so the snapshot is not read again and the
-    file holds ids and choices, never addresses."""
+    Contact details are read from the snapshot now, only to choose the channel; the file holds
+    ids and choices, not addresses."""
     iid = facts.incident.id
     regimes = [
         by_id[o.regime]
@@ -382,28 +383,35 @@ def _mailing_list(
         if o.recipient == "individuals" and o.status in ("required", "assess")
     ]
     customers = store.execute(
-        """SELECT coalesce(customer_id, record_id) AS customer, any_value(country),
-            any_value(us_state), bool_or(has_email), bool_or(has_post), any_value(language)
-        FROM exposures WHERE incident_id = ? GROUP BY customer""",
+        """SELECT DISTINCT coalesce(customer_id, record_id) AS customer, country, us_state
+        FROM exposures WHERE incident_id = ?""",
         [iid],
     ).rows
+    contacts, missing = _contacts(store, facts)
+    # Never a silent fallback: say why customers are listed for substitute notice.
+    if missing:
+        files = "; ".join(f"{obj}: {path}" for obj, path in missing)
+        a.assumptions.append(
+            f"Snapshot files scope read are not there any more ({files}): the e-mail and "
+            "postal addresses of their customers were not checked, so those customers are "
+            "listed for substitute notice. Run notify where the snapshot is to choose channels."
+        )
     explicit = {s for r in by_id.values() if isinstance(r.us_states, tuple) for s in r.us_states}
     rows = []
     for r in regimes:
         everyone = r.establishment_covers_all and set(org.establishments) & set(r.countries)
-        for cid, country, state, email, post, preferred in customers:
+        for cid, country, state in customers:
             if not everyone and not _covers(r, country, state, explicit):
                 continue
-            channel = "email" if email else "post" if post else "substitute notice"
+            email, street, preferred = contacts.get(cid[:15], (None, None, None))
+            channel = "email" if email else "post" if street else "substitute notice"
             lang = _language(r, preferred, country)
             rows.append((cid, r.id, channel, lang, f"{r.id}-{lang}"))
-    # Never a silent fallback: say why customers are listed for substitute notice.
-    listed = {row[0] for row in rows}
-    unknown = {c for c, _country, _state, email, post, _l in customers if email is post is None}
-    if unknown & listed:
+    unknown = {row[0] for row in rows if row[0][:15] not in contacts}
+    if unknown and not missing:
         a.assumptions.append(
-            f"{len(unknown & listed)} customers to notify were not in the customer snapshot "
-            "scope read (the logs name them): listed for substitute notice."
+            f"{len(unknown)} customers to notify are not in the snapshot's Contact, Lead or "
+            "Account files (deleted since scope?): listed for substitute notice."
         )
     path = out / "mailing_list.csv"
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -434,6 +442,38 @@ def _language(r: Regime, preferred: str | None, country: str | None) -> str:
     if pref in LANGUAGES:
         return pref
     return _COUNTRY_LANG.get(country or "", "en")
+
+
+def _contacts(store: Store, facts: Facts) -> tuple[dict[str, tuple], list[tuple[str, Path]]]:
+    """id15 → (has e-mail, has street, preferred language) from the snapshot's person objects,
+    and the (object, path) of each such snapshot file scope read that is gone."""
+    out: dict[str, tuple] = {}
+    missing: list[tuple[str, Path]] = []
+    for obj, meta in (facts.scope.get("snapshot") or {}).items():
+        path = Path(meta["path"])
+        if obj not in ("Contact", "Lead", "Account"):
+            continue
+        if not path.exists():
+            missing.append((obj, path))
+            continue
+        f = SnapshotFile.open(store, obj, path)
+        rows = store.execute(
+            f"""SELECT left(s."Id", 15), {_col(f, "Email", "PersonEmail")} IS NOT NULL,
+                {_col(f, "MailingStreet", "Street", "PersonMailingStreet", "BillingStreet")}
+                    IS NOT NULL, {_col(f, "Preferred_Language__c", "Language__c")}
+            FROM {f.source} s WHERE left(s."Id", 15) IN (SELECT left(coalesce(customer_id,
+                record_id), 15) FROM exposures WHERE incident_id = ?)""",
+            [facts.incident.id],
+        ).rows
+        for id15, email, street, lang in rows:
+            out[id15] = (email, street, lang)
+    return out, missing
+
+
+def _col(f: SnapshotFile, *names: str) -> str:
+    """The first of ``names`` the file has, quoted, or NULL."""
+    found = f.first_column(*names)
+    return ident(found) if found else "NULL"
 
 
 # --- transparency and the summary ---

@@ -137,8 +137,7 @@ def summarise(
                 f"""INSERT INTO exposures
                 SELECT ?, {lit(f.object)}, t0."Id", {" | ".join(masks)}, {first},
                     {conf.replace("x.conf", conf_of)}, nullif({who.customer}, t0."Id"),
-                    j.country, j.us_state, nullif(trim({who.email}), '') IS NOT NULL,
-                    nullif(trim({who.street}), '') IS NOT NULL, nullif(trim({who.language}), '')
+                    j.country, j.us_state
                 FROM {f.table} t0 {join} {who.join}
                 LEFT JOIN scope_jur j ON j.country_raw IS NOT DISTINCT FROM {who.country}
                     AND j.state_raw IS NOT DISTINCT FROM {who.state}
@@ -147,7 +146,7 @@ def summarise(
             )
         store.execute(
             f"""INSERT INTO exposures SELECT ?, x.object, x.record_id, x.mask, x.first // 4,
-                {conf}, NULL, NULL, NULL, NULL, NULL, NULL FROM scope_orphans x""",
+                {conf}, NULL, NULL, NULL FROM scope_orphans x""",
             [iid],
         )
         _fieldsets(store, iid)

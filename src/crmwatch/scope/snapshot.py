@@ -33,12 +33,6 @@ STATE_COLUMNS = {
     "Account": ("PersonMailingStateCode", "PersonMailingState", "BillingStateCode",
                 "BillingState"),
 }  # fmt: skip
-# How a customer can be written to: whether an e-mail and a postal street are on file, and the
-# language they prefer (a custom field where orgs keep one).
-EMAIL_COLUMNS = {"Contact": ("Email",), "Lead": ("Email",), "Account": ("PersonEmail",)}
-STREET_COLUMNS = {"Contact": ("MailingStreet",), "Lead": ("Street",),
-                  "Account": ("PersonMailingStreet", "BillingStreet")}  # fmt: skip
-LANGUAGE_COLUMNS = ("Preferred_Language__c", "Language__c")
 # A Case is about a person: its ContactId says whose data it is.
 PERSON_LINK = {"Case": ("ContactId", "Contact")}
 
@@ -51,9 +45,6 @@ class Person:
     customer: str
     country: str
     state: str
-    email: str = "NULL"
-    street: str = "NULL"
-    language: str = "NULL"
 
 
 @dataclass
@@ -167,9 +158,6 @@ class Snapshot:
                 *COUNTRY_COLUMNS.get(f.object, ()),
                 *STATE_COLUMNS.get(f.object, ()),
                 *PERSON_LINK.get(f.object, ())[:1],
-                *EMAIL_COLUMNS.get(f.object, ()),
-                *STREET_COLUMNS.get(f.object, ()),
-                *(LANGUAGE_COLUMNS if f.object in EMAIL_COLUMNS else ()),
             )
             for col in ("Id", "CreatedDate", *summary):
                 self.need(f.object, col)
@@ -211,10 +199,7 @@ class Snapshot:
 
         country = first_of(COUNTRY_COLUMNS.get(holder.object, ()))
         state = first_of(STATE_COLUMNS.get(holder.object, ()))
-        email = first_of(EMAIL_COLUMNS.get(holder.object, ()))
-        street = first_of(STREET_COLUMNS.get(holder.object, ()))
-        language = first_of(LANGUAGE_COLUMNS if holder.object in EMAIL_COLUMNS else ())
-        return Person(join, customer, country, state, email, street, language)
+        return Person(join, customer, country, state)
 
     def _loaded_cols(self, f: SnapshotFile) -> list[str]:
         return [r[0] for r in self.store.execute(f"DESCRIBE {f.table}").rows]
