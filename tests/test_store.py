@@ -102,3 +102,14 @@ def test_a_store_missing_a_column_is_refused(tmp_path: Path):
     con.close()
     with pytest.raises(StoreError, match=r"column\(s\) missing: events_base.user_name"):
         Store(db)
+
+
+def test_a_store_of_a_newer_layout_is_refused_not_written_wrongly(tmp_path: Path):
+    db = tmp_path / "s.duckdb"
+    Store(db).close()
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                [str(int(SCHEMA_VERSION) + 1)])  # fmt: skip
+    con.close()
+    with pytest.raises(StoreError, match="newer than this crmwatch"):
+        Store(db)

@@ -116,6 +116,11 @@ class Store:
         what = None
         if version is None:
             what = "it has no schema version in a meta table"
+        elif version.isdigit() and int(version) > int(SCHEMA_VERSION):
+            raise StoreError(
+                f"store {self.path} has layout {version}, newer than this crmwatch's "
+                f"({SCHEMA_VERSION}): open it with the crmwatch that wrote it, or a newer one"
+            )
         elif version == SCHEMA_VERSION and missing:
             what = f"table(s) missing: {', '.join(missing)}"
         elif version == SCHEMA_VERSION:
