@@ -82,7 +82,7 @@ def run_ingest(files: list[Path], db: Path) -> tuple[float, int, dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=10_000_000)
-    ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args()
     files = dataset(args.out, args.events)
     ingest_s, rss_mb, summary = run_ingest(files, args.out / "bench.duckdb")

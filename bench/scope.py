@@ -96,7 +96,7 @@ def scan_baseline(path: Path) -> tuple[float, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--contacts", type=int, default=7_400_000)
-    ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args()
     path = snapshot(args.out, args.contacts)
     db, iid = incident_store(args.out, args.contacts)
