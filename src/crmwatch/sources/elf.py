@@ -42,6 +42,7 @@ from crmwatch.sources.base import (
 )
 from crmwatch.sources.sqlmap import (
     Ref,
+    acting_user,
     as_bigint,
     case,
     case_columns,
@@ -136,23 +137,13 @@ def elf_exprs(ref: Ref, record_path: str | None = None) -> dict[str, str]:
     e["org_id"] = first(ref, "ORGANIZATION_ID")
     # A LoginAs row names the administrator in DELEGATED_USER_* and the user they act as in
     # USER_*: the actor is the administrator, the impersonated user is the target.
-    delegated = first(ref, "DELEGATED_USER_ID_DERIVED", "DELEGATED_USER_ID", "DELEGATED_USER_NAME")
-    user_id = first(ref, "USER_ID_DERIVED", "USER_ID")
-    user_name = first(ref, "USER_NAME", "USERNAME", "USER_EMAIL")
-    if delegated == "NULL":
-        e["user_id"], e["user_name"] = user_id, user_name
-    else:
-        e["user_id"] = (
-            f"(CASE WHEN {delegated} IS NOT NULL THEN "
-            f"{first(ref, 'DELEGATED_USER_ID_DERIVED', 'DELEGATED_USER_ID')} ELSE {user_id} END)"
-        )
-        e["user_name"] = (
-            f"(CASE WHEN {delegated} IS NOT NULL THEN {first(ref, 'DELEGATED_USER_NAME')} "
-            f"ELSE {user_name} END)"
-        )
-        e["target_user"] = (
-            f"(CASE WHEN {delegated} IS NOT NULL THEN coalesce({user_name}, {user_id}) END)"
-        )
+    e.update(acting_user(
+        first(ref, "USER_ID_DERIVED", "USER_ID"),
+        first(ref, "USER_NAME", "USERNAME", "USER_EMAIL"),
+        first(ref, "DELEGATED_USER_ID_DERIVED", "DELEGATED_USER_ID", "DELEGATED_USER_NAME"),
+        first(ref, "DELEGATED_USER_ID_DERIVED", "DELEGATED_USER_ID"),
+        first(ref, "DELEGATED_USER_NAME"),
+    ))  # fmt: skip
     e["actor_type"] = "'user'"
     e["session_key"] = first(ref, "SESSION_KEY")
     e["login_key"] = first(ref, "LOGIN_KEY")

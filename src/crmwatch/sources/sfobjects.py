@@ -19,6 +19,7 @@ from crmwatch.schema import MFA_METHODS, RECORD_ID, Category
 from crmwatch.sources.base import Classified, JsonSource
 from crmwatch.sources.sqlmap import (
     Ref,
+    acting_user,
     as_bigint,
     case,
     coalesce_sql,
@@ -220,23 +221,13 @@ class SfObjectSource(JsonSource):
         e["org_id"] = first(ref, "OrganizationId", "DelegatedOrganizationId")
         # LoginAsEvent(Log) names the administrator in Delegated*: the actor. The user they
         # logged in as (Username, UserId) is the target.
-        delegated = first(ref, "DelegatedUsername", "DelegatedUserName", "DelegatedUserIdentifier")
-        user_id = first(ref, "UserId", "CreatedById", "UserIdentifier")
-        user_name = first(ref, "Username", "CreatedBy.Username")
-        if delegated == "NULL":
-            e["user_id"], e["user_name"] = user_id, user_name
-        else:
-            e["user_id"] = (
-                f"(CASE WHEN {delegated} IS NOT NULL THEN "
-                f"{first(ref, 'DelegatedUserIdentifier')} ELSE {user_id} END)"
-            )
-            e["user_name"] = (
-                f"(CASE WHEN {delegated} IS NOT NULL THEN "
-                f"{first(ref, 'DelegatedUsername', 'DelegatedUserName')} ELSE {user_name} END)"
-            )
-            e["target_user"] = (
-                f"(CASE WHEN {delegated} IS NOT NULL THEN coalesce({user_name}, {user_id}) END)"
-            )
+        e.update(acting_user(
+            first(ref, "UserId", "CreatedById", "UserIdentifier"),
+            first(ref, "Username", "CreatedBy.Username"),
+            first(ref, "DelegatedUsername", "DelegatedUserName", "DelegatedUserIdentifier"),
+            first(ref, "DelegatedUserIdentifier"),
+            first(ref, "DelegatedUsername", "DelegatedUserName"),
+        ))  # fmt: skip
         e["actor_type"] = "'user'"
         e["session_key"] = first(ref, "SessionKey")
         e["login_key"] = first(ref, "LoginKey")

@@ -72,6 +72,26 @@ def first(ref: Ref, *keys: str) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
+def acting_user(
+    user_id: str, user_name: str, delegated: str, delegated_id: str, delegated_name: str
+) -> dict[str, str]:
+    """``user_id``, ``user_name`` and ``target_user`` of an event that may be a Login-As: where
+    ``delegated`` (the administrator's columns) is set, the administrator is the actor and the
+    user logged in as is the target; elsewhere the user is the actor. All arguments are SQL
+    (``"NULL"`` when the input has no such column)."""
+    if delegated == "NULL":
+        return {"user_id": user_id, "user_name": user_name}
+    return {
+        "user_id": f"(CASE WHEN {delegated} IS NOT NULL THEN {delegated_id} ELSE {user_id} END)",
+        "user_name": (
+            f"(CASE WHEN {delegated} IS NOT NULL THEN {delegated_name} ELSE {user_name} END)"
+        ),
+        "target_user": (
+            f"(CASE WHEN {delegated} IS NOT NULL THEN coalesce({user_name}, {user_id}) END)"
+        ),
+    }
+
+
 def case(expr: str, table: Mapping[str, str], default: str = "NULL") -> str:
     """``CASE expr WHEN key THEN value …`` from a table of SQL values."""
     if not table or expr == "NULL":
