@@ -51,6 +51,18 @@ def test_insert_of_no_rows_is_a_no_op_and_a_wrong_width_is_an_error(store: Store
     assert store.scalar("SELECT count(*) FROM p") == 0
 
 
+def _tamper(db: Path, *statements: str) -> Path:
+    """``db`` changed behind crmwatch's back: a store (made if missing), then ``statements``
+    run on it with DuckDB directly."""
+    if not db.exists():
+        Store(db).close()
+    con = duckdb.connect(str(db))
+    for sql in statements:
+        con.execute(sql)
+    con.close()
+    return db
+
+
 @pytest.mark.parametrize("table", ["events_base", "ip_info", "exposures", "meta"])
 def test_a_store_missing_a_table_is_refused_not_answered_from_an_empty_one(
     tmp_path: Path, table: str
@@ -61,9 +73,7 @@ def test_a_store_missing_a_table_is_refused_not_answered_from_an_empty_one(
     runner = CliRunner()
     assert runner.invoke(app, ["ingest", str(write_breach(tmp_path / "logs")), "--db", str(db)]
                          ).exit_code == 0  # fmt: skip
-    con = duckdb.connect(str(db))
-    con.execute(f"DROP TABLE {table}")
-    con.close()
+    _tamper(db, f"DROP TABLE {table}")
     res = runner.invoke(app, ["stats", "--db", str(db)])
     assert res.exit_code == 2 and "damaged or not a crmwatch store" in res.stderr
     assert (table if table != "meta" else "no schema version") in res.stderr
@@ -73,12 +83,8 @@ def test_a_store_missing_a_table_is_refused_not_answered_from_an_empty_one(
 
 
 def test_a_store_of_the_first_layout_gets_its_missing_tables(tmp_path: Path):
-    db = tmp_path / "s.duckdb"
-    Store(db).close()
-    con = duckdb.connect(str(db))
-    con.execute("DROP TABLE ingest_runs")
-    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    con.close()
+    db = _tamper(tmp_path / "s.duckdb", "DROP TABLE ingest_runs",
+                 "UPDATE meta SET value = '1' WHERE key = 'schema_version'")  # fmt: skip
     with Store(db) as store:
         assert store.meta("schema_version") == SCHEMA_VERSION
         tables = {r[0] for r in store.execute("SHOW TABLES").rows}
@@ -94,22 +100,15 @@ def test_a_duckdb_file_of_something_else_is_not_taken_for_a_store(tmp_path: Path
 
 
 def test_a_store_missing_a_column_is_refused(tmp_path: Path):
-    db = tmp_path / "s.duckdb"
-    Store(db).close()
-    con = duckdb.connect(str(db))
-    con.execute("DROP VIEW events")
-    con.execute("ALTER TABLE events_base DROP COLUMN user_name")
-    con.close()
+    db = _tamper(tmp_path / "s.duckdb", "DROP VIEW events",
+                 "ALTER TABLE events_base DROP COLUMN user_name")  # fmt: skip
     with pytest.raises(StoreError, match=r"column\(s\) missing: events_base.user_name"):
         Store(db)
 
 
 def test_a_store_of_a_newer_layout_is_refused_not_written_wrongly(tmp_path: Path):
-    db = tmp_path / "s.duckdb"
-    Store(db).close()
-    con = duckdb.connect(str(db))
-    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                [str(int(SCHEMA_VERSION) + 1)])  # fmt: skip
-    con.close()
+    newer = int(SCHEMA_VERSION) + 1
+    db = _tamper(tmp_path / "s.duckdb",
+                 f"UPDATE meta SET value = '{newer}' WHERE key = 'schema_version'")  # fmt: skip
     with pytest.raises(StoreError, match="newer than this crmwatch"):
         Store(db)
