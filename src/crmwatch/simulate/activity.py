@@ -20,7 +20,7 @@ import urllib.parse
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from crmwatch.simulate.volume import HEADERS
+from crmwatch.simulate.volume import COMMON, HEADERS
 from crmwatch.simulate.world import DOMAIN, ORG_ID
 
 Ref = tuple[str, str, str]  # (source_type prefix, native key, value)
@@ -28,13 +28,7 @@ Ref = tuple[str, str, str]  # (source_type prefix, native key, value)
 ELF_HEADERS: dict[str, tuple[str, ...]] = {
     **HEADERS,
     "ReportExport": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "URI",
         "SESSION_KEY",
         "LOGIN_KEY",
@@ -46,13 +40,7 @@ ELF_HEADERS: dict[str, tuple[str, ...]] = {
         "URI_ID_DERIVED",
     ),
     "Report": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "URI",
         "SESSION_KEY",
         "LOGIN_KEY",
@@ -80,13 +68,7 @@ ELF_HEADERS: dict[str, tuple[str, ...]] = {
     # Login As event type (EventLogFile field reference): the administrator in DELEGATED_*,
     # the user they act as in USER_ID.
     "LoginAs": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "SESSION_KEY",
         "LOGIN_KEY",
         "DELEGATED_USER_ID",

@@ -13,15 +13,13 @@ from pathlib import Path
 
 import duckdb
 
+# The fields every EventLogFile event type starts with (EventLogFile Supported Event Types).
+COMMON = ("EVENT_TYPE", "TIMESTAMP", "REQUEST_ID", "ORGANIZATION_ID", "USER_ID", "RUN_TIME",
+          "CPU_TIME")  # fmt: skip
+
 HEADERS: dict[str, tuple[str, ...]] = {
     "Login": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "URI",
         "SESSION_KEY",
         "LOGIN_KEY",
@@ -45,13 +43,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "SOURCE_IP",
     ),
     "API": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "URI",
         "SESSION_KEY",
         "LOGIN_KEY",
@@ -73,13 +65,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "URI_ID_DERIVED",
     ),
     "RestApi": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "URI",
         "SESSION_KEY",
         "LOGIN_KEY",
@@ -102,13 +88,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "URI_ID_DERIVED",
     ),
     "BulkApi2": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "SESSION_KEY",
         "LOGIN_KEY",
         "JOB_ID",
@@ -121,13 +101,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "CLIENT_IP",
     ),
     "URI": (
-        "EVENT_TYPE",
-        "TIMESTAMP",
-        "REQUEST_ID",
-        "ORGANIZATION_ID",
-        "USER_ID",
-        "RUN_TIME",
-        "CPU_TIME",
+        *COMMON,
         "URI",
         "SESSION_KEY",
         "LOGIN_KEY",
