@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import pyarrow as pa
 
@@ -154,21 +154,50 @@ def _head(path: Path, size: int) -> bytes:
                 fh.seek(0)
                 return fh.read(size)
             fh.seek(0)
-            out = bytearray()
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            while len(out) < size and (chunk := fh.read(1 << 16)):
-                while chunk and len(out) < size:
-                    out += inflater.decompress(chunk, size - len(out))
-                    chunk = inflater.unconsumed_tail
-                    if inflater.eof:  # the next member, if any
-                        rest = inflater.unused_data + chunk
-                        if rest[:2] != GZIP_MAGIC:
-                            return bytes(out)
-                        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                        chunk = rest
-            return bytes(out)
-    except (OSError, zlib.error) as e:
+            data, problem, corrupt = _inflate(fh, size)
+    except OSError as e:
         raise SourceFormatError(f"cannot read file: {e}", Location(path)) from e
+    if corrupt:
+        raise SourceFormatError(f"cannot read file: {problem}", Location(path))
+    return data
+
+
+def _inflate(fh: BinaryIO, limit: int | None = None) -> tuple[bytes, str | None, bool]:
+    """The decompressed content of a gzip file, read in chunks, up to ``limit`` bytes.
+
+    Log shippers append: ``cat a.gz b.gz`` is one valid gzip file of several members (RFC
+    1952, 2.2), and every member is read; some writers pad members with zeros.
+
+    Returns:
+        The bytes; what went wrong, if anything (corrupt data, a stream cut short, bytes after
+        the gzip data that are not gzip); and whether that was corruption, in which case the
+        corrupt member's output is left out.
+    """
+    out = bytearray()
+    members, member_start, pending = 1, 0, b""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    while limit is None or len(out) < limit:
+        chunk = pending or fh.read(1 << 16)
+        if not chunk:
+            return bytes(out), f"gzip stream cut short after {len(out)} decompressed bytes", False
+        try:
+            out += inflater.decompress(chunk, 0 if limit is None else limit - len(out))
+        except zlib.error as e:
+            return bytes(out[:member_start]), f"corrupt gzip data in member {members}: {e}", True
+        pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            continue
+        rest = (inflater.unused_data + pending).lstrip(b"\x00")
+        while len(rest) < 2 and (more := fh.read(1 << 16)):
+            rest = (rest + more).lstrip(b"\x00")
+        if not rest:
+            return bytes(out), None, False
+        if rest[:2] != GZIP_MAGIC:
+            trailer = len(rest) + len(fh.read())
+            return bytes(out), f"{trailer} bytes after the gzip data are not gzip", False
+        members, member_start, pending = members + 1, len(out), rest
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    return bytes(out[:limit]), None, False
 
 
 def read_input(path: Path) -> tuple[bytes, str | None]:
@@ -193,29 +222,14 @@ def read_input(path: Path) -> tuple[bytes, str | None]:
 def _gunzip(path: Path) -> tuple[bytes, str | None]:
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            if fh.read(2) != GZIP_MAGIC:
+                fh.seek(0)
+                return fh.read(), None
+            fh.seek(0)
+            data, problem, _ = _inflate(fh)
+            return data, problem
     except OSError as e:
         raise SourceFormatError(f"cannot read file: {e.strerror}", Location(path)) from e
-    if data[:2] != GZIP_MAGIC:
-        return data, None
-    # Log shippers append: `cat a.gz b.gz` is one valid gzip file of several members
-    # (RFC 1952, 2.2), and every member is read.
-    parts: list[bytes] = []
-    rest = data
-    while rest:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            parts.append(inflater.decompress(rest))
-        except zlib.error as e:
-            return b"".join(parts), f"corrupt gzip data in member {len(parts) + 1}: {e}"
-        if not inflater.eof:
-            out = b"".join(parts)
-            return out, f"gzip stream cut short after {len(out)} decompressed bytes"
-        rest = inflater.unused_data.lstrip(b"\x00")  # some writers pad members with zeros
-        if rest and rest[:2] != GZIP_MAGIC:
-            out = b"".join(parts)
-            return out, f"{len(rest)} bytes after the gzip data are not gzip"
-    return b"".join(parts), None
 
 
 def read_bytes(path: Path) -> bytes:
