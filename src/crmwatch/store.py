@@ -14,12 +14,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 
 from crmwatch.errors import StoreError
-from crmwatch.schema import DDL, TABLES
+from crmwatch.schema import DDL
 
 DEFAULT_DB = "crmwatch.duckdb"
 # The layout a store is in. At this version every table and column of schema.DDL must be
@@ -83,13 +83,27 @@ class Store:
         self.con.execute("SET enable_progress_bar=false")
         # Every time crmwatch stores is UTC; so is every timestamp with a zone it reads.
         self.con.execute("SET TimeZone='UTC'")
-        self._check_layout()
+        version = self._version()
         self._migrate()
         # One transaction: a store killed while being created is created again, not left
-        # half-made and then refused as damaged.
+        # half-made and then refused as damaged. A store already at this layout must come out
+        # of it unchanged: a table or column the DDL had to add was lost, and CREATE TABLE IF
+        # NOT EXISTS would put an empty one in its place, so stats, detect and notify would
+        # answer as if nothing had been ingested, found or scoped.
         self.con.execute("BEGIN")
-        for statement in DDL:
-            self.con.execute(statement)
+        before = self._columns()
+        try:
+            for statement in DDL:
+                self.con.execute(statement)
+        except duckdb.Error as e:  # a view over a column that is gone
+            self.con.execute("ROLLBACK")
+            if version != SCHEMA_VERSION:
+                raise StoreError(f"cannot bring store {self.path} to this layout: {e}") from e
+            self._damaged(_expected_columns() - before)
+        lost = self._columns() - before if version == SCHEMA_VERSION else set()
+        if lost:
+            self.con.execute("ROLLBACK")
+            self._damaged(lost)
         self.con.execute(
             "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION]
         )
@@ -98,45 +112,43 @@ class Store:
     def __repr__(self) -> str:
         return f"<Store {self.path}>"
 
-    def _check_layout(self) -> None:
-        """Refuse a store at this layout that lacks a table: ``CREATE TABLE IF NOT EXISTS``
-        would put an empty one in its place, and stats, detect and notify would answer as
-        if nothing had been ingested, found or scoped."""
+    def _version(self) -> str | None:
+        """The store's layout version, None for a new store. Refuses a DuckDB file of
+        something else, and a store written by a newer crmwatch."""
         tables = {r[0] for r in self.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = 'main'"
         ).fetchall()}  # fmt: skip
         if not tables:
-            return  # a new store
-        version = None
+            return None  # a new store
+        row = None
         if "meta" in tables:
             row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = row[0] if row else None
-        missing = [t for t in TABLES if t not in tables]
-        what = None
-        if version is None:
-            what = "it has no schema version in a meta table"
-        elif version.isdigit() and int(version) > int(SCHEMA_VERSION):
+        if row is None:
+            self._refuse("it has no schema version in a meta table")
+        version = row[0]
+        if version.isdigit() and int(version) > int(SCHEMA_VERSION):
             raise StoreError(
                 f"store {self.path} has layout {version}, newer than this crmwatch's "
                 f"({SCHEMA_VERSION}): open it with the crmwatch that wrote it, or a newer one"
             )
-        elif version == SCHEMA_VERSION and missing:
-            what = f"table(s) missing: {', '.join(missing)}"
-        elif version == SCHEMA_VERSION:
-            have = set(self.con.execute(
-                "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = 'main'"
-            ).fetchall())  # fmt: skip
-            lost = sorted(_layout() - have)
-            if lost:
-                what = "column(s) missing: " + ", ".join(f"{t}.{c}" for t, c in lost)
-        if what:
-            raise StoreError(
-                f"store {self.path} is damaged or not a crmwatch store: {what}. crmwatch will "
-                "not answer from a store missing part of its data; restore the file from a "
-                "backup, or ingest into a new store."
-            )
+        return version
+
+    def _columns(self) -> set[tuple[str, str]]:
+        return _table_columns(self.con)
+
+    def _damaged(self, lost: set[tuple[str, str]]) -> NoReturn:
+        tables = {t for t, _ in lost if t not in {t for t, _ in self._columns()}}
+        if tables:
+            self._refuse(f"table(s) missing: {', '.join(sorted(tables))}")
+        self._refuse("column(s) missing: " + ", ".join(f"{t}.{c}" for t, c in sorted(lost)))
+
+    def _refuse(self, what: str) -> NoReturn:
+        raise StoreError(
+            f"store {self.path} is damaged or not a crmwatch store: {what}. crmwatch will "
+            "not answer from a store missing part of its data; restore the file from a "
+            "backup, or ingest into a new store."
+        )
 
     def _migrate(self) -> None:
         """Bring a store written by an older crmwatch to this schema. Scope results are
@@ -228,18 +240,24 @@ class Store:
 
 
 @cache
-def _layout() -> frozenset[tuple[str, str]]:
-    """Every (table, column) a store of this layout has: the DDL run on an empty database."""
+def _expected_columns() -> set[tuple[str, str]]:
+    """Every (table, column) of a store at this layout: the DDL run on an empty database.
+    Only read to name what a damaged store lacks."""
     con = duckdb.connect(":memory:")
     for statement in DDL:
         con.execute(statement)
-    rows = con.execute(
-        "SELECT table_name, column_name FROM information_schema.columns "
-        f"WHERE table_name IN ({', '.join('?' * len(TABLES))})",
-        list(TABLES),
-    ).fetchall()
+    columns = _table_columns(con)
     con.close()
-    return frozenset(rows)
+    return columns
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """Every (table, column) of a database's tables (views are recreated, not checked)."""
+    return set(con.execute(
+        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+        "JOIN information_schema.tables t USING (table_schema, table_name) "
+        "WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE'"
+    ).fetchall())  # fmt: skip
 
 
 def _shorten(sql: str, limit: int = 300) -> str:
