@@ -21,6 +21,7 @@ from crmwatch.detect.runner import detect
 from crmwatch.errors import ConfigError
 from crmwatch.incidents import Incident, build_incidents
 from crmwatch.ingest import ingest
+from crmwatch.notify.cases import run_cases
 from crmwatch.notify.elements import elements
 from crmwatch.notify.facts import Facts, Group
 from crmwatch.notify.obligations import decide
@@ -74,8 +75,49 @@ def test_every_rule_file_passes_the_schema_and_cites_its_law(path: Path):
     assert check(data) == []
     r = load_regime(path)
     assert r.id == path.stem and r.citation and r.verified_on and r.sources
-    assert r.verification in ("statute", "secondary")
+    assert r.verification  # what the rule rests on, by the kinds of its sources
     assert all(s["url"].startswith("http") for s in r.sources)
+    assert r.cases, "every jurisdiction file carries its own cases"
+
+
+def test_a_rule_resting_on_a_secondary_source_never_claims_the_statute_alone():
+    pipa = REGIMES["kr-pipa"]
+    assert pipa.verification == "statute text + secondary sources"
+    assert REGIMES["us-other"].verification == "secondary sources"
+
+
+def test_every_case_in_every_jurisdiction_file_passes():
+    results = run_cases(list(REGIMES.values()))
+    assert len(results) >= 50
+    assert [(r.regime, r.name, r.problems) for r in results if not r.passed] == []
+
+
+def test_a_wrong_expectation_in_a_case_fails_with_its_reason(tmp_path: Path):
+    data = yaml.safe_load((regimes_dir() / "kr-pipa.yaml").read_text(encoding="utf-8"))
+    data["cases"] = [{"name": "wrong", "people": [{"country": "KR", "fields": ["Email"],
+                      "count": 3}], "expect": {"regulator": "not_required"}}]  # fmt: skip
+    path = tmp_path / "kr-pipa.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    (result,) = run_cases([load_regime(path)])
+    assert result.problems == [
+        "regulator: expected not_required, got required (the leak came from unauthorised "
+        "outside access (any number of people))"
+    ]
+    result = runner.invoke(app, ["notify", "check", "--regimes", str(tmp_path)])
+    assert result.exit_code == 1 and "FAIL kr-pipa: wrong" in result.output
+
+
+def test_notify_check_runs_the_built_in_cases():
+    result = runner.invoke(app, ["notify", "check"])
+    assert result.exit_code == 0, result.output
+    assert " 0 failed" in result.output
+
+
+def test_a_time_zone_that_does_not_exist_is_refused():
+    data = yaml.safe_load((regimes_dir() / "us-wa.yaml").read_text(encoding="utf-8"))
+    data["regulator"]["deadline"]["tz"] = "America/Seatle"
+    assert "regulator.deadline.tz: 'America/Seatle' is not an IANA time zone (e.g. Asia/Seoul)" in (
+        check(data))  # fmt: skip
 
 
 def test_the_schema_names_what_is_wrong(tmp_path: Path):
@@ -94,8 +136,9 @@ def test_the_schema_names_what_is_wrong(tmp_path: Path):
         load_regime(bad)
 
 
-REQUIRED = ("kr-pipa", "jp-appi", "cn-pipl", "eu-gdpr", "uk-gdpr", "sg-pdpa", "au-ndb",
-            "ca-pipeda", "us-ca", "us-ny", "us-tx", "us-fl", "us-wa", "us-ma", "us-other")  # fmt: skip
+REQUIRED = ("kr-pipa", "kr-network-act", "jp-appi", "cn-pipl", "cn-cac-incident", "eu-gdpr",
+            "uk-gdpr", "sg-pdpa", "au-ndb", "ca-pipeda", "ca-qc", "ca-ab", "us-ca", "us-ny",
+            "us-tx", "us-fl", "us-wa", "us-ma", "us-il", "us-other")  # fmt: skip
 
 
 def test_every_required_regime_is_covered():
@@ -137,7 +180,7 @@ def test_eu_contact_data_gdpr_33_within_72h_and_34_for_assessment():
 @pytest.mark.parametrize(("regime", "groups", "outside", "regulator", "individuals"), [
     ("uk-gdpr", [("GB", None, NAME_EMAIL, 10)], True, "required", "assess"),
     ("jp-appi", [("JP", None, NAME_EMAIL, 50)], True, "required", "required"),
-    ("jp-appi", [("JP", None, NAME_EMAIL, 50)], False, "not_required", "required"),
+    ("jp-appi", [("JP", None, NAME_EMAIL, 50)], False, "required", "required"),  # take-out
     ("jp-appi", [("JP", None, NAME_EMAIL, 1001)], False, "required", "required"),
     ("cn-pipl", [("CN", None, NAME_EMAIL, 5)], True, "required", "required"),
     ("sg-pdpa", [("SG", None, NAME_EMAIL, 600)], True, "required", "not_required"),
@@ -165,7 +208,7 @@ def test_eu_contact_data_gdpr_33_within_72h_and_34_for_assessment():
      "required", "required"),
     ("us-other", [("US", "NV", ("FirstName", "LastName", "SSN__c"), 2)], True, "assess",
      "required"),
-    ("us-other", [("US", "NV", NAME_EMAIL, 2)], True, "not_required", "not_required"),
+    ("us-other", [("US", "NV", NAME_EMAIL, 2)], True, "assess", "assess"),  # not encoded
 ])  # fmt: skip
 def test_each_regime_decides_known_cases(regime, groups, outside, regulator, individuals):
     o = obligations(facts(*groups, outside=outside), only=regime)
@@ -175,7 +218,9 @@ def test_each_regime_decides_known_cases(regime, groups, outside, regulator, ind
 
 def test_japan_final_report_gets_60_days_for_unauthorised_access_and_a_preliminary():
     outside = obligations(facts(("JP", None, NAME_EMAIL, 5)), only="jp-appi")
-    inside = obligations(facts(("JP", None, NAME_EMAIL, 2000), outside=False), only="jp-appi")
+    accident = facts(("JP", None, NAME_EMAIL, 2000), outside=False)
+    accident.wrongful_purpose = False  # not an attack or a take-out: 30 days
+    inside = obligations(accident, only="jp-appi")
     # 2 March 09:00 UTC is 18:00 in Tokyo: days count from that local date
     assert outside[("jp-appi", "regulator")].deadline_utc == "2026-05-01T14:59:59Z"  # +60 days
     assert inside[("jp-appi", "regulator")].deadline_utc == "2026-04-01T14:59:59Z"  # +30 days
@@ -329,7 +374,8 @@ def test_the_gdpr_draft_answers_article_33_3_from_the_evidence(package):
                     "Data Protection Officer"]),
 ])  # fmt: skip
 def test_letters_render_to_pdf_that_reads_back(package, letter, expected):
-    pdf = package.out / "letters" / f"{letter}.pdf"
+    # a regime with several sets of exposed items has a numbered template per set
+    (pdf,) = sorted((package.out / "letters").glob(f"{letter}*.pdf"))[-1:]
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
     for phrase in expected:
         assert phrase in text, (letter, phrase)
@@ -341,6 +387,9 @@ def test_california_letter_uses_the_statutory_title_and_headings(tmp_path: Path)
     r = REGIMES["us-ca"]
     f = facts(("US", "CA", ("Name", "Drivers_License__c"), 3))
     sections = letter_sections(r.individuals.contents, f, Org(), "en", r.individuals.headings)
+    # slots are grouped under the statute's five headings, each heading once
+    assert [s.heading for s in sections] == ["What Happened", "What Information Was Involved",
+        "What We Are Doing", "What You Can Do", "For More Information"]  # fmt: skip
     html_path, pdf = _render(tmp_path / "ca", "en", f, Org(), sections, r.individuals.title)
     text = "".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "What Happened" in html_path.read_text(encoding="utf-8")
@@ -399,3 +448,20 @@ def test_cli_notify_and_a_clear_error_before_scope(scoped, tmp_path: Path):
     res = runner.invoke(app, ["notify", other, "--aware-at", "2025-06-13T00:00:00Z",
                               "--db", str(db), "--out", str(tmp_path)])  # fmt: skip
     assert res.exit_code == 2 and "has not been scoped" in res.stderr
+
+
+@pytest.mark.parametrize(("lang", "said", "not_said"), [
+    ("en", "name", "date of birth"), ("fr", "nom", "naissance"), ("ko", "성명", "생년월일"),
+    ("ja", "氏名", "生年月日"),
+])  # fmt: skip
+def test_a_name_only_leak_is_listed_as_a_name_in_every_language(lang, said, not_said):
+    f = facts(("FR", None, ("FirstName", "LastName"), 3))
+    (section,) = letter_sections(("categories",), f, Org(), lang)
+    assert section.body == [said] and not_said not in section.body[0]
+
+
+def test_a_password_is_called_a_password_and_purchases_are_not_mentioned_unless_taken():
+    f = facts(("US", "CA", ("Email", "Password__c"), 3))
+    sections = letter_sections(("categories", "likely_consequences", "self_help"), f, Org(), "en")
+    text = " ".join(p for s in sections for p in s.body)
+    assert "password" in text and "sensitive" not in text and "purchase" not in text

@@ -39,8 +39,10 @@ from crmwatch.incidents import (
     timeline,
 )
 from crmwatch.ingest import IngestSummary, expand_paths, ingest
+from crmwatch.notify.cases import run_cases
 from crmwatch.notify.org import load_org
 from crmwatch.notify.package import Package, notify
+from crmwatch.notify.regimes import Regime, load_regimes
 from crmwatch.schema import LEVELS
 from crmwatch.scope.exposure import scope_incident
 from crmwatch.scope.results import ScopeResult
@@ -645,24 +647,57 @@ def _print_scope(r: ScopeResult) -> None:
 
 @command(app, "notify")
 def notify_cmd(
-    incident_id: Annotated[str, typer.Argument(help="A scoped incident's id")],
-    aware_at: Annotated[
-        str, typer.Option("--aware-at", help="When the company became aware (ISO; offset or Z)")
+    incident_id: Annotated[
+        str, typer.Argument(help="A scoped incident's id; or `check` to run the rule cases")
     ],
+    aware_at: Annotated[
+        str | None,
+        typer.Option("--aware-at", help="When the company became aware (ISO; offset or Z)"),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Package folder")] = Path("notify-out"),
     org: Annotated[
         Path | None, typer.Option("--org", help="Org file (TOML/YAML): controller, contact")
     ] = None,
+    regimes_dir: Annotated[
+        Path | None,
+        typer.Option("--regimes", help="Folder of jurisdiction files (default: the built-in)"),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Per-jurisdiction obligations and deadlines, regulator drafts, customer letters (HTML,
-    PDF), mailing list and transparency check for a scoped incident."""
+    PDF), mailing list and transparency check for a scoped incident. `crmwatch notify check`
+    runs the cases every jurisdiction file carries and exits 1 if one fails."""
+    regimes = load_regimes(regimes_dir)
+    if incident_id.lower() == "check":
+        _check_regimes(regimes)
+        return
+    if aware_at is None:
+        raise UsageError("--aware-at is needed: when the company became aware of the breach")
     organisation, aware = load_org(org), _parse_time(aware_at)  # checked before any work
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file, not a folder")
     with Store(db or default_db_path()) as store:
-        pkg = notify(store, incident_id, aware, out_dir / incident_id.upper(), organisation)
+        pkg = notify(
+            store, incident_id, aware, out_dir / incident_id.upper(), organisation,
+            regimes=regimes,
+        )  # fmt: skip
     _print_package(pkg)
+
+
+def _check_regimes(regimes: list[Regime]) -> None:
+    results = run_cases(regimes)
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        for problem in r.problems:
+            out.print(f"[red]FAIL[/red] {clean(r.regime)}: {clean(r.name)}: {clean(problem)}")
+    bare = [r.id for r in regimes if not r.cases]
+    out.print(
+        f"{len(results) - len(failed)} cases passed, {len(failed)} failed, "
+        f"{len(regimes)} jurisdiction files"
+        + (f"; without cases: {', '.join(bare)}" if bare else "")
+    )
+    if failed or bare:
+        raise typer.Exit(1)
 
 
 def _print_package(pkg: Package) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from crmwatch.scope.fields import field_key
+from crmwatch.scope.fields import category, field_key
 
 PATTERNS: dict[str, str] = {
     "ssn": r"ssn|socialsecurity|socialinsurance",
@@ -57,3 +57,68 @@ def elements(fields: list[str] | set[str] | tuple[str, ...]) -> set[str]:
 def satisfies(present: set[str], any_of: list[list[str]]) -> bool:
     """Whether some combination of required elements is wholly present."""
     return any(set(combo) <= present for combo in any_of)
+
+
+# What a notice lists, one item per kind of data, most specific first: the element a field
+# holds in law when it holds one, else its scope category. A name-only leak is "name", never
+# "name and date of birth"; a password is a password, not "sensitive data".
+_ITEM_OF_ELEMENT = (
+    ("password", "password"),
+    ("security_code", "security_code"),
+    ("financial_account", "financial_account"),
+    ("ssn", "ssn"),
+    ("drivers_license", "drivers_license"),
+    ("passport", "passport"),
+    ("state_id", "state_id"),
+    ("health_insurance", "health_insurance"),
+    ("medical", "medical"),
+    ("biometric", "biometric"),
+    ("sensitive", "sensitive"),
+    ("dob", "dob"),
+    ("first_name", "name"),
+    ("last_name", "name"),
+    ("full_name", "name"),
+)
+_ITEM_OF_CATEGORY = {
+    "postal_address": "postal_address",
+    "phone": "phone",
+    "purchase_sales": "purchase_history",
+    "customer_number": "customer_number",
+    "serial_number": "serial_number",
+}
+# Items whose label names the fields themselves (there is no fixed word for them).
+LISTED_ITEMS = ("sensitive", "other")
+ITEMS = (
+    "name", "dob", "email", "username", "online_id", "phone", "postal_address",
+    "purchase_history", "customer_number", "serial_number", "password", "security_code",
+    "financial_account", "ssn", "drivers_license", "passport", "state_id", "medical",
+    "health_insurance", "biometric", "sensitive", "other",
+)  # fmt: skip
+
+
+def item(field_name: str) -> str:
+    """The notice item of one exposed field."""
+    key = field_key(field_name)
+    patterns = _compiled()
+    for element, name in _ITEM_OF_ELEMENT:
+        if patterns[element].search(key):
+            return name
+    if re.search(r"email", key, re.IGNORECASE):
+        return "email"
+    if patterns["username_or_email"].search(key):
+        return "username"
+    cat = category(field_name)
+    if cat == "contact":
+        return "online_id"
+    return _ITEM_OF_CATEGORY.get(cat, "other")
+
+
+def notice_items(fields: list[str] | set[str] | frozenset[str]) -> dict[str, list[str]]:
+    """Item → the exposed fields behind it, in notice order. Record ids are not data about a
+    person and are left out."""
+    found: dict[str, list[str]] = {}
+    for f in sorted(fields):
+        if field_key(f).lower() == "id":
+            continue
+        found.setdefault(item(f), []).append(f)
+    return {k: found[k] for k in ITEMS if k in found}

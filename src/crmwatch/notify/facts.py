@@ -28,7 +28,7 @@ class Group:
     """Affected customers who live in one place and had the same fields exposed."""
 
     country: str | None
-    us_state: str | None
+    region: str | None  # US state or Canadian province code
     fields: frozenset[str]
     elements: frozenset[str]
     count: int
@@ -44,10 +44,23 @@ class Facts:
     unauthorized_access: bool
     vector: str
     categories: list[str] = field(default_factory=list)
+    # Records the logs bound but cannot list (scope's upper bound): people whose data "may
+    # have leaked", counted by the regimes that say so (APPI Rule 7; PIPA from 2026).
+    possible: int = 0
+    # Every incident crmwatch raises is an outside attack or an insider's unauthorised export:
+    # either "may have been committed for a wrongful purpose" (APPI Rule 7(iii)).
+    wrongful_purpose: bool = True
+    fieldsets: dict[int, list[str]] = field(default_factory=dict)  # exposure field sets
 
     @property
     def affected(self) -> int:
         return sum(g.count for g in self.groups)
+
+    @property
+    def began(self) -> dt.datetime:
+        """When the incident began (its first malicious event): the day that picks the text
+        of each law in force."""
+        return dt.datetime.fromisoformat(self.incident.first_malicious_at.removesuffix("Z"))
 
 
 def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
@@ -85,6 +98,8 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
         aware_at=aware_at,
         unauthorized_access=outside,
         vector=_vector(incident, outside),
+        possible=int(scope.get("bounded_upper_bound") or 0),
+        fieldsets=sets,
         categories=[c for c in scope.get("categories", []) if c != "other"]
         or sorted({category(f) for f in scope.get("fields", []) if f.lower() != "id"} - {"other"}),
     )

@@ -7,6 +7,9 @@ Example (TOML)::
     name = "Maison Example SAS"
     establishments = ["FR", "KR", "US"]      # ISO country codes
     languages = ["fr", "en", "ko", "ja"]
+    kr_ict_service_provider = true           # Korea's Network Act Art. 48-3 (24-hour report)
+    cn_cii_operator = false                  # China: critical information infrastructure
+    ma_wisp = true                           # Massachusetts: a written security program
 
     [contact]                                # DPO or other contact point
     name = "Data Protection Officer"
@@ -19,6 +22,7 @@ Example (TOML)::
     measures_taken = ["Revoked the connected app's tokens", "Reset the victim's password"]
     measures_proposed = ["Restrict API access to allow-listed IP ranges"]
     self_help = ["Be wary of calls or e-mails that mention your purchases"]
+    law_enforcement_delay = false            # was notice delayed for the police? (California)
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from crmwatch.errors import ConfigError, Location
+from crmwatch.notify.regimes import ORG_FLAGS
 from crmwatch.timeutil import parse_utc, utc_naive
 
 
@@ -44,6 +49,9 @@ class Org:
     measures_taken: list[str] = field(default_factory=list)
     measures_proposed: list[str] = field(default_factory=list)
     self_help: list[str] = field(default_factory=list)
+    law_enforcement_delay: bool | None = None
+    # Facts about the controller some regimes turn on (regimes.ORG_FLAGS); absent: unknown.
+    flags: dict[str, bool] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -90,6 +98,15 @@ def load_org(path: Path | None) -> Org:
         raise ConfigError(
             f"controller.establishments: {bad[0]!r} is not an ISO country code", where
         )
+    delay = response.get("law_enforcement_delay")
+    if delay is not None and not isinstance(delay, bool):
+        raise ConfigError("response.law_enforcement_delay must be true or false", where)
+    flags = {}
+    for flag in ORG_FLAGS:
+        if flag in controller:
+            if not isinstance(controller[flag], bool):
+                raise ConfigError(f"controller.{flag} must be true or false", where)
+            flags[flag] = controller[flag]
     name = controller.get("name")
     if name is not None and not isinstance(name, str):
         raise ConfigError("controller.name must be text", where)
@@ -102,15 +119,23 @@ def load_org(path: Path | None) -> Org:
         measures_taken=_texts(response, "response", "measures_taken", where),
         measures_proposed=_texts(response, "response", "measures_proposed", where),
         self_help=_texts(response, "response", "self_help", where),
+        law_enforcement_delay=delay,
+        flags=flags,
         path=path,
     )
 
 
 # Sections and their keys: anything else is a typo that would silently drop a setting.
 _KEYS: dict[str, tuple[str, ...]] = {
-    "controller": ("name", "establishments", "languages"),
+    "controller": ("name", "establishments", "languages", *ORG_FLAGS),
     "contact": ("name", "email", "phone", "address"),
-    "response": ("contained_at", "measures_taken", "measures_proposed", "self_help"),
+    "response": (
+        "contained_at",
+        "measures_taken",
+        "measures_proposed",
+        "self_help",
+        "law_enforcement_delay",
+    ),
 }
 
 

@@ -3,10 +3,15 @@
 obligations.json, obligations.md     every regime × recipient: status, why, deadline
 regulator/<regime>.md                 a report draft per regime needing one, every
                                       mandatory field filled or marked [TO COMPLETE: …]
-letters/<regime>-<lang>.html / .pdf   letters to individuals (a mail-merge template:
-                                      {name} is the only personal field)
+letters/<regime>-<lang>[-<n>].html / .pdf
+                                      letters to individuals (mail-merge templates: {name}
+                                      is the only personal field, {notice_date} the other);
+                                      one per set of data items exposed, so each letter lists
+                                      exactly what was taken from the people it goes to
 mailing_list.csv                      customer id, regime, channel, language, template —
                                       read from the snapshot now, no contact details
+breach_record.md                      the internal record of the breach that GDPR Art. 33(5),
+                                      PIPEDA s. 10.3 and others require, notified or not
 transparency.json                     the five facts the 2025 notices were faulted for
 """
 
@@ -20,18 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crmwatch.markup import csv_cell, html_text, markdown
+from crmwatch.notify.elements import notice_items
 from crmwatch.notify.facts import Facts, gather
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
-from crmwatch.notify.regimes import Regime, load_regimes
-from crmwatch.notify.text import (
-    HEADINGS,
-    LANGUAGES,
-    MARK,
-    Section,
-    categories_text,
-    letter_sections,
-)
+from crmwatch.notify.regimes import ORG_FLAGS, Regime, explicit_regions, load_regimes
+from crmwatch.notify.text import HEADINGS, LANGUAGES, MARK, Section, items_text, letter_sections
 from crmwatch.scope.snapshot import SnapshotFile
 from crmwatch.sql import ident
 from crmwatch.store import Store
@@ -62,12 +61,26 @@ REGULATOR_LABELS = {
     "reasons_for_delay": "Reasons for any delay",
     "sample_notice": "Sample of the notice to residents",
     "law_enforcement": "Law enforcement contacted",
+    "individuals_notified": "Whether and when affected individuals were notified",
+    "wisp": "Written information security program",
+    "responsible_party": "Person responsible for the breach, if known",
+    "report_contact": "Who can answer the regulator's questions",
+    "incident_grade": "Grade of the incident",
 }
 # In every draft: nature, numbers, timeline (occurred / detected / contained), vector,
 # consequences, measures and the contact point.
-BASE_FACTS = ("nature", "categories", "number_of_people", "number_of_records", "timeline",
-              "vector", "likely_consequences", "measures_taken", "measures_proposed",
-              "contact_point")  # fmt: skip
+BASE_FACTS = (
+    "nature",
+    "categories",
+    "number_of_people",
+    "number_of_records",
+    "timeline",
+    "vector",
+    "likely_consequences",
+    "measures_taken",
+    "measures_proposed",
+    "contact_point",
+)
 TRANSPARENCY = ("affected count", "data categories", "timeline", "attack vector", "remediation")
 
 
@@ -97,14 +110,16 @@ def notify(
     facts = gather(store, incident_id, aware_at)
     assessment = decide(regimes, facts, org, now)
     out.mkdir(parents=True, exist_ok=True)
-    by_id = {r.id: r for r in regimes}
+    # the text of each law in force when the incident began
+    by_id = {r.id: r.on(facts.began.date(), aware_at.date()) or r for r in regimes}
     drafts = [
         _draft(out, by_id[o.regime], o, facts, org)
         for o in assessment.obligations
         if o.recipient == "regulator" and o.status in ("required", "assess")
     ]
-    mailing = _mailing_list(store, facts, assessment, by_id, org, out)
-    letters = _letters(out, facts, org, assessment, by_id, {(r[1], r[3]) for r in mailing})
+    mailing, variants = _mailing_list(store, facts, assessment, by_id, org, out)
+    letters = _letters(out, facts, org, by_id, variants)
+    _breach_record(out, facts, org, assessment, by_id)
     transparency = _transparency(facts, org)
     (out / "transparency.json").write_text(json.dumps(transparency, indent=2))
     body = {
@@ -142,8 +157,10 @@ def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
         f"- How to file: {_md(o.filing)}",
         f"- Deadline: {o.deadline_utc or 'no fixed time'} (UTC); {o.deadline_local or ''} — "
         f"{_md(o.deadline_text)} \\[{_md(o.clock)}\\]",
-        f"- Law: {_md(r.citation)} (rule verified {o.verified_on} against the "
-        f"{'statute text' if o.verification == 'statute' else 'secondary sources'})",
+        f"- Law: {_md(r.citation)}"
+        + (f", as amended: {_md(o.version)}" if o.version else "")
+        + f" (rule file checked {o.verified_on}; it rests on {o.verification}: its sources "
+        "and what stays uncertain are listed below)",
         "",
         "Every field the law requires follows. Fields marked [TO COMPLETE: …] need a person; "
         "the rest is taken from crmwatch's evidence and should still be reviewed.",
@@ -151,6 +168,12 @@ def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
     ]
     if o.preliminary_deadline_utc:
         lines.insert(5, f"- Preliminary report: by {o.preliminary_deadline_utc} (UTC)")
+    if o.assessment_deadline_utc:
+        lines.insert(
+            5,
+            f"- Assessment to be completed by: {o.assessment_deadline_utc} (UTC); "
+            "the filing deadline runs from its conclusion",
+        )
     # The facts every regulator asks for in some form come first; then this law's own list.
     lines += ["# Incident facts", ""]
     for slot in BASE_FACTS:
@@ -158,13 +181,18 @@ def _draft(out: Path, r: Regime, o: Obligation, facts: Facts, org: Org) -> Path:
     lines += [f"# Fields required by {_md(r.citation)}", ""]
     for slot in r.regulator.contents:
         lines += [f"## {REGULATOR_LABELS[slot]}", "", *values[slot], ""]
-    if r.uncertain:
+    lines += ["## Sources of this rule", ""]
+    lines += [f"- {_md(x['cite'])} ({x['kind']}): {_md(x['url'])}" for x in r.sources]
+    lines.append("")
+    if o.uncertain:
         lines += [
             "## Open legal questions (from the rule file)",
             "",
-            *[f"- {_md(u)}" for u in r.uncertain],
+            *[f"- {_md(u)}" for u in o.uncertain],
             "",
         ]
+    if r.not_modelled:
+        lines += ["## Deliberately not modelled", "", *[f"- {_md(u)}" for u in r.not_modelled], ""]
     path = out / "regulator" / f"{r.id}.md"
     path.parent.mkdir(exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -176,7 +204,7 @@ def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[
     through :func:`_md`: an app name or a report header must not become markup in a draft."""
     i, s = facts.incident, facts.scope
     vector = _md(facts.vector)
-    categories = _md(categories_text(facts, "en"))
+    categories = _md(items_text(notice_items(s.get("fields", [])), "en"))
     bounded = s.get("bounded_upper_bound") or 0
     people = f"{o.affected:,} people listed by crmwatch's scope (exact or replayed evidence)"
     if bounded:
@@ -204,7 +232,8 @@ def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[
     proposed = [f"- {_md(m)}" for m in org.measures_proposed] or [MARK.format("measures proposed")]
 
     def section(slot: str) -> list[str]:
-        return [_md(p) for p in letter_sections((slot,), facts, org, "en")[0].body]
+        found = letter_sections((slot,), facts, org, "en", regulator=r.regulator.name)
+        return [_md(p) for p in found[0].body] if found else ["Not applicable."]
 
     contact = section("contact_point")
     consequences = [
@@ -212,7 +241,8 @@ def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[
         MARK.format("the company's own assessment of the risk to these people"),
     ]
     late = o.time_left_hours is not None and o.time_left_hours < 0
-    return {
+    wisp = org.flags.get("ma_wisp")
+    values = {
         "nature": [
             f"{'Unauthorised access' if facts.unauthorized_access else 'Unauthorised export'} "
             f"of customer records in the Salesforce CRM. {vector}."
@@ -247,6 +277,31 @@ def _regulator_values(r: Regime, o: Obligation, facts: Facts, org: Org) -> dict[
         ],
         "sample_notice": [f"See letters/{r.id}-en.pdf."],
         "law_enforcement": [MARK.format("whether and when law enforcement was contacted")],
+        "individuals_notified": [
+            f"Letters drafted for {o.affected:,} people; "
+            + MARK.format("whether and when they were sent, or why individuals are not told")
+        ],
+        "wisp": [
+            MARK.format(f"whether the company {ORG_FLAGS['ma_wisp']}")
+            if wisp is None
+            else f"{'Yes' if wisp else 'No'}: the org file says whether the company "
+            f"{ORG_FLAGS['ma_wisp']} (controller.ma_wisp = {str(wisp).lower()})."
+        ],
+        "responsible_party": [
+            f"The account(s) used: {_md(', '.join(i.principals) or 'unknown')}. "
+            + MARK.format("the person responsible, if known")
+        ],
+        "report_contact": contact,
+        "incident_grade": [
+            f"{o.affected:,} people's personal information"
+            + (f" (plus up to {bounded:,} records the logs bound)" if bounded else "")
+            + ": "
+            + _md(o.reason)
+        ],
+    }
+    return {
+        slot: values[slot] if slot in values else section(slot)
+        for slot in {*values, *r.regulator.contents, *BASE_FACTS}
     }
 
 
@@ -263,27 +318,23 @@ def _md(text: object) -> str:
 
 
 def _letters(
-    out: Path,
-    facts: Facts,
-    org: Org,
-    a: Assessment,
-    by_id: dict[str, Regime],
-    used: set[tuple[str, str]],
+    out: Path, facts: Facts, org: Org, by_id: dict[str, Regime], variants: list[Variant]
 ) -> list[Path]:
     paths = []
-    wanted = {
-        o.regime
-        for o in a.obligations
-        if o.recipient == "individuals" and o.status in ("required", "assess")
-    }
-    for rid in sorted(wanted):
-        r = by_id[rid]
-        langs = {"en"} | {lang for reg, lang in used if reg == rid}
-        for lang in sorted(langs):
-            headings = r.individuals.headings if lang == "en" else ()
-            sections = letter_sections(r.individuals.contents, facts, org, lang, headings)
-            title = r.individuals.title if (lang == "en" and r.individuals.title) else None
-            paths += _render(out / "letters" / f"{rid}-{lang}", lang, facts, org, sections, title)
+    for v in variants:
+        r = by_id[v.regime]
+        headings = r.individuals.headings if v.lang == "en" else ()
+        sections = letter_sections(
+            r.individuals.contents,
+            facts,
+            org,
+            v.lang,
+            headings,
+            {k: list(fs) for k, fs in v.items},
+            r.regulator.name,
+        )
+        title = r.individuals.title if (v.lang == "en" and r.individuals.title) else None
+        paths += _render(out / "letters" / v.template, v.lang, facts, org, sections, title)
     return paths
 
 
@@ -370,12 +421,27 @@ def _pdf(
 # --- mailing list ---
 
 
+ItemsKey = tuple[tuple[str, tuple[str, ...]], ...]  # notice items and their fields
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One letter template: a regime's letter in one language for one set of exposed items."""
+
+    regime: str
+    lang: str
+    template: str
+    items: ItemsKey
+
+
 def _mailing_list(
     store: Store, facts: Facts, a: Assessment, by_id: dict[str, Regime], org: Org, out: Path
-) -> list[tuple]:
-    """One row per affected customer and regime that must (or may have to) write to them.
-    Contact details are read from the snapshot now, only to choose the channel; the file holds
-    ids and choices, not addresses."""
+) -> tuple[list[tuple], list[Variant]]:
+    """One row per affected customer and regime that must (or may have to) write to them, and
+    the letter templates those rows name. Contact details are read from the snapshot now, only
+    to choose the channel; the file holds ids and choices, not addresses. Each customer's
+    template lists the items exposed about that customer, so no letter tells someone that
+    data was taken which was not."""
     iid = facts.incident.id
     regimes = [
         by_id[o.regime]
@@ -383,8 +449,9 @@ def _mailing_list(
         if o.recipient == "individuals" and o.status in ("required", "assess")
     ]
     customers = store.execute(
-        """SELECT DISTINCT coalesce(customer_id, record_id) AS customer, country, us_state
-        FROM exposures WHERE incident_id = ?""",
+        """SELECT coalesce(customer_id, record_id) AS customer, any_value(country),
+            any_value(us_state), list_sort(list(DISTINCT fieldset))
+        FROM exposures WHERE incident_id = ? GROUP BY customer""",
         [iid],
     ).rows
     contacts, missing = _contacts(store, facts)
@@ -396,39 +463,56 @@ def _mailing_list(
             "postal addresses of their customers were not checked, so those customers are "
             "listed for substitute notice. Run notify where the snapshot is to choose channels."
         )
-    explicit = {s for r in by_id.values() if isinstance(r.us_states, tuple) for s in r.us_states}
+    explicit = explicit_regions(list(by_id.values()))
+    keys: dict[tuple, ItemsKey] = {}
+
+    def items_of(sets: list[int]) -> ItemsKey:
+        k = tuple(sets)
+        if k not in keys:
+            fields = {f for x in sets for f in facts.fieldsets.get(x, [])}
+            keys[k] = tuple((i, tuple(fs)) for i, fs in notice_items(fields).items())
+        return keys[k]
+
     rows = []
     for r in regimes:
         everyone = r.establishment_covers_all and set(org.establishments) & set(r.countries)
-        for cid, country, state in customers:
-            if not everyone and not _covers(r, country, state, explicit):
+        for cid, country, state, sets in customers:
+            if not everyone and not r.covers(country, state, explicit):
                 continue
             email, street, preferred = contacts.get(cid[:15], (None, None, None))
             channel = "email" if email else "post" if street else "substitute notice"
-            lang = _language(r, preferred, country)
-            rows.append((cid, r.id, channel, lang, f"{r.id}-{lang}"))
+            rows.append((cid, r.id, channel, _language(r, preferred, country), items_of(sets)))
     unknown = {row[0] for row in rows if row[0][:15] not in contacts}
     if unknown and not missing:
         a.assumptions.append(
             f"{len(unknown)} customers to notify are not in the snapshot's Contact, Lead or "
             "Account files (deleted since scope?): listed for substitute notice."
         )
+    variants = _variants(regimes, rows)
+    name = {(v.regime, v.lang, v.items): v.template for v in variants}
+    rows = [(cid, rid, ch, lang, name[(rid, lang, k)]) for cid, rid, ch, lang, k in rows]
     path = out / "mailing_list.csv"
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["customer_id", "regime", "channel", "language", "template"])
         w.writerows([csv_cell(v) for v in row] for row in sorted(rows))
-    return rows
+    return rows, variants
 
 
-def _covers(r: Regime, country: str | None, state: str | None, explicit: set[str]) -> bool:
-    if country not in r.countries:
-        return False
-    if r.us_states and country == "US":
-        if r.us_states == "*other":
-            return state not in explicit
-        return state in r.us_states
-    return True
+def _variants(regimes: list[Regime], rows: list[tuple]) -> list[Variant]:
+    """The templates in use: per regime, each set of exposed items its recipients have, in
+    each language they read (and in English, always), numbered by item set when a regime
+    has more than one (``eu-gdpr-fr-2`` and ``eu-gdpr-en-2`` list the same items)."""
+    out = []
+    for r in regimes:
+        mine = [row for row in rows if row[1] == r.id]
+        sets = sorted({row[4] for row in mine}, key=lambda k: (len(k), k))
+        used = {(row[3], row[4]) for row in mine} | {("en", k) for k in sets}
+        for n, k in enumerate(sets, 1):
+            suffix = f"-{n}" if len(sets) > 1 else ""
+            for lang in sorted(lang for lang, key in used if key == k):
+                out.append(Variant(r.id, lang, f"{r.id}-{lang}{suffix}", k))
+    return out
 
 
 _COUNTRY_LANG = {"KR": "ko", "JP": "ja", "FR": "fr", "BE": "fr", "LU": "fr", "MC": "fr"}
@@ -476,6 +560,61 @@ def _col(f: SnapshotFile, *names: str) -> str:
     return ident(found) if found else "NULL"
 
 
+# --- the internal record, transparency and the summary ---
+
+
+def _breach_record(
+    out: Path, facts: Facts, org: Org, a: Assessment, by_id: dict[str, Regime]
+) -> Path:
+    """The record of the breach kept whether or not anyone is notified: its facts, effects
+    and remedial action (GDPR Art. 33(5)), for every regime covering affected people that
+    requires one."""
+    i, sc = facts.incident, facts.scope
+    owed = [by_id[rid] for rid in sorted(a.population) if by_id[rid].record]
+    items = items_text(notice_items(sc.get("fields", [])), "en")
+    lines = [
+        f"# Breach record — {i.id}",
+        "",
+        "Kept whether or not a regulator or anyone affected is notified. Required by:",
+        "",
+        *[f"- {_md(r.name)}: {_md(r.record)}" for r in owed],
+        *([] if owed else ["- no regime covering the affected people names one; keep it anyway"]),
+        "",
+        "## Facts",
+        "",
+        f"- Vector: {_md(facts.vector)}",
+        f"- First malicious activity: {i.first_malicious_at.removesuffix('Z')} UTC; detected "
+        f"{i.first_alert_at.removesuffix('Z')} UTC; last seen {i.last_event_at.removesuffix('Z')}"
+        f" UTC; company aware {facts.aware_at.isoformat()} UTC",
+        f"- Accounts used: {_md(', '.join(i.principals) or 'unknown')}",
+        "",
+        "## Effects",
+        "",
+        f"- {facts.affected:,} people listed, {facts.records:,} records; "
+        f"data exposed: {_md(items)}",
+        *(
+            [f"- up to {facts.possible:,} more records that the logs bound but cannot list"]
+            if facts.possible
+            else []
+        ),
+        "",
+        "## Remedial action",
+        "",
+        *([f"- {_md(m)}" for m in org.measures_taken] or [MARK.format("measures taken")]),
+        "",
+        "## Notifications decided",
+        "",
+        *[
+            f"- {_md(o.regime_name)} → {o.recipient}: {o.status} — {_md(o.reason)}"
+            for o in a.obligations
+        ],
+        "",
+    ]
+    path = out / "breach_record.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
 # --- transparency and the summary ---
 
 
@@ -509,8 +648,9 @@ def _markdown(facts: Facts, a: Assessment, transparency: dict) -> str:
     lines = [
         f"# Notification obligations — {i.id}",
         "",
-        f"Affected customers: {facts.affected:,}; categories: "
-        f"{_md(categories_text(facts, 'en'))}; aware at {facts.aware_at.isoformat()} UTC.",
+        f"Affected customers: {facts.affected:,}; data exposed: "
+        f"{_md(items_text(notice_items(facts.scope.get('fields', [])), 'en'))}; aware at "
+        f"{facts.aware_at.isoformat()} UTC.",
         "",
     ]
     if a.assumptions:

@@ -69,16 +69,21 @@ def country_code(raw: str | None) -> str | None:
         return None
 
 
+# Countries whose breach laws differ by state or province: their subdivision is kept.
+REGION_COUNTRIES = ("US", "CA")
+
+
 @cache
-def us_state(raw: str | None) -> str | None:
-    """USPS code of a US state given as code or name."""
-    if not raw or not raw.strip():
+def region(country: str | None, raw: str | None) -> str | None:
+    """The code of a US state or Canadian province (USPS / Canada Post, as in ISO 3166-2),
+    given as code or name; None elsewhere. Stored in the exposures' ``us_state`` column."""
+    if country not in REGION_COUNTRIES or not raw or not raw.strip():
         return None
     text = raw.strip()
-    sub = pycountry.subdivisions.get(code=f"US-{text.upper()}")
+    sub = pycountry.subdivisions.get(code=f"{country}-{text.upper()}")
     if sub is not None:
         return text.upper()
-    for s in pycountry.subdivisions.get(country_code="US"):
+    for s in pycountry.subdivisions.get(country_code=country):
         if s.name.lower() == text.lower():
             return s.code.split("-")[1]
     return None
@@ -186,8 +191,7 @@ def _jurisdictions(store: Store, snap: Snapshot) -> None:
             continue
         sql = f"SELECT DISTINCT {who.country}, {who.state} FROM {f.table} t0 {who.join}"
         raws |= set(store.execute(sql).rows)
-    jur = [(c, s, country_code(c), us_state(s) if country_code(c) == "US" else None)
-           for c, s in raws]  # fmt: skip
+    jur = [(c, s, country_code(c), region(country_code(c), s)) for c, s in raws]
     store.execute(
         "CREATE OR REPLACE TEMP TABLE scope_jur (country_raw VARCHAR, state_raw VARCHAR, "
         "country VARCHAR, us_state VARCHAR)"
