@@ -129,18 +129,17 @@ def _check_letter(result: CaseResult, r: Regime, facts: Facts, org: Org, expect:
     )  # fmt: skip
     slots = {slot for s in sections for slot in s.slots}
     text = "\n".join(p for s in sections for p in s.body)
-    for slot in expect.get("letter_has", []):
-        if slot not in slots:
-            result.problems.append(f"letter: no {slot!r} section")
-    for slot in expect.get("letter_lacks", []):
-        if slot in slots:
-            result.problems.append(f"letter: has a {slot!r} section it must not have")
-    for words in expect.get("letter_says", []):
-        if words not in text:
-            result.problems.append(f"letter: does not say {words!r}")
-    for words in expect.get("letter_omits", []):
-        if words in text:
-            result.problems.append(f"letter: says {words!r}, which it must not")
+    # (key, what is searched, whether it must be there, the problem when it is not so)
+    checks = (
+        ("letter_has", slots, True, "no {!r} section"),
+        ("letter_lacks", slots, False, "has a {!r} section it must not have"),
+        ("letter_says", text, True, "does not say {!r}"),
+        ("letter_omits", text, False, "says {!r}, which it must not"),
+    )
+    for key, where, wanted, problem in checks:
+        for x in expect.get(key, []):
+            if (x in where) != wanted:
+                result.problems.append("letter: " + problem.format(x))
 
 
 def case_facts(case: dict) -> tuple[Facts, Org]:
