@@ -48,3 +48,14 @@ def test_every_virtual_field_is_documented():
 
     for name in VIRTUAL_FIELDS:
         assert f"| `{name}` |" in RULES_DOC
+
+
+def test_every_posture_check_and_subject_attribute_is_documented():
+    from crmwatch.posture.checks import load_checks
+
+    doc = (ROOT / "docs" / "posture.md").read_text(encoding="utf-8")
+    for check in load_checks():
+        assert f"`{check.id}` — {check.title} | {check.severity} |" in doc, check.id
+        for block in check.where:
+            for condition in block:
+                assert f"`{condition.attr}`" in doc, (check.id, condition.attr)

@@ -25,8 +25,10 @@ from crmwatch.evaluate import (
     simulated_config,
     sweep,
 )
-from crmwatch.incidents import build_incidents
+from crmwatch.incidents import build_incidents, get_incident
 from crmwatch.ingest import ingest
+from crmwatch.posture import posture
+from crmwatch.posture.results import on_path
 from crmwatch.simulate.org import simulate
 from crmwatch.store import Store
 
@@ -149,3 +151,25 @@ def test_rules_stats_counts_findings_incidents_and_false_ones(org: Path, evaluat
     assert {t: r["findings"] for t, r in rows.items()} == stored
     assert sum(r["incidents_opened"] for r in rows.values()) >= evaluation.incidents
     assert all(r["false_incidents"] == 0 for r in rows.values())  # no false incident at 60
+
+
+def test_each_incident_lists_the_posture_gaps_its_attack_relied_on(
+    org: Path, evaluation: Evaluation
+):
+    """The simulated org's configuration has the gaps each scenario needs, and each scenario's
+    incident names them on its path (the page a responder and a regulator read)."""
+    db = org / "crmwatch.duckdb"
+    gaps = load_truth(org)["posture_gaps"]
+    with Store(db) as store:
+        posture(
+            store, [org / "config", org / "logs" / "salesforce" / "objects" / "OauthToken.json"]
+        )
+        for s in evaluation.scenarios:
+            (incident,) = s.incidents
+            found = {f["check_id"] for f in on_path(store, get_incident(store, incident))}
+            assert set(gaps[s.name]) <= found, (s.name, set(gaps[s.name]) - found)
+    shown = runner.invoke(app, ["incident", "show", evaluation.scenarios[0].incidents[0],
+                                "--db", str(db), "--json"])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert {g["check_id"] for g in json.loads(shown.output)["posture_on_path"]} >= set(
+        gaps[evaluation.scenarios[0].name])  # fmt: skip

@@ -43,6 +43,12 @@ from crmwatch.notify.cases import run_cases
 from crmwatch.notify.org import load_org
 from crmwatch.notify.package import Package, notify
 from crmwatch.notify.regimes import Regime, load_regimes
+from crmwatch.posture import Audit, posture
+from crmwatch.posture.checks import load_checks
+from crmwatch.posture.checks import run_cases as run_check_cases
+from crmwatch.posture.report import to_html
+from crmwatch.posture.report import to_ocsf as posture_ocsf
+from crmwatch.posture.results import on_path, summary
 from crmwatch.schema import LEVELS
 from crmwatch.scope.exposure import scope_incident
 from crmwatch.scope.results import ScopeResult
@@ -544,8 +550,10 @@ def incident_show_cmd(
     with Store(db or default_db_path()) as store:
         incident = get_incident(store, incident_id)
         entries = timeline(store, incident)
+        gaps = on_path(store, incident)
     if json_out:
-        body = {**incident.to_dict(), "timeline": [e.__dict__ for e in entries]}
+        body = {**incident.to_dict(), "timeline": [e.__dict__ for e in entries],
+                "posture_on_path": gaps}  # fmt: skip
         print(json.dumps(body, indent=2, default=json_default))
         return
     i = incident
@@ -572,6 +580,7 @@ def incident_show_cmd(
         if f.get("title"):
             risk = f" +{f['risk']}" if "risk" in f else ""
             out.print(f"{'':>18}{f['level']}{risk}: {clean(f['title'])}")
+    _print_gaps(gaps)
     out.rule("timeline")
     for e in entries:
         times = f" ×{e.count} (to {e.last_ts[11:19]})" if e.count > 1 else ""
@@ -718,6 +727,111 @@ def _print_package(pkg: Package) -> None:
     )
 
 
+@command(app, "posture")
+def posture_cmd(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Metadata retrieve folder(s), User/PermissionSetAssignment/"
+            "OauthToken/LoginHistory exports, Okta policy JSON; or `check`"
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the audit as JSON")] = False,
+    ocsf: Annotated[
+        Path | None, typer.Option("--ocsf", help="Write OCSF Compliance Findings (JSONL)")
+    ] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write an HTML report")] = None,
+    checks_dir: Annotated[
+        list[Path] | None, typer.Option("--checks", help="Extra check files or folders")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Judge ages (days since login) at this time [default: "
+            "the newest time in the exports]",
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Audit the org's configuration against the controls that would have stopped the 2025
+    thefts (MFA, IP restriction, access control, monitoring); kept in the store, so incidents
+    show the gaps on their path and the next audit shows drift. `crmwatch posture check` runs
+    the cases every check carries and exits 1 if one fails."""
+    checks = load_checks(checks_dir)
+    if [str(s) for s in sources] == ["check"] and not Path("check").exists():
+        _check_checks(checks)
+        return
+    when = _parse_time(as_of)
+    for target in (ocsf, html):
+        if target is not None and target.is_dir():
+            raise UsageError(f"{target} is a folder; give a file to write")
+    with Store(db or default_db_path()) as store:
+        audit = posture(store, sources, checks, when)
+    if ocsf is not None:
+        ocsf.write_text(
+            "".join(
+                json.dumps(r, default=json_default) + "\n" for r in posture_ocsf(audit, checks)
+            ),
+            encoding="utf-8",
+        )
+    if html is not None:
+        html.write_text(to_html(audit, checks), encoding="utf-8")
+    if json_out:
+        body = {**summary(audit),
+                "outcomes": [dataclasses.asdict(o) for o in audit.outcomes],
+                "findings": [dataclasses.asdict(f) for f in audit.findings]}  # fmt: skip
+        print(json.dumps(body, indent=2, default=json_default))
+        return
+    _print_posture(audit)
+    for target, what in ((ocsf, "OCSF"), (html, "HTML")):
+        if target is not None:
+            out.print(f"{what}: {clean(str(target))}")
+
+
+def _print_gaps(gaps: list[dict]) -> None:
+    """Posture findings on an incident's path: what let the attacker through."""
+    if not gaps:
+        return
+    out.print(f"[bold]{'posture gaps':>16}[/bold]  (newest `crmwatch posture` audit)")
+    for g in gaps:
+        out.print(f"{'':>18}{g['severity']}: {clean(g['title'])} — {clean(g['on_path_because'])}")
+
+
+def _check_checks(checks: list) -> None:
+    results = run_check_cases(checks)
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        for problem in r.problems:
+            out.print(f"[red]FAIL[/red] {clean(r.check)}: {clean(r.name)}: {clean(problem)}")
+    out.print(f"{len(results) - len(failed)} cases passed, {len(failed)} failed, "
+              f"{len(checks)} checks")  # fmt: skip
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_posture(audit: Audit) -> None:
+    order = {level: i for i, level in enumerate(reversed(LEVELS))}
+    table = Table("severity", "check", "failing", "examples", "controls")
+    for f in sorted(audit.findings, key=lambda f: (order[f.severity], f.check_id)):
+        names = ", ".join(s["name"] for s in f.subjects[:3])
+        more = f" +{len(f.subjects) - 3}" if len(f.subjects) > 3 else ""
+        title = f"{f.title}" + (f" [drift: {f.drift}]" if f.drift else "")
+        table.add_row(f.severity, clean(title), f"{len(f.subjects):,}", clean(names[:60]) + more,
+                      ", ".join(f.controls))  # fmt: skip
+    out.print(table)
+    status = summary(audit)["checks"]
+    out.print(
+        f"{audit.audit_id}: {len(audit.files)} files; checks: {status.get('fail', 0)} failed, "
+        f"{status.get('pass', 0)} passed, {status.get('not_assessed', 0)} not assessed"
+    )
+    for o in audit.outcomes:
+        if o.status == "not_assessed":
+            out.print(f"[yellow]not assessed:[/yellow] {clean(o.title)}: {clean(o.why_not or '')}")
+    for p in audit.problems:
+        out.print(f"[yellow]input problem:[/yellow] {clean(str(p))}")
+
+
 @command(app, "simulate")
 def simulate_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (created)")],
@@ -861,6 +975,21 @@ def demo_cmd(
         _print_evaluation(score(store, sim_dir))
         out.rule("7. notify")
         _demo_notify(store, incidents, scopes, sim_dir, out_dir / "notify")
+        out.rule("8. posture: the controls that would have stopped it")
+        audit = posture(
+            store,
+            [sim_dir / "config", sim_dir / "logs" / "salesforce" / "objects" / "OauthToken.json"],
+        )
+        checks = load_checks()
+        (out_dir / "posture.html").write_text(to_html(audit, checks), encoding="utf-8")
+        _print_posture(audit)
+        table = Table("incident", "who", "posture gaps on its path")
+        for i in incidents:
+            gaps = on_path(store, i)
+            table.add_row(i.id, clean(", ".join(i.principals or i.user_ids)[:40]),
+                          clean("; ".join(g["check_id"] for g in gaps)))  # fmt: skip
+        out.print(table)
+        out.print(f"posture report for an auditor: {clean(str(out_dir / 'posture.html'))}")
     out.print(
         f"store: {clean(str(db))}; simulated logs, snapshot and ground truth: {clean(str(sim_dir))}"
     )

@@ -185,6 +185,9 @@ TABLES: tuple[str, ...] = (
     "exposure_events",
     "scopes",
     "ingest_runs",
+    "posture_audits",
+    "posture_findings",
+    "posture_subjects",
 )
 
 DDL: tuple[str, ...] = (
@@ -248,6 +251,17 @@ DDL: tuple[str, ...] = (
     FROM exposures x JOIN exposure_fieldsets f USING (incident_id, fieldset)
     JOIN exposure_events e ON e.incident_id = x.incident_id
         AND e.event_ix = coalesce(x.first_event, f.first_event)""",
+    # Posture audits (crmwatch.posture.results): the summary, the findings (drift ones have
+    # ``drift`` set) with the people, apps and rules they concern, and every subject seen, so
+    # the next audit can tell what changed.
+    """CREATE TABLE IF NOT EXISTS posture_audits (
+        audit_id VARCHAR PRIMARY KEY, audited_at TIMESTAMP, sources VARCHAR[], summary JSON)""",
+    """CREATE TABLE IF NOT EXISTS posture_findings (
+        audit_id VARCHAR, check_id VARCHAR, severity VARCHAR, title VARCHAR,
+        subject_kind VARCHAR, subjects VARCHAR[], principals VARCHAR[], apps VARCHAR[],
+        rule_ids VARCHAR[], drift VARCHAR, body JSON)""",
+    """CREATE TABLE IF NOT EXISTS posture_subjects (
+        audit_id VARCHAR, kind VARCHAR, name VARCHAR, attrs JSON)""",
     """CREATE TABLE IF NOT EXISTS scopes (
         incident_id VARCHAR PRIMARY KEY, scoped_at TIMESTAMP, summary JSON)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to

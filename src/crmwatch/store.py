@@ -24,8 +24,9 @@ from crmwatch.schema import DDL
 DEFAULT_DB = "crmwatch.duckdb"
 # The layout a store is in. At this version every table and column of schema.DDL must be
 # there (else the store is damaged); an older store gains what it lacks when opened.
-# "2": every table of schema.TABLES; "3": events_base.native_id, quarantine.records.
-SCHEMA_VERSION = "3"
+# "2": every table of schema.TABLES; "3": events_base.native_id, quarantine.records;
+# "4": the posture tables.
+SCHEMA_VERSION = "4"
 
 
 def default_db_path() -> Path:

@@ -8,6 +8,8 @@ Layout of ``--out``::
                                                  (REST query results)
     logs/okta/system_log.ndjson                  Okta System Log
     snapshot/Contact.csv, Account.csv, Case.csv  the customer snapshot
+    config/salesforce/…, config/okta/…           the org's configuration, for `crmwatch posture`
+                                                 (crmwatch.simulate.config)
     crmwatch.toml                                the org's boutique networks (corporate)
     org.toml                                     the controller, for `crmwatch notify --org`
     ground_truth.json                            per scenario: what happened and what it exposed
@@ -27,6 +29,7 @@ from pathlib import Path
 from crmwatch.errors import UsageError
 from crmwatch.simulate.activity import ELF_HEADERS, Log
 from crmwatch.simulate.benign import benign, make_org
+from crmwatch.simulate.config import GAPS, write_config
 from crmwatch.simulate.customers import make_snapshot
 from crmwatch.simulate.networks import DECLARED
 from crmwatch.simulate.realistic import SOURCES, realistic, realistic_staff, staffing
@@ -127,6 +130,8 @@ def simulate(
     ctx = Context(log, org, snap, random.Random(seed + 1), first)
     truths = [SCENARIOS[n](ctx) for n in names]
     files = _write(out, log, snap, noise)
+    # its own generator: the logs stay byte for byte what they were before configs were written
+    files += write_config(out, org, random.Random(seed + 2), first + dt.timedelta(days=days))
     truth = {
         "seed": seed,
         "start": first.isoformat(),
@@ -136,6 +141,8 @@ def simulate(
         "noise": noise,
         "user_days": user_days,
         "scenarios": [t.to_dict() for t in truths],
+        # the posture checks each scenario's attack relied on (crmwatch.simulate.config)
+        "posture_gaps": {n: GAPS[n] for n in names},
     }
     if noise != "clean":
         truth["staffing"] = staffing(org)

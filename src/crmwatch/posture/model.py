@@ -1,0 +1,124 @@
+"""What a posture audit judges: the org's configuration as subjects with attributes.
+
+The readers (``salesforce``, ``exports``, ``okta``) turn files in their real formats into
+subjects; the checks (``checks``) are selections over the subjects' attributes. Everything
+that needs code — a user's effective permissions through profile, permission sets and
+groups; whether an Okta zone blocks anonymisers — is derived here once, so a check file only
+states the condition and why it matters.
+
+An attribute the inputs did not tell is ``None``: a check that needs it cannot say "pass" for
+that subject, and says it could not judge it (``undetermined``) instead.
+
+Subject kinds and their attributes (the checks' vocabulary, docs/posture.md lists them):
+
+``salesforce_org`` (one)
+    mfa_all_ui_logins, session_timeout_minutes, lock_sessions_to_ip, clickjack_protection,
+    csrf_protection, trusted_ip_ranges, tsp_events (event types with an active Transaction
+    Security policy), tsp_blocking_events (… one that blocks, ends the session or demands MFA),
+    api_access_control, event_log_retention_days, password_min_length, max_login_attempts
+``permission_holder`` (profiles, permission sets and permission set groups)
+    kind, label, permissions, powerful, login_ip_ranges (profiles), active_holders, holders
+``user``
+    active, user_type, profile, permission_sets, permissions, login_ip_ranges, mfa_enforced,
+    direct_ui_logins, interactive, admin, days_since_login, never_logged_in
+``connected_app``
+    label, in_metadata, self_authorize, ip_relaxation, refresh_token_policy, scopes,
+    days_unused, token_users
+``okta_org`` (one)
+    anonymizers_blocked, blocklist_zones, admin_console_phishing_resistant,
+    enrolment_requires_existing_factor, phishing_resistant_authenticator, authenticators
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from crmwatch.errors import Location
+
+# Subject kinds, and which inputs each comes from: a check on a kind whose input was not
+# given is "not assessed", never "pass".
+INPUT_OF = {
+    "salesforce_org": "Salesforce metadata (settings/)",
+    "permission_holder": "Salesforce metadata (profiles/, permissionsets/)",
+    "user": "a User export",
+    "connected_app": "Salesforce metadata (connectedApps/) or an OauthToken export",
+    "okta_org": "Okta policies, zones or authenticators",
+}
+KINDS = tuple(INPUT_OF)
+# Salesforce permission names (Metadata API ``userPermissions/name``) that make an account a
+# bulk exfiltration path or let it change who may do so.
+# "Use Any API Client" is UseAnyApiClient by secondary sources only (docs/posture.md).
+POWERFUL = (
+    "ApiEnabled", "ViewAllData", "ModifyAllData", "ExportReport", "CustomizeApplication",
+    "ManageUsers", "AuthorApex", "ManageRemoteAccess", "CanApproveUninstalledApps",
+    "UseAnyApiClient", "BypassMFAForUiLogins",
+)  # fmt: skip
+# Permissions read by name; metadata written by hand or old tools may differ in case
+# (a real profile says ``APIEnabled``), which the Metadata API does not distinguish.
+KNOWN = (*POWERFUL, "ForceTwoFactor", "TwoFactorApi", "ApiUserOnly", "ViewSetup",
+         "BulkApiHardDelete", "TransactionSecurityExempt", "RunReports")  # fmt: skip
+CANONICAL = {p.lower(): p for p in KNOWN}
+# Salesforce's own mobile apps hold users' tokens in every org without appearing in its
+# connected-app metadata (they come with the platform).
+FIRST_PARTY_APPS = ("Salesforce for iOS", "Salesforce for Android")
+
+
+def permission(name: str) -> str:
+    return CANONICAL.get(name.lower(), name)
+
+
+@dataclass
+class Subject:
+    """One thing a check judges: a user, a profile, a connected app, the org."""
+
+    kind: str
+    name: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    source: Location | None = None
+
+    def get(self, attr: str) -> Any:
+        return self.attrs.get(attr)
+
+
+@dataclass
+class Problem:
+    """An input that could not be read, or only in part: the audit goes on without it."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class OrgModel:
+    """Every subject the inputs describe, what was read and what could not be."""
+
+    subjects: dict[str, dict[str, Subject]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    read: set[str] = field(default_factory=set)  # subject kinds some input described
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    as_of: dt.datetime | None = None  # "now" for ages (days since login, unused for)
+
+    def add(self, subject: Subject) -> Subject:
+        """Add a subject, or merge its attributes into the one of that name already read
+        (a connected app seen in metadata and in an OauthToken export is one app)."""
+        known = self.subjects[subject.kind].get(subject.name)
+        self.read.add(subject.kind)
+        if known is None:
+            self.subjects[subject.kind][subject.name] = subject
+            return subject
+        for k, v in subject.attrs.items():
+            if v is not None or k not in known.attrs:
+                known.attrs[k] = v
+        return known
+
+    def one(self, kind: str) -> Subject:
+        """The single subject of an org-wide kind, made on first use."""
+        return self.subjects[kind].get("org") or self.add(Subject(kind, "org"))
+
+    def of(self, kind: str) -> list[Subject]:
+        return sorted(self.subjects[kind].values(), key=lambda s: s.name.lower())
