@@ -74,18 +74,24 @@ def test_every_check_names_detections_that_exist_in_the_pack():
 
 def test_the_real_public_fixtures_are_read_with_no_problem():
     model = read_org([REAL])
-    files = [p for p in REAL.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"]
-    assert model.problems == []
+    files = [p.resolve() for p in REAL.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"]
+    assert [p.reason for p in model.problems] == [
+        "1 other file(s) skipped: not a metadata type, export or Okta object posture reads"
+    ]  # PROVENANCE.md
     assert sorted(model.files) == sorted(map(str, files))
     holders = model.subjects["permission_holder"]
     # a range of 0.0.0.0–255.255.255.255 restricts nothing
-    assert holders["Admin"].get("login_ip_ranges") == 0
-    assert holders["Admin"].get("open_login_ip_ranges") == 1
-    assert {"ViewAllData", "ModifyAllData", "ApiEnabled"} <= set(holders["Admin"].get("powerful"))
+    assert holders["profile/Admin"].get("login_ip_ranges") == 0
+    assert holders["profile/Admin"].get("open_login_ip_ranges") == 1
+    assert {"ViewAllData", "ModifyAllData", "ApiEnabled"} <= set(
+        holders["profile/Admin"].get("powerful")
+    )
     # "APIEnabled" as a real file spells it is the API Enabled permission
-    assert holders["SuperUser"].get("permissions") == ["ApiEnabled"]
-    assert holders["SalesPersona"].get("permission_sets") == ["ReadAccessToTradeStyle"]
-    assert holders["Coral Cloud Profile"].get("kind") == "profile"  # MDAPI's `.profile`
+    assert holders["profile/SuperUser"].get("permissions") == ["ApiEnabled"]
+    assert holders["permission_set_group/SalesPersona"].get("permission_sets") == [
+        "ReadAccessToTradeStyle"
+    ]
+    assert holders["profile/Coral Cloud Profile"].get("kind") == "profile"  # MDAPI's `.profile`
     app = model.subjects["connected_app"]["slackApp"]
     assert app.get("self_authorize") is False and app.get("refresh_token_policy") == "infinite"
     assert app.get("ip_relaxation") is None  # absent in the file: not guessed
@@ -105,10 +111,10 @@ def test_malformed_xml_names_file_and_line_and_the_rest_is_audited(tmp_path: Pat
         "  <userPermissions><enabled>true</name></userPermissions>\n</Profile>\n"
     )
     model = read_org([tmp_path])
-    assert [str(p) for p in model.problems] == [
-        "Broken.profile-meta.xml:3: malformed XML at column 34: mismatched tag"
-    ]
-    assert "Admin" in model.subjects["permission_holder"]
+    (problem,) = model.problems
+    assert problem.where == str(root.resolve() / "Broken.profile-meta.xml") + ":3"
+    assert problem.reason == "malformed XML at column 34: mismatched tag"
+    assert "profile/Admin" in model.subjects["permission_holder"]
 
 
 def test_entity_expansion_is_refused_not_expanded(tmp_path: Path):
@@ -119,8 +125,10 @@ def test_entity_expansion_is_refused_not_expanded(tmp_path: Path):
         '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n'
         "<Profile><custom>&b;</custom></Profile>\n"
     )
-    (problem,) = read_org([tmp_path]).problems
-    assert problem.where == "Bomb.profile-meta.xml" and problem.reason.startswith("refused")
+    problem, nothing = read_org([tmp_path]).problems
+    assert problem.where == str(root.resolve() / "Bomb.profile-meta.xml")
+    assert problem.reason.startswith("refused: EntitiesForbidden")
+    assert nothing.reason.startswith("nothing posture reads was found")
 
 
 @pytest.fixture(scope="module")
@@ -255,5 +263,91 @@ def test_sf_cli_json_wrapper_and_csv_exports_are_read(tmp_path: Path):
     assert list(model.subjects["user"]) == ["a@x"]
     assert model.subjects["connected_app"]["My Ticket Portal"].get("token_users") == 1
     assert model.subjects["connected_app"]["My Ticket Portal"].get("days_unused") == 0
-    # the short row is read with its missing cells empty, not dropped
-    assert [str(p) for p in model.problems] == []
+    # the short row is read with its missing cells empty, not dropped, and said so
+    assert [str(p) for p in model.problems] == [
+        f"{(tmp_path / 'tokens.csv').resolve()}:3: fewer cells than the header has; the "
+        "missing ones are empty"
+    ]
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+PROFILE = '<?xml version="1.0" encoding="{enc}"?>\n<Profile xmlns="{ns}">{body}</Profile>\n'
+NS = "http://soap.sforce.com/2006/04/metadata"
+
+
+def _profile(body: str, enc: str = "UTF-8") -> str:
+    return PROFILE.format(enc=enc, ns=NS, body=body)
+
+
+def _perm(name: str, enabled: str = "true") -> str:
+    return f"<userPermissions><enabled>{enabled}</enabled><name>{name}</name></userPermissions>"
+
+
+def test_hostile_shapes_are_reported_and_the_rest_is_audited(tmp_path: Path):
+    """What a sweep with hostile inputs found: none may stop the audit or pass unsaid."""
+    root = _write(tmp_path, {
+        "p/profiles/Bogus.profile-meta.xml": _profile("", enc="x-bogus-9"),
+        "p/profiles/Admin.profile-meta.xml": _profile(_perm("ModifyAllData", "1")),
+        # a permission set named like the profile must not replace it
+        "p/permissionsets/Admin.permissionset-meta.xml": _profile(_perm("RunReports")),
+        "okta/policies.json": json.dumps([
+            {"id": "p1", "type": "ACCESS_POLICY", "name": "Okta Admin Console",
+             "status": "ACTIVE", "conditions": None, "_embedded": ["not", "an", "object"]},
+            {"id": "p2", "type": "ACCESS_POLICY", "name": "x", "conditions": None,
+             "_embedded": {"rules": [{"type": "ACCESS_POLICY", "actions": {"appSignOn": "x"},
+                                      "_links": [], "conditions": {"network": {
+                                          "include": [{"id": 1}]}}}]}},
+            {"type": "DYNAMIC", "id": {"x": 1}, "usage": "BLOCKLIST", "status": "ACTIVE",
+             "proxyType": ["Tor"], "ipServiceCategories": ["ALL_ANONYMIZERS"]},
+            {"key": ["webauthn"], "status": "ACTIVE", "type": "security_key"},
+        ]),
+        "exports/User.json": json.dumps({"totalSize": 3, "done": True, "records": [
+            {"attributes": {"type": ["User"]}, "Id": "005A", "Username": "a@x", "IsActive": "1",
+             "UserType": "Standard", "Profile": {"Name": "Admin"},
+             "LastLoginDate": "2025-01-01T00:00:00.000+0000"},
+            {"attributes": {"type": "User"}, "Id": "005B", "Username": "b@x", "IsActive": "yes",
+             "Profile": {"Name": {"nested": True}}, "LastLoginDate": "2099-01-01T00:00:00Z"},
+            {"attributes": {"type": "User"}, "Id": "005C", "Username": "c@x", "IsActive": "maybe",
+             "Profile": {"Name": "Admin"}, "LastLoginDate": "last tuesday"},
+        ]}),
+        "empty/readme.txt": "nothing here",
+    })  # fmt: skip
+    model = read_org([root / "p", root / "okta", root / "exports", root / "p"])
+    reasons = [p.reason for p in model.problems]
+    assert any(r.startswith("cannot decode: unknown encoding") for r in reasons), reasons
+    holders = model.subjects["permission_holder"]
+    assert holders["profile/Admin"].get("permissions") == ["ModifyAllData"]  # <enabled>1
+    assert holders["permission_set/Admin"].get("permissions") == ["RunReports"]
+    users = model.subjects["user"]
+    assert users["a@x"].get("active") is True and users["a@x"].get("admin") is True
+    assert users["b@x"].get("active") is True and users["b@x"].get("profile") is None
+    assert users["c@x"].get("active") is None
+    # the 2099 login does not become the audit's "now"; the unreadable one is reported
+    assert model.as_of == dt.datetime(2025, 1, 1)
+    for expected in ("User.Profile.Name is not a single value; left out",
+                     "User.IsActive is not a boolean ('maybe'); unknown",
+                     "1 User.LastLoginDate value(s) lie in the future; not used for the "
+                     "audit's 'as of' time",
+                     "1 User.LastLoginDate value(s) are not ISO 8601 times; read as unknown",
+                     "policy _embedded is not an object; ignored",
+                     "rule actions.appSignOn is not an object; ignored",
+                     "rule _links is not an object; ignored",
+                     "rule conditions.network.include is not a list of texts; ignored",
+                     "zone id is not a text; ignored", "zone proxyType is not a text; ignored",
+                     "zone ipServiceCategories is not an object; ignored",
+                     "authenticator key is not a text; ignored"):  # fmt: skip
+        assert expected in reasons, (expected, reasons)
+    # each file once, though its folder was named twice
+    assert len(model.files) == len(set(model.files)) == 4  # the bogus encoding is not read
+    okta = model.subjects["okta_org"]["org"]
+    assert okta.get("anonymizers_blocked") is False
+    assert okta.get("admin_console_phishing_resistant") is None  # its rules were unreadable
+    nothing = read_org([root / "empty"]).problems
+    assert [p.reason.split(":")[0] for p in nothing] == [
+        "1 other file(s) skipped", "nothing posture reads was found"]  # fmt: skip

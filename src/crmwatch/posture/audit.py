@@ -28,6 +28,7 @@ from crmwatch.posture.model import (
     OrgModel,
     Problem,
     Subject,
+    where,
 )
 from crmwatch.sources.base import read_head
 from crmwatch.timeutil import parse_utc
@@ -85,38 +86,49 @@ class Audit:
     model: OrgModel
 
 
+EXPORT_SUFFIXES = {".json", ".csv", ".ndjson", ".gz", ".jsonl"}
+
+
 def discover(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path], list[Problem]]:
-    """Metadata roots, export files and Okta files under ``paths``, and files not recognised."""
-    roots: list[Path] = []
-    exports: list[Path] = []
-    okta_files: list[Path] = []
-    problems: list[Problem] = []
+    """Metadata roots, export files and Okta files under ``paths`` (each file once, however
+    often it was named), and the files not recognised."""
+    roots: set[Path] = set()
+    files: dict[Path, None] = {}
     for p in paths:
         if not p.exists():
             raise UsageError(f"posture input not found: {p}")
-        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-        if p.is_dir() and (any(salesforce.metadata_files(p).values())
-                           or salesforce.folders_present(p)):  # fmt: skip
-            roots.append(p)
-        for f in files:
-            if any(f.name.endswith(s) for _, sfx in salesforce.TYPES.values() for s in sfx):
-                if p.is_file():
-                    roots.append(f.parent)
-                continue
-            if f.suffix.lower() not in {".json", ".csv", ".ndjson", ".gz", ".jsonl"}:
-                if f.suffix.lower() in {".xml"} or f.name.endswith("-meta.xml"):
-                    problems.append(Problem(str(f), "XML that is not a metadata type posture "
-                                                    "reads; skipped"))  # fmt: skip
-                continue
-            head = read_head(f)
-            if okta.is_okta(head):
-                okta_files.append(f)
-            elif is_export(f, head):
-                exports.append(f)
-            else:
-                problems.append(Problem(str(f), "not an export or Okta object posture reads; "
-                                                "skipped"))  # fmt: skip
-    return sorted(set(roots)), exports, okta_files, problems
+        if p.is_dir():
+            if any(salesforce.metadata_files(p).values()) or salesforce.folders_present(p):
+                roots.add(p.resolve())
+            files |= dict.fromkeys(sorted(f.resolve() for f in p.rglob("*") if f.is_file()))
+        else:
+            files[p.resolve()] = None
+    # metadata is read by folder: a root inside another is the same files
+    roots = {r for r in roots if not any(o != r and o in r.parents for o in roots)}
+    exports: list[Path] = []
+    okta_files: list[Path] = []
+    problems: list[Problem] = []
+    other = 0
+    for f in files:
+        if any(f.name.endswith(s) for _, sfx in salesforce.TYPES.values() for s in sfx):
+            if not any(r == f.parent or r in f.parents for r in roots):
+                roots.add(f.parent)
+            continue
+        if f.suffix.lower() not in EXPORT_SUFFIXES or not f.is_file():
+            other += 1  # Apex classes, layouts, READMEs: a project holds many
+            continue
+        head = read_head(f)
+        if okta.is_okta(head):
+            okta_files.append(f)
+        elif is_export(f, head):
+            exports.append(f)
+        else:
+            problems.append(Problem(where(f), "not an export or Okta object posture reads; "
+                                              "skipped"))  # fmt: skip
+    if other:
+        problems.append(Problem(", ".join(map(str, paths)), f"{other} other file(s) skipped: "
+                        "not a metadata type, export or Okta object posture reads"))  # fmt: skip
+    return sorted(roots), exports, okta_files, problems
 
 
 def read_org(paths: list[Path], as_of: dt.datetime | None = None) -> OrgModel:
@@ -134,9 +146,16 @@ def read_org(paths: list[Path], as_of: dt.datetime | None = None) -> OrgModel:
     for f in okta_files:
         okta.read_okta(f, config, model)
     okta.derive(config, model)
-    model.as_of = as_of or _newest(exports) or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if not model.files:
+        model.note(", ".join(map(str, paths)), "nothing posture reads was found: no metadata, "
+                   "export or Okta object; every check is not assessed")  # fmt: skip
+    model.as_of = as_of or _newest(exports, model) or _now()
     _derive_salesforce(model, exports, listed)
     return model
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _time(v: Any) -> dt.datetime | None:
@@ -148,11 +167,33 @@ def _time(v: Any) -> dt.datetime | None:
         return None
 
 
-def _newest(exports: Exports) -> dt.datetime | None:
-    times = [t for obj, f in (("User", "LastLoginDate"), ("OauthToken", "LastUsedDate"),
-                              ("LoginHistory", "LoginTime"))
-             for r in exports.of(obj) if (t := _time(value(r, f)))]  # fmt: skip
-    return max(times, default=None)
+TIMES = (("User", "LastLoginDate"), ("User", "CreatedDate"), ("OauthToken", "LastUsedDate"),
+         ("OauthToken", "CreatedDate"), ("LoginHistory", "LoginTime"))  # fmt: skip
+
+
+def _newest(exports: Exports, model: OrgModel) -> dt.datetime | None:
+    """The exports' own "now": their newest time, leaving out (and reporting) times that
+    cannot be read or lie in the future — one bad date must not age every account."""
+    now = _now() + dt.timedelta(days=1)
+    newest = None
+    unreadable: dict[str, int] = {}
+    future: dict[str, int] = {}
+    for obj, name in TIMES:
+        for r in exports.of(obj):
+            v = value(r, name)
+            t = _time(v)
+            if v is not None and t is None:
+                unreadable[f"{obj}.{name}"] = unreadable.get(f"{obj}.{name}", 0) + 1
+            elif t is not None and t > now:
+                future[f"{obj}.{name}"] = future.get(f"{obj}.{name}", 0) + 1
+            elif t is not None and (newest is None or t > newest):
+                newest = t
+    for field_, n in sorted(unreadable.items()):
+        model.note("exports", f"{n} {field_} value(s) are not ISO 8601 times; read as unknown")
+    for field_, n in sorted(future.items()):
+        model.note("exports", f"{n} {field_} value(s) lie in the future; not used for the "
+                              "audit's 'as of' time")  # fmt: skip
+    return newest
 
 
 def _days(model: OrgModel, t: dt.datetime | None) -> int | None:
@@ -161,25 +202,25 @@ def _days(model: OrgModel, t: dt.datetime | None) -> int | None:
 
 def _derive_salesforce(model: OrgModel, exports: Exports, listed: set[str]) -> None:
     """Users' effective permissions, holders' counts, apps' use: what spans files."""
-    holders = model.subjects["permission_holder"]
-    by_label = {(h.get("label") or "").lower(): h for h in holders.values() if h.get("label")}
-    assigned: dict[str, set[str]] = {}
+    assigned: dict[str, set[tuple[str, str]]] = {}
     for r in exports.of("PermissionSetAssignment"):
-        if str(value(r, "PermissionSet.IsOwnedByProfile")).lower() == "true":
+        if value(r, "PermissionSet.IsOwnedByProfile") is True:
             continue  # the profile's own permission set: the profile stands for it
-        name = value(r, "PermissionSetGroup.DeveloperName") or value(r, "PermissionSet.Name")
-        if value(r, "AssigneeId") and name:
-            assigned.setdefault(str(value(r, "AssigneeId")), set()).add(str(name))
+        group = value(r, "PermissionSetGroup.DeveloperName")
+        held = ("permission_set_group", group) if group else (
+            "permission_set", value(r, "PermissionSet.Name"))  # fmt: skip
+        if value(r, "AssigneeId") and held[1]:
+            assigned.setdefault(str(value(r, "AssigneeId")), set()).add(held)
 
-    def grants(name: str) -> list[str] | None:
-        h = holders.get(name) or by_label.get(name.lower())
-        if h is None:
+    def grants(kind: str, name: str, seen: frozenset = frozenset()) -> list[str] | None:
+        h = model.holder(kind, name)
+        if h is None or (kind, name) in seen:
             return None
         perms = set(h.get("permissions") or [])
         for member in h.get("permission_sets") or []:
-            perms |= set(grants(member) or [])
+            perms |= set(grants("permission_set", member, seen | {(kind, name)}) or [])
         for muted in h.get("muting_permission_sets") or []:
-            perms -= set(grants(muted) or [])
+            perms -= set(grants("permission_set", muted, seen | {(kind, name)}) or [])
         return sorted(perms)
 
     org = model.subjects["salesforce_org"].get("org")
@@ -187,17 +228,17 @@ def _derive_salesforce(model: OrgModel, exports: Exports, listed: set[str]) -> N
     logins: dict[str, list[dict[str, Any]]] = {}
     for r in exports.of("LoginHistory"):
         logins.setdefault(str(value(r, "UserId")), []).append(r)
-    counts: dict[str, int] = {}
+    holders_of: dict[str, list[str]] = {}
     for r in exports.of("User"):
         uid = str(value(r, "Id") or "")
         name = str(value(r, "Username") or uid)
         profile = value(r, "Profile.Name")
-        active = str(value(r, "IsActive")).lower() == "true"
+        active = value(r, "IsActive")
         sets = sorted(assigned.get(uid, set()))
-        granted = [grants(profile)] if profile else [None]
-        granted += [grants(s) for s in sets]
+        granted = [grants("profile", profile) if profile else None]
+        granted += [grants(kind, s) for kind, s in sets]
         perms = None if None in granted else sorted({p for g in granted for p in g or []})
-        profile_holder = holders.get(profile or "") or by_label.get((profile or "").lower())
+        profile_holder = model.holder("profile", profile) if profile else None
         ui = [x for x in logins.get(uid, []) if value(x, "LoginType") in UI_LOGIN_TYPES]
         last = _time(value(r, "LastLoginDate"))
         mfa = None
@@ -211,7 +252,7 @@ def _derive_salesforce(model: OrgModel, exports: Exports, listed: set[str]) -> N
             "active": active,
             "user_type": user_type,
             "profile": profile,
-            "permission_sets": sets,
+            "permission_sets": [s for _, s in sets],
             "permissions": perms,
             "login_ip_ranges": profile_holder.get("login_ip_ranges") if profile_holder else None,
             "mfa_enforced": mfa,
@@ -223,23 +264,16 @@ def _derive_salesforce(model: OrgModel, exports: Exports, listed: set[str]) -> N
             "days_since_login": _days(model, last or _time(value(r, "CreatedDate"))),
             "never_logged_in": last is None,
         }))  # fmt: skip
-        if active:
-            for h in [profile, *sets]:
-                if h:
-                    counts[h] = counts.get(h, 0) + 1
-    if exports.has("User"):
-        for h in holders.values():
-            h.attrs["active_holders"] = counts.get(h.name, 0) + (
-                counts.get(h.get("label"), 0) if h.get("label") not in (None, h.name) else 0
-            )
-            h.attrs["holders"] = sorted(
-                u.name for u in model.of("user") if u.get("active") and (
-                    h.name in (u.get("profile"), *u.get("permission_sets"))
-                    or h.get("label") == u.get("profile")))  # fmt: skip
-            h.attrs["powerful"] = [p for p in POWERFUL if p in (h.get("permissions") or [])]
-    else:
-        for h in holders.values():
-            h.attrs["powerful"] = [p for p in POWERFUL if p in (h.get("permissions") or [])]
+        if active is True:
+            held = [profile_holder] + [model.holder(kind, s) for kind, s in sets]
+            for h in held:
+                if h is not None:
+                    holders_of.setdefault(h.key, []).append(name)
+    for h in model.subjects["permission_holder"].values():
+        h.attrs["powerful"] = [p for p in POWERFUL if p in (h.get("permissions") or [])]
+        if exports.has("User"):
+            h.attrs["holders"] = sorted(set(holders_of.get(h.key, [])))
+            h.attrs["active_holders"] = len(h.attrs["holders"])
     _derive_apps(model, exports, "connected_app" in listed)
 
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crmwatch.errors import Location
-from crmwatch.posture.model import OrgModel, Problem
+from crmwatch.posture.model import OrgModel, truth, where
 from crmwatch.sources.base import read_input
 from crmwatch.sources.jsonrecords import BadRecord, iter_records
 
@@ -36,6 +35,17 @@ SIGNATURES = {
     "OauthToken": {"AppName", "UseCount"},
     "LoginHistory": {"LoginTime", "LoginType"},
 }
+# The fields posture uses, each a single value (text, number or boolean).
+FIELDS = {
+    "User": ("Id", "Username", "IsActive", "UserType", "Profile.Name", "LastLoginDate",
+             "CreatedDate"),
+    "PermissionSetAssignment": ("AssigneeId", "PermissionSet.Name",
+                                "PermissionSet.IsOwnedByProfile",
+                                "PermissionSetGroup.DeveloperName"),
+    "OauthToken": ("AppName", "UserId", "CreatedDate", "LastUsedDate", "UseCount"),
+    "LoginHistory": ("UserId", "LoginTime", "LoginType"),
+}  # fmt: skip
+BOOLEAN = {"IsActive", "PermissionSet.IsOwnedByProfile"}
 
 
 @dataclass
@@ -53,25 +63,52 @@ class Exports:
         return bool(self.records[obj])
 
 
-def value(record: dict[str, Any], name: str) -> Any:
-    """A field, relationship fields included: ``Profile.Name`` nested or as one column."""
+def _lookup(record: dict[str, Any], name: str) -> Any:
     if name in record:
         return record[name]
     head, _, rest = name.partition(".")
     inner = record.get(head)
     if rest and isinstance(inner, dict):
-        return value(inner, rest)
+        return _lookup(inner, rest)
     return None
+
+
+def value(record: dict[str, Any], name: str) -> Any:
+    """A field of a record as read (:func:`read_export` has already checked its type);
+    relationship fields nested (``{"Profile": {"Name": …}}``) or as one ``Profile.Name``
+    column alike."""
+    return record.get(name)
 
 
 def _type(record: dict[str, Any]) -> str | None:
     attributes = record.get("attributes")
-    if isinstance(attributes, dict) and attributes.get("type") in SIGNATURES:
-        return attributes["type"]
+    t = attributes.get("type") if isinstance(attributes, dict) else None
+    if isinstance(t, str) and t in SIGNATURES:
+        return t
     for obj, keys in SIGNATURES.items():
         if keys <= record.keys():
             return obj
     return None
+
+
+def _fields(obj: str, record: dict[str, Any], place: str, model: OrgModel) -> dict[str, Any]:
+    """The fields posture uses, flattened, each checked: a value of the wrong type is
+    reported and left out, never guessed."""
+    out: dict[str, Any] = {}
+    for name in FIELDS[obj]:
+        v = _lookup(record, name)
+        if v is None or v == "":
+            out[name] = None
+        elif isinstance(v, dict | list):
+            model.note(place, f"{obj}.{name} is not a single value; left out")
+            out[name] = None
+        elif name in BOOLEAN:
+            out[name] = truth(v)
+            if out[name] is None:
+                model.note(place, f"{obj}.{name} is not a boolean ({str(v)[:20]!r}); unknown")
+        else:
+            out[name] = str(v) if not isinstance(v, int | float) or isinstance(v, bool) else v
+    return out
 
 
 def is_export(path: Path, head: bytes) -> bool:
@@ -88,26 +125,22 @@ def read_export(path: Path, exports: Exports, model: OrgModel) -> int:
     """Add the records of ``path`` to ``exports``; returns how many were used."""
     data, problem = read_input(path)
     if problem:
-        model.problems.append(Problem(str(Location(path)), problem))
-    used = skipped = 0
+        model.note(where(path), problem)
+    used = 0
     other: dict[str, int] = {}
     for line, record in _records(path, data, model):
         obj = _type(record)
         if obj is None:
-            t = record.get("attributes", {}).get("type") if isinstance(
-                record.get("attributes"), dict) else None  # fmt: skip
-            other[str(t or "unrecognised")] = other.get(str(t or "unrecognised"), 0) + 1
-            skipped += 1
+            attributes = record.get("attributes")
+            t = attributes.get("type") if isinstance(attributes, dict) else None
+            label = t if isinstance(t, str) and t else "unrecognised"
+            other[label] = other.get(label, 0) + 1
             continue
-        record = dict(record)
-        record["_line"] = line
-        exports.records[obj].append(record)
+        exports.records[obj].append(_fields(obj, record, where(path, line), model))
         used += 1
     for t, n in sorted(other.items()):
-        model.problems.append(Problem(
-            str(Location(path)), f"{n} record(s) of {t} not used by posture (not one of "
-            f"{', '.join(SIGNATURES)})",
-        ))  # fmt: skip
+        model.note(where(path), f"{n} record(s) of {t[:40]} not used by posture (not one of "
+                                f"{', '.join(SIGNATURES)})")  # fmt: skip
     if used:
         model.files.append(str(path))
     return used
@@ -115,23 +148,30 @@ def read_export(path: Path, exports: Exports, model: OrgModel) -> int:
 
 def _records(path: Path, data: bytes, model: OrgModel):
     if path.suffix.lower() == ".csv":
-        text = data.decode("utf-8", errors="replace")
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            model.note(where(path), f"not UTF-8 from byte {e.start}: undecodable bytes are "
+                                    "shown as U+FFFD")  # fmt: skip
+            text = data.decode("utf-8", errors="replace")
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         try:
             for row in reader:
                 if None in row:  # more cells than the header names
-                    model.problems.append(Problem(
-                        str(Location(path, reader.line_num)), "more cells than the header has",
-                    ))  # fmt: skip
+                    model.note(where(path, reader.line_num), "more cells than the header has")
                     continue
-                yield reader.line_num, {k: (v if v != "" else None) for k, v in row.items()}
+                if None in row.values():
+                    model.note(
+                        where(path, reader.line_num),
+                        "fewer cells than the header has; the missing ones are empty",
+                    )
+                yield reader.line_num, {k: v or None for k, v in row.items()}
         except csv.Error as e:
-            model.problems.append(Problem(str(Location(path, reader.line_num)), f"bad CSV: {e}"))
+            model.note(where(path, reader.line_num), f"bad CSV, the rest is not read: {e}")
         return
     for item in iter_records(data):
         if isinstance(item, BadRecord):
-            where = Location(path, item.line, item.byte_offset)
-            model.problems.append(Problem(str(where), f"{item.reason}: {item.detail}"))
+            model.note(where(path, item.line), f"{item.reason}: {item.detail}")
             continue
         result = item.obj.get("result")
         if isinstance(result, dict) and isinstance(result.get("records"), list):
@@ -139,5 +179,7 @@ def _records(path: Path, data: bytes, model: OrgModel):
             for record in result["records"]:
                 if isinstance(record, dict):
                     yield item.line, record
+                else:
+                    model.note(where(path, item.line), "a result record that is not an object")
             continue
         yield item.line, item.obj

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crmwatch.errors import Location
@@ -69,6 +70,29 @@ def permission(name: str) -> str:
     return CANONICAL.get(name.lower(), name)
 
 
+TRUE = {"true", "1", "yes"}
+FALSE = {"false", "0", "no"}
+
+
+def truth(value: Any) -> bool | None:
+    """A boolean as files write it: XML Schema's true/false/1/0, JSON's, or a CSV's text
+    (``yes``/``no`` too); None for anything else, which the reader reports."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return True if text in TRUE else False if text in FALSE else None
+    return None
+
+
+def where(path: Path | str, line: int | None = None) -> str:
+    """A problem's place: the path as found (two folders may both hold a User.json), and
+    the line when there is one."""
+    return f"{path}:{line}" if line is not None else str(path)
+
+
 @dataclass
 class Subject:
     """One thing a check judges: a user, a profile, a connected app, the org."""
@@ -80,6 +104,13 @@ class Subject:
 
     def get(self, attr: str) -> Any:
         return self.attrs.get(attr)
+
+    @property
+    def key(self) -> str:
+        """Unique within its kind: a profile and a permission set may share a name."""
+        if self.kind == "permission_holder":
+            return f"{self.attrs.get('kind')}/{self.name}"
+        return self.name
 
 
 @dataclass
@@ -106,15 +137,26 @@ class OrgModel:
     def add(self, subject: Subject) -> Subject:
         """Add a subject, or merge its attributes into the one of that name already read
         (a connected app seen in metadata and in an OauthToken export is one app)."""
-        known = self.subjects[subject.kind].get(subject.name)
+        known = self.subjects[subject.kind].get(subject.key)
         self.read.add(subject.kind)
         if known is None:
-            self.subjects[subject.kind][subject.name] = subject
+            self.subjects[subject.kind][subject.key] = subject
             return subject
         for k, v in subject.attrs.items():
             if v is not None or k not in known.attrs:
                 known.attrs[k] = v
         return known
+
+    def note(self, place: str, reason: str) -> None:
+        self.problems.append(Problem(place, reason))
+
+    def holder(self, kind: str, name: str) -> Subject | None:
+        """A profile, permission set or group by its name (or, failing that, its label)."""
+        found = self.subjects["permission_holder"].get(f"{kind}/{name}")
+        if found is None:
+            found = next((h for h in self.subjects["permission_holder"].values()
+                          if h.get("kind") == kind and h.get("label") == name), None)  # fmt: skip
+        return found
 
     def one(self, kind: str) -> Subject:
         """The single subject of an org-wide kind, made on first use."""

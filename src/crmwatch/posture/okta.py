@@ -29,8 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from crmwatch.errors import Location
-from crmwatch.posture.model import OrgModel, Problem
+from crmwatch.posture.model import OrgModel, where
 from crmwatch.sources.base import read_input
 from crmwatch.sources.jsonrecords import BadRecord, iter_records
 
@@ -64,7 +63,7 @@ def is_okta(head: bytes) -> bool:
 
 
 def _kind(obj: dict[str, Any]) -> str | None:
-    t = obj.get("type")
+    t = obj.get("type") if isinstance(obj.get("type"), str) else None
     if t in RULE_TYPES and "actions" in obj:
         return "rule"
     if t in POLICY_TYPES and ("conditions" in obj or "settings" in obj or "system" in obj
@@ -75,6 +74,47 @@ def _kind(obj: dict[str, Any]) -> str | None:
     if "key" in obj and "status" in obj and t is not None:
         return "authenticator"
     return None
+
+
+# The fields derive() reads, with the type each must have (parents before children); "strs"
+# is a list of texts. A field of another type is reported and dropped, never guessed at.
+SHAPES: dict[str, tuple[tuple[str, Any], ...]] = {
+    "policy": (("id", str), ("name", str), ("status", str), ("_embedded", dict),
+               ("_embedded.rules", list), ("_embedded.resourceType", str)),
+    "rule": (("status", str), ("policyId", str), ("_links", dict), ("_links.self", dict),
+             ("_links.self.href", str), ("actions", dict), ("actions.appSignOn", dict),
+             ("actions.signon", dict), ("actions.appSignOn.access", str),
+             ("actions.signon.access", str), ("actions.appSignOn.verificationMethod", dict),
+             ("actions.appSignOn.verificationMethod.constraints", list), ("conditions", dict),
+             ("conditions.network", dict), ("conditions.network.include", "strs")),
+    "zone": (("id", str), ("name", str), ("status", str), ("usage", str), ("proxyType", str),
+             ("ipServiceCategories", dict), ("ipServiceCategories.include", "strs")),
+    "authenticator": (("key", str), ("name", str), ("status", str)),
+}  # fmt: skip
+KNOWN_PROXY_TYPES = ANONYMISING_PROXIES | {"None"}
+
+
+def _shaped(obj: dict[str, Any], kind: str, place: str, model: OrgModel) -> dict[str, Any]:
+    for path, want in SHAPES[kind]:
+        *parents, leaf = path.split(".")
+        container: Any = obj
+        for p in parents:
+            container = container.get(p) if isinstance(container, dict) else None
+        if not isinstance(container, dict) or container.get(leaf) is None:
+            continue
+        v = container[leaf]
+        if want == "strs":
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                model.note(place, f"{kind} {path} is not a list of texts; ignored")
+                del container[leaf]
+        elif not isinstance(v, want):
+            a = {dict: "an object", list: "a list", str: "a text"}[want]
+            model.note(place, f"{kind} {path} is not {a}; ignored")
+            del container[leaf]
+    if kind == "zone" and obj.get("proxyType") not in (None, *KNOWN_PROXY_TYPES):
+        model.note(place, f"zone proxyType {str(obj['proxyType'])[:30]!r} is not one Okta "
+                          "documents; taken as not blocking anonymisers")  # fmt: skip
+    return obj
 
 
 class OktaConfig:
@@ -94,22 +134,25 @@ def read_okta(path: Path, config: OktaConfig, model: OrgModel) -> int:
     """Add the Okta objects of ``path`` to ``config``; returns how many were used."""
     data, problem = read_input(path)
     if problem:
-        model.problems.append(Problem(str(Location(path)), problem))
+        model.note(where(path), problem)
     used = 0
     unknown = 0
     for item in iter_records(data):
         if isinstance(item, BadRecord):
-            where = Location(path, item.line, item.byte_offset)
-            model.problems.append(Problem(str(where), f"{item.reason}: {item.detail}"))
+            model.note(where(path, item.line), f"{item.reason}: {item.detail}")
             continue
-        obj = item.obj
-        kind = _kind(obj)
+        kind = _kind(item.obj)
+        obj = _shaped(item.obj, kind, where(path, item.line), model) if kind else item.obj
         if kind == "policy":
             pid = str(obj.get("id") or obj.get("name"))
             config.policies[pid] = obj
-            rules = (obj.get("_embedded") or {}).get("rules")
-            if isinstance(rules, list):
-                config.rules.setdefault(pid, []).extend(r for r in rules if isinstance(r, dict))
+            rules = (obj.get("_embedded") or {}).get("rules") or []
+            for rule in rules:
+                if isinstance(rule, dict):
+                    rule = _shaped(rule, "rule", where(path, item.line), model)
+                    config.rules.setdefault(pid, []).append(rule)
+                else:
+                    model.note(where(path, item.line), "a policy rule that is not an object")
         elif kind == "rule":
             config.rules.setdefault(_policy_of(obj), []).append(obj)
         elif kind == "zone":
@@ -121,9 +164,7 @@ def read_okta(path: Path, config: OktaConfig, model: OrgModel) -> int:
             continue
         used += 1
     if unknown:
-        model.problems.append(Problem(
-            str(Location(path)), f"{unknown} object(s) not a policy, rule, zone or authenticator",
-        ))  # fmt: skip
+        model.note(where(path), f"{unknown} object(s) not a policy, rule, zone or authenticator")
     if used:
         model.files.append(str(path))
     return used

@@ -51,10 +51,11 @@ def drift(store: Store, audit: Audit, checks: list[Check]) -> list[Finding]:
     by_id = {c.id: c for c in checks}
     out: list[Finding] = []
     for f in audit.findings:
-        new = [s for s in f.subjects if (f.check_id, s["name"]) not in failing]
+        new = {s["name"] for s in f.subjects if (f.check_id, s["name"]) not in failing}
         check = by_id.get(f.check_id)
         if new and check is not None:
-            subjects = [audit.model.subjects[check.subject][s["name"]] for s in new]
+            subjects = [s for s in audit.model.of(check.subject)
+                        if s.name in new and check.judge(s) is True]  # fmt: skip
             out.append(_drift(check, subjects, f"newly failing since audit {before}"))
     apps = [a for a in audit.model.of("connected_app") if ("connected_app", a.name) not in seen]
     if apps and any(k == "connected_app" for k, _ in seen):

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from crmwatch.errors import Location
-from crmwatch.posture.model import OrgModel, Subject, permission
+from crmwatch.posture.model import OrgModel, Subject, permission, where
 from crmwatch.posture.xmlfile import Element, parse
 
 # metadata type → (folder name, suffixes: source format, MDAPI format)
@@ -81,6 +81,11 @@ def _name(path: Path, suffixes: tuple[str, ...]) -> str:
 WIDEST = {4: 2**24, 6: 2**96}
 
 
+def _number(text: str | None) -> int | None:
+    """A whole number of at most nine digits (a setting, not a payload)."""
+    return int(text) if text and text.isdecimal() and text.isascii() and len(text) <= 9 else None
+
+
 def _permissions(el: Element) -> list[str]:
     return sorted(
         permission(p.text("name") or "")
@@ -90,13 +95,18 @@ def _permissions(el: Element) -> list[str]:
 
 
 def _restricting(r: Element) -> bool:
-    """Whether a loginIpRanges entry limits sign-ins (a valid range no wider than WIDEST)."""
+    """Whether a loginIpRanges entry limits sign-ins (a valid range no wider than WIDEST);
+    one that cannot be read is reported and does not count."""
+    text = (r.text("startAddress") or "", r.text("endAddress") or "")
     try:
-        start = ipaddress.ip_address(r.text("startAddress") or "")
-        end = ipaddress.ip_address(r.text("endAddress") or "")
+        start, end = (ipaddress.ip_address(t) for t in text)
     except ValueError:
+        r.note(f"login IP range {text[0][:40]!r}–{text[1][:40]!r} is not a pair of addresses; "
+               "it restricts nothing here")  # fmt: skip
         return False
     if start.version != end.version or end < start:
+        r.note(f"login IP range {start}–{end} is empty or mixes IPv4 and IPv6; it restricts "
+               "nothing here")  # fmt: skip
         return False
     return int(end) - int(start) + 1 <= WIDEST[start.version]
 
@@ -105,7 +115,7 @@ def read_metadata(root: Path, model: OrgModel) -> int:
     """Add the subjects of the metadata under ``root`` to ``model``; returns files read."""
     files = metadata_files(root)
     present = folders_present(root)
-    read = 0
+    parsed: list[tuple[Path, Element]] = []
     policies: list[tuple[Path, Element]] = []
     for kind, paths in files.items():
         for path in paths:
@@ -113,7 +123,7 @@ def read_metadata(root: Path, model: OrgModel) -> int:
             if not isinstance(el, Element):
                 model.problems.append(el)
                 continue
-            read += 1
+            parsed.append((path, el))
             model.files.append(str(path))
             name = _name(path, TYPES[kind][1])
             if kind == "transaction_security_policy":
@@ -126,7 +136,10 @@ def read_metadata(root: Path, model: OrgModel) -> int:
                 _holder(model, kind, name, el, path)
     if "transaction_security_policy" in present:
         _transaction_policies(model, policies)
-    return read
+    for path, el in parsed:
+        for what in dict.fromkeys(el.bad):
+            model.note(where(path), what)
+    return len(parsed)
 
 
 def _holder(model: OrgModel, kind: str, name: str, el: Element, path: Path) -> None:
@@ -153,7 +166,9 @@ def _settings(model: OrgModel, name: str, el: Element) -> None:
         return
     if name == "Event":
         days = el.text("eventLogRetentionDuration")
-        org.attrs["event_log_retention_days"] = int(days) if days and days.isdigit() else None
+        org.attrs["event_log_retention_days"] = _number(days)
+        if days and _number(days) is None:
+            el.note(f"eventLogRetentionDuration {days[:20]!r} is not a number; unknown")
         org.attrs["transaction_security_enabled"] = el.flag("enableTransactionSecurityPolicies")
         return
     if name != "Security":
@@ -162,6 +177,8 @@ def _settings(model: OrgModel, name: str, el: Element) -> None:
     if session is not None:
         timeout = session.text("sessionTimeout")
         org.attrs["session_timeout_minutes"] = TIMEOUTS.get(timeout or "")
+        if timeout and timeout not in TIMEOUTS:
+            el.note(f"sessionTimeout {timeout[:30]!r} is not a Metadata API value; unknown")
         org.attrs["lock_sessions_to_ip"] = session.flag("lockSessionsToIp")
         flags = [session.flag(f) for f in CLICKJACK]
         org.attrs["clickjack_protection"] = None if None in flags else all(flags)
@@ -173,7 +190,9 @@ def _settings(model: OrgModel, name: str, el: Element) -> None:
     passwords = el.first("passwordPolicies")
     if passwords is not None:
         length = passwords.text("minimumPasswordLength")
-        org.attrs["password_min_length"] = int(length) if length and length.isdigit() else None
+        org.attrs["password_min_length"] = _number(length)
+        if length and _number(length) is None:
+            el.note(f"minimumPasswordLength {length[:20]!r} is not a number; unknown")
         org.attrs["max_login_attempts"] = passwords.text("maxLoginAttempts")
     network = el.first("networkAccess")
     org.attrs["trusted_ip_ranges"] = 0 if network is None else len(network.all("ipRanges"))

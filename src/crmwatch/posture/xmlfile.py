@@ -14,25 +14,27 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from crmwatch.errors import Location
-from crmwatch.posture.model import Problem
+from crmwatch.posture.model import Problem, truth, where
 
 # Every Metadata API file is in this namespace; older or hand-written ones may have none.
 NS = "{http://soap.sforce.com/2006/04/metadata}"
 
 
 class Element:
-    """A metadata element whose children are found by their local name."""
+    """A metadata element whose children are found by their local name. Values it cannot
+    read as what they should be are collected in ``bad`` (shared by the whole file), so the
+    reader reports them instead of guessing."""
 
-    def __init__(self, el: ET.Element) -> None:
+    def __init__(self, el: ET.Element, bad: list[str] | None = None) -> None:
         self.el = el
+        self.bad: list[str] = [] if bad is None else bad
 
     @property
     def tag(self) -> str:
         return self.el.tag.removeprefix(NS)
 
     def all(self, name: str) -> list[Element]:
-        return [Element(c) for c in self.el if c.tag.removeprefix(NS) == name]
+        return [Element(c, self.bad) for c in self.el if c.tag.removeprefix(NS) == name]
 
     def first(self, name: str) -> Element | None:
         found = self.all(name)
@@ -45,9 +47,18 @@ class Element:
         return child.el.text.strip()
 
     def flag(self, name: str) -> bool | None:
-        """A boolean child: True, False, or None when the element is absent."""
+        """A boolean child (XML Schema: true, false, 1, 0): None when absent or unreadable."""
         value = self.text(name)
-        return None if value is None else value.lower() == "true"
+        if value is None:
+            return None
+        result = truth(value)
+        if result is None or value.lower() in ("yes", "no"):
+            self.bad.append(f"<{name}> is not a boolean ({value[:20]!r}); read as unknown")
+            return None
+        return result
+
+    def note(self, what: str) -> None:
+        self.bad.append(what)
 
 
 def parse(path: Path) -> Element | Problem:
@@ -57,8 +68,10 @@ def parse(path: Path) -> Element | Problem:
     except ET.ParseError as e:
         line, column = e.position
         what = str(e).split(": line ")[0]  # expat's message, without the position it repeats
-        return Problem(str(Location(path, line)), f"malformed XML at column {column}: {what}")
+        return Problem(where(path, line), f"malformed XML at column {column}: {what}")
     except DefusedXmlException as e:
-        return Problem(str(Location(path)), f"refused: {type(e).__name__} ({e})")
+        return Problem(where(path), f"refused: {type(e).__name__} ({e})")
+    except (LookupError, ValueError) as e:  # an encoding Python does not know, and kin
+        return Problem(where(path), f"cannot decode: {e}")
     except OSError as e:
-        return Problem(str(Location(path)), f"cannot read: {e.strerror or e}")
+        return Problem(where(path), f"cannot read: {e.strerror or e}")
