@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from crmwatch.ingest import ingest
@@ -107,6 +107,7 @@ def test_json_reader_never_crashes_on_random_bytes(data: bytes):
 
 @SETTINGS
 @given(st.binary(max_size=1500), st.sampled_from(sorted(FORMATS)))
+@example(b"\x00\n\x00", "sf-setup-csv")  # a header without Setup Audit Trail's columns
 def test_every_format_survives_random_bytes(data: bytes, fmt: str):
     store, summary = _ingest_bytes("random.bin", data, fmt)
     [f] = summary.files
@@ -119,6 +120,9 @@ def test_every_format_survives_random_bytes(data: bytes, fmt: str):
 
 @SETTINGS
 @given(plans)
+# A quote alone on a line, then a row cut inside a multi-byte character: DuckDB's reader
+# lost its place and the good row after them was neither stored nor quarantined.
+@example([("0", 0, 1), ("\xa0", 0, 56), ("0", None, 1)])
 def test_mutated_csv_keeps_every_good_row(plan):
     header = b'"' + b'","'.join(h.encode() for h in HEADER) + b'"\n'
     data, good = _build(plan, _csv_line, lambda i: f"R{i:05d}")

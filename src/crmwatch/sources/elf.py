@@ -402,6 +402,9 @@ REJECT_REASONS = {
 }
 
 
+# Reject types after which DuckDB's reader may lose its place in the file.
+LOSES_PLACE = {"UNQUOTED VALUE", "INVALID ENCODING", "INVALID UNICODE"}
+
 REJECT_PRIORITY = {
     "INVALID ENCODING": 0,
     "INVALID UNICODE": 0,
@@ -549,6 +552,15 @@ class ElfCsvSource(Source):
         grouped: dict[tuple[str, int], list] = defaultdict(list)
         for path, line, byte_pos, etype, csv_line, message in rows:
             grouped[(path, line)].append((byte_pos, etype, csv_line, message))
+        for (path, line), errors in grouped.items():
+            if {e[1] for e in errors} & LOSES_PLACE:
+                # After a broken quote or bytes that are not UTF-8 the reader can lose its
+                # place: it reported good rows as rejected, or rows it never returned nor
+                # rejected (tests/test_properties.py). Such a file is read record by record.
+                raise SourceFormatError(
+                    "a broken quote or bytes that are not UTF-8; read record by record",
+                    Location(by_path[path].path, line),
+                )
         salvage: list[tuple[int, list[str]]] = []
         for (path, line), errors in grouped.items():
             f = by_path[path]

@@ -71,10 +71,15 @@ class SetupAuditCsvSource(SfObjectSource):
         text = data.decode("utf-8", errors="replace")
         reader = csv.reader(io.StringIO(text, newline=""))
         header = [c.strip().lower() for c in next(reader, [])]
+        missing = [c for c in REQUIRED if c not in header]
         line = reader.line_num + 1
         for row in reader:
             start, line = line, reader.line_num + 1
             if not any(cell.strip() for cell in row):
+                continue
+            if missing:  # read with --format sf-setup-csv, but not a Setup Audit Trail file
+                detail = f"the header has no {', '.join(missing)} column"
+                yield BadRecord(start, None, Reason.UNKNOWN_FORMAT, detail)
                 continue
             if len(row) != len(header):
                 detail = f"Expected Number of Columns: {len(header)} Found: {len(row)}"
