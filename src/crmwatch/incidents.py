@@ -518,29 +518,34 @@ def _follow_exports(store: Store) -> None:
     """Add the later exports of an insider's incident (one with no attacker side) that follow
     its findings within EXPORT_FOLLOW of one another (role ``later export``): the second,
     third … day of a person's exports. An outside attacker's exports come through its sessions
-    and addresses; the victim's own weekly exports are not the attack's."""
+    and addresses; the victim's own weekly exports are not the attack's.
+
+    Gaps and islands in one query: an export joins when it comes within EXPORT_FOLLOW of the
+    incident's last finding or of the latest export before it; the first gap longer than that
+    ends the chain (a running count of gaps must still be zero)."""
     cats = lit_list(EXPORTS)
     uid = USER_KEY.format(c="e.user_id")
-    rows = store.execute(
-        f"""SELECT DISTINCT sp.iid, e.event_id, e.ts, sp.hi FROM events_base e
-        JOIN inc_span sp ON e.ts >= sp.start AND sp.attack IS NULL
-        LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)
-        LEFT JOIN inc_uids u ON u.iid = sp.iid AND u.uid = {uid}
-        WHERE e.category IN {cats} AND (p.iid IS NOT NULL OR u.iid IS NOT NULL)
-        ORDER BY sp.iid, e.ts"""
-    ).rows
-    chosen: list[tuple[str, str]] = []
-    last: dict[str, dt.datetime] = {}
-    broken: set[str] = set()  # the chain broke: nothing later joins
-    for iid, event_id, ts, hi in rows:
-        end = last.get(iid, hi)
-        if iid in broken or ts - end > EXPORT_FOLLOW:
-            broken.add(iid)
-            continue
-        chosen.append((iid, event_id))
-        last[iid] = max(end, ts)
-    store.execute("CREATE OR REPLACE TEMP TABLE inc_later (iid VARCHAR, event_id VARCHAR)")
-    store.insert("inc_later", chosen)
+    follow = num(EXPORT_FOLLOW.total_seconds())
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE inc_later AS
+        WITH exports AS (
+            SELECT DISTINCT sp.iid, e.event_id, e.ts, sp.hi FROM events_base e
+            JOIN inc_span sp ON e.ts >= sp.start AND sp.attack IS NULL
+            LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)
+            LEFT JOIN inc_uids u ON u.iid = sp.iid AND u.uid = {uid}
+            WHERE e.category IN {cats} AND (p.iid IS NOT NULL OR u.iid IS NOT NULL)),
+        gaps AS (
+            SELECT iid, event_id, ts, ts - greatest(hi, coalesce(max(ts) OVER (
+                PARTITION BY iid ORDER BY ts, event_id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), hi))
+                > to_seconds({follow}) AS gap
+            FROM exports),
+        chains AS (
+            SELECT iid, event_id, sum(gap::INTEGER) OVER (
+                PARTITION BY iid ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING) AS breaks
+            FROM gaps)
+        SELECT iid, event_id FROM chains WHERE breaks = 0"""
+    )
     store.execute(
         "INSERT INTO incident_events SELECT l.iid, l.event_id, 'later export' FROM inc_later l "
         "ANTI JOIN incident_events i ON i.incident_id = l.iid AND i.event_id = l.event_id"
