@@ -703,15 +703,33 @@ def timeline(store: Store, incident: Incident, limit: int = 200) -> list[Timelin
     """The incident's events and alert firings in time order. Consecutive events of the same
     kind, object and IP collapse into one line with a count, so a 5,000-call export reads as
     one step of the attack, not 5,000 lines."""
+    # Gaps and islands: a row whose key differs from the row before starts an island; only
+    # the first ``limit`` islands leave the database, whatever the incident's size.
+    key = ("role", "source_type", "category", "object", "src_ip")
+    changed = " OR ".join(f"{k} IS DISTINCT FROM lag({k}) OVER w" for k in key)
+    first = ", ".join(
+        f"first({c} ORDER BY ts, event_id) AS {c}"
+        for c in ("role", "event_id", "category", "operation", "object", "src_ip", "country",
+                  "client_app", "outcome", "who")
+    )  # fmt: skip
     rows = store.execute(
-        f"""SELECT e.ts, i.role, e.event_id, e.source_type, e.category, e.operation, e.object,
-            e.rows, e.src_ip, e.country, e.client_app, e.outcome, {principal_sql("e.")}
-            AS who
-        FROM incident_events i
-        JOIN (SELECT event_id, ts, source_type, category, operation, object, rows, src_ip,
-                country, client_app, outcome, user_name, user_id FROM events) e USING (event_id)
-        WHERE i.incident_id = ? ORDER BY e.ts, e.event_id""",
-        [incident.id],
+        f"""WITH ev AS (
+            SELECT e.ts, i.role, e.event_id, e.source_type, e.category, e.operation, e.object,
+                e.src_ip, e.country, e.client_app, e.outcome, {principal_sql("e.")} AS who
+            FROM incident_events i
+            JOIN (SELECT event_id, ts, source_type, category, operation, object, src_ip,
+                    country, client_app, outcome, user_name, user_id FROM events) e
+                USING (event_id)
+            WHERE i.incident_id = $id),
+        marked AS (
+            SELECT *, CASE WHEN {changed} THEN 1 ELSE 0 END AS starts FROM ev
+            WINDOW w AS (ORDER BY ts, event_id)),
+        islands AS (
+            SELECT *, sum(starts) OVER (ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING)
+                AS island FROM marked)
+        SELECT min(ts) AS ts, max(ts) AS last_ts, count(*) AS n, {first}
+        FROM islands GROUP BY island ORDER BY island LIMIT $limit""",
+        {"id": incident.id, "limit": limit},
     ).dicts()
     alerts = store.execute(
         """SELECT coalesce(fired_at, first_ts) AS ts, title, level, alert_id FROM alerts
@@ -719,7 +737,6 @@ def timeline(store: Store, incident: Incident, limit: int = 200) -> list[Timelin
         [incident.alert_ids],
     ).dicts()
     entries: list[TimelineEntry] = []
-    key_prev = None
     for r in rows:
         what = " ".join(
             str(x) for x in (r["category"], r["operation"], r["object"]) if x is not None
@@ -727,15 +744,11 @@ def timeline(store: Store, incident: Incident, limit: int = 200) -> list[Timelin
         where = f"from {r['src_ip']} ({r['country'] or '??'})" if r["src_ip"] else ""
         app = f"via {r['client_app']}" if r["client_app"] else ""
         text = " ".join(x for x in (r["who"] or "?", what, app, where, r["outcome"]) if x)
-        key = (r["role"], r["source_type"], r["category"], r["object"], r["src_ip"])
-        if key == key_prev and entries:
-            entries[-1].count += 1
-            entries[-1].last_ts = iso_z(r["ts"]) or ""
-            continue
-        key_prev = key
-        entries.append(
-            TimelineEntry(iso_z(r["ts"]) or "", "event", r["role"], text, 1, r["event_id"])
-        )
+        entry = TimelineEntry(iso_z(r["ts"]) or "", "event", r["role"], text, r["n"],
+                              r["event_id"])  # fmt: skip
+        if r["n"] > 1:
+            entry.last_ts = iso_z(r["last_ts"]) or ""
+        entries.append(entry)
     for a in alerts:
         entries.append(
             TimelineEntry(iso_z(a["ts"]) or "", "alert", a["level"], a["title"], 1, a["alert_id"])
