@@ -17,7 +17,6 @@ transparency.json                     the five facts the 2025 notices were fault
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import re
@@ -32,7 +31,7 @@ from crmwatch.notify.org import Org
 from crmwatch.notify.regimes import ORG_FLAGS, Regime, explicit_regions, load_regimes
 from crmwatch.notify.text import HEADINGS, LANGUAGES, MARK, Section, items_text, letter_sections
 from crmwatch.scope.snapshot import SnapshotFile
-from crmwatch.sql import ident
+from crmwatch.sql import ident, lit, path_lit
 from crmwatch.store import Store
 
 REGULATOR_LABELS = {
@@ -117,7 +116,7 @@ def notify(
         for o in assessment.obligations
         if o.recipient == "regulator" and o.status in ("required", "assess")
     ]
-    mailing, variants = _mailing_list(store, facts, assessment, by_id, org, out)
+    mailing_rows, variants = _mailing_list(store, facts, assessment, by_id, org, out)
     letters = _letters(out, facts, org, by_id, variants)
     _breach_record(out, facts, org, assessment, by_id)
     transparency = _transparency(facts, org)
@@ -139,7 +138,7 @@ def notify(
         assessment.assumptions,
         drafts,
         letters,
-        len(mailing),
+        mailing_rows,
         transparency,
     )
 
@@ -434,27 +433,38 @@ class Variant:
     items: ItemsKey
 
 
+# Customer ids as Salesforce writes them need no escaping in a CSV cell; any other id is made
+# inert by markup.csv_cell (the few there are, in Python).
+_PLAIN_ID = "^[A-Za-z0-9_.]+$"
+
+
 def _mailing_list(
     store: Store, facts: Facts, a: Assessment, by_id: dict[str, Regime], org: Org, out: Path
-) -> tuple[list[tuple], list[Variant]]:
+) -> tuple[int, list[Variant]]:
     """One row per affected customer and regime that must (or may have to) write to them, and
     the letter templates those rows name. Contact details are read from the snapshot now, only
     to choose the channel; the file holds ids and choices, not addresses. Each customer's
     template lists the items exposed about that customer, so no letter tells someone that
-    data was taken which was not."""
+    data was taken which was not.
+
+    Set-based: Python decides per distinct place (which regimes cover it), per distinct set
+    of exposed field sets (which notice items) and per template; the rows themselves — one
+    per customer and regime, millions in a large breach — are joined and written by one
+    ``COPY``."""
     iid = facts.incident.id
     regimes = [
         by_id[o.regime]
         for o in a.obligations
         if o.recipient == "individuals" and o.status in ("required", "assess")
     ]
-    customers = store.execute(
-        """SELECT coalesce(customer_id, record_id) AS customer, any_value(country),
-            any_value(us_state), list_sort(list(DISTINCT fieldset))
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE ml_customers AS
+        SELECT coalesce(customer_id, record_id) AS customer, any_value(country) AS country,
+            any_value(us_state) AS state, list_sort(list(DISTINCT fieldset)) AS sets
         FROM exposures WHERE incident_id = ? GROUP BY customer""",
         [iid],
-    ).rows
-    contacts, missing = _contacts(store, facts)
+    )
+    missing = _contacts(store, facts)
     # Never a silent fallback: say why customers are listed for substitute notice.
     if missing:
         files = "; ".join(f"{obj}: {path}" for obj, path in missing)
@@ -464,50 +474,85 @@ def _mailing_list(
             "listed for substitute notice. Run notify where the snapshot is to choose channels."
         )
     explicit = explicit_regions(list(by_id.values()))
-    keys: dict[tuple, ItemsKey] = {}
-
-    def items_of(sets: list[int]) -> ItemsKey:
-        k = tuple(sets)
-        if k not in keys:
-            fields = {f for x in sets for f in facts.fieldsets.get(x, [])}
-            keys[k] = tuple((i, tuple(fs)) for i, fs in notice_items(fields).items())
-        return keys[k]
-
-    rows = []
+    places = store.execute("SELECT DISTINCT country, state FROM ml_customers").rows
+    cover = []
     for r in regimes:
         everyone = r.establishment_covers_all and set(org.establishments) & set(r.countries)
-        for cid, country, state, sets in customers:
-            if not everyone and not r.covers(country, state, explicit):
-                continue
-            email, street, preferred = contacts.get(cid[:15], (None, None, None))
-            channel = "email" if email else "post" if street else "substitute notice"
-            rows.append((cid, r.id, channel, _language(r, preferred, country), items_of(sets)))
-    unknown = {row[0] for row in rows if row[0][:15] not in contacts}
+        fixed = r.individuals.languages[0] if r.individuals.languages else None
+        fixed = None if fixed is None else fixed if fixed in LANGUAGES else "en"
+        cover += [(r.id, country, state, fixed) for country, state in places
+                  if everyone or r.covers(country, state, explicit)]  # fmt: skip
+    store.execute("CREATE OR REPLACE TEMP TABLE ml_cover (regime VARCHAR, country VARCHAR, "
+                  "state VARCHAR, lang VARCHAR)")  # fmt: skip
+    store.insert("ml_cover", cover)
+    keys = {}
+    for (sets,) in store.execute("SELECT DISTINCT sets FROM ml_customers").rows:
+        fields = {f for x in sets for f in facts.fieldsets.get(x, [])}
+        keys[tuple(sets)] = tuple((i, tuple(fs)) for i, fs in notice_items(fields).items())
+    store.execute("CREATE OR REPLACE TEMP TABLE ml_items (sets UBIGINT[], items VARCHAR)")
+    store.insert("ml_items", [(list(k), json.dumps(v)) for k, v in keys.items()])
+    country_lang = "CASE " + " ".join(
+        f"WHEN c.country = {lit(k)} THEN {lit(v)}" for k, v in _COUNTRY_LANG.items()
+    ) + " ELSE 'en' END"  # fmt: skip
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ml_rows AS
+        SELECT c.customer, v.regime,
+            CASE WHEN k.email THEN 'email' WHEN k.street THEN 'post'
+                ELSE 'substitute notice' END AS channel,
+            coalesce(v.lang, CASE WHEN list_contains(?::VARCHAR[], lower(left(k.lang, 2)))
+                THEN lower(left(k.lang, 2)) END, {country_lang}) AS language,
+            i.items, k.id15 IS NULL AS unknown
+        FROM ml_customers c
+        JOIN ml_cover v ON v.country IS NOT DISTINCT FROM c.country
+            AND v.state IS NOT DISTINCT FROM c.state
+        JOIN ml_items i ON i.sets = c.sets
+        LEFT JOIN ml_contacts k ON k.id15 = left(c.customer, 15)""",
+        [list(LANGUAGES)],
+    )  # fmt: skip
+    unknown = store.scalar("SELECT count(DISTINCT customer) FROM ml_rows WHERE unknown")
     if unknown and not missing:
         a.assumptions.append(
-            f"{len(unknown)} customers to notify are not in the snapshot's Contact, Lead or "
+            f"{unknown} customers to notify are not in the snapshot's Contact, Lead or "
             "Account files (deleted since scope?): listed for substitute notice."
         )
-    variants = _variants(regimes, rows)
-    name = {(v.regime, v.lang, v.items): v.template for v in variants}
-    rows = [(cid, rid, ch, lang, name[(rid, lang, k)]) for cid, rid, ch, lang, k in rows]
+    used = store.execute("SELECT DISTINCT regime, language, items FROM ml_rows").rows
+    variants = _variants(regimes, [(rid, lang, tuple((i, tuple(f)) for i, f in json.loads(k)))
+                                   for rid, lang, k in used])  # fmt: skip
+    store.execute("CREATE OR REPLACE TEMP TABLE ml_templates (regime VARCHAR, language VARCHAR, "
+                  "items VARCHAR, template VARCHAR)")  # fmt: skip
+    store.insert("ml_templates", [(v.regime, v.lang, json.dumps(v.items), v.template)
+                                  for v in variants])  # fmt: skip
+    odd = [r[0] for r in store.execute(
+        f"SELECT DISTINCT customer FROM ml_rows WHERE NOT regexp_matches(customer, "
+        f"{lit(_PLAIN_ID)})").rows]  # fmt: skip
+    store.execute("CREATE OR REPLACE TEMP TABLE ml_shown (customer VARCHAR, shown VARCHAR)")
+    store.insert("ml_shown", [(c, csv_cell(c)) for c in odd])
     path = out / "mailing_list.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["customer_id", "regime", "channel", "language", "template"])
-        w.writerows([csv_cell(v) for v in row] for row in sorted(rows))
+    store.execute(
+        f"""COPY (SELECT coalesce(s.shown, r.customer) AS customer_id, r.regime, r.channel,
+                r.language, t.template
+            FROM ml_rows r JOIN ml_templates t USING (regime, language, items)
+            LEFT JOIN ml_shown s USING (customer)
+            ORDER BY r.customer, r.regime, r.channel, r.language, t.template)
+        TO {path_lit(path)} (FORMAT csv, HEADER true, NEW_LINE {lit(chr(13) + chr(10))})"""
+    )
+    rows = store.scalar("SELECT count(*) FROM ml_rows")
+    for table in ("ml_customers", "ml_cover", "ml_items", "ml_contacts", "ml_rows",
+                  "ml_templates", "ml_shown"):  # fmt: skip
+        store.execute(f"DROP TABLE IF EXISTS {table}")
     return rows, variants
 
 
 def _variants(regimes: list[Regime], rows: list[tuple]) -> list[Variant]:
+    # rows: (regime id, language, items key) in use
     """The templates in use: per regime, each set of exposed items its recipients have, in
     each language they read (and in English, always), numbered by item set when a regime
     has more than one (``eu-gdpr-fr-2`` and ``eu-gdpr-en-2`` list the same items)."""
     out = []
     for r in regimes:
-        mine = [row for row in rows if row[1] == r.id]
-        sets = sorted({row[4] for row in mine}, key=lambda k: (len(k), k))
-        used = {(row[3], row[4]) for row in mine} | {("en", k) for k in sets}
+        mine = [row for row in rows if row[0] == r.id]
+        sets = sorted({row[2] for row in mine}, key=lambda k: (len(k), k))
+        used = {(row[1], row[2]) for row in mine} | {("en", k) for k in sets}
         for n, k in enumerate(sets, 1):
             suffix = f"-{n}" if len(sets) > 1 else ""
             for lang in sorted(lang for lang, key in used if key == k):
@@ -528,12 +573,14 @@ def _language(r: Regime, preferred: str | None, country: str | None) -> str:
     return _COUNTRY_LANG.get(country or "", "en")
 
 
-def _contacts(store: Store, facts: Facts) -> tuple[dict[str, tuple], list[tuple[str, Path]]]:
-    """id15 → (has e-mail, has street, preferred language) from the snapshot's person objects,
-    and the (object, path) of each such snapshot file scope read that is gone."""
-    out: dict[str, tuple] = {}
+def _contacts(store: Store, facts: Facts) -> list[tuple[str, Path]]:
+    """Table ``ml_contacts`` (id15, has e-mail, has street, preferred language) from the
+    snapshot's person objects — a later file's row for an id wins — and the (object, path)
+    of each such snapshot file scope read that is gone."""
+    store.execute("CREATE OR REPLACE TEMP TABLE ml_contacts (id15 VARCHAR, email BOOLEAN, "
+                  "street BOOLEAN, lang VARCHAR, n INTEGER)")  # fmt: skip
     missing: list[tuple[str, Path]] = []
-    for obj, meta in (facts.scope.get("snapshot") or {}).items():
+    for n, (obj, meta) in enumerate((facts.scope.get("snapshot") or {}).items()):
         path = Path(meta["path"])
         if obj not in ("Contact", "Lead", "Account"):
             continue
@@ -541,17 +588,19 @@ def _contacts(store: Store, facts: Facts) -> tuple[dict[str, tuple], list[tuple[
             missing.append((obj, path))
             continue
         f = SnapshotFile.open(store, obj, path)
-        rows = store.execute(
-            f"""SELECT left(s."Id", 15), {_col(f, "Email", "PersonEmail")} IS NOT NULL,
+        store.execute(
+            f"""INSERT INTO ml_contacts SELECT left(s."Id", 15),
+                {_col(f, "Email", "PersonEmail")} IS NOT NULL,
                 {_col(f, "MailingStreet", "Street", "PersonMailingStreet", "BillingStreet")}
-                    IS NOT NULL, {_col(f, "Preferred_Language__c", "Language__c")}
-            FROM {f.source} s WHERE left(s."Id", 15) IN (SELECT left(coalesce(customer_id,
-                record_id), 15) FROM exposures WHERE incident_id = ?)""",
-            [facts.incident.id],
-        ).rows
-        for id15, email, street, lang in rows:
-            out[id15] = (email, street, lang)
-    return out, missing
+                    IS NOT NULL, {_col(f, "Preferred_Language__c", "Language__c")}, {n}
+            FROM {f.source} s WHERE left(s."Id", 15) IN (SELECT left(customer, 15)
+                FROM ml_customers)"""
+        )
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE ml_contacts AS SELECT id15, arg_max(email, n) AS email, "
+        "arg_max(street, n) AS street, arg_max(lang, n) AS lang FROM ml_contacts GROUP BY id15"
+    )
+    return missing
 
 
 def _col(f: SnapshotFile, *names: str) -> str:
