@@ -19,6 +19,7 @@ from crmwatch.detect.rules import load_rules
 from crmwatch.detect.runner import detect
 from crmwatch.incidents import build_incidents
 from crmwatch.ingest import ingest
+from crmwatch.scope.evidence import EventScope, twins
 from crmwatch.scope.exposure import replay_query, scope_incident
 from crmwatch.scope.snapshot import Snapshot, object_name
 from crmwatch.store import Store
@@ -391,3 +392,27 @@ def test_a_bulk_jobs_own_log_bounds_what_its_replay_cannot_list(tmp_path):
     assert elf.kind == "covered"
     assert (job.records, job.upper_bound) == (4, 6) and "counts 10 rows" in job.note
     assert r.bounded_upper_bound == 6
+
+
+def _ev(n: int, second: float, obj: str | None = "Contact", user: str = "005000000000001AAA"):
+    return {
+        "event_id": f"e{n}",
+        "category": "report_export",
+        "user_id": user,
+        "ts": dt.datetime(2025, 6, 10, 9, 0) + dt.timedelta(seconds=second),
+        "object": obj,
+    }
+
+
+def test_twins_are_one_to_one_nearest_first(store: Store):
+    """Two separate exports a second apart, and one event object describing one of them: only
+    the nearer is that event seen by another log; the other stays an export of its own."""
+    listed = [(_ev(10, 1.2), EventScope("e10", "", "", "Contact", "exact"))]
+    bounded = [_ev(1, 0), _ev(2, 1), _ev(3, 1, user="005000000000002AAA"), _ev(4, 30)]
+    assert twins(store, bounded, listed) == {1: "e10"}
+    # with a second listed event, the earlier export finds its own twin
+    listed.append((_ev(11, 0.1, obj=None), EventScope("e11", "", "", None, "exact")))
+    assert twins(store, bounded, listed) == {0: "e11", 1: "e10"}
+    # an object both name must agree
+    other = [(_ev(12, 0), EventScope("e12", "", "", "Case", "exact"))]
+    assert twins(store, bounded, other) == {}

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
 
+import pyarrow as pa
+
 from crmwatch import soql
 from crmwatch.scope.fields import expand
 from crmwatch.scope.replay import Plan, Unreplayable, plan
 from crmwatch.scope.snapshot import Snapshot
 from crmwatch.sql import lit
+from crmwatch.store import Store
 from crmwatch.timeutil import iso_z
 
 
@@ -69,19 +72,59 @@ LISTED = ("exact", "replayed", "candidate")
 TWIN_SECONDS = 5
 
 
-def twin(ev: dict, listed: list[tuple[dict, EventScope]]) -> str | None:
-    """An event read from a richer log that is this one seen by another log: an API
-    EventLogFile row and its ApiEvent, a ReportExport row and its ReportEvent (same user,
-    kind, time within seconds)."""
-    for other, es in listed:
-        if (
-            other["category"] == ev["category"]
-            and (other["user_id"] or "")[:15] == (ev["user_id"] or "")[:15]
-            and abs((other["ts"] - ev["ts"]).total_seconds()) <= TWIN_SECONDS
-            and (ev["object"] is None or es.object is None or ev["object"] == es.object)
-        ):
-            return other["event_id"]
-    return None
+def twins(
+    store: Store, bounded: list[dict], listed: list[tuple[dict, EventScope]]
+) -> dict[int, str]:
+    """Bounded events that are a listed event seen by another log: an API EventLogFile row and
+    its ApiEvent, a ReportExport row and its ReportEvent (same kind, same user, within
+    TWIN_SECONDS, the same object where both name one). One to one — each listed event is the
+    twin of at most one bounded event, nearest in time first — so two separate exports a
+    second apart are never both taken for one. Returns bounded index → twin's event id.
+
+    A range join gives the candidate pairs; rounds of mutual best matches (each the other's
+    nearest, ties by position) settle them, the globally nearest pair first."""
+    if not bounded or not listed:
+        return {}
+
+    def table(rows: list[tuple[int, dict, str | None]]) -> pa.Table:
+        return pa.table({
+            "ix": pa.array([i for i, _, _ in rows], pa.int64()),
+            "category": pa.array([e["category"] for _, e, _ in rows], pa.string()),
+            "user15": pa.array([(e["user_id"] or "")[:15] for _, e, _ in rows], pa.string()),
+            "ts": pa.array([e["ts"] for _, e, _ in rows], pa.timestamp("us")),
+            "object": pa.array([o for _, _, o in rows], pa.string()),
+        })  # fmt: skip
+
+    b = table([(i, ev, ev["object"]) for i, ev in enumerate(bounded)])
+    l_ = table([(i, ev, es.object) for i, (ev, es) in enumerate(listed)])
+    with store.registered("twin_b", b), store.registered("twin_l", l_):
+        store.execute(
+            f"""CREATE OR REPLACE TEMP TABLE twin_pairs AS
+            SELECT b.ix AS b, l.ix AS l, abs(epoch_us(l.ts) - epoch_us(b.ts)) AS d
+            FROM twin_b b JOIN twin_l l ON l.category = b.category AND l.user15 = b.user15
+                AND l.ts BETWEEN b.ts - to_seconds({TWIN_SECONDS}) AND b.ts
+                    + to_seconds({TWIN_SECONDS})
+                AND (b.object IS NULL OR l.object IS NULL OR b.object = l.object)"""
+        )  # fmt: skip
+    matched: dict[int, str] = {}
+    while True:
+        rounds = store.execute(
+            """SELECT b, l FROM (SELECT b, l,
+                row_number() OVER (PARTITION BY b ORDER BY d, l) AS rb,
+                row_number() OVER (PARTITION BY l ORDER BY d, b) AS rl FROM twin_pairs)
+            WHERE rb = 1 AND rl = 1"""
+        ).rows
+        if not rounds:
+            break
+        for bi, li in rounds:
+            matched[bi] = listed[li][0]["event_id"]
+        store.execute(
+            "DELETE FROM twin_pairs WHERE list_contains(?::BIGINT[], b) "
+            "OR list_contains(?::BIGINT[], l)",
+            [[bi for bi, _ in rounds], [li for _, li in rounds]],
+        )
+    store.execute("DROP TABLE twin_pairs")
+    return matched
 
 
 def settle(ev: dict, es: EventScope, returned: int) -> Confidence:

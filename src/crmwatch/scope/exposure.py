@@ -26,7 +26,7 @@ from crmwatch.scope.evidence import (
     join_notes,
     nothing_to_replay_on,
     settle,
-    twin,
+    twins,
 )
 from crmwatch.scope.replay import SF_TS, Plan
 from crmwatch.scope.results import ScopeResult, summarise
@@ -84,6 +84,7 @@ def scope_incident(
                      if es.kind in ("replayed", "candidate") and ev["job_id"]}  # fmt: skip
     listed = [(ev, es) for ev, es, _ in planned if es.kind in (*LISTED, "count", "aggregate")]
     job_rows: Counter[str] = Counter()
+    rest: list[tuple[dict, EventScope]] = []
     for ev, es, _ in planned:
         if es.kind != "bounded":
             continue
@@ -91,7 +92,11 @@ def scope_incident(
             es.kind, es.note = "covered", f"bulk job {ev['job_id']} is replayed from its query"
             es.upper_bound = None
             job_rows[job] += ev["rows"] or 0
-        elif (other := twin(ev, listed)) is not None:
+        else:
+            rest.append((ev, es))
+    covered = twins(store, [ev for ev, _ in rest], listed)
+    for i, (ev, es) in enumerate(rest):
+        if (other := covered.get(i)) is not None:
             es.kind, es.upper_bound = "covered", None
             es.note = f"the same {ev['category']} as event {other} (another log of it)"
         elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
