@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/scope.py
+	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/precision.py
 
 clean:

@@ -76,13 +76,17 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
             "SELECT fieldset, fields FROM exposure_fieldsets WHERE incident_id = ?", [incident.id]
         ).rows
     )
-    rows = store.execute(
-        """SELECT country, us_state, sets, count(*) FROM (
-            SELECT coalesce(customer_id, record_id) AS customer, any_value(country) AS country,
-                any_value(us_state) AS us_state, list_sort(list(DISTINCT fieldset)) AS sets
-            FROM exposures WHERE incident_id = ? GROUP BY customer)
-        GROUP BY ALL""",
+    # One row per affected customer, kept for this connection: the mailing list reads it too
+    # (crmwatch.notify.package), so millions of exposures are grouped once.
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE notify_customers AS
+        SELECT coalesce(customer_id, record_id) AS customer, any_value(country) AS country,
+            any_value(us_state) AS state, list_sort(list(DISTINCT fieldset)) AS sets
+        FROM exposures WHERE incident_id = ? GROUP BY customer""",
         [incident.id],
+    )
+    rows = store.execute(
+        "SELECT country, state, sets, count(*) FROM notify_customers GROUP BY ALL"
     ).rows
     groups = []
     for country, state, keys, n in rows:

@@ -451,19 +451,12 @@ def _mailing_list(
     of exposed field sets (which notice items) and per template; the rows themselves — one
     per customer and regime, millions in a large breach — are joined and written by one
     ``COPY``."""
-    iid = facts.incident.id
     regimes = [
         by_id[o.regime]
         for o in a.obligations
         if o.recipient == "individuals" and o.status in ("required", "assess")
     ]
-    store.execute(
-        """CREATE OR REPLACE TEMP TABLE ml_customers AS
-        SELECT coalesce(customer_id, record_id) AS customer, any_value(country) AS country,
-            any_value(us_state) AS state, list_sort(list(DISTINCT fieldset)) AS sets
-        FROM exposures WHERE incident_id = ? GROUP BY customer""",
-        [iid],
-    )
+    # one row per affected customer: made by facts.gather for this incident
     missing = _contacts(store, facts)
     # Never a silent fallback: say why customers are listed for substitute notice.
     if missing:
@@ -474,7 +467,7 @@ def _mailing_list(
             "listed for substitute notice. Run notify where the snapshot is to choose channels."
         )
     explicit = explicit_regions(list(by_id.values()))
-    places = store.execute("SELECT DISTINCT country, state FROM ml_customers").rows
+    places = store.execute("SELECT DISTINCT country, state FROM notify_customers").rows
     cover = []
     for r in regimes:
         everyone = r.establishment_covers_all and set(org.establishments) & set(r.countries)
@@ -486,7 +479,7 @@ def _mailing_list(
                   "state VARCHAR, lang VARCHAR)")  # fmt: skip
     store.insert("ml_cover", cover)
     keys = {}
-    for (sets,) in store.execute("SELECT DISTINCT sets FROM ml_customers").rows:
+    for (sets,) in store.execute("SELECT DISTINCT sets FROM notify_customers").rows:
         fields = {f for x in sets for f in facts.fieldsets.get(x, [])}
         keys[tuple(sets)] = tuple((i, tuple(fs)) for i, fs in notice_items(fields).items())
     store.execute("CREATE OR REPLACE TEMP TABLE ml_items (sets UBIGINT[], items VARCHAR)")
@@ -502,7 +495,7 @@ def _mailing_list(
             coalesce(v.lang, CASE WHEN list_contains(?::VARCHAR[], lower(left(k.lang, 2)))
                 THEN lower(left(k.lang, 2)) END, {country_lang}) AS language,
             i.items, k.id15 IS NULL AS unknown
-        FROM ml_customers c
+        FROM notify_customers c
         JOIN ml_cover v ON v.country IS NOT DISTINCT FROM c.country
             AND v.state IS NOT DISTINCT FROM c.state
         JOIN ml_items i ON i.sets = c.sets
@@ -537,7 +530,7 @@ def _mailing_list(
         TO {path_lit(path)} (FORMAT csv, HEADER true, NEW_LINE {lit(chr(13) + chr(10))})"""
     )
     rows = store.scalar("SELECT count(*) FROM ml_rows")
-    for table in ("ml_customers", "ml_cover", "ml_items", "ml_contacts", "ml_rows",
+    for table in ("notify_customers", "ml_cover", "ml_items", "ml_contacts", "ml_rows",
                   "ml_templates", "ml_shown"):  # fmt: skip
         store.execute(f"DROP TABLE IF EXISTS {table}")
     return rows, variants
@@ -594,7 +587,7 @@ def _contacts(store: Store, facts: Facts) -> list[tuple[str, Path]]:
                 {_col(f, "MailingStreet", "Street", "PersonMailingStreet", "BillingStreet")}
                     IS NOT NULL, {_col(f, "Preferred_Language__c", "Language__c")}, {n}
             FROM {f.source} s WHERE left(s."Id", 15) IN (SELECT left(customer, 15)
-                FROM ml_customers)"""
+                FROM notify_customers)"""
         )
     store.execute(
         "CREATE OR REPLACE TEMP TABLE ml_contacts AS SELECT id15, arg_max(email, n) AS email, "
