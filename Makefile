@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/scope.py
 	$(BIN)/python bench/notify.py
+	$(BIN)/python bench/incidents.py
 	$(BIN)/python bench/precision.py
 
 clean:

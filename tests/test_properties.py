@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
@@ -10,6 +11,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from crmwatch.config import IncidentConfig
+from crmwatch.incidents import _AlertKeys, opened_by
 from crmwatch.ingest import ingest
 from crmwatch.sources import FORMATS
 from crmwatch.sources.base import InputFile
@@ -207,3 +210,54 @@ def test_dedupe_and_counts_follow_the_model_across_files_and_runs(files, data):
         assert f.quarantined == tokens.count("bad") == f.reasons.get("bad_timestamp", 0)
         assert f.records == len(tokens) - tokens.count("header")
         assert f.records == f.inserted + f.duplicates + f.quarantined
+
+
+# --- incidents: the risk window, against its definition ---
+
+
+def _opened_by_definition(group, cfg):
+    """What opened_by computes, written as the rule reads: for each finding in time order,
+    the findings of the past risk window, each rule counted once by its highest-scoring
+    finding (the earliest of equals); the first window whose sum reaches the threshold."""
+    ordered = sorted(group, key=lambda a: (a.fired_at, a.alert_id))
+    for i, end in enumerate(ordered):
+        best = {}
+        for a in ordered[: i + 1]:
+            if end.fired_at - a.fired_at <= cfg.risk_window and (
+                a.rule_id not in best or a.score > best[a.rule_id].score
+            ):
+                best[a.rule_id] = a
+        if sum(a.score for a in best.values()) >= cfg.risk_threshold:
+            return sorted(a.alert_id for a in best.values()), end.alert_id
+    return None
+
+
+findings = st.lists(
+    st.tuples(st.integers(0, 300), st.sampled_from("abcd"), st.integers(0, 40), st.booleans()),
+    min_size=1, max_size=40,
+)  # fmt: skip
+
+
+@SETTINGS
+@given(findings, st.integers(20, 120), st.integers(1, 180))
+def test_risk_window_opens_as_defined(rows, threshold, window_minutes):
+    t0 = dt.datetime(2025, 6, 10)
+    group = [
+        _AlertKeys(
+            alert_id=f"a{i:03d}", level="medium", title=rule, tags=[],
+            first_ts=t0, last_ts=t0, fired_at=t0 + dt.timedelta(minutes=minute),
+            detected_at=None, people=[], user_ids=[], targets=[], login_keys=[],
+            attacker_sessions=[], ips=[], all_ips=[], apps=[], link_apps=[], rule_id=rule,
+            risk=risk, org_network=half,
+        )
+        for i, (minute, rule, risk, half) in enumerate(rows)
+    ]  # fmt: skip
+    cfg = IncidentConfig(risk_threshold=threshold,
+                         risk_window=dt.timedelta(minutes=window_minutes))  # fmt: skip
+    why = opened_by(group, cfg)
+    expected = _opened_by_definition(group, cfg)
+    if expected is None:
+        assert why is None
+    else:
+        assert why is not None and why["by"] == "risk"
+        assert sorted(f["alert_id"] for f in why["findings"]) == expected[0]

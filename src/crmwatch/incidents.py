@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -193,21 +194,43 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
                 event_id IN (SELECT event_id FROM ev) AS evidence
             FROM events WHERE event_id IN (SELECT event_id FROM ev)
                 OR login_key IN (SELECT login_key FROM keys)),
+        -- What decides a side depends on (principal, network, day) and (principal, day,
+        -- app, country, client), not on the event: judged once per distinct combination, so
+        -- a network every employee shares (an office NAT pool) costs its days, not its
+        -- events times its users.
+        pnd AS (SELECT DISTINCT pkey, network, ts::DATE AS day FROM e),
+        nd_users AS (  -- distinct principals on the network in the days before
+            SELECT nd.network, nd.day, count(DISTINCT s.pkey) AS n
+            FROM (SELECT DISTINCT network, day FROM pnd) nd JOIN inc_seen s ON s.kind = 'net'
+                AND s.value = nd.network
+                AND s.day BETWEEN nd.day - {FAMILIAR_DAYS} AND nd.day - 1
+            GROUP BY ALL),
+        pnd_familiar AS (
+            SELECT DISTINCT k.pkey, k.network, k.day FROM pnd k JOIN inc_seen s
+                ON s.kind = 'net' AND s.pkey = k.pkey AND s.value = k.network
+                AND s.day BETWEEN k.day - {FAMILIAR_DAYS} AND k.day - 1),
         net AS (
-            SELECT e.event_id,
-                count(*) FILTER (s.pkey = e.pkey) > 0 AS familiar,
-                count(DISTINCT s.pkey) FILTER (s.pkey <> e.pkey) AS others
-            FROM e JOIN inc_seen s ON s.kind = 'net' AND s.value = e.network
-                AND s.day BETWEEN e.ts::DATE - {FAMILIAR_DAYS} AND e.ts::DATE - 1
-            GROUP BY e.event_id),
-        own AS (  -- what else of the event its principal used on an earlier day
-            SELECT e.event_id, list(DISTINCT s.kind) AS kinds FROM e JOIN inc_seen s
-                ON s.pkey = e.pkey AND s.day BETWEEN e.ts::DATE - {FAMILIAR_DAYS}
-                    AND e.ts::DATE - 1
-                AND ((s.kind = 'app' AND s.value = e.client_app)
-                     OR (s.kind = 'country' AND s.value = e.country)
-                     OR (s.kind = 'client' AND s.value = e.ua_class))
-            GROUP BY e.event_id),
+            SELECT e.event_id, f.pkey IS NOT NULL AS familiar,
+                coalesce(w.n, 0) - (f.pkey IS NOT NULL)::INTEGER AS others
+            FROM e LEFT JOIN pnd_familiar f ON f.pkey = e.pkey
+                AND f.network IS NOT DISTINCT FROM e.network AND f.day = e.ts::DATE
+            LEFT JOIN nd_users w ON w.network = e.network AND w.day = e.ts::DATE),
+        uses AS (SELECT DISTINCT pkey, ts::DATE AS day, client_app, country, ua_class FROM e),
+        uses_kinds AS (  -- what else its principal used on an earlier day
+            SELECT k.pkey, k.day, k.client_app, k.country, k.ua_class,
+                list(DISTINCT s.kind) AS kinds
+            FROM uses k JOIN inc_seen s
+                ON s.pkey = k.pkey AND s.day BETWEEN k.day - {FAMILIAR_DAYS} AND k.day - 1
+                AND ((s.kind = 'app' AND s.value = k.client_app)
+                     OR (s.kind = 'country' AND s.value = k.country)
+                     OR (s.kind = 'client' AND s.value = k.ua_class))
+            GROUP BY ALL),
+        own AS (
+            SELECT e.event_id, u.kinds FROM e JOIN uses_kinds u ON u.pkey = e.pkey
+                AND u.day = e.ts::DATE
+                AND u.client_app IS NOT DISTINCT FROM e.client_app
+                AND u.country IS NOT DISTINCT FROM e.country
+                AND u.ua_class IS NOT DISTINCT FROM e.ua_class),
         sided AS (
         SELECT e.*, coalesce(net.others, 0) AS org_users,
             e.client_app IS NOT NULL AND NOT list_contains(coalesce(own.kinds, []), 'app')
@@ -336,8 +359,9 @@ def trim(group: list[_AlertKeys], lead: dt.timedelta) -> tuple[list[_AlertKeys],
     start = attack_start(group)
     if start is None:
         return group, []
-    keep = [a for a in group if a.side == "attacker" or a.last_ts >= start - lead]
-    return keep, [a for a in group if a not in keep]
+    kept = [a.side == "attacker" or a.last_ts >= start - lead for a in group]
+    return ([a for a, k in zip(group, kept, strict=True) if k],
+            [a for a, k in zip(group, kept, strict=True) if not k])  # fmt: skip
 
 
 def opened_by(group: list[_AlertKeys], cfg: IncidentConfig) -> dict[str, Any] | None:
@@ -349,14 +373,27 @@ def opened_by(group: list[_AlertKeys], cfg: IncidentConfig) -> dict[str, Any] | 
         return {"by": "finding", "title": first.title, "level": first.level,
                 "at": iso_z(first.fired_at), "alert_id": first.alert_id}  # fmt: skip
     ordered = sorted(group, key=lambda a: (a.fired_at, a.alert_id))
+    # A sliding window over the findings in time order; each rule counts once, by its
+    # highest-scoring finding in the window (the earliest of equals): a deque per rule whose
+    # front is that finding keeps the sum current in time linear in the group, however many
+    # findings a noisy rule raised.
+    fronts: dict[str, deque[int]] = {}
+    score = lo = 0
     for i, end in enumerate(ordered):
-        window = [a for a in ordered[: i + 1] if end.fired_at - a.fired_at <= cfg.risk_window]
-        best: dict[str, _AlertKeys] = {}
-        for a in window:  # each rule counts once: its highest-scoring finding
-            if a.rule_id not in best or a.score > best[a.rule_id].score:
-                best[a.rule_id] = a
-        score = sum(a.score for a in best.values())
+        while end.fired_at - ordered[lo].fired_at > cfg.risk_window:
+            q = fronts[ordered[lo].rule_id]
+            if q and q[0] == lo:
+                score -= ordered[q.popleft()].score
+                score += ordered[q[0]].score if q else 0
+            lo += 1
+        q = fronts.setdefault(end.rule_id, deque())
+        score -= ordered[q[0]].score if q else 0
+        while q and ordered[q[-1]].score < end.score:
+            q.pop()
+        q.append(i)
+        score += ordered[q[0]].score
         if score >= cfg.risk_threshold:
+            best = {rule: ordered[q[0]] for rule, q in fronts.items() if q}
             return {
                 "by": "risk",
                 "score": score,
