@@ -6,8 +6,9 @@ Both are measured in the same run on the same files:
 - crmwatch: ``crmwatch ingest`` into a fresh store, in a child process whose peak RSS is read
   from the kernel (``ru_maxrss`` of children).
 
-Targets (issue 2): ingest rate at least 0.25 of the scan rate; peak RSS under 3 GB. Also
-reported, with no target: the ratio to DuckDB loading the same files into plain tables.
+Targets (issue 16): ingest rate at least 0.5 of DuckDB loading the same files into plain
+tables (``ratio_to_plain_load``, measured in the same run); peak RSS under 3 GB. The ratio to
+the full scan (issue 2's target, 0.25) is still reported.
 
 Usage: python bench/ingest.py [--events 10000000] [--out bench/out]
 """
@@ -27,7 +28,7 @@ from child import finish, run_crmwatch
 from crmwatch.simulate.volume import dataset
 from crmwatch.sources.elf import read_header
 
-TARGET_RATIO = 0.25
+TARGET_RATIO = 0.5  # of the plain load
 TARGET_RSS_MB = 3 * 1024
 
 
@@ -91,16 +92,17 @@ def main() -> int:
     inserted = sum(f["inserted"] for f in summary["files"])
     quarantined = sum(f["quarantined"] for f in summary["files"])
     ratio = (inserted / ingest_s) / (rows / scan_s)
+    to_load = (inserted / ingest_s) / (rows / load_s)
     report = {
         "events": rows, "inserted": inserted, "quarantined": quarantined,
         "input_mb": round(sum(f.stat().st_size for f in files) / 1e6, 1),
         "scan_seconds": round(scan_s, 2), "scan_events_per_s": round(rows / scan_s),
         "ingest_seconds": round(ingest_s, 2), "ingest_events_per_s": round(inserted / ingest_s),
-        "ratio_to_scan": round(ratio, 3), "target_ratio": TARGET_RATIO,
+        "ratio_to_scan": round(ratio, 3),
         "load_seconds": round(load_s, 2),
-        "ratio_to_plain_load": round((inserted / ingest_s) / (rows / load_s), 3),
+        "ratio_to_plain_load": round(to_load, 3), "target_ratio": TARGET_RATIO,
         "peak_rss_mb": rss_mb, "target_rss_mb": TARGET_RSS_MB,
-        "pass": ratio >= TARGET_RATIO and rss_mb < TARGET_RSS_MB and inserted == rows,
+        "pass": to_load >= TARGET_RATIO and rss_mb < TARGET_RSS_MB and inserted == rows,
     }  # fmt: skip
     return finish(report, args.out / "ingest.json")
 

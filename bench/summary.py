@@ -1,0 +1,75 @@
+"""The benchmarks' last reports (``bench/out/*.json``) as one table: stage, size, seconds,
+rate, ratio to the baseline measured in the same run, target, met — the table `make bench`
+prints last and docs/design.md keeps with the machine it was measured on.
+
+Usage: python bench/summary.py [--out bench/out] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+# stage → (report file, count key, seconds key, ratio key, ratio's baseline, better when)
+STAGES = {
+    "ingest": ("ingest.json", "events", "ingest_seconds", "ratio_to_plain_load", "plain load",
+               "higher"),
+    "detect": ("detect.json", "events", "detect_seconds", "ratio_to_scan", "scan", "higher"),
+    "incidents": ("incidents.json", "events", "incidents_seconds", "ratio_to_scan", "scan",
+                  "lower"),
+    "scope": ("scope.json", "contacts", "scope_seconds", "ratio_to_scan", "scan", "lower"),
+    "notify": ("notify.json", "contacts", "notify_seconds", "ratio_to_scan", "scan", "lower"),
+}  # fmt: skip
+
+
+def rows(out: Path) -> list[list[str]]:
+    table = []
+    for stage, (name, count, seconds, ratio, base, better) in STAGES.items():
+        path = out / name
+        if not path.exists():
+            table.append([stage, "-", "-", "-", "-", "-", "not run"])
+            continue
+        r = json.loads(path.read_text())
+        target = r.get("target_ratio")
+        sign = "≥" if better == "higher" else "≤"
+        table.append([
+            stage, f"{r[count]:,}", f"{r[seconds]:.1f}", f"{r[count] / r[seconds]:,.0f}",
+            f"{r[ratio]:g} of a {base}" if better == "higher" else f"{r[ratio]:g}× a {base}",
+            f"{sign} {target:g}" + (f", RSS < {r['target_rss_mb'] / 1024:g} GB"
+                                    if "target_rss_mb" in r else ""),
+            "met" if r["pass"] else "not met",
+        ])  # fmt: skip
+    return table
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--markdown", action="store_true", help="A Markdown table for the docs")
+    args = ap.parse_args()
+    head = ["stage", "size", "seconds", "per second", "ratio", "target", "met"]
+    table = rows(args.out)
+    if args.markdown:
+        print(f"Measured on {machine()}.\n")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for r in table:
+            print("| " + " | ".join(r) + " |")
+    else:
+        widths = [max(len(x) for x in col) for col in zip(head, *table, strict=True)]
+        for r in [head, *table]:
+            print("  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)))
+        print(f"({machine()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
