@@ -491,20 +491,22 @@ def _collect_events(store: Store, cfg: IncidentConfig) -> None:
             FROM inc_alerts k JOIN alerts a USING (alert_id), unnest(a.event_ids) AS u(event_id)
             -- an attacker-side finding's own-side evidence (the victim's sign-in that makes
             -- the attacker's impossible travel) is the victim's, not the attack's
-            WHERE NOT EXISTS (SELECT 1 FROM inc_mixed m, inc_ev s WHERE m.iid = k.iid
-                AND m.alert_id = k.alert_id AND s.event_id = u.event_id AND s.side = 'own')
+            -- (two independent tests: as one correlated subquery DuckDB planned the cross
+            -- product of inc_mixed and inc_ev, billions of rows for a large incident)
+            WHERE NOT ((k.iid, k.alert_id) IN (SELECT (iid, alert_id) FROM inc_mixed)
+                AND u.event_id IN (SELECT event_id FROM inc_ev WHERE side = 'own'))
             UNION ALL
             SELECT k.iid, e.event_id, 'session', 2 FROM events_base e
             JOIN inc_sessions k ON k.login_key = e.login_key
             UNION ALL
             SELECT s.iid, e.event_id, 'session', 2 FROM events_base e
-            JOIN ({
+            JOIN (SELECT DISTINCT * FROM ({
             by_person(
                 "e.login_key",
                 "JOIN inc_apps k ON k.app = e.client_app",
                 "e.login_key IS NOT NULL AND e.ts BETWEEN sp.lo - $gap AND sp.hi + $gap",
             )
-        }) s ON s.login_key = e.login_key
+        })) s ON s.login_key = e.login_key
             UNION ALL
             {
             by_person(
