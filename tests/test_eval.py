@@ -166,8 +166,14 @@ def test_each_incident_lists_the_posture_gaps_its_attack_relied_on(
         )
         for s in evaluation.scenarios:
             (incident,) = s.incidents
-            found = {f["check_id"] for f in on_path(store, get_incident(store, incident))}
+            i = get_incident(store, incident)
+            path = on_path(store, i)
+            found = {f["check_id"] for f in path}
             assert set(gaps[s.name]) <= found, (s.name, set(gaps[s.name]) - found)
+            people = {p.lower() for p in i.principals}
+            for f in path:  # a finding about people lists this incident's, not everyone's
+                if f["subject_kind"] == "user":
+                    assert {x["name"].lower() for x in f["subjects"]} <= people, f["check_id"]
     shown = runner.invoke(app, ["incident", "show", evaluation.scenarios[0].incidents[0],
                                 "--db", str(db), "--json"])  # fmt: skip
     assert shown.exit_code == 0, shown.output

@@ -75,9 +75,7 @@ def test_every_check_names_detections_that_exist_in_the_pack():
 def test_the_real_public_fixtures_are_read_with_no_problem():
     model = read_org([REAL])
     files = [p.resolve() for p in REAL.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"]
-    assert [p.reason for p in model.problems] == [
-        "1 other file(s) skipped: not a metadata type, export or Okta object posture reads"
-    ]  # PROVENANCE.md
+    assert model.problems == [] and model.skipped == 1  # PROVENANCE.md
     assert sorted(model.files) == sorted(map(str, files))
     holders = model.subjects["permission_holder"]
     # a range of 0.0.0.0–255.255.255.255 restricts nothing
@@ -348,6 +346,50 @@ def test_hostile_shapes_are_reported_and_the_rest_is_audited(tmp_path: Path):
     okta = model.subjects["okta_org"]["org"]
     assert okta.get("anonymizers_blocked") is False
     assert okta.get("admin_console_phishing_resistant") is None  # its rules were unreadable
-    nothing = read_org([root / "empty"]).problems
-    assert [p.reason.split(":")[0] for p in nothing] == [
-        "1 other file(s) skipped", "nothing posture reads was found"]  # fmt: skip
+    nothing = read_org([root / "empty"])
+    assert nothing.skipped == 1
+    assert [p.reason.split(":")[0] for p in nothing.problems] == ["nothing posture reads was found"]
+
+
+def test_a_check_says_pass_only_on_inputs_that_tell_it(sim: Path, tmp_path: Path):
+    """Helper review: without the OauthToken export no uninstalled app can be seen, and with a
+    connected app's file unreadable its checks cannot pass on what is left."""
+    with Store(tmp_path / "s.duckdb") as store:
+        status = {o.check_id: o for o in posture(store, [sim / "config"]).outcomes}
+    uninstalled = status["sf-uninstalled-app-with-tokens"]
+    assert uninstalled.status == "not_assessed" and "token_users" in uninstalled.why_not
+    config = shutil.copytree(sim / "config", tmp_path / "config")
+    app = config / "salesforce" / "connectedApps" / "Drift.connectedApp-meta.xml"
+    app.write_text(app.read_text().replace("</label>", "</lable>"))
+    with Store(tmp_path / "t.duckdb") as store:
+        status = {o.check_id: o for o in posture(store, [config]).outcomes}
+    relaxed = status["sf-connected-app-ip-relaxed"]  # Drift was the one failing app
+    assert relaxed.status == "not_assessed" and "could not be read" in relaxed.why_not
+
+
+def test_drift_ignores_checks_the_earlier_audit_could_not_assess(sim: Path, tmp_path: Path):
+    config = shutil.copytree(sim / "config", tmp_path / "config")
+    exports = shutil.move(config / "salesforce" / "exports", tmp_path / "exports")
+    with Store(tmp_path / "s.duckdb") as store:
+        first = posture(store, [config])
+        assert not [o for o in first.outcomes if o.check_id == "sf-mfa-not-enforced"
+                    and o.status != "not_assessed"]  # fmt: skip
+        second = posture(store, [config, exports])
+        assert [f for f in second.findings if f.drift] == []
+        # an input with nothing readable is no audit to compare with
+        (tmp_path / "empty").mkdir()
+        empty = posture(store, [tmp_path / "empty"])
+        assert store.scalar("SELECT count(*) FROM posture_audits WHERE audit_id = ?",
+                            [empty.audit_id]) == 0  # fmt: skip
+
+
+def test_a_misspelt_attribute_is_refused_when_the_check_is_loaded(tmp_path: Path):
+    text = (builtin_check_dir() / "sf-session-timeout-long.yaml").read_text()
+    (tmp_path / "c.yaml").write_text(
+        text.replace("session_timeout_minutes|gt", "session_timout|gt")
+    )
+    with pytest.raises(ConfigError, match="salesforce_org has no attribute 'session_timout'"):
+        load_checks([tmp_path], builtin=False)
+    (tmp_path / "c.yaml").write_text(text + "  - {name: broken\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:\d+: not valid YAML"):
+        load_checks([tmp_path], builtin=False)

@@ -759,7 +759,10 @@ def posture_cmd(
     show the gaps on their path and the next audit shows drift. `crmwatch posture check` runs
     the cases every check carries and exits 1 if one fails."""
     checks = load_checks(checks_dir)
-    if [str(s) for s in sources] == ["check"] and not Path("check").exists():
+    if str(sources[0]) == "check" and not Path("check").exists():
+        if len(sources) > 1:
+            raise UsageError("`crmwatch posture check` takes no inputs: it runs the checks' "
+                             "own cases (add --checks DIR for yours)")  # fmt: skip
         _check_checks(checks)
         return
     when = _parse_time(as_of)
@@ -768,15 +771,16 @@ def posture_cmd(
             raise UsageError(f"{target} is a folder; give a file to write")
     with Store(db or default_db_path()) as store:
         audit = posture(store, sources, checks, when)
-    if ocsf is not None:
-        ocsf.write_text(
-            "".join(
-                json.dumps(r, default=json_default) + "\n" for r in posture_ocsf(audit, checks)
-            ),
-            encoding="utf-8",
-        )
-    if html is not None:
-        html.write_text(to_html(audit, checks), encoding="utf-8")
+    for target, text in (
+        (ocsf, lambda: "".join(json.dumps(r, default=json_default) + "\n"
+                               for r in posture_ocsf(audit, checks))),
+        (html, lambda: to_html(audit, checks)),
+    ):  # fmt: skip
+        if target is not None:
+            try:
+                target.write_text(text(), encoding="utf-8")
+            except OSError as e:
+                raise UsageError(f"cannot write {target}: {e.strerror or e}") from e
     if json_out:
         body = {**summary(audit),
                 "outcomes": [dataclasses.asdict(o) for o in audit.outcomes],
@@ -812,18 +816,25 @@ def _check_checks(checks: list) -> None:
 
 def _print_posture(audit: Audit) -> None:
     order = {level: i for i, level in enumerate(reversed(LEVELS))}
-    table = Table("severity", "check", "failing", "examples", "controls")
-    for f in sorted(audit.findings, key=lambda f: (order[f.severity], f.check_id)):
-        names = ", ".join(s["name"] for s in f.subjects[:3])
-        more = f" +{len(f.subjects) - 3}" if len(f.subjects) > 3 else ""
-        title = f"{f.title}" + (f" [drift: {f.drift}]" if f.drift else "")
-        table.add_row(f.severity, clean(title), f"{len(f.subjects):,}", clean(names[:60]) + more,
-                      ", ".join(f.controls))  # fmt: skip
-    out.print(table)
+    ordered = sorted(audit.findings, key=lambda f: (order[f.severity], f.check_id))
+    for title, rows in (("findings", [f for f in ordered if f.drift is None]),
+                        ("changes since the previous audit",
+                         [f for f in ordered if f.drift is not None])):  # fmt: skip
+        if not rows:
+            continue
+        table = Table("severity", "check", "subjects", "examples", "controls", title=title)
+        for f in rows:
+            names = [clean(s["name"]) for s in f.subjects[:3]]
+            more = f" +{len(f.subjects) - 3}" if len(f.subjects) > 3 else ""
+            table.add_row(f.severity, clean(f.title), f"{len(f.subjects):,}",
+                          "\n".join(names) + more, ", ".join(f.controls))  # fmt: skip
+        out.print(table)
     status = summary(audit)["checks"]
     out.print(
-        f"{audit.audit_id}: {len(audit.files)} files; checks: {status.get('fail', 0)} failed, "
-        f"{status.get('pass', 0)} passed, {status.get('not_assessed', 0)} not assessed"
+        f"{audit.audit_id}: {len(audit.files)} files read; checks: {status.get('fail', 0)} "
+        f"with a finding, {status.get('pass', 0)} without, {status.get('not_assessed', 0)} "
+        "not assessed"
+        + (f"; {audit.model.skipped:,} other files skipped" if audit.model.skipped else "")
     )
     for o in audit.outcomes:
         if o.status == "not_assessed":
@@ -976,10 +987,12 @@ def demo_cmd(
         out.rule("7. notify")
         _demo_notify(store, incidents, scopes, sim_dir, out_dir / "notify")
         out.rule("8. posture: the controls that would have stopped it")
-        audit = posture(
-            store,
-            [sim_dir / "config", sim_dir / "logs" / "salesforce" / "objects" / "OauthToken.json"],
-        )
+        # the simulated period's end is the audit's "now": ages as of the logs' last day
+        truth = json.loads((sim_dir / "ground_truth.json").read_text(encoding="utf-8"))
+        end = dt.datetime.fromisoformat(truth["start"]) + dt.timedelta(days=truth["days"])
+        audit = posture(store, [sim_dir / "config",
+                                sim_dir / "logs" / "salesforce" / "objects" / "OauthToken.json"],
+                        as_of=end)  # fmt: skip
         checks = load_checks()
         (out_dir / "posture.html").write_text(to_html(audit, checks), encoding="utf-8")
         _print_posture(audit)

@@ -39,8 +39,9 @@ def posture(
         findings=findings,
         model=model,
     )
-    result.findings += drift(store, result, checks)
-    save(store, result)
+    if model.files:  # an audit that read nothing is no state of the org to compare with
+        result.findings += drift(store, result, checks)
+        save(store, result)
     return result
 
 

@@ -89,9 +89,11 @@ class Audit:
 EXPORT_SUFFIXES = {".json", ".csv", ".ndjson", ".gz", ".jsonl"}
 
 
-def discover(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path], list[Problem]]:
+def discover(
+    paths: list[Path],
+) -> tuple[list[Path], list[Path], list[Path], list[Problem], int]:
     """Metadata roots, export files and Okta files under ``paths`` (each file once, however
-    often it was named), and the files not recognised."""
+    often it was named), the data files not recognised, and how many other files there are."""
     roots: set[Path] = set()
     files: dict[Path, None] = {}
     for p in paths:
@@ -125,16 +127,13 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path], lis
         else:
             problems.append(Problem(where(f), "not an export or Okta object posture reads; "
                                               "skipped"))  # fmt: skip
-    if other:
-        problems.append(Problem(", ".join(map(str, paths)), f"{other} other file(s) skipped: "
-                        "not a metadata type, export or Okta object posture reads"))  # fmt: skip
-    return sorted(roots), exports, okta_files, problems
+    return sorted(roots), exports, okta_files, problems, other
 
 
 def read_org(paths: list[Path], as_of: dt.datetime | None = None) -> OrgModel:
     """The configuration under ``paths`` as subjects."""
-    roots, export_files, okta_files, problems = discover(paths)
-    model = OrgModel(problems=problems)
+    roots, export_files, okta_files, problems, skipped = discover(paths)
+    model = OrgModel(problems=problems, skipped=skipped)
     listed: set[str] = set()
     for root in roots:
         salesforce.read_metadata(root, model)
@@ -320,13 +319,18 @@ def judge(model: OrgModel, checks: list[Check]) -> tuple[list[Outcome], list[Fin
         results = [(s, check.judge(s)) for s in subjects]
         failing = [s for s, r in results if r is True]
         unknown = [s.name for s, r in results if r is None]
-        status = "fail" if failing else "pass" if not unknown else "not_assessed"
-        outcomes.append(Outcome(
-            check.id, check.title, check.severity, status, len(subjects),
-            [s.name for s in failing], unknown,
-            None if status != "not_assessed" else "the inputs do not tell "
-            + ", ".join(sorted({c.attr for b in check.where for c in b})),
-        ))  # fmt: skip
+        attrs = sorted({c.attr for b in check.where for c in b})
+        # "pass" only on inputs that tell every attribute the check reads, read whole
+        untold = [a for a in attrs if all(s.get(a) is None for s in subjects)]
+        why = None
+        if not failing and check.subject in model.unreadable:
+            why = (f"{model.unreadable[check.subject]} input file(s) or record(s) for it could "
+                   "not be read (see the input problems)")  # fmt: skip
+        elif not failing and (untold or unknown):
+            why = "the inputs do not tell " + ", ".join(untold or attrs)
+        status = "fail" if failing else "not_assessed" if why else "pass"
+        outcomes.append(Outcome(check.id, check.title, check.severity, status, len(subjects),
+                                [s.name for s in failing], unknown, why))  # fmt: skip
         if failing:
             findings.append(finding(check, failing))
     return outcomes, findings

@@ -42,8 +42,8 @@ from typing import Any
 
 import yaml
 
-from crmwatch.errors import ConfigError, Location
-from crmwatch.posture.model import KINDS, Subject
+from crmwatch.errors import ConfigError
+from crmwatch.posture.model import ATTRIBUTES, KINDS, Subject
 from crmwatch.schema import LEVELS
 
 CONTROLS = ("mfa", "ip_restriction", "access_control", "monitoring")
@@ -152,7 +152,7 @@ def _conditions(block: Any, where: str) -> list[Condition]:
 
 def parse_check(doc: Any, path: Path) -> Check:
     """One check file's document, checked against the schema above."""
-    where = str(Location(path))
+    where = str(path)
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: a check file holds one mapping")
     unknown = sorted(set(doc) - CHECK_KEYS)
@@ -181,6 +181,15 @@ def parse_check(doc: Any, path: Path) -> Check:
             + ", ".join(SOURCE_KINDS)
         )
     blocks = doc["where"] if isinstance(doc["where"], list) else [doc["where"]]
+    vocabulary = ATTRIBUTES[doc["subject"]]
+    named = [str(k).partition("|")[0] for b in blocks if isinstance(b, dict) for k in b]
+    named += [str(a) for a in doc.get("show") or []]
+    unknown_attrs = sorted({a for a in named if a not in vocabulary})
+    if unknown_attrs:
+        raise ConfigError(
+            f"{where}: {doc['subject']} has no attribute {unknown_attrs[0]!r}; it has "
+            + ", ".join(sorted(vocabulary))
+        )
     cases = doc["cases"]
     if not isinstance(cases, list) or not cases:
         raise ConfigError(f"{where}: cases: at least one that fails and one that passes")
@@ -222,8 +231,11 @@ def load_checks(dirs: list[Path] | None = None, builtin: bool = True) -> list[Ch
     for f in files:
         try:
             doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        except yaml.MarkedYAMLError as e:
+            line = e.problem_mark.line + 1 if e.problem_mark else "?"
+            raise ConfigError(f"{f}:{line}: not valid YAML: {e.problem}") from e
         except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{f}: not valid YAML: {e}") from e
+            raise ConfigError(f"{f}: not valid YAML: {type(e).__name__}") from e
         check = parse_check(doc, f)
         if check.id in seen:
             raise ConfigError(f"{f}: check id {check.id!r} is also in {seen[check.id]}")

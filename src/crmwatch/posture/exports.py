@@ -35,6 +35,7 @@ SIGNATURES = {
     "OauthToken": {"AppName", "UseCount"},
     "LoginHistory": {"LoginTime", "LoginType"},
 }
+LOST = "not read"  # how a problem that loses a record begins
 # The fields posture uses, each a single value (text, number or boolean).
 FIELDS = {
     "User": ("Id", "Username", "IsActive", "UserType", "Profile.Name", "LastLoginDate",
@@ -46,6 +47,13 @@ FIELDS = {
     "LoginHistory": ("UserId", "LoginTime", "LoginType"),
 }  # fmt: skip
 BOOLEAN = {"IsActive", "PermissionSet.IsOwnedByProfile"}
+# The subject kinds each object feeds: a record of it that cannot be read leaves them incomplete.
+FEEDS = {
+    "User": ("user", "permission_holder"),
+    "PermissionSetAssignment": ("user", "permission_holder"),
+    "OauthToken": ("connected_app",),
+    "LoginHistory": ("user",),
+}
 
 
 @dataclass
@@ -128,6 +136,8 @@ def read_export(path: Path, exports: Exports, model: OrgModel) -> int:
         model.note(where(path), problem)
     used = 0
     other: dict[str, int] = {}
+    seen: set[str] = set()
+    before = len(model.problems)
     for line, record in _records(path, data, model):
         obj = _type(record)
         if obj is None:
@@ -137,7 +147,12 @@ def read_export(path: Path, exports: Exports, model: OrgModel) -> int:
             other[label] = other.get(label, 0) + 1
             continue
         exports.records[obj].append(_fields(obj, record, where(path, line), model))
+        seen.add(obj)
         used += 1
+    lost = problem is not None or any(p.reason.startswith(LOST) for p in
+                                      model.problems[before:])  # fmt: skip
+    if lost:
+        model.lost(sorted({k for obj in (seen or FEEDS) for k in FEEDS[obj]}))
     for t, n in sorted(other.items()):
         model.note(where(path), f"{n} record(s) of {t[:40]} not used by posture (not one of "
                                 f"{', '.join(SIGNATURES)})")  # fmt: skip
@@ -158,7 +173,9 @@ def _records(path: Path, data: bytes, model: OrgModel):
         try:
             for row in reader:
                 if None in row:  # more cells than the header names
-                    model.note(where(path, reader.line_num), "more cells than the header has")
+                    model.note(
+                        where(path, reader.line_num), f"{LOST}: more cells than the header has"
+                    )
                     continue
                 if None in row.values():
                     model.note(
@@ -167,11 +184,11 @@ def _records(path: Path, data: bytes, model: OrgModel):
                     )
                 yield reader.line_num, {k: v or None for k, v in row.items()}
         except csv.Error as e:
-            model.note(where(path, reader.line_num), f"bad CSV, the rest is not read: {e}")
+            model.note(where(path, reader.line_num), f"{LOST}: bad CSV, the rest is not read: {e}")
         return
     for item in iter_records(data):
         if isinstance(item, BadRecord):
-            model.note(where(path, item.line), f"{item.reason}: {item.detail}")
+            model.note(where(path, item.line), f"{LOST}: {item.reason}: {item.detail}")
             continue
         result = item.obj.get("result")
         if isinstance(result, dict) and isinstance(result.get("records"), list):
@@ -180,6 +197,7 @@ def _records(path: Path, data: bytes, model: OrgModel):
                 if isinstance(record, dict):
                     yield item.line, record
                 else:
-                    model.note(where(path, item.line), "a result record that is not an object")
+                    model.note(where(path, item.line), f"{LOST}: a result record that is not an "
+                                                       "object")  # fmt: skip
             continue
         yield item.line, item.obj

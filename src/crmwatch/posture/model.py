@@ -48,6 +48,31 @@ INPUT_OF = {
     "okta_org": "Okta policies, zones or authenticators",
 }
 KINDS = tuple(INPUT_OF)
+# The attributes each kind has (the module docstring says what each means): a check naming
+# another is a typo, refused when it is loaded rather than reported as "the inputs do not tell".
+ATTRIBUTES: dict[str, frozenset[str]] = {
+    "salesforce_org": frozenset({
+        "mfa_all_ui_logins", "session_timeout_minutes", "lock_sessions_to_ip",
+        "clickjack_protection", "csrf_protection", "enforce_ip_ranges_every_request",
+        "trusted_ip_ranges", "tsp_events", "tsp_blocking_events", "api_access_control",
+        "event_log_retention_days", "transaction_security_enabled", "password_min_length",
+        "max_login_attempts"}),
+    "permission_holder": frozenset({
+        "kind", "label", "permissions", "powerful", "login_ip_ranges", "open_login_ip_ranges",
+        "login_hours", "user_license", "permission_sets", "muting_permission_sets",
+        "active_holders", "holders"}),
+    "user": frozenset({
+        "id", "active", "user_type", "profile", "permission_sets", "permissions",
+        "login_ip_ranges", "mfa_enforced", "direct_ui_logins", "interactive", "admin",
+        "days_since_login", "never_logged_in"}),
+    "connected_app": frozenset({
+        "label", "in_metadata", "first_party", "oauth", "self_authorize", "ip_relaxation",
+        "refresh_token_policy", "scopes", "token_users", "token_holders", "days_unused"}),
+    "okta_org": frozenset({
+        "anonymizers_blocked", "blocklist_zones", "admin_console_phishing_resistant",
+        "enrolment_requires_existing_factor", "phishing_resistant_authenticator",
+        "authenticators", "policies"}),
+}  # fmt: skip
 # Salesforce permission names (Metadata API ``userPermissions/name``) that make an account a
 # bulk exfiltration path or let it change who may do so.
 # "Use Any API Client" is UseAnyApiClient by secondary sources only (docs/posture.md).
@@ -133,6 +158,13 @@ class OrgModel:
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     as_of: dt.datetime | None = None  # "now" for ages (days since login, unused for)
+    # subject kinds some of whose input could not be read: no check on them can say "pass"
+    unreadable: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0  # files of other kinds under the paths (Apex, layouts, READMEs)
+
+    def lost(self, kinds: tuple[str, ...] | list[str], n: int = 1) -> None:
+        for kind in kinds:
+            self.unreadable[kind] = self.unreadable.get(kind, 0) + n
 
     def add(self, subject: Subject) -> Subject:
         """Add a subject, or merge its attributes into the one of that name already read

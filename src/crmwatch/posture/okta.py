@@ -135,11 +135,13 @@ def read_okta(path: Path, config: OktaConfig, model: OrgModel) -> int:
     data, problem = read_input(path)
     if problem:
         model.note(where(path), problem)
+        model.lost(("okta_org",))
     used = 0
     unknown = 0
     for item in iter_records(data):
         if isinstance(item, BadRecord):
-            model.note(where(path, item.line), f"{item.reason}: {item.detail}")
+            model.note(where(path, item.line), f"not read: {item.reason}: {item.detail}")
+            model.lost(("okta_org",))
             continue
         kind = _kind(item.obj)
         obj = _shaped(item.obj, kind, where(path, item.line), model) if kind else item.obj

@@ -169,10 +169,15 @@ def _subjects(f: Finding) -> str:
 def to_html(audit: Audit, checks: list[Check]) -> str:
     """The audit as one HTML page: summary, findings, the PIPC's controls, gaps in the input."""
     by_id = {c.id: c for c in checks}
-    findings = sorted(audit.findings, key=lambda f: (-SEVERITY.get(f.severity, 0), f.check_id))
+    ordered = sorted(audit.findings, key=lambda f: (-SEVERITY.get(f.severity, 0), f.check_id))
+    findings = [f for f in ordered if f.drift is None]
+    drifts = [f for f in ordered if f.drift is not None]
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.severity] = counts.get(f.severity, 0) + 1
+    status: dict[str, int] = {}
+    for o in audit.outcomes:
+        status[o.status] = status.get(o.status, 0) + 1
     h = html_text
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
@@ -183,32 +188,43 @@ def to_html(audit: Audit, checks: list[Check]) -> str:
         f"<p>Audited {h(audit.audited_at.isoformat(timespec='seconds'))}Z, ages as of "
         f"{h(audit.as_of.isoformat(timespec='seconds'))}Z, from {len(audit.files)} files "
         f"under: {h(', '.join(audit.sources))}. crmwatch {h(__version__)}.</p>",
-        "<h2>Summary</h2><table><tr><th>severity</th><th>findings</th></tr>",
+        f"<h2>Summary</h2><p>{len(audit.outcomes)} checks: {status.get('fail', 0)} with a "
+        f"finding, {status.get('pass', 0)} without, {status.get('not_assessed', 0)} not "
+        f"assessed (the inputs did not tell); {len(drifts)} changes for the worse since the "
+        "previous audit.</p>",
+        "<table><tr><th>severity</th><th>findings</th></tr>",
         *(f"<tr><td class={lvl}>{lvl}</td><td>{counts[lvl]}</td></tr>"
           for lvl in ("critical", "high", "medium", "low", "informational") if lvl in counts),
         "</table>",
-        "<h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>failing</th>"
-        "<th>why it matters</th><th>fix</th><th>sources</th></tr>",
     ]  # fmt: skip
-    for f in findings:
-        drift = f"<br><b>drift:</b> {h(f.drift)}" if f.drift else ""
-        parts.append(
-            f"<tr><td class={h(f.severity)}>{h(f.severity)}</td><td><b>{h(f.title)}</b>"
-            f"<br><span class=small>{h(f.check_id)}</span>{drift}</td>"
-            f"<td>{len(f.subjects):,}{_subjects(f)}</td><td>{h(f.protects_against)}</td>"
-            f"<td>{h(f.remediation)}</td>"
-            f"<td>{'<br>'.join(_link(s) for s in f.sources)}</td></tr>"
-        )
-    parts.append("</table><h2>Controls the PIPC cited</h2><table><tr><th>control</th>"
-                 "<th>cited as</th><th>checks (status)</th></tr>")  # fmt: skip
+    for heading, rows in (("Findings", findings), ("Changes since the previous audit", drifts)):
+        if not rows:
+            continue
+        parts.append(f"<h2>{heading}</h2><table><tr><th>severity</th><th>check</th>"
+                     "<th>subjects</th><th>why it matters</th><th>fix</th>"
+                     "<th>sources</th></tr>")  # fmt: skip
+        for f in rows:
+            drift = f"<br><b>change:</b> {h(f.drift)}" if f.drift else ""
+            parts.append(
+                f"<tr><td class={h(f.severity)}>{h(f.severity)}</td><td><b>{h(f.title)}</b>"
+                f"<br><span class=small>{h(f.check_id)}</span>{drift}</td>"
+                f"<td>{len(f.subjects):,}{_subjects(f)}</td><td>{h(f.protects_against)}</td>"
+                f"<td>{h(f.remediation)}</td>"
+                f"<td>{'<br>'.join(_link(s) for s in f.sources)}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("<h2>Controls the PIPC cited</h2><p>Each check is worded as the gap it looks "
+                 "for: <b>finding</b> means the gap is there, <b>no finding</b> that the "
+                 "inputs show it is not.</p><table><tr><th>control</th>"
+                 "<th>cited as</th><th>checks</th></tr>")  # fmt: skip
     for key, c in controls().items():
         rows = [
             o for o in audit.outcomes if o.check_id in by_id and key in by_id[o.check_id].controls
         ]
-        status = "<br>".join(f"{h(o.title)} — <b>{h(o.status.replace('_', ' '))}</b>"
-                             for o in rows)  # fmt: skip
+        words = {"fail": "finding", "pass": "no finding", "not_assessed": "not assessed"}
+        status_text = "<br>".join(f"{h(o.title)} — <b>{words[o.status]}</b>" for o in rows)
         parts.append(f"<tr><td>{h(c['title'])}</td><td>{h(c['cited'])}"
-                     f"<br>{_link(c['source'])}</td><td>{status}</td></tr>")  # fmt: skip
+                     f"<br>{_link(c['source'])}</td><td>{status_text}</td></tr>")  # fmt: skip
     parts.append("</table>")
     unknown = [o for o in audit.outcomes if o.status == "not_assessed"]
     if unknown:
@@ -220,5 +236,9 @@ def to_html(audit: Audit, checks: list[Check]) -> str:
         parts.append("<h2>Inputs not read, or read in part</h2><ul>")
         parts += [f"<li>{h(p.where)}: {h(p.reason)}</li>" for p in audit.problems]
         parts.append("</ul>")
+    if audit.model.skipped:
+        parts.append(f"<p class=small>{audit.model.skipped:,} other files under the inputs "
+                     "(Apex, layouts, documents) are not configuration posture "
+                     "reads.</p>")  # fmt: skip
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -39,6 +39,13 @@ def drift(store: Store, audit: Audit, checks: list[Check]) -> list[Finding]:
     before = _previous(store, audit)
     if before is None:
         return []
+    # Only checks the earlier audit could judge: a check it could not assess (no User
+    # export then) is not "newly failing" now that it can.
+    judged = {
+        check for check, status in json.loads(store.scalar(
+            "SELECT summary FROM posture_audits WHERE audit_id = ?", [before]) or "{}"
+        ).get("outcomes", {}).items() if status in ("pass", "fail")
+    }  # fmt: skip
     failing = {
         (r[0], s) for r in store.execute(
             "SELECT check_id, subjects FROM posture_findings WHERE audit_id = ? "
@@ -51,6 +58,8 @@ def drift(store: Store, audit: Audit, checks: list[Check]) -> list[Finding]:
     by_id = {c.id: c for c in checks}
     out: list[Finding] = []
     for f in audit.findings:
+        if f.check_id not in judged:
+            continue
         new = {s["name"] for s in f.subjects if (f.check_id, s["name"]) not in failing}
         check = by_id.get(f.check_id)
         if new and check is not None:
@@ -132,7 +141,8 @@ def _rule_ids() -> dict[str, list[str]]:
 def summary(audit: Audit) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for f in audit.findings:
-        counts[f.severity] = counts.get(f.severity, 0) + 1
+        if f.drift is None:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
     status: dict[str, int] = {}
     for o in audit.outcomes:
         status[o.status] = status.get(o.status, 0) + 1
@@ -144,7 +154,10 @@ def summary(audit: Audit) -> dict[str, Any]:
         "files": len(audit.files),
         "problems": [str(p) for p in audit.problems],
         "checks": status,
+        "outcomes": {o.check_id: o.status for o in audit.outcomes},
         "findings_by_severity": counts,
+        "drift_findings": sum(1 for f in audit.findings if f.drift),
+        "skipped_files": audit.model.skipped,
     }
 
 
@@ -180,6 +193,14 @@ def on_path(store: Store, incident: Incident) -> list[dict[str, Any]]:
     out = []
     for body, who, via in rows:
         f = json.loads(body)
+        # only what concerns this incident: its people's and its apps' entries
+        if who or via:
+            mine = {x.lower() for x in [*who, *via]}
+            f["subjects"] = [s for s in f["subjects"]
+                             if s["name"].lower() in mine or str(s.get("label", "")).lower()
+                             in mine or mine & {h.lower() for h in s.get("holders") or []}
+                             ] or f["subjects"]  # fmt: skip
+            f["principals"], f["apps"] = who, via
         f["on_path_because"] = (
             f"about {', '.join(who)}"
             if who

@@ -35,6 +35,16 @@ TYPES = {
         (".transactionSecurityPolicy-meta.xml", ".transactionSecurityPolicy"),
     ),
 }
+# The subject kinds each metadata type feeds: a file of it that cannot be read leaves them
+# incomplete (a user's permissions come from profiles and permission sets).
+FEEDS = {
+    "profile": ("permission_holder", "user"),
+    "permission_set": ("permission_holder", "user"),
+    "permission_set_group": ("permission_holder", "user"),
+    "settings": ("salesforce_org",),
+    "connected_app": ("connected_app",),
+    "transaction_security_policy": ("salesforce_org",),
+}
 # SessionSettings.sessionTimeout values (Metadata API, SessionSettings) in minutes.
 TIMEOUTS = {
     "FifteenMinutes": 15, "ThirtyMinutes": 30, "SixtyMinutes": 60, "NinetyMinutes": 90,
@@ -122,6 +132,7 @@ def read_metadata(root: Path, model: OrgModel) -> int:
             el = parse(path)
             if not isinstance(el, Element):
                 model.problems.append(el)
+                model.lost(FEEDS[kind])
                 continue
             parsed.append((path, el))
             model.files.append(str(path))
