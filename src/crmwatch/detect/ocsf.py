@@ -18,8 +18,36 @@ CLASS_UID, CATEGORY_UID, ACTIVITY_CREATE = 2004, 2, 1
 SEVERITY = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
 
-def _ms(ts: dt.datetime) -> int:
+def ms(ts: dt.datetime) -> int:
+    """A stored (naive UTC) time as OCSF's epoch milliseconds."""
     return int(ts.replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def finding_head(class_uid: int, class_name: str, ts: dt.datetime, level: str) -> dict[str, Any]:
+    """The fields every crmwatch finding starts with, of any Findings class (2003, 2004):
+    class, category, activity Create, time and severity."""
+    severity_id = SEVERITY.get(level, 0)
+    return {
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "category_uid": CATEGORY_UID,
+        "category_name": "Findings",
+        "activity_id": ACTIVITY_CREATE,
+        "activity_name": "Create",
+        "type_uid": class_uid * 100 + ACTIVITY_CREATE,
+        "time": ms(ts),
+        "severity_id": severity_id,
+        "severity": level.capitalize() if severity_id else "Unknown",
+    }
+
+
+def metadata(**extra: str) -> dict[str, Any]:
+    """OCSF ``metadata``: the schema version and crmwatch as the product."""
+    return {
+        "version": OCSF_VERSION,
+        "product": {"name": "crmwatch", "vendor_name": "crmwatch", "version": __version__},
+        **extra,
+    }
 
 
 def _attacks(tags: list[str]) -> list[dict[str, Any]]:
@@ -32,31 +60,18 @@ def _attacks(tags: list[str]) -> list[dict[str, Any]]:
 
 
 def to_ocsf(alert: Alert) -> dict[str, Any]:
-    severity_id = SEVERITY.get(alert.level, 0)
     return {
-        "class_uid": CLASS_UID,
-        "class_name": "Detection Finding",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "activity_id": ACTIVITY_CREATE,
-        "activity_name": "Create",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE,
-        "time": _ms(alert.last_ts),
-        "severity_id": severity_id,
-        "severity": alert.level.capitalize() if severity_id else "Unknown",
+        **finding_head(CLASS_UID, "Detection Finding", alert.last_ts, alert.level),
         "status_id": 1,
         "status": "New",
         "is_alert": True,
         "message": f"{alert.principal or 'unknown principal'}: {alert.title}",
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": {"name": "crmwatch", "vendor_name": "crmwatch", "version": __version__},
-        },
+        "metadata": metadata(),
         "finding_info": {
             "uid": alert.alert_id,
             "title": alert.title,
-            "first_seen_time": _ms(alert.first_ts),
-            "last_seen_time": _ms(alert.last_ts),
+            "first_seen_time": ms(alert.first_ts),
+            "last_seen_time": ms(alert.last_ts),
             "analytic": {"uid": alert.rule_id, "name": alert.title, "type_id": 1, "type": "Rule"},
             "related_events": [{"uid": e} for e in alert.event_ids],
         },

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from crmwatch.posture.audit import Audit, audit_id, judge, read_org
+from crmwatch.posture.audit import Audit, audit_id, judge, now, read_org
 from crmwatch.posture.checks import Check, load_checks
-from crmwatch.posture.results import drift, now, save
+from crmwatch.posture.results import drift, save
 from crmwatch.store import Store
 
 

@@ -148,12 +148,13 @@ def read_org(paths: list[Path], as_of: dt.datetime | None = None) -> OrgModel:
     if not model.files:
         model.note(", ".join(map(str, paths)), "nothing posture reads was found: no metadata, "
                    "export or Okta object; every check is not assessed")  # fmt: skip
-    model.as_of = as_of or _newest(exports, model) or _now()
+    model.as_of = as_of or _newest(exports, model) or now()
     _derive_salesforce(model, exports, listed)
     return model
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The wall clock as crmwatch stores times: naive UTC."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -173,7 +174,7 @@ TIMES = (("User", "LastLoginDate"), ("User", "CreatedDate"), ("OauthToken", "Las
 def _newest(exports: Exports, model: OrgModel) -> dt.datetime | None:
     """The exports' own "now": their newest time, leaving out (and reporting) times that
     cannot be read or lie in the future — one bad date must not age every account."""
-    now = _now() + dt.timedelta(days=1)
+    latest = now() + dt.timedelta(days=1)
     newest = None
     unreadable: dict[str, int] = {}
     future: dict[str, int] = {}
@@ -183,7 +184,7 @@ def _newest(exports: Exports, model: OrgModel) -> dt.datetime | None:
             t = _time(v)
             if v is not None and t is None:
                 unreadable[f"{obj}.{name}"] = unreadable.get(f"{obj}.{name}", 0) + 1
-            elif t is not None and t > now:
+            elif t is not None and t > latest:
                 future[f"{obj}.{name}"] = future.get(f"{obj}.{name}", 0) + 1
             elif t is not None and (newest is None or t > newest):
                 newest = t

@@ -13,7 +13,6 @@ sources.
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,12 +20,12 @@ from typing import Any
 import yaml
 
 from crmwatch import __version__
-from crmwatch.detect.ocsf import OCSF_VERSION, SEVERITY
+from crmwatch.detect.ocsf import SEVERITY, finding_head, metadata
 from crmwatch.markup import html_text
 from crmwatch.posture.audit import Audit, Finding, Outcome
 from crmwatch.posture.checks import CONTROLS, Check
 
-CLASS_UID, CATEGORY_UID, ACTIVITY_CREATE = 2003, 2, 1
+CLASS_UID = 2003
 STATUS = {"pass": (1, "Pass"), "fail": (3, "Fail"), "not_assessed": (0, "Unknown")}
 STANDARD = "crmwatch posture checks"
 
@@ -38,10 +37,6 @@ def controls() -> dict[str, dict[str, Any]]:
     data = yaml.safe_load(text)
     assert set(data) == set(CONTROLS), "controls.yaml names exactly the four controls"
     return data
-
-
-def _ms(ts: dt.datetime) -> int:
-    return int(ts.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def to_ocsf(audit: Audit, checks: list[Check]) -> list[dict[str, Any]]:
@@ -56,24 +51,10 @@ def to_ocsf(audit: Audit, checks: list[Check]) -> list[dict[str, Any]]:
 
 
 def _base(audit: Audit, severity: str, message: str) -> dict[str, Any]:
-    severity_id = SEVERITY.get(severity, 0)
     return {
-        "class_uid": CLASS_UID,
-        "class_name": "Compliance Finding",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "activity_id": ACTIVITY_CREATE,
-        "activity_name": "Create",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE,
-        "time": _ms(audit.audited_at),
-        "severity_id": severity_id,
-        "severity": severity.capitalize() if severity_id else "Unknown",
+        **finding_head(CLASS_UID, "Compliance Finding", audit.audited_at, severity),
         "message": message,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": {"name": "crmwatch", "vendor_name": "crmwatch", "version": __version__},
-            "correlation_uid": audit.audit_id,
-        },
+        "metadata": metadata(correlation_uid=audit.audit_id),
     }
 
 

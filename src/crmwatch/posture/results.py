@@ -9,7 +9,6 @@ off"), a connected app that was not there, a user newly holding a powerful permi
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 from typing import Any
 
@@ -222,7 +221,3 @@ def stored_findings(store: Store, audit_id: str | None = None) -> list[dict[str,
             "SELECT body FROM posture_findings WHERE audit_id = ? ORDER BY check_id", [audit]
         ).rows
     ]
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
