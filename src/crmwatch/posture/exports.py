@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,18 +187,25 @@ def _records(path: Path, data: bytes, model: OrgModel):
         except csv.Error as e:
             model.note(where(path, reader.line_num), f"{LOST}: bad CSV, the rest is not read: {e}")
         return
-    for item in iter_records(data):
-        if isinstance(item, BadRecord):
-            model.note(where(path, item.line), f"{LOST}: {item.reason}: {item.detail}")
-            continue
-        result = item.obj.get("result")
+    for line, obj in json_objects(path, data, model):
+        result = obj.get("result")
         if isinstance(result, dict) and isinstance(result.get("records"), list):
             # `sf data query --json` wraps the query result: {"status": 0, "result": {...}}
             for record in result["records"]:
                 if isinstance(record, dict):
-                    yield item.line, record
+                    yield line, record
                 else:
-                    model.note(where(path, item.line), f"{LOST}: a result record that is not an "
-                                                       "object")  # fmt: skip
+                    model.note(where(path, line), f"{LOST}: a result record that is not an "
+                                                  "object")  # fmt: skip
+            continue
+        yield line, obj
+
+
+def json_objects(path: Path, data: bytes, model: OrgModel) -> Iterator[tuple[int, dict]]:
+    """The JSON objects of a file (query result, array or NDJSON) with their lines; each part
+    that is none is a problem beginning with ``LOST``. Exports and Okta files alike."""
+    for item in iter_records(data):
+        if isinstance(item, BadRecord):
+            model.note(where(path, item.line), f"{LOST}: {item.reason}: {item.detail}")
             continue
         yield item.line, item.obj

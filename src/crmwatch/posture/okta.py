@@ -29,9 +29,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from crmwatch.posture.exports import LOST, json_objects
 from crmwatch.posture.model import OrgModel, where
 from crmwatch.sources.base import read_input
-from crmwatch.sources.jsonrecords import BadRecord, iter_records
 
 POLICY_TYPES = {"OKTA_SIGN_ON", "ACCESS_POLICY", "MFA_ENROLL", "PASSWORD", "PROFILE_ENROLLMENT",
                 "IDP_DISCOVERY", "ENTITY_RISK", "POST_AUTH_SESSION"}  # fmt: skip
@@ -138,23 +138,20 @@ def read_okta(path: Path, config: OktaConfig, model: OrgModel) -> int:
         model.lost(("okta_org",))
     used = 0
     unknown = 0
-    for item in iter_records(data):
-        if isinstance(item, BadRecord):
-            model.note(where(path, item.line), f"not read: {item.reason}: {item.detail}")
-            model.lost(("okta_org",))
-            continue
-        kind = _kind(item.obj)
-        obj = _shaped(item.obj, kind, where(path, item.line), model) if kind else item.obj
+    before = len(model.problems)
+    for line, found in json_objects(path, data, model):
+        kind = _kind(found)
+        obj = _shaped(found, kind, where(path, line), model) if kind else found
         if kind == "policy":
             pid = str(obj.get("id") or obj.get("name"))
             config.policies[pid] = obj
             rules = (obj.get("_embedded") or {}).get("rules") or []
             for rule in rules:
                 if isinstance(rule, dict):
-                    rule = _shaped(rule, "rule", where(path, item.line), model)
+                    rule = _shaped(rule, "rule", where(path, line), model)
                     config.rules.setdefault(pid, []).append(rule)
                 else:
-                    model.note(where(path, item.line), "a policy rule that is not an object")
+                    model.note(where(path, line), "a policy rule that is not an object")
         elif kind == "rule":
             config.rules.setdefault(_policy_of(obj), []).append(obj)
         elif kind == "zone":
@@ -165,6 +162,9 @@ def read_okta(path: Path, config: OktaConfig, model: OrgModel) -> int:
             unknown += 1
             continue
         used += 1
+    lost = sum(p.reason.startswith(LOST) for p in model.problems[before:])
+    if lost:
+        model.lost(("okta_org",), lost)
     if unknown:
         model.note(where(path), f"{unknown} object(s) not a policy, rule, zone or authenticator")
     if used:
