@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import os
+import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crmwatch.config import Config
+from crmwatch.console.accounts import ROLES, add_user, remove_user, users
 from crmwatch.detect.ocsf import to_ocsf
 from crmwatch.detect.rules import load_rules
 from crmwatch.detect.runner import detect, stored_alerts
@@ -947,6 +950,88 @@ def _print_evaluation(ev: Evaluation) -> None:
         out.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {target}")
 
 
+users_app = typer.Typer(help="The web console's accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@command(users_app, "add")
+def users_add_cmd(
+    name: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}")] = "read-only",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Create an account (or set a new password and role: its sessions end). The password is
+    asked for, or read from standard input; only its argon2 hash is stored."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with Store(db or default_db_path()) as store:
+        add_user(store, name, role, password)
+    out.print(f"account {clean(name)} ({role}) saved")
+
+
+@command(users_app, "list")
+def users_list_cmd(db: DbOption = None) -> None:
+    """The console's accounts and their roles."""
+    with Store(db or default_db_path()) as store:
+        rows = users(store)
+    table = Table("name", "role", "created (UTC)")
+    for u in rows:
+        table.add_row(clean(u["name"]), u["role"], str(u["created_at"])[:19])
+    out.print(table)
+
+
+@command(users_app, "remove")
+def users_remove_cmd(name: Annotated[str, typer.Argument()], db: DbOption = None) -> None:
+    """Delete an account and end its sessions."""
+    with Store(db or default_db_path()) as store:
+        if not remove_user(store, name):
+            raise UsageError(f"no account {name!r}")
+    out.print(f"account {clean(name)} removed")
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@command(app, "serve")
+def serve_cmd(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8765,
+    rules: RulesOption = None,
+    cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
+    key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+) -> None:
+    """The web console over the store: incidents, their evidence, scope and notification
+    package, the rules and the ingest's health. Listens on loopback unless told otherwise,
+    and then only over TLS. The store stays open while it runs: stop it to ingest."""
+    import uvicorn
+
+    from crmwatch.console.app import create_app
+
+    if (cert is None) != (key is None):
+        raise UsageError("give both --cert and --key, or neither")
+    if host not in LOOPBACK and cert is None:
+        raise UsageError(f"{host} is not loopback: serve it over TLS (--cert, --key), or "
+                         "keep 127.0.0.1 and reach it through an SSH tunnel")  # fmt: skip
+    store = Store(db or default_db_path())
+    if not users(store):
+        store.close()
+        raise UsageError("no console accounts in this store: crmwatch users add NAME --role admin")
+    scheme = "https" if cert else "http"
+    out.print(f"crmwatch console on {scheme}://{host}:{port}/ (Ctrl-C stops it)")
+    try:
+        uvicorn.run(create_app(store, rules), host=host, port=port, log_level="warning",
+                    ssl_certfile=str(cert) if cert else None,
+                    ssl_keyfile=str(key) if key else None)  # fmt: skip
+    finally:
+        store.close()
+
+
 @command(app, "demo")
 def demo_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write")] = Path("demo-out"),
@@ -1003,9 +1088,28 @@ def demo_cmd(
                           clean("; ".join(g["check_id"] for g in gaps)))  # fmt: skip
         out.print(table)
         out.print(f"posture report for an auditor: {clean(str(out_dir / 'posture.html'))}")
+        out.rule("9. the console")
+        login = _demo_account(store, out_dir)
     out.print(
         f"store: {clean(str(db))}; simulated logs, snapshot and ground truth: {clean(str(sim_dir))}"
     )
+    out.print(f"open the console: [bold]crmwatch serve --db {clean(str(db))}[/bold], then "
+              f"http://127.0.0.1:8765/ and log in as demo with the password in "
+              f"{clean(str(login))}")  # fmt: skip
+
+
+def _demo_account(store: Store, out_dir: Path) -> Path:
+    """An admin account for the demo's console; its password goes to a file only its owner
+    can read, never to the terminal."""
+    password = secrets.token_urlsafe(12)
+    add_user(store, "demo", "admin", password)
+    path = out_dir / "console-password.txt"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(password + "\n")
+    out.print(f"console account: demo (admin); password in {clean(str(path))}")
+    return path
 
 
 def _demo_notify(store: Store, incidents: list[Incident], scopes: list[ScopeResult],

@@ -183,7 +183,27 @@ def score(store: Store, directory: Path, truth: dict | None = None) -> Evaluatio
             for s in scores if s.expected_customers
         ),
     }  # fmt: skip
+    _remember(store, ev)
     return ev
+
+
+def _remember(store: Store, ev: Evaluation) -> None:
+    """Keep the evaluation's per-rule shares in the store: the console's rules page shows the
+    share of each rule's incidents that were false on the last simulated org scored here."""
+    store.set_meta("last_evaluation", json.dumps({
+        "scored_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "directory": ev.directory,
+        "fp_per_1000_user_days": ev.fp_per_1000_user_days,
+        "rules": {r.title: {"incidents_opened": r.incidents_opened,
+                            "false_incidents": r.false_incidents,
+                            "share_false": r.share_false} for r in ev.rules},
+    }))  # fmt: skip
+
+
+def last_evaluation(store: Store) -> dict[str, Any] | None:
+    """What :func:`score` last kept, or None if no simulated org was scored on this store."""
+    text = store.meta("last_evaluation")
+    return json.loads(text) if text else None
 
 
 def false_positives(store: Store, truth: dict) -> Evaluation:

@@ -794,3 +794,52 @@ def timeline(store: Store, incident: Incident, limit: int = 200) -> list[Timelin
         )
     entries.sort(key=lambda e: (e.ts, e.kind != "event"))
     return entries[:limit]
+
+
+def stored_incidents(store: Store) -> list[Incident]:
+    """The incidents the last build stored, most severe first."""
+    rows = store.execute("SELECT body FROM incidents").rows
+    return sorted((Incident(**json.loads(body)) for (body,) in rows), key=_order)
+
+
+EVIDENCE_COLUMNS = ("ts", "role", "source_type", "category", "operation", "object", "who",
+                    "src_ip", "country", "client_app", "outcome", "rows", "event_id")  # fmt: skip
+
+
+def evidence_page(store: Store, incident_id: str, offset: int, limit: int) -> list[dict]:
+    """One page of the incident's events in time order (the console pages through a
+    million-event incident this way; only the page leaves the database)."""
+    return store.execute(
+        f"""SELECT e.ts, i.role, e.source_type, e.category, e.operation, e.object,
+            {principal_sql("e.")} AS who, e.src_ip, e.country, e.client_app, e.outcome,
+            e.rows, e.event_id
+        FROM incident_events i JOIN events e USING (event_id)
+        WHERE i.incident_id = $id ORDER BY e.ts, e.event_id LIMIT $limit OFFSET $offset""",
+        {"id": incident_id, "limit": limit, "offset": offset},
+    ).dicts()
+
+
+def incident_event(store: Store, incident_id: str, event_id: str) -> dict | None:
+    """One of the incident's events, whole, with its raw record (None if not the incident's)."""
+    row = store.execute(
+        "SELECT e.* FROM events e WHERE e.event_id = $ev AND EXISTS (SELECT 1 FROM "
+        "incident_events i WHERE i.incident_id = $id AND i.event_id = $ev)",
+        {"ev": event_id, "id": incident_id},
+    ).dicts()
+    return row[0] if row else None
+
+
+def activity(store: Store, incident: Incident, bins: int = 60) -> list[dict]:
+    """The incident's events counted in ``bins`` equal slices of [first malicious event, last
+    event], per source (Okta, Salesforce): what the console's timeline plots."""
+    start = _naive(incident.first_malicious_at)
+    end = max(_naive(incident.last_event_at), start + dt.timedelta(seconds=1))
+    width = (end - start).total_seconds() / bins
+    return store.execute(
+        """SELECT least(CAST(floor(epoch(e.ts - $start) / $width) AS BIGINT), $last) AS bin,
+            e.source, count(*) AS events
+        FROM incident_events i JOIN events_base e USING (event_id)
+        WHERE i.incident_id = $id AND e.ts >= $start
+        GROUP BY ALL ORDER BY bin, e.source""",
+        {"id": incident.id, "start": start, "width": width, "last": bins - 1},
+    ).dicts()

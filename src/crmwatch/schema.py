@@ -188,6 +188,10 @@ TABLES: tuple[str, ...] = (
     "posture_audits",
     "posture_findings",
     "posture_subjects",
+    "notify_packages",
+    "console_users",
+    "console_sessions",
+    "console_audit",
 )
 
 DDL: tuple[str, ...] = (
@@ -262,6 +266,22 @@ DDL: tuple[str, ...] = (
         rule_ids VARCHAR[], drift VARCHAR, body JSON)""",
     """CREATE TABLE IF NOT EXISTS posture_subjects (
         audit_id VARCHAR, kind VARCHAR, name VARCHAR, attrs JSON)""",
+    # Notification packages (crmwatch.notify.package): where each incident's newest package was
+    # written and its obligations.json, so the console can show deadlines and offer its files.
+    """CREATE TABLE IF NOT EXISTS notify_packages (
+        incident_id VARCHAR PRIMARY KEY, folder VARCHAR, aware_at TIMESTAMP,
+        computed_at TIMESTAMP, body JSON)""",
+    # The web console's accounts (argon2 hashes), sessions (only a hash of each cookie is
+    # kept, so a copy of the store opens no session) and its audit trail: every reveal of a
+    # customer identifier and every download of contact details (crmwatch.console).
+    """CREATE TABLE IF NOT EXISTS console_users (
+        name VARCHAR PRIMARY KEY, role VARCHAR, password_hash VARCHAR, created_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS console_sessions (
+        token_hash VARCHAR PRIMARY KEY, name VARCHAR, csrf VARCHAR, created_at TIMESTAMP,
+        expires_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS console_audit (
+        done_at TIMESTAMP, name VARCHAR, action VARCHAR, incident_id VARCHAR, target VARCHAR,
+        remote VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS scopes (
         incident_id VARCHAR PRIMARY KEY, scoped_at TIMESTAMP, summary JSON)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to

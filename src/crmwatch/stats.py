@@ -55,6 +55,23 @@ def store_stats(store: Store) -> dict[str, Any]:
     }
 
 
+def ingest_health(store: Store, files: int = 500) -> dict[str, Any]:
+    """:func:`store_stats` with what the console's health page adds: events per source and
+    day, and the files read (the newest ``files`` of them) with their counts."""
+    return {
+        **store_stats(store),
+        "by_source_day": store.execute(
+            "SELECT CAST(ts AS DATE) AS day, source, count(*) AS events FROM events_base "
+            "GROUP BY ALL ORDER BY day, source"
+        ).dicts(),
+        "file_list": store.execute(
+            "SELECT path, format, records, quarantined FROM ingest_files "
+            "ORDER BY file_id DESC LIMIT ?",
+            [files],
+        ).dicts(),
+    }
+
+
 def _iso(value: Any) -> str | None:
     return iso_z(value) if isinstance(value, dt.datetime) else None if value is None else (
         value.isoformat())  # fmt: skip

@@ -132,6 +132,10 @@ def notify(
     }
     (out / "obligations.json").write_text(json.dumps(body, indent=2, ensure_ascii=False))
     (out / "obligations.md").write_text(_markdown(facts, assessment, transparency), "utf-8")
+    store.execute(
+        "INSERT OR REPLACE INTO notify_packages VALUES (?, ?, ?, ?, ?)",
+        [facts.incident.id, str(out.resolve()), aware_at, now, json.dumps(body)],
+    )
     return Package(
         out,
         assessment.obligations,
@@ -141,6 +145,54 @@ def notify(
         mailing_rows,
         transparency,
     )
+
+
+# The files of a package, by what they are: (folder, suffixes) per kind. The mailing list names
+# customers by id, so it is a kind of its own (the console lets fewer roles download it).
+PACKAGE_FILES = {
+    "summary": ("", (".md", ".json")),
+    "regulator": ("regulator", (".md",)),
+    "letters": ("letters", (".html", ".pdf")),
+    "mailing_list": ("", (".csv",)),
+}
+
+
+@dataclass
+class StoredPackage:
+    incident_id: str
+    folder: Path
+    aware_at: dt.datetime
+    computed_at: dt.datetime
+    body: dict
+    files: dict[str, list[str]]  # kind → names of the files of that kind that exist now
+
+    def file(self, kind: str, name: str) -> Path | None:
+        """The package's file ``name`` of ``kind`` if it is one of those listed: a name is
+        looked up, never joined to the folder, so no request can reach another file."""
+        if name not in self.files.get(kind, []):
+            return None
+        sub, _ = PACKAGE_FILES[kind]
+        return self.folder / sub / name
+
+
+def stored_package(store: Store, incident_id: str) -> StoredPackage | None:
+    """The incident's newest package as ``notify`` recorded it, with the files still there."""
+    row = store.execute(
+        "SELECT incident_id, folder, aware_at, computed_at, body FROM notify_packages "
+        "WHERE upper(incident_id) = upper(?)",
+        [incident_id],
+    ).first()
+    if row is None:
+        return None
+    folder = Path(row[1])
+    files = {}
+    for kind, (sub, suffixes) in PACKAGE_FILES.items():
+        where = folder / sub
+        files[kind] = sorted(
+            p.name for p in (where.iterdir() if where.is_dir() else [])
+            if p.is_file() and p.suffix in suffixes
+        )  # fmt: skip
+    return StoredPackage(row[0], folder, row[2], row[3], json.loads(row[4]), files)
 
 
 # --- regulator drafts ---

@@ -294,3 +294,29 @@ def stored_scope(store: Store, incident_id: str) -> dict[str, Any] | None:
         "SELECT summary FROM scopes WHERE upper(incident_id) = upper(?)", [incident_id]
     ).first()
     return json.loads(row[0]) if row else None
+
+
+def exposed_page(store: Store, incident_id: str, key: str, offset: int, limit: int
+                 ) -> list[dict[str, Any]]:  # fmt: skip
+    """One page of the incident's exposed records, first exposed first. Each carries ``ref``,
+    a keyed hash of its record id: a page can name a record to reveal without the id itself
+    being in the page (``key`` is the console's secret; see :func:`exposed_by_ref`)."""
+    return store.execute(
+        """SELECT object, record_id, customer_id, confidence, country, us_state, fields,
+            first_exposed_at, sha256($key || object || ':' || record_id) AS ref
+        FROM exposure_details WHERE incident_id = $id
+        ORDER BY first_exposed_at, object, record_id LIMIT $limit OFFSET $offset""",
+        {"id": incident_id, "key": key, "limit": limit, "offset": offset},
+    ).dicts()
+
+
+def exposed_by_ref(store: Store, incident_id: str, key: str, ref: str) -> dict[str, Any] | None:
+    """The exposed record whose ``ref`` (from :func:`exposed_page`) is ``ref``."""
+    rows = store.execute(
+        """SELECT object, record_id, customer_id, confidence, country, us_state, fields,
+            first_exposed_at
+        FROM exposure_details WHERE incident_id = $id
+            AND sha256($key || object || ':' || record_id) = $ref""",
+        {"id": incident_id, "key": key, "ref": ref},
+    ).dicts()
+    return rows[0] if rows else None
