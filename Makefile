@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/crmwatch demo
 
 test: $(STAMP)
+	scripts/install-chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -q
 
@@ -35,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/summary.py
 
 clean:
-	rm -rf $(VENV) crmwatch.duckdb demo-out
+	rm -rf $(VENV) crmwatch.duckdb demo-out build

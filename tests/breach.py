@@ -97,3 +97,35 @@ def okta_event(uuid: str, ts: str, event_type: str, user: str, ip: str) -> dict:
             "client": {"ipAddress": ip, "userAgent": {"rawUserAgent": "Mozilla/5.0"}},
             "outcome": {"result": "SUCCESS"},
             "authenticationContext": {"rootSessionId": "okta-root-1"}, "target": []}  # fmt: skip
+
+
+# Payloads for the console's escaping tests: markup that runs if a page pastes it unescaped, a
+# script URL, and a right-to-left override that reverses what follows it on screen.
+HOSTILE_UA = 'Chrome 125 "><img src=x onerror=alert(1)> \u202egnp.exe'
+HOSTILE_SOQL = "SELECT Id, Subject, Description FROM Case WHERE Subject != '<script>alert(1)</script>'"
+HOSTILE_APP = "javascript:alert(1)//"
+HOSTILE_FILE = "ApiEvent <img src=x onerror=alert(2)>.json"
+
+
+def write_hostile_breach(out: Path) -> Path:
+    """The same story two months later (August, so it joins no incident of a June demo org
+    using the same app), with the attacker's user agent, the case query, the count's client
+    app and the API log's file name carrying the payloads above (the replay is unchanged:
+    no case has that subject)."""
+    write_breach(out)
+    for path in out.glob("*.json"):
+        path.write_text(path.read_text().replace('"2025-06-', '"2025-08-'))
+    logins = json.loads((out / "LoginEvent.json").read_text())
+    for r in logins["records"]:
+        if r["LoginKey"] == "LK-ATT":
+            r["Browser"] = HOSTILE_UA
+    (out / "LoginEvent.json").write_text(json.dumps(logins))
+    api = json.loads((out / "ApiEvent.json").read_text())
+    for r in api["records"]:
+        if r["EventIdentifier"] == "ApiEvent-0023":
+            r["Query"] = HOSTILE_SOQL
+        if r["EventIdentifier"] == "ApiEvent-0020":
+            r["Application"] = r["Client"] = HOSTILE_APP
+    (out / "ApiEvent.json").unlink()
+    (out / HOSTILE_FILE).write_text(json.dumps(api))
+    return out

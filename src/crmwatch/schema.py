@@ -189,6 +189,7 @@ TABLES: tuple[str, ...] = (
     "posture_findings",
     "posture_subjects",
     "notify_packages",
+    "scope_verdicts",
     "console_users",
     "console_sessions",
     "console_audit",
@@ -282,6 +283,11 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS console_audit (
         done_at TIMESTAMP, name VARCHAR, action VARCHAR, incident_id VARCHAR, target VARCHAR,
         remote VARCHAR)""",
+    # What each event of a scope exposed (scope.evidence.EventScope), beside the summary.
+    """CREATE TABLE IF NOT EXISTS scope_verdicts (
+        incident_id VARCHAR, event_id VARCHAR, ts TIMESTAMP, source_type VARCHAR,
+        object VARCHAR, kind VARCHAR, records BIGINT, rows_logged BIGINT, upper_bound BIGINT,
+        fields VARCHAR[], note VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS scopes (
         incident_id VARCHAR PRIMARY KEY, scoped_at TIMESTAMP, summary JSON)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to

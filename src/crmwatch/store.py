@@ -25,7 +25,8 @@ DEFAULT_DB = "crmwatch.duckdb"
 # The layout a store is in. At this version every table and column of schema.DDL must be
 # there (else the store is damaged); an older store gains what it lacks when opened.
 # "2": every table of schema.TABLES; "3": events_base.native_id, quarantine.records;
-# "4": the posture tables; "5": notify_packages and the console's tables.
+# "4": the posture tables; "5": notify_packages, scope_verdicts (taken out of
+# the scope summaries) and the console's tables.
 SCHEMA_VERSION = "5"
 
 

@@ -45,7 +45,7 @@ from crmwatch.markup import visible
 from crmwatch.notify.package import StoredPackage, stored_package
 from crmwatch.posture.results import on_path
 from crmwatch.schema import LEVELS
-from crmwatch.scope.results import exposed_by_ref, exposed_page, stored_scope
+from crmwatch.scope.results import exposed_by_ref, exposed_page, stored_scope, verdict_page
 from crmwatch.stats import ingest_health
 from crmwatch.store import Store
 from crmwatch.timeutil import parse_utc
@@ -54,6 +54,7 @@ SESSION_COOKIE = "crmwatch_session"
 LOGIN_COOKIE = "crmwatch_login"  # the login form's CSRF token, before there is a session
 PAGE = 50
 TIMELINE_BINS = 60
+VERDICTS = 200  # exposing events listed on the incident's page
 # No script, no plugin, no frame, no form posting elsewhere: the console sends none, so a
 # payload that slipped past escaping still could not run.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -239,18 +240,20 @@ class Console:
         who = self.who(request)
         i = self.incident(request.path_params["iid"])
         start, end = parse_utc(i.first_malicious_at), parse_utc(i.last_event_at)
-        alerts = [(parse_utc(e.ts), e.text) for e in timeline(self.store, i) if e.kind == "alert"]
+        entries = timeline(self.store, i)
+        alerts = [(parse_utc(e.ts), e.text) for e in entries if e.kind == "alert"]
         plot = charts.timeline_plot(activity(self.store, i, TIMELINE_BINS), TIMELINE_BINS,
                                     start, max(end, start + dt.timedelta(seconds=1)), alerts,
                                     parse_utc(i.first_alert_at))  # fmt: skip
         scope = stored_scope(self.store, i.id)
         pkg = stored_package(self.store, i.id)
         return self.page(
-            request, "incident.html", who, i=i, plot=plot, entries=timeline(self.store, i),
+            request, "incident.html", who, i=i, plot=plot, entries=entries,
             evidence=evidence_page(self.store, i.id, 0, PAGE), page_size=PAGE,
             scope=scope, countries=charts.bar_chart(scope["by_country"]) if scope else None,
             states=charts.bar_chart(scope["by_us_state"]) if scope else None,
             categories=charts.bar_chart(scope["by_category"]) if scope else None,
+            verdicts=verdict_page(self.store, i.id, 0, VERDICTS) if scope else [],
             pkg=pkg, obligations=_obligations(pkg), gaps=on_path(self.store, i),
         )  # fmt: skip
 

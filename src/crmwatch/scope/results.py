@@ -22,7 +22,7 @@ from crmwatch.scope.fields import category
 from crmwatch.scope.snapshot import Snapshot
 from crmwatch.sql import lit
 from crmwatch.store import Store
-from crmwatch.timeutil import iso_z, json_default
+from crmwatch.timeutil import iso_z, json_default, parse_utc
 
 if TYPE_CHECKING:
     from crmwatch.scope.exposure import Pass
@@ -156,10 +156,19 @@ def summarise(
         )
         _fieldsets(store, iid)
         summary = _summary(store, iid, snap, scoped)
+        # The verdict of every event in a table of its own, the summary without them: an
+        # incident of a million queries would otherwise store (and every reader parse) a
+        # 280 MB summary.
+        store.execute("DELETE FROM scope_verdicts WHERE incident_id = ?", [iid])
+        store.insert("scope_verdicts", [
+            (iid, e.event_id, parse_utc(e.ts), e.source_type, e.object, e.kind, e.records,
+             e.rows_logged, e.upper_bound, e.fields, e.note) for e in scoped
+        ])  # fmt: skip
+        body = {k: v for k, v in summary.to_dict().items() if k != "events"}
         store.execute(
             "INSERT INTO scopes VALUES (?, now()::TIMESTAMP, ?) ON CONFLICT (incident_id) "
             "DO UPDATE SET scoped_at = excluded.scoped_at, summary = excluded.summary",
-            [iid, json.dumps(summary.to_dict(), default=json_default)],
+            [iid, json.dumps({**body, "events_scoped": len(scoped)}, default=json_default)],
         )
     return summary
 
@@ -290,10 +299,34 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
 
 
 def stored_scope(store: Store, incident_id: str) -> dict[str, Any] | None:
+    """The summary of the incident's last scope, without its events' verdicts (those are
+    :func:`verdict_page`'s)."""
     row = store.execute(
         "SELECT summary FROM scopes WHERE upper(incident_id) = upper(?)", [incident_id]
     ).first()
-    return json.loads(row[0]) if row else None
+    if row is None:
+        return None
+    summary = json.loads(row[0])
+    # a store of layout 4 kept them in the summary
+    old = summary.pop("events", None)
+    if old is not None:
+        summary["events_scoped"] = len(old)
+    return summary
+
+
+def verdict_page(store: Store, incident_id: str, offset: int, limit: int) -> list[dict]:
+    """A page of what each scoped event exposed (:class:`EventScope`), in time order."""
+    rows = store.execute(
+        "SELECT event_id, ts, source_type, object, kind, records, rows_logged, upper_bound, "
+        "fields, note FROM scope_verdicts WHERE incident_id = $id "
+        "ORDER BY ts, event_id LIMIT $limit OFFSET $offset",
+        {"id": incident_id, "limit": limit, "offset": offset},
+    ).dicts()
+    if rows or offset:
+        return rows
+    # a store of layout 4: the verdicts are in the summary (parsed once more, here only)
+    row = store.execute("SELECT summary FROM scopes WHERE incident_id = ?", [incident_id]).first()
+    return (json.loads(row[0]).get("events") or [])[:limit] if row else []
 
 
 def exposed_page(store: Store, incident_id: str, key: str, offset: int, limit: int
