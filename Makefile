@@ -18,12 +18,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/install-chromium
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 # Every benchmark runs (a missed target does not stop the others); the summary table last.
 bench: $(STAMP)
@@ -32,6 +32,7 @@ bench: $(STAMP)
 	-$(BIN)/python bench/scope.py
 	-$(BIN)/python bench/notify.py
 	-$(BIN)/python bench/incidents.py
+	-$(BIN)/python bench/console.py
 	-$(BIN)/python bench/precision.py
 	$(BIN)/python bench/summary.py
 

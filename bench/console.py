@@ -69,8 +69,18 @@ def build(out: Path, contacts: int, events: int) -> tuple[Path, str]:
     iid = re.search(r'"id": "(INC-[0-9A-F]+)"', incidents)[1]
     run_crmwatch("scope", iid, "--customers", str(path), "--db", str(db), "--json")
     (folder / "org.toml").write_text(ORG)
-    run_crmwatch("notify", iid, "--aware-at", "2025-06-10T12:00:00Z", "--org",
-                 str(folder / "org.toml"), "--out", str(folder / "notify"), "--db", str(db))
+    run_crmwatch(
+        "notify",
+        iid,
+        "--aware-at",
+        "2025-06-10T12:00:00Z",
+        "--org",
+        str(folder / "org.toml"),
+        "--out",
+        str(folder / "notify"),
+        "--db",
+        str(db),
+    )
     add = subprocess.run([sys.executable, "-m", "crmwatch", "users", "add", "bench", "--role",
                           "privacy", "--password-stdin", "--db", str(db)],
                          input=PASSWORD + "\n", text=True, capture_output=True)  # fmt: skip

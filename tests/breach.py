@@ -102,7 +102,9 @@ def okta_event(uuid: str, ts: str, event_type: str, user: str, ip: str) -> dict:
 # Payloads for the console's escaping tests: markup that runs if a page pastes it unescaped, a
 # script URL, and a right-to-left override that reverses what follows it on screen.
 HOSTILE_UA = 'Chrome 125 "><img src=x onerror=alert(1)> \u202egnp.exe'
-HOSTILE_SOQL = "SELECT Id, Subject, Description FROM Case WHERE Subject != '<script>alert(1)</script>'"
+HOSTILE_SOQL = (
+    "SELECT Id, Subject, Description FROM Case WHERE Subject != '<script>alert(1)</script>'"
+)
 HOSTILE_APP = "javascript:alert(1)//"
 HOSTILE_FILE = "ApiEvent <img src=x onerror=alert(2)>.json"
 

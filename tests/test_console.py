@@ -276,9 +276,12 @@ def test_package_files_download_only_by_their_listed_names(site: Site):
     assert c.get(f"/incidents/{iid}/files/mailing_list/mailing_list.csv").status == 403
     r = _as(site, "pia").get(f"/incidents/{iid}/files/mailing_list/mailing_list.csv")
     assert r.status == 200 and r.body == (site.package_dir / "mailing_list.csv").read_bytes()
-    assert site.store.execute(
-        "SELECT count(*) FROM console_audit WHERE action = 'download' AND name = 'pia'"
-    ).single_value() >= 1
+    assert (
+        site.store.execute(
+            "SELECT count(*) FROM console_audit WHERE action = 'download' AND name = 'pia'"
+        ).single_value()
+        >= 1
+    )
 
 
 def test_hostile_strings_reach_the_page_as_text(site: Site):
@@ -503,8 +506,12 @@ def test_browser_hostile_strings_stay_inert(site: Site, browser):
     events = dict(site.store.execute(
         "SELECT native_id, event_id FROM events WHERE native_id IN "
         "('LoginEvent-0050', 'ApiEvent-0023')").rows)  # fmt: skip
-    pages = [f"/incidents/{site.hostile}", f"/incidents/{site.hostile}/events?page=1",
-             "/health", *(f"/incidents/{site.hostile}/events/{e}" for e in events.values())]
+    pages = [
+        f"/incidents/{site.hostile}",
+        f"/incidents/{site.hostile}/events?page=1",
+        "/health",
+        *(f"/incidents/{site.hostile}/events/{e}" for e in events.values()),
+    ]
     text = ""
     for i, page in enumerate(pages):
         d.get(site.base + page)
