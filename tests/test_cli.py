@@ -218,6 +218,18 @@ def test_a_file_of_several_rules_without_a_correlation_runs_every_rule(tmp_path:
     assert res.exit_code == 0, res.output
     titles = {json.loads(line)["title"] for line in res.stdout.splitlines()}
     assert {"Tor sign-in", "Any API query"} <= titles
+    assert len(titles) > 2  # the pack's own findings too
+    # issue 21: the user's rule set alone, without the built-in pack
+    res = runner.invoke(app, ["detect", "--db", db, "--json", "--no-builtin", "--rules",
+                              str(tmp_path / "rules")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert {json.loads(line)["title"] for line in res.stdout.splitlines()} == {
+        "Tor sign-in", "Any API query"}  # fmt: skip
+    listed = runner.invoke(app, ["rules", "list", "--no-builtin", "--rules",
+                                 str(tmp_path / "rules")]).stdout  # fmt: skip
+    assert len(listed.strip().splitlines()) == 2
+    res = runner.invoke(app, ["detect", "--db", db, "--no-builtin"])
+    assert res.exit_code == 2 and "give --rules" in res.output
 
 
 def test_misuse_is_a_one_line_usage_error_and_changes_nothing(tmp_path: Path):

@@ -297,6 +297,17 @@ app.add_typer(rules_app, name="rules")
 RulesOption = Annotated[
     list[Path] | None, typer.Option("--rules", help="Extra rule files or folders (Sigma YAML)")
 ]
+NoBuiltinOption = Annotated[
+    bool,
+    typer.Option("--no-builtin", help="Leave out the built-in pack: only the --rules given"),
+]
+
+
+def _rule_files(rules: list[Path] | None, no_builtin: bool) -> list:
+    """The pack (unless left out) and the user's rules; loading errors collected per file."""
+    if no_builtin and not rules:
+        raise UsageError("--no-builtin leaves no rule: give --rules FILE_OR_DIR")
+    return load_rules(rules, builtin=not no_builtin, collect_errors=True)
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -324,6 +335,7 @@ def _time_range(since: str | None, until: str | None) -> tuple[dt.datetime | Non
 def detect_cmd(
     db: DbOption = None,
     rules: RulesOption = None,
+    no_builtin: NoBuiltinOption = False,
     since: Annotated[str | None, typer.Option(help="Only events at or after (ISO, UTC)")] = None,
     until: Annotated[str | None, typer.Option(help="Only events before (ISO, UTC)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One alert per line as JSON")] = False,
@@ -331,7 +343,7 @@ def detect_cmd(
     """Run the built-in rule pack and your rules; store and print the alerts.
 
     A rule that cannot be loaded or run is reported (exit 1) and the others still run."""
-    rule_files = load_rules(rules, collect_errors=True)
+    rule_files = _rule_files(rules, no_builtin)
     with Store(db or default_db_path()) as store:
         runs = detect(store, rule_files, *_time_range(since, until))
         if json_out:
@@ -376,10 +388,10 @@ def _print_alert_summary(store: Store, runs: list) -> None:
 
 
 @command(rules_app, "list")
-def rules_list_cmd(rules: RulesOption = None) -> None:
+def rules_list_cmd(rules: RulesOption = None, no_builtin: NoBuiltinOption = False) -> None:
     """Every rule: id, level, kind (match, new_terms, volume, correlation type), title, tests,
     and the rules that cannot be loaded or compiled (exit 1 if any)."""
-    files = load_rules(rules, collect_errors=True)
+    files = _rule_files(rules, no_builtin)
     for rf in files:
         if rf.errors:
             out.print(f"[red]{clean(rf.path.name)}: {clean(rf.errors[0])}[/red]")
@@ -423,9 +435,9 @@ def rules_stats_cmd(
 
 
 @command(rules_app, "test")
-def rules_test_cmd(rules: RulesOption = None) -> None:
+def rules_test_cmd(rules: RulesOption = None, no_builtin: NoBuiltinOption = False) -> None:
     """Run every rule's inline tests; exit 1 if any fails or a rule cannot be loaded."""
-    files = load_rules(rules, collect_errors=True)
+    files = _rule_files(rules, no_builtin)
     results = run_tests([rf for rf in files if not rf.errors])
     broken = [rf for rf in files if rf.errors]
     for rf in broken:
@@ -1003,6 +1015,7 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8765,
     rules: RulesOption = None,
+    no_builtin: NoBuiltinOption = False,
     cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
 ) -> None:
@@ -1018,6 +1031,7 @@ def serve_cmd(
     if host not in LOOPBACK and cert is None:
         raise UsageError(f"{host} is not loopback: serve it over TLS (--cert, --key), or "
                          "keep 127.0.0.1 and reach it through an SSH tunnel")  # fmt: skip
+    rule_files = _rule_files(rules, no_builtin)
     store = Store(db or default_db_path())
     if not users(store):
         store.close()
@@ -1025,7 +1039,7 @@ def serve_cmd(
     scheme = "https" if cert else "http"
     out.print(f"crmwatch console on {scheme}://{host}:{port}/ (Ctrl-C stops it)")
     try:
-        uvicorn.run(create_app(store, rules), host=host, port=port, log_level="warning",
+        uvicorn.run(create_app(store, rule_files), host=host, port=port, log_level="warning",
                     ssl_certfile=str(cert) if cert else None,
                     ssl_keyfile=str(key) if key else None)  # fmt: skip
     finally:

@@ -12,6 +12,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -26,8 +27,13 @@ SESSION_HOURS = 8
 MIN_PASSWORD = 12
 _NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _hasher = PasswordHasher()
-# Verified against when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy() -> str:
+    """Verified against when the name is unknown, so a wrong name costs as long as a wrong
+    password (made on first use: hashing costs 0.2 s, too much for every CLI start)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def log_in(store: Store, name: str, password: str) -> str | None:
     """A new session's cookie token, or None if the name or password is wrong."""
     row = store.execute("SELECT password_hash FROM console_users WHERE name = ?", [name]).first()
     try:
-        _hasher.verify(row[0] if row else _DUMMY, password)
+        _hasher.verify(row[0] if row else _dummy(), password)
     except (VerificationError, InvalidHashError):
         return None
     if row is None:

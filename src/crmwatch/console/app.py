@@ -12,7 +12,6 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -124,7 +123,8 @@ def _environment() -> Environment:
 @dataclass
 class Console:
     store: Store
-    rules: list[Path] | None
+    # the rules page's files (None: the built-in pack, loaded on first view)
+    rules: list[RuleFile] | None
     secure_cookies: bool
     # Keys the ``ref`` of an exposed record (scope.results.exposed_page) for this run only.
     ref_key: str = ""
@@ -132,12 +132,11 @@ class Console:
     def __post_init__(self) -> None:
         self.ref_key = secrets.token_hex(16)
         self.templates = Jinja2Templates(env=_environment())
-        self._rules: list[RuleFile] | None = None
 
     def rule_files(self) -> list[RuleFile]:
-        if self._rules is None:
-            self._rules = load_rules(self.rules, collect_errors=True)
-        return self._rules
+        if self.rules is None:
+            self.rules = load_rules(None, collect_errors=True)
+        return self.rules
 
     # --- plumbing ---
 
@@ -407,9 +406,10 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def create_app(store: Store, rules: list[Path] | None = None, secure_cookies: bool = True
+def create_app(store: Store, rules: list[RuleFile] | None = None, secure_cookies: bool = True
                ) -> Any:  # fmt: skip
-    """The console over an open store."""
+    """The console over an open store; ``rules`` as ``load_rules`` gives them (default: the
+    built-in pack)."""
     c = Console(store, rules, secure_cookies)
     static = resources.files("crmwatch.console") / "static"
     app = Starlette(
