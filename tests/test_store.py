@@ -112,3 +112,24 @@ def test_a_store_of_a_newer_layout_is_refused_not_written_wrongly(tmp_path: Path
                  f"UPDATE meta SET value = '{newer}' WHERE key = 'schema_version'")  # fmt: skip
     with pytest.raises(StoreError, match="newer than this crmwatch"):
         Store(db)
+
+
+def test_a_store_another_process_holds_names_the_likely_holder(tmp_path: Path):
+    """`crmwatch serve` keeps its store open; a command run beside it says why it cannot."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.duckdb"
+    Store(db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match="`crmwatch serve` perhaps"):
+            Store(db)
+    finally:
+        holder.kill()
+        holder.wait()

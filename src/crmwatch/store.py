@@ -77,7 +77,13 @@ class Store:
         try:
             self.con = duckdb.connect(self.path)
         except duckdb.Error as e:
-            raise StoreError(f"cannot open store {self.path}: {e}") from e
+            hint = ""
+            if "lock" in str(e).lower():
+                hint = (
+                    " (another process has it open, `crmwatch serve` perhaps: DuckDB lets "
+                    "one process write a store at a time; stop it and run this again)"
+                )
+            raise StoreError(f"cannot open store {self.path}: {e}{hint}") from e
         self.con.execute(f"SET memory_limit='{memory_limit}'")
         # Insertion order is meaningless for events (ts orders them) and costs parallelism.
         self.con.execute("SET preserve_insertion_order=false")
