@@ -962,6 +962,46 @@ def _print_evaluation(ev: Evaluation) -> None:
         out.print(f"  {'[green]met[/green]' if met else '[red]missed[/red]'}  {target}")
 
 
+@command(app, "pull")
+def pull_cmd(
+    connector: Annotated[str, typer.Argument(help="okta or salesforce")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start here (ISO, UTC) instead of where the last pull stopped"),
+    ] = None,
+    spool: Annotated[
+        Path | None,
+        typer.Option(help="Where fetched pages are kept as files [beside the store: NAME.pull/]"),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Fetch new logs from the Okta or Salesforce API ([connectors] in crmwatch.toml) into
+    the store, through the same ingest as files. Resumes where the last pull stopped."""
+    from crmwatch.connectors.okta import pull_okta
+    from crmwatch.connectors.salesforce import pull_salesforce
+
+    cfg = Config.load(config)
+    start = _parse_time(since)
+    settings = {"okta": cfg.connectors.okta, "salesforce": cfg.connectors.salesforce}
+    if connector not in settings:
+        raise UsageError(f"unknown connector {connector!r}; okta or salesforce")
+    if settings[connector] is None:
+        raise UsageError(f"no [connectors.{connector}] in the configuration (docs/connectors.md)")
+    path = Path(db or default_db_path())
+    folder = spool or path.with_name(path.stem + ".pull") / connector
+    run = pull_okta if connector == "okta" else pull_salesforce
+    with Store(path) as store:
+        result = run(store, settings[connector], folder, cfg, since=start)
+    out.print(
+        f"{connector}: {result.pages} pages, {result.records:,} records, "
+        f"{result.inserted:,} new events, {result.retries} retries; {result.status}"
+        + (f": {clean(result.detail)}" if result.detail else "")
+    )
+    for p in result.problems:
+        out.print(f"[yellow]{clean(p)}[/yellow]")
+
+
 users_app = typer.Typer(help="The web console's accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

@@ -22,6 +22,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from crmwatch.connectors.settings import ConnectorSettings
 from crmwatch.errors import ConfigError, Location
 from crmwatch.schema import LEVELS
 from crmwatch.timeutil import parse_duration
@@ -81,6 +82,7 @@ class Config:
     path: Path | None = None
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     incidents: IncidentConfig = field(default_factory=IncidentConfig)
+    connectors: ConnectorSettings = field(default_factory=ConnectorSettings)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Config:
@@ -102,9 +104,10 @@ class Config:
         """Validate every key: a wrong one is an error naming the file, the key and what it
         should be, never a traceback and never a setting silently ignored."""
         where = Location(path or "config")
-        unknown = sorted(set(data) - {"enrich", "incidents"})
+        unknown = sorted(set(data) - {"enrich", "incidents", "connectors"})
         if unknown:
-            raise ConfigError(f"unknown section {unknown[0]!r} (known: enrich, incidents)", where)
+            raise ConfigError(f"unknown section {unknown[0]!r} (known: enrich, incidents, "
+                              "connectors)", where)  # fmt: skip
         enrich = data.get("enrich", {})
         if not isinstance(enrich, dict):
             raise ConfigError("[enrich] must be a table, like [enrich] corporate_cidrs = [...]",
@@ -131,7 +134,10 @@ class Config:
         incidents = IncidentConfig()
         if "incidents" in data:
             incidents = IncidentConfig.from_dict(data["incidents"], where)
-        return cls(path, enrich_config, incidents)
+        connectors = ConnectorSettings()
+        if "connectors" in data:
+            connectors = ConnectorSettings.from_dict(data["connectors"], where, base)
+        return cls(path, enrich_config, incidents, connectors)
 
 
 def _strings(table: dict, key: str, where: Location) -> tuple[str, ...]:

@@ -193,6 +193,8 @@ TABLES: tuple[str, ...] = (
     "console_users",
     "console_sessions",
     "console_audit",
+    "connector_state",
+    "connector_pulls",
 )
 
 DDL: tuple[str, ...] = (
@@ -288,6 +290,14 @@ DDL: tuple[str, ...] = (
         incident_id VARCHAR, event_id VARCHAR, ts TIMESTAMP, source_type VARCHAR,
         object VARCHAR, kind VARCHAR, records BIGINT, rows_logged BIGINT, upper_bound BIGINT,
         fields VARCHAR[], note VARCHAR)""",
+    # The connectors (crmwatch.connectors): where each stream resumes (an Okta next link, a
+    # Salesforce high-water mark), and every pull's account.
+    """CREATE TABLE IF NOT EXISTS connector_state (
+        connector VARCHAR, stream VARCHAR, position VARCHAR, updated_at TIMESTAMP,
+        PRIMARY KEY (connector, stream))""",
+    """CREATE TABLE IF NOT EXISTS connector_pulls (
+        connector VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, pages BIGINT,
+        inserted BIGINT, retries BIGINT, status VARCHAR, detail VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS scopes (
         incident_id VARCHAR PRIMARY KEY, scoped_at TIMESTAMP, summary JSON)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to

@@ -13,7 +13,10 @@ written through these functions and nowhere else:
 - :func:`num` — a number, checked to be one;
 - :func:`lit_list` — ``(lit, lit, …)`` for ``IN``;
 - :func:`path_lit` — a file path for ``read_csv`` / ``read_parquet``, its glob characters
-  bracketed so a file named ``API*.csv`` is that file, not every file the pattern matches.
+  bracketed so a file named ``API*.csv`` is that file, not every file the pattern matches;
+- :func:`soql_lit`, :func:`soql_datetime` — the same for SOQL, the query language the
+  Salesforce connector speaks (a string literal with ``\\`` and ``'`` escaped, as Salesforce's
+  "Quoted String Escape Sequences" list them; a datetime as SOQL's unquoted UTC form).
 
 DuckDB reads backslashes in string literals as themselves (standard SQL), so a quote is the
 only character a literal must escape; the tests pass hostile values (``o'brien``, ``a\\b``,
@@ -78,3 +81,18 @@ def path_lit(path: object) -> str:
     """A literal naming exactly one file for DuckDB's readers, which expand ``*``, ``?`` and
     ``[…]`` in paths: each is written as a one-character class (``[*]``)."""
     return lit("".join(_GLOB.get(ch, ch) for ch in str(path)))
+
+
+def soql_lit(value: str) -> str:
+    """A SOQL string literal: backslash and single quote escaped with a backslash."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def soql_datetime(value: dt.datetime) -> str:
+    """A SOQL dateTime literal (``2025-06-10T09:20:00.000Z``) from a naive UTC datetime."""
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"not a datetime: {value!r}")
+    return (
+        value.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{value.microsecond // 1000:03d}Z"
+    )

@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from crmwatch.connectors.state import last_pulls
 from crmwatch.console import accounts, charts
 from crmwatch.console.accounts import Session
 from crmwatch.detect.rules import RuleFile, load_rules
@@ -342,6 +343,7 @@ class Console:
     async def health(self, request: Request) -> Response:
         who = self.who(request)
         return self.page(request, "health.html", who, stats=ingest_health(self.store),
+                         pulls=last_pulls(self.store),
                          audit=accounts.audit_trail(self.store, 50))  # fmt: skip
 
     async def error(self, request: Request, exc: Exception) -> Response:

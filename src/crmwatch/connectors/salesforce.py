@@ -1,0 +1,270 @@
+"""Salesforce: OAuth, then the REST API's query and EventLogFile resources.
+
+- **Objects** (Event Monitoring's stored events: ApiEvent, LoginEvent, ReportEvent,
+  BulkApiResultEventStore, ListViewEvent, LoginAsEvent; and LoginHistory, SetupAuditTrail):
+  every field ``describe`` lists, by SOQL with a high-water mark — ``EventDate`` then
+  ``EventIdentifier`` for events, the creation time then ``Id`` for the others — so records
+  of the same second are neither skipped nor read twice. Pages follow ``nextRecordsUrl``; the
+  position moves to the last record of each page stored. OauthToken (tokens, whose use count
+  changes) is read whole each time.
+- **EventLogFile**: the files created after the last one stored (``CreatedDate`` then
+  ``Id``), each ``LogFile`` blob downloaded whole (its length checked against
+  ``LogFileLength``) and ingested as the CSV it is.
+- **Limits**: each answer's ``Sforce-Limit-Info: api-usage=N/M`` is read; past the configured
+  share of the org's daily requests the pull stops, its position kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+from crmwatch.config import Config
+from crmwatch.connectors import oauth
+from crmwatch.connectors.http import ConnectorError, Http, Response
+from crmwatch.connectors.settings import EVENT_OBJECTS, SalesforceSettings
+from crmwatch.connectors.state import Pull, land, move, position
+from crmwatch.sql import soql_datetime, soql_lit
+from crmwatch.store import Store
+from crmwatch.timeutil import parse_utc
+
+# Objects read whole each pull (no usable high-water mark).
+SNAPSHOT_OBJECTS = ("OauthToken",)
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class LimitReached(ConnectorError):
+    """The org's API usage passed the share crmwatch may take."""
+
+
+def marks(obj: str) -> tuple[str, str]:
+    """The time field and the tie-break field of an object's high-water mark."""
+    if obj in EVENT_OBJECTS or obj.endswith("Event") or obj.endswith("EventStore"):
+        return "EventDate", "EventIdentifier"
+    if obj == "LoginHistory":
+        return "LoginTime", "Id"
+    return "CreatedDate", "Id"
+
+
+def client(s: SalesforceSettings, **http_options) -> Http:
+    """Signed in: an ``Http`` on the org's instance with the access token."""
+    login = Http("salesforce", s.login_url, **http_options)
+    if s.client_secret.given:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": s.client_id,
+            "client_secret": s.client_secret.read("salesforce client secret"),
+        }
+    else:
+        form = oauth.salesforce_jwt(
+            s.client_id, s.username or "", s.login_url, s.private_key.read("salesforce private key")
+        )
+    answer = oauth.token(login, "/services/oauth2/token", form)
+    instance = str(answer.get("instance_url") or s.login_url).rstrip("/")
+    return Http(
+        "salesforce",
+        instance,
+        {"Authorization": f"Bearer {answer['access_token']}", "Accept": "application/json"},
+        **http_options,
+    )
+
+
+def pull_salesforce(
+    store: Store,
+    s: SalesforceSettings,
+    spool: Path,
+    config: Config,
+    since: dt.datetime | None = None,
+    http: Http | None = None,
+    progress: Callable[[Pull], None] | None = None,
+) -> Pull:
+    pull = Pull("salesforce")
+    http = http or client(s)
+    http.on_response = _limit_watch(s.max_api_share)
+    api = f"/services/data/v{s.api_version}"
+    start = since or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
+    if since:  # the start is kept first, so a pull killed before a stream began resumes there
+        for stream in [f"object:{o}" for o in s.objects if o not in SNAPSHOT_OBJECTS] + [
+            "EventLogFile"
+        ]:
+            move(store, "salesforce", stream, f"{since.isoformat()}|")
+    try:
+        for obj in s.objects:
+            _pull_object(store, http, api, obj, s, spool, config, pull, start, since, progress)
+        if s.event_log_files:
+            _pull_files(store, http, api, s, spool, config, pull, start, since, progress)
+        pull.status = "ok"
+    except LimitReached as e:
+        pull.status, pull.detail = "stopped", str(e)
+    except ConnectorError as e:
+        pull.status, pull.detail = "failed", str(e)
+        raise
+    finally:
+        pull.retries = http.retries
+        pull.save(store)
+    return pull
+
+
+def _limit_watch(share: float) -> Callable[[Response], None]:
+    def check(resp: Response) -> None:
+        m = _USAGE.search(resp.headers.get("Sforce-Limit-Info") or "")
+        if m and int(m[2]) and int(m[1]) / int(m[2]) >= share:
+            raise LimitReached(
+                f"salesforce: the org has used {m[1]} of its {m[2]} daily API "
+                f"requests; crmwatch stops at {share:.0%} (max_api_share)"
+            )
+
+    return check
+
+
+def _fields(http: Http, api: str, obj: str) -> list[str] | None:
+    """Every field of ``obj``; None when the org has no such object (Event Monitoring's
+    objects exist only where it is licensed)."""
+    try:
+        body, _ = http.get_json(f"{api}/sobjects/{quote(obj)}/describe")
+    except ConnectorError as e:
+        if e.status == 404:
+            return None
+        raise
+    names = [f.get("name") for f in body.get("fields", []) if isinstance(f, dict)]
+    if not names:
+        raise ConnectorError(f"salesforce: describe {obj} listed no fields")
+    return [n for n in names if isinstance(n, str) and n.isidentifier()]
+
+
+def _after(time_field: str, id_field: str, where: str | None, start: dt.datetime) -> str:
+    """The WHERE of a high-water mark ``time|id``: after that record; ``time|`` (a start
+    given with --since) or none (the default start): from that time on."""
+    if not where:
+        return f"{time_field} >= {soql_datetime(start)}"
+    stamp, _, last_id = where.partition("|")
+    t = soql_datetime(parse_utc(stamp))
+    if not last_id:
+        return f"{time_field} >= {t}"
+    return f"({time_field} > {t} OR ({time_field} = {t} AND {id_field} > {soql_lit(last_id)}))"
+
+
+def _pull_object(
+    store: Store,
+    http: Http,
+    api: str,
+    obj: str,
+    s: SalesforceSettings,
+    spool: Path,
+    config: Config,
+    pull: Pull,
+    start: dt.datetime,
+    since: dt.datetime | None,
+    progress: Callable[[Pull], None] | None,
+) -> None:
+    fields = _fields(http, api, obj)
+    if fields is None:
+        pull.problems.append(f"{obj}: not in this org (is Event Monitoring licensed?); skipped")
+        return
+    time_field, id_field = marks(obj)
+    for needed in (time_field, id_field):
+        if needed not in fields:
+            raise ConnectorError(f"salesforce: {obj} has no {needed} field to resume from")
+    stream = f"object:{obj}"
+    snapshot = obj in SNAPSHOT_OBJECTS
+    where = None if snapshot else position(store, "salesforce", stream)
+    soql = (
+        f"SELECT {', '.join(fields)} FROM {obj}"
+        + ("" if snapshot else f" WHERE {_after(time_field, id_field, where, start)}")
+        + f" ORDER BY {time_field}, {id_field}"
+    )
+    url = f"{api}/query?q={quote(soql)}"
+    n = 0
+    while url:
+        body, resp = http.get_json(url)
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise ConnectorError(f"salesforce: the query of {obj} gave no records list")
+        if records:
+            land(
+                store,
+                pull,
+                spool,
+                f"{obj}-{_stamp(records[0], time_field)}-{n}.json",
+                resp.body,
+                config,
+                len(records),
+            )
+            last = records[-1]
+            if not snapshot:
+                move(store, "salesforce", stream, f"{last.get(time_field)}|{last.get(id_field)}")
+        n += 1
+        if progress:
+            progress(pull)
+        url = body.get("nextRecordsUrl") if not body.get("done", True) else None
+
+
+def _pull_files(
+    store: Store,
+    http: Http,
+    api: str,
+    s: SalesforceSettings,
+    spool: Path,
+    config: Config,
+    pull: Pull,
+    start: dt.datetime,
+    since: dt.datetime | None,
+    progress: Callable[[Pull], None] | None,
+) -> None:
+    stream = "EventLogFile"
+    where = position(store, "salesforce", stream)
+    cond = _after("CreatedDate", "Id", where, start)
+    if s.interval:
+        cond += f" AND Interval = {soql_lit(s.interval)}"
+    soql = (
+        "SELECT Id, EventType, LogDate, Interval, Sequence, LogFileLength, CreatedDate "
+        f"FROM EventLogFile WHERE {cond} ORDER BY CreatedDate, Id"
+    )
+    url = f"{api}/query?q={quote(soql)}"
+    while url:
+        body, _ = http.get_json(url)
+        for rec in body.get("records") or []:
+            data = _log_file(http, api, rec)
+            day = str(rec.get("LogDate", ""))[:10]
+            name = (
+                f"elf-{rec.get('EventType')}-{day}-{rec.get('Interval') or 'Daily'}-{rec['Id']}.csv"
+            )
+            land(
+                store,
+                pull,
+                spool,
+                re.sub(r"[^A-Za-z0-9._-]", "_", name),
+                data,
+                config,
+                max(data.count(b"\n") - 1, 0),
+            )
+            move(store, "salesforce", stream, f"{rec.get('CreatedDate')}|{rec['Id']}")
+            if progress:
+                progress(pull)
+        url = body.get("nextRecordsUrl") if not body.get("done", True) else None
+
+
+def _log_file(http: Http, api: str, rec: dict) -> bytes:
+    """The file's bytes, fetched again while fewer arrive than LogFileLength says."""
+    want = rec.get("LogFileLength")
+    for attempt in range(http.attempts):
+        data = http.request(
+            "GET",
+            f"{api}/sobjects/EventLogFile/{quote(str(rec['Id']))}/LogFile",
+            headers={"Accept": "text/csv"},
+        ).body
+        if not isinstance(want, int | float) or len(data) >= int(want):
+            return data
+        http.retries += 1
+        http.sleep(http.backoff * 2**attempt)
+    raise ConnectorError(
+        f"salesforce: EventLogFile {rec['Id']} kept arriving short "
+        f"({len(data)} of {int(want)} bytes)"
+    )
+
+
+def _stamp(record: dict, field: str) -> str:
+    return re.sub(r"[^0-9T]", "", str(record.get(field, "")))[:15] or "x"

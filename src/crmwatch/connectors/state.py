@@ -1,0 +1,110 @@
+"""Where each stream resumes, every pull's account, and landing a fetched body in the store.
+
+A body lands as a file in the spool folder (written whole, then renamed into place, so a
+kill never leaves half a file under its final name) and goes through the same ``ingest`` as
+any file; the stream's position moves only after that, in the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crmwatch.config import Config
+from crmwatch.connectors.http import ConnectorError
+from crmwatch.ingest import ingest
+from crmwatch.store import Store
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def position(store: Store, connector: str, stream: str) -> str | None:
+    row = store.execute(
+        "SELECT position FROM connector_state WHERE connector = ? AND stream = ?",
+        [connector, stream],
+    ).first()
+    return row[0] if row else None
+
+
+def move(store: Store, connector: str, stream: str, where: str) -> None:
+    store.execute(
+        "INSERT OR REPLACE INTO connector_state VALUES (?, ?, ?, ?)",
+        [connector, stream, where, _now()],
+    )
+
+
+def forget(store: Store, connector: str) -> None:
+    store.execute("DELETE FROM connector_state WHERE connector = ?", [connector])
+
+
+@dataclass
+class Pull:
+    """One pull's account, kept in ``connector_pulls``."""
+
+    connector: str
+    started_at: dt.datetime = field(default_factory=_now)
+    pages: int = 0
+    records: int = 0
+    inserted: int = 0
+    retries: int = 0
+    status: str = "running"
+    detail: str = ""
+    files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def save(self, store: Store) -> None:
+        store.execute(
+            "INSERT INTO connector_pulls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.connector,
+                self.started_at,
+                _now(),
+                self.pages,
+                self.inserted,
+                self.retries,
+                self.status,
+                self.detail,
+            ],
+        )
+
+
+def last_pulls(store: Store) -> list[dict]:
+    """Each connector's newest pull."""
+    return store.execute(
+        "SELECT connector, arg_max(started_at, started_at) AS started_at, "
+        "arg_max(finished_at, started_at) AS finished_at, arg_max(pages, started_at) AS pages, "
+        "arg_max(inserted, started_at) AS inserted, arg_max(status, started_at) AS status, "
+        "arg_max(detail, started_at) AS detail FROM connector_pulls GROUP BY connector "
+        "ORDER BY connector"
+    ).dicts()
+
+
+def land(
+    store: Store, pull: Pull, spool: Path, name: str, body: bytes, config: Config, records: int
+) -> None:
+    """Write ``body`` to ``spool/name`` and ingest it; a file ingest could not read fails the
+    pull (its position does not move, so the next pull fetches it again)."""
+    spool.mkdir(parents=True, exist_ok=True)
+    path = spool / name
+    part = spool / f".{name}.part"
+    with open(part, "wb") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)
+    summary = ingest(store, [path], config=config, rescan=True)
+    for f in summary.files:
+        if f.error:
+            raise ConnectorError(f"{pull.connector}: {name} could not be ingested: {f.error}")
+        pull.inserted += f.inserted
+        if f.quarantined:
+            pull.problems.append(
+                f"{name}: {f.quarantined} records quarantined (crmwatch quarantine)"
+            )
+    pull.pages += 1
+    pull.records += records
+    pull.files.append(str(path))
