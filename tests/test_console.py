@@ -90,7 +90,8 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning",
+                                           proxy_headers=False, server_header=False))  # fmt: skip
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(100):
@@ -126,9 +127,11 @@ class Client:
     port: int
     cookies: dict[str, str] = field(default_factory=dict)
 
-    def request(self, method: str, path: str, form: dict | None = None) -> Reply:
+    def request(self, method: str, path: str, form: dict | None = None,
+                extra: dict | None = None) -> Reply:  # fmt: skip
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        headers = {"cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
+                   **(extra or {})}  # fmt: skip
         body = None
         if form is not None:
             body = urlencode(form)
@@ -150,8 +153,8 @@ class Client:
     def get(self, path: str) -> Reply:
         return self.request("GET", path)
 
-    def post(self, path: str, form: dict) -> Reply:
-        return self.request("POST", path, form)
+    def post(self, path: str, form: dict, extra: dict | None = None) -> Reply:
+        return self.request("POST", path, form, extra)
 
     def log_in(self, name: str, password: str) -> Reply:
         return self.post("/login", {"csrf": _csrf(self.get("/login").text), "name": name,
@@ -311,6 +314,98 @@ def test_hostile_strings_reach_the_page_as_text(site: Site):
     assert "\u202e" not in joined and "\\u202egnp.exe" in pages["LoginEvent-0050"]
     assert HOSTILE_APP in pages["evidence"] and 'href="javascript' not in joined
     assert HOSTILE_FILE.replace("<", "&lt;").replace(">", "&gt;") in pages["health"]
+
+
+def test_event_pages_mask_customer_ids_unless_the_role_may_see_them(site: Site):
+    """A log row can name customers: an API query's Records, a URI's record id."""
+    rows = site.store.execute(
+        "SELECT i.incident_id, e.event_id, e.record_ids FROM incident_events i JOIN events e "
+        "USING (event_id) WHERE len(e.record_ids) > 0 LIMIT 1").first()  # fmt: skip
+    assert rows, "the demo has an event listing customer ids"
+    iid, eid, ids = rows
+    path = f"/incidents/{iid}/events/{eid}"
+    before = site.store.scalar("SELECT count(*) FROM console_audit WHERE action = 'view event'")
+    for name in ("rita", "ray"):
+        page = _as(site, name).get(path).text
+        assert not any(i in page for i in ids) and f"{ids[0][:3]}•••••{ids[0][-2:]}" in page
+        assert 'id="masked-note"' in page
+    assert site.store.scalar(
+        "SELECT count(*) FROM console_audit WHERE action = 'view event'") == before  # fmt: skip
+    page = _as(site, "pia").get(path).text
+    assert ids[0] in page
+    row = site.store.execute("SELECT name, action, target FROM console_audit "
+                             "ORDER BY done_at DESC LIMIT 1").first()  # fmt: skip
+    assert row == ("pia", "view event", eid)
+
+
+def test_forged_cross_site_and_malformed_requests_are_refused_not_crashed(site: Site):
+    c = Client(site.port)
+    # a login token the client chose (a cookie set from another port of this host) is refused
+    c.cookies["crmwatch_login"] = "chosen"
+    assert c.post("/login", {"csrf": "chosen", "name": "rita", "password": PASSWORD}).status == 403
+    # the server's own token, but the form posted from another site
+    c = Client(site.port)
+    token = _csrf(c.get("/login").text)
+    r = c.post("/login", {"csrf": token, "name": "rita", "password": PASSWORD},
+               {"origin": "http://evil.example"})  # fmt: skip
+    assert r.status == 403
+    # non-ASCII tokens and page numbers: refused, never a server error
+    assert c.post("/login", {"csrf": "é", "name": "a", "password": "b"}).status == 403
+    s = _as(site, "pia")
+    assert s.post(f"/incidents/{site.demo_incident}/customers/reveal",
+                  {"csrf": "é", "ref": "x"}).status == 403  # fmt: skip
+    for page in ("%C2%B2", "%D9%A1", "9" * 5000, "0", "-1"):
+        assert s.get(f"/incidents/{site.demo_incident}/events?page={page}").status == 400, page
+    # another Host (DNS rebinding) is refused; a forwarded address is not believed
+    assert s.request("GET", "/incidents", extra={"host": "evil.example"}).status == 400
+    text = s.get(f"/incidents/{site.demo_incident}/customers").text
+    ref = re.search(r'name="ref" value="([^"]+)"', text)[1]
+    s.post(f"/incidents/{site.demo_incident}/customers/reveal", {"csrf": _csrf(text), "ref": ref},
+           {"x-forwarded-for": "203.0.113.66"})  # fmt: skip
+    assert site.store.scalar(
+        "SELECT remote FROM console_audit ORDER BY done_at DESC LIMIT 1") == "127.0.0.1"  # fmt: skip
+
+
+def test_files_planted_in_a_package_folder_are_not_offered(site: Site):
+    folder = site.package_dir
+    links = [folder / "regulator" / "zz-passwd.md", folder / "zz.json", folder / "extra.md"]
+    links[0].symlink_to("/etc/passwd")
+    links[1].symlink_to(folder / "mailing_list.csv")
+    links[2].write_text("not written by notify")
+    try:
+        pkg = stored_package(site.store, site.demo_incident)
+        offered = {n for names in pkg.files.values() for n in names}
+        assert not offered & {"zz-passwd.md", "zz.json", "extra.md"}
+        c = _as(site, "rita")
+        for kind, name in (("regulator", "zz-passwd.md"), ("summary", "zz.json"),
+                           ("summary", "extra.md")):  # fmt: skip
+            assert c.get(f"/incidents/{site.demo_incident}/files/{kind}/{name}").status == 404
+    finally:
+        for link in links:
+            link.unlink()
+
+
+def test_failed_logins_are_slowed_per_address_and_name():
+    from crmwatch.console.accounts import Limiter
+
+    now = [0.0]
+    limiter = Limiter(limit=3, window=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert not limiter.blocked("10.0.0.1", "ana")
+        limiter.failed("10.0.0.1", "ana")
+    assert limiter.blocked("10.0.0.1", "bob")  # that address, for any name
+    assert not limiter.blocked("10.0.0.2", "ana")  # not yet the name from elsewhere
+    now[0] = 61
+    assert not limiter.blocked("10.0.0.1", "ana")
+
+
+def test_pages_after_a_reveal_link_back_to_the_list(site: Site):
+    c = _as(site, "pia")
+    text = c.get(f"/incidents/{site.demo_incident}/customers").text
+    ref = re.search(r'name="ref" value="([^"]+)"', text)[1]
+    r = c.post(f"/incidents/{site.demo_incident}/customers/reveal?page=1",
+               {"csrf": _csrf(text), "ref": ref})  # fmt: skip
+    assert f'href="/incidents/{site.demo_incident}/customers?page=2"' in r.text
 
 
 # --- the command line around it ---

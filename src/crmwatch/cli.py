@@ -474,6 +474,27 @@ def alerts_export_cmd(
     out.print(f"wrote {len(findings)} findings to {clean(str(ocsf))}")
 
 
+@command(alerts_app, "deliver")
+def alerts_deliver_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Deliver each stored incident to the channels of crmwatch.toml's [alerts] — once when it
+    opens, again when its severity rises — and log every delivery in the store."""
+    from crmwatch.respond.deliver import deliver
+
+    settings = Config.load(config).alerts
+    if not settings.channels:
+        raise UsageError("no channel in [alerts] (webhook, email, syslog, ocsf): docs/alerts.md")
+    with Store(db or default_db_path()) as store:
+        done = deliver(store, settings)
+    for d in done:
+        mark = "[green]delivered[/green]" if d.status == "delivered" else "[red]failed[/red]"
+        out.print(f"{d.incident_id} {d.severity} {d.activity} → {clean(d.channel)}: {mark} "
+                  f"({d.attempts} attempts; {clean(d.detail)})", soft_wrap=True)
+    failed = sum(d.status != "delivered" for d in done)
+    out.print(f"{len(done) - failed} delivered, {failed} failed (due again next run)")
+    if failed:
+        raise typer.Exit(1)
+
+
 def _parse_duration(value: str) -> dt.timedelta:
     """``30m``, ``24h``, ``7d``: parsed as a Sigma timespan, like the rules' own windows."""
     try:
@@ -1056,6 +1077,11 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port")] = 8765,
     rules: RulesOption = None,
     no_builtin: NoBuiltinOption = False,
+    allowed_host: Annotated[
+        list[str],
+        typer.Option("--allowed-host", help="A host name the console answers to (besides "
+                     "loopback's): the name users type, with --host and TLS"),
+    ] = [],  # noqa: B006 (typer reads the default)
     cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
 ) -> None:
@@ -1064,7 +1090,7 @@ def serve_cmd(
     and then only over TLS. The store stays open while it runs: stop it to ingest."""
     import uvicorn
 
-    from crmwatch.console.app import create_app
+    from crmwatch.console.app import LOOPBACK_NAMES, create_app
 
     if (cert is None) != (key is None):
         raise UsageError("give both --cert and --key, or neither")
@@ -1079,8 +1105,12 @@ def serve_cmd(
     scheme = "https" if cert else "http"
     out.print(f"crmwatch console on {scheme}://{host}:{port}/ (Ctrl-C stops it)")
     try:
-        uvicorn.run(create_app(store, rule_files), host=host, port=port, log_level="warning",
-                    ssl_certfile=str(cert) if cert else None,
+        # no proxy headers: the audit trail records the peer's own address, which a client
+        # cannot choose; no Server header
+        uvicorn.run(create_app(store, rule_files, hosts=(*LOOPBACK_NAMES, *allowed_host),
+                               tls=cert is not None),
+                    host=host, port=port, log_level="warning", proxy_headers=False,
+                    server_header=False, ssl_certfile=str(cert) if cert else None,
                     ssl_keyfile=str(key) if key else None)  # fmt: skip
     finally:
         store.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from crmwatch.connectors.settings import ConnectorSettings
 from crmwatch.errors import ConfigError, Location
+from crmwatch.respond.settings import AlertSettings
 from crmwatch.schema import LEVELS
 from crmwatch.timeutil import parse_duration
 
@@ -83,6 +84,7 @@ class Config:
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     incidents: IncidentConfig = field(default_factory=IncidentConfig)
     connectors: ConnectorSettings = field(default_factory=ConnectorSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Config:
@@ -104,10 +106,11 @@ class Config:
         """Validate every key: a wrong one is an error naming the file, the key and what it
         should be, never a traceback and never a setting silently ignored."""
         where = Location(path or "config")
-        unknown = sorted(set(data) - {"enrich", "incidents", "connectors"})
+        known = ("enrich", "incidents", "connectors", "alerts")
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"unknown section {unknown[0]!r} (known: enrich, incidents, "
-                              "connectors)", where)  # fmt: skip
+            raise ConfigError(f"unknown section {unknown[0]!r} (known: {', '.join(known)})",
+                              where)  # fmt: skip
         enrich = data.get("enrich", {})
         if not isinstance(enrich, dict):
             raise ConfigError("[enrich] must be a table, like [enrich] corporate_cidrs = [...]",
@@ -137,7 +140,10 @@ class Config:
         connectors = ConnectorSettings()
         if "connectors" in data:
             connectors = ConnectorSettings.from_dict(data["connectors"], where, base)
-        return cls(path, enrich_config, incidents, connectors)
+        alerts = AlertSettings()
+        if "alerts" in data:
+            alerts = AlertSettings.from_dict(data["alerts"], where, base)
+        return cls(path, enrich_config, incidents, connectors, alerts)
 
 
 def _strings(table: dict, key: str, where: Location) -> tuple[str, ...]:

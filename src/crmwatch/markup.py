@@ -22,7 +22,13 @@ from __future__ import annotations
 import html
 import re
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Control characters, the bidirectional marks and overrides, and the invisible ones that hide
+# or split what is displayed: soft hyphen, zero-width space and joiners, line and paragraph
+# separators, word joiner and invisible operators, the byte-order mark, tag characters.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
 # CommonMark's inline syntax: emphasis, code, links and images, tables, strikethrough,
 # autolinks and raw HTML (< > & are handled by html.escape first).
 _MARKDOWN = re.compile(r"([\\`*_\[\]{}|~!#])")
@@ -34,7 +40,9 @@ _FORMULA_CHARS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "|
 
 def _shown(m: re.Match[str]) -> str:
     code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def visible(value: object) -> str:

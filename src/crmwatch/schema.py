@@ -195,6 +195,7 @@ TABLES: tuple[str, ...] = (
     "console_audit",
     "connector_state",
     "connector_pulls",
+    "deliveries",
 )
 
 DDL: tuple[str, ...] = (
@@ -298,6 +299,10 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS connector_pulls (
         connector VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, pages BIGINT,
         inserted BIGINT, retries BIGINT, status VARCHAR, detail VARCHAR)""",
+    # Incidents delivered (crmwatch.respond.deliver): to which channel, at which severity.
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        incident_id VARCHAR, channel VARCHAR, severity VARCHAR, activity VARCHAR,
+        delivered_at TIMESTAMP, attempts INTEGER, status VARCHAR, detail VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS scopes (
         incident_id VARCHAR PRIMARY KEY, scoped_at TIMESTAMP, summary JSON)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to

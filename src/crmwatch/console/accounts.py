@@ -11,7 +11,9 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -82,17 +84,27 @@ def users(store: Store) -> list[dict]:
     return store.execute("SELECT name, role, created_at FROM console_users ORDER BY name").dicts()
 
 
-def log_in(store: Store, name: str, password: str) -> str | None:
-    """A new session's cookie token, or None if the name or password is wrong."""
+def password_hash(store: Store, name: str) -> str | None:
     row = store.execute("SELECT password_hash FROM console_users WHERE name = ?", [name]).first()
+    return row[0] if row else None
+
+
+def verify(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches (argon2: about 0.1 s and 64 MiB, so the console runs it
+    off its event loop). An unknown name is checked against a dummy hash, so it costs as
+    long as a wrong password."""
     try:
-        _hasher.verify(row[0] if row else _dummy(), password)
+        _hasher.verify(stored or _dummy(), password)
     except (VerificationError, InvalidHashError):
-        return None
-    if row is None:
-        return None
+        return False
+    return stored is not None
+
+
+def open_session(store: Store, name: str) -> str:
+    """A new session's cookie token (and expired sessions cleared away)."""
     token = secrets.token_urlsafe(32)
     now = _now()
+    store.execute("DELETE FROM console_sessions WHERE expires_at <= ?", [now])
     store.execute(
         "INSERT INTO console_sessions VALUES (?, ?, ?, ?, ?)",
         [_digest(token), name, secrets.token_urlsafe(32), now,
@@ -132,3 +144,36 @@ def audit_trail(store: Store, limit: int = 200) -> list[dict]:
         "ORDER BY done_at DESC LIMIT ?",
         [limit],
     ).dicts()
+
+
+@dataclass
+class Limiter:
+    """Failed logins per address and per name: after ``limit`` within ``window`` seconds,
+    that address (or name) waits out the window — guessing stays slow, and one address
+    cannot lock out a name from everywhere else before the name's own limit."""
+
+    limit: int = 5
+    window: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _fails: dict[str, list[float]] = field(default_factory=dict)
+
+    def _recent(self, key: str) -> list[float]:
+        now = self.clock()
+        kept = [t for t in self._fails.get(key, []) if now - t < self.window]
+        if kept:
+            self._fails[key] = kept
+        else:
+            self._fails.pop(key, None)
+        return kept
+
+    def blocked(self, remote: str, name: str) -> bool:
+        return (len(self._recent(f"ip:{remote}")) >= self.limit
+                or len(self._recent(f"name:{name}")) >= 4 * self.limit)  # fmt: skip
+
+    def failed(self, remote: str, name: str) -> None:
+        for key in (f"ip:{remote}", f"name:{name}"):
+            self._fails.setdefault(key, []).append(self.clock())
+
+    def clear(self, remote: str, name: str) -> None:
+        self._fails.pop(f"ip:{remote}", None)
+        self._fails.pop(f"name:{name}", None)

@@ -9,16 +9,22 @@ request at a time on the event loop, never from several threads at once.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from jinja2 import Environment, FileSystemLoader
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -62,7 +68,9 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # same-origin: our own form posts carry our Origin (no-referrer would make it "null",
+    # which cannot be told from a forged post); nothing is sent to other sites
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
@@ -111,12 +119,17 @@ def _mask(record_id: str | None) -> str:
     return f"{record_id[:3]}•••••{record_id[-2:]}" if len(record_id) > 6 else "•••"
 
 
+def _block(value: Any) -> Markup:
+    """Text for a ``<pre>``: each line escaped like any value, the line breaks kept."""
+    return Markup("\n").join(escape(visible(line)) for line in str(value).split("\n"))
+
+
 def _environment() -> Environment:
     folder = resources.files("crmwatch.console") / "templates"
     env = Environment(loader=FileSystemLoader(str(folder)), autoescape=True,
                       finalize=_finalize)  # fmt: skip
     env.filters.update(url=lambda v: quote(str(v), safe=""), when=_when, delay=_delay,
-                       mask=_mask)  # fmt: skip
+                       mask=_mask, block=_block)  # fmt: skip
     env.globals.update(levels=LEVELS, countdown=lambda d: _countdown(d, _now()))
     return env
 
@@ -127,12 +140,18 @@ class Console:
     # the rules page's files (None: the built-in pack, loaded on first view)
     rules: list[RuleFile] | None
     secure_cookies: bool
-    # Keys the ``ref`` of an exposed record (scope.results.exposed_page) for this run only.
+    # Keys the ``ref`` of an exposed record (scope.results.exposed_page) and signs the
+    # login form's token, for this run only.
     ref_key: str = ""
 
     def __post_init__(self) -> None:
         self.ref_key = secrets.token_hex(16)
         self.templates = Jinja2Templates(env=_environment())
+        self.limiter = accounts.Limiter()
+        # argon2 runs off the event loop, two at a time: a flood of logins queues there
+        # instead of stopping every other page
+        self.hashing = anyio.Semaphore(2)
+        self._tests: dict[str, list] = {}
 
     def rule_files(self) -> list[RuleFile]:
         if self.rules is None:
@@ -155,11 +174,24 @@ class Console:
 
     async def form(self, request: Request, who: Session) -> dict[str, str]:
         """The posted form, refused (403) unless it carries this session's CSRF token."""
+        _same_origin(request)
         form = await request.form()
-        token = form.get("csrf")
-        if not isinstance(token, str) or not secrets.compare_digest(token, who.csrf):
+        if not _same(form.get("csrf"), who.csrf):
             raise HTTPException(403, "missing or wrong CSRF token")
         return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def login_token(self) -> str:
+        """A login form's CSRF token: random, and signed, so a cookie set by another page on
+        this host (another port shares its cookies) cannot be paired with a field it chose."""
+        nonce = secrets.token_urlsafe(18)
+        return f"{nonce}.{hmac.new(self.ref_key.encode(), nonce.encode(), 'sha256').hexdigest()}"
+
+    def login_token_ok(self, token: object, cookie: str) -> bool:
+        if not isinstance(token, str) or not _same(token, cookie):
+            return False
+        nonce, _, mac = token.partition(".")
+        good = hmac.new(self.ref_key.encode(), nonce.encode(), "sha256").hexdigest()
+        return _same(mac, good)
 
     def incident(self, incident_id: str) -> Incident:
         try:
@@ -170,32 +202,35 @@ class Console:
     # --- pages ---
 
     async def login_form(self, request: Request) -> Response:
-        token = secrets.token_urlsafe(24)
+        token = self.login_token()
         resp = self.page(request, "login.html", None, csrf=token, failed=False)
         self._cookie(resp, LOGIN_COOKIE, token, 600)
         return resp
 
     async def login(self, request: Request) -> Response:
+        _same_origin(request)
         form = await request.form()
-        expected = request.cookies.get(LOGIN_COOKIE, "")
-        token = form.get("csrf")
-        if (
-            not expected
-            or not isinstance(token, str)
-            or not secrets.compare_digest(token, expected)
-        ):
+        if not self.login_token_ok(form.get("csrf"), request.cookies.get(LOGIN_COOKIE, "")):
             raise HTTPException(403, "missing or wrong CSRF token")
         name, password = form.get("name"), form.get("password")
-        cookie = None
-        if isinstance(name, str) and isinstance(password, str):
-            cookie = accounts.log_in(self.store, name, password)
-        if cookie is None:
-            fresh = secrets.token_urlsafe(24)
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise HTTPException(400, "a name and a password are needed")
+        remote = _remote(request)
+        if self.limiter.blocked(remote, name):
+            raise HTTPException(429, "too many failed logins: wait a minute")
+        stored = accounts.password_hash(self.store, name)
+        async with self.hashing:
+            ok = await run_in_threadpool(accounts.verify, stored, password)
+        if not ok:
+            self.limiter.failed(remote, name)
+            fresh = self.login_token()
             resp = self.page(request, "login.html", None, 401, csrf=fresh, failed=True)
             self._cookie(resp, LOGIN_COOKIE, fresh, 600)
             return resp
+        self.limiter.clear(remote, name)
         resp = RedirectResponse("/incidents", status_code=303)
-        self._cookie(resp, SESSION_COOKIE, cookie, accounts.SESSION_HOURS * 3600)
+        self._cookie(resp, SESSION_COOKIE, accounts.open_session(self.store, name),
+                     accounts.SESSION_HOURS * 3600)  # fmt: skip
         resp.delete_cookie(LOGIN_COOKIE)
         return resp
 
@@ -271,7 +306,13 @@ class Console:
         ev = incident_event(self.store, i.id, request.path_params["eid"])
         if ev is None:
             raise HTTPException(404, "no such event in this incident")
-        return self.page(request, "event.html", who, i=i, ev=ev)
+        # A log row can name customers (a query's Records, a URI's record id, a WHERE Id =):
+        # masked like the customers page, unless the role may see them — then recorded.
+        shown = {k: _mask_text(v) if not who.may_reveal else v for k, v in ev.items()}
+        if who.may_reveal and any(_mask_text(v) != v for v in ev.values()):
+            accounts.audit(self.store, who, "view event", i.id, ev["event_id"], _remote(request))
+        return self.page(request, "event.html", who, i=i, ev=shown,
+                         masked=not who.may_reveal)  # fmt: skip
 
     async def customers(self, request: Request, revealed: dict | None = None) -> Response:
         who = self.who(request)
@@ -310,7 +351,8 @@ class Console:
         if kind == "mailing_list":
             if not who.may_reveal:
                 raise HTTPException(403, f"the {who.role} role may not download customer ids")
-            accounts.audit(self.store, who, "download", i.id, name, _remote(request))
+            if request.method == "GET" and "range" not in request.headers:
+                accounts.audit(self.store, who, "download", i.id, name, _remote(request))
         return FileResponse(path, filename=name)
 
     async def rules_page(self, request: Request) -> Response:
@@ -334,7 +376,9 @@ class Console:
         for rf in self.rule_files():
             detection = next((d for d in rf.detections if d.rule_id == wanted), None)
             if detection is not None:
-                results = run_tests([rf])
+                results = self._tests.get(str(rf.path))
+                if results is None:  # a rule file does not change while the console runs
+                    results = self._tests[str(rf.path)] = run_tests([rf])
                 text = rf.path.read_text(encoding="utf-8", errors="replace")
                 return self.page(request, "rule.html", who, rf=rf, d=detection, text=text,
                                  results=results)  # fmt: skip
@@ -360,9 +404,33 @@ def _now() -> dt.datetime:
 
 def _page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000_000:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 8) or int(raw) < 1:
         raise HTTPException(400, "page must be a whole number from 1")
     return int(raw)
+
+
+def _same(a: object, b: str) -> bool:
+    """Constant-time equality of a submitted value with the expected one (any text)."""
+    return isinstance(a, str) and secrets.compare_digest(a.encode(), b.encode())
+
+
+def _same_origin(request: Request) -> None:
+    """A browser's POST says where it comes from; one from another origin is refused."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise HTTPException(403, "a form from another site")
+
+
+# Customer record ids (Contact 003, Account 001, Lead 00Q, Case 500; 15 or 18 characters).
+_CUSTOMER_ID = re.compile(r"\b(?:003|001|00Q|500)[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?\b")
+
+
+def _mask_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return _CUSTOMER_ID.sub(lambda m: _mask(m.group()), value)
+    if isinstance(value, list):
+        return [_mask_text(v) for v in value]
+    return value
 
 
 def _remote(request: Request) -> str:
@@ -385,10 +453,13 @@ def _nearest(pkg: StoredPackage | None) -> dict | None:
 
 
 class SecurityHeaders:
-    """Adds :data:`HEADERS` to every response, errors and static files included."""
+    """Adds :data:`HEADERS` to every response, errors and static files included (and HSTS
+    when served over TLS)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, tls: bool = False) -> None:
         self.app = app
+        self.headers = {**HEADERS, **({"strict-transport-security": "max-age=31536000"}
+                                      if tls else {})}  # fmt: skip
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -400,18 +471,22 @@ class SecurityHeaders:
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *[(k, v) for k, v in message["headers"]
-                      if k.decode().lower() not in HEADERS],
-                    *[(k.encode(), v.encode()) for k, v in HEADERS.items()],
+                      if k.decode().lower() not in self.headers],
+                    *[(k.encode(), v.encode()) for k, v in self.headers.items()],
                 ]  # fmt: skip
             await send(message)
 
         await self.app(scope, receive, with_headers)
 
 
-def create_app(store: Store, rules: list[RuleFile] | None = None, secure_cookies: bool = True
-               ) -> Any:  # fmt: skip
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def create_app(store: Store, rules: list[RuleFile] | None = None, secure_cookies: bool = True,
+               hosts: tuple[str, ...] = LOOPBACK_NAMES, tls: bool = False) -> Any:  # fmt: skip
     """The console over an open store; ``rules`` as ``load_rules`` gives them (default: the
-    built-in pack)."""
+    built-in pack). Requests naming another ``Host`` are refused (DNS rebinding: a page
+    elsewhere resolving its own name to 127.0.0.1 cannot reach a loopback console)."""
     c = Console(store, rules, secure_cookies)
     static = resources.files("crmwatch.console") / "static"
     app = Starlette(
@@ -428,10 +503,11 @@ def create_app(store: Store, rules: list[RuleFile] | None = None, secure_cookies
             Route("/incidents/{iid}/customers/reveal", c.reveal, methods=["POST"]),
             Route("/incidents/{iid}/files/{kind}/{name}", c.download),
             Route("/rules", c.rules_page),
-            Route("/rules/{rule_id}", c.rule_page),
+            Route("/rules/{rule_id:path}", c.rule_page),
             Route("/health", c.health),
             Mount("/static", StaticFiles(directory=str(static)), name="static"),
         ],
         exception_handlers={HTTPException: c.error},
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
     )
-    return SecurityHeaders(app)
+    return SecurityHeaders(app, tls)

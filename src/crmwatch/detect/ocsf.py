@@ -41,7 +41,7 @@ def finding_head(class_uid: int, class_name: str, ts: dt.datetime, level: str) -
     }
 
 
-def metadata(**extra: str) -> dict[str, Any]:
+def metadata(**extra: object) -> dict[str, Any]:
     """OCSF ``metadata``: the schema version and crmwatch as the product."""
     return {
         "version": OCSF_VERSION,

@@ -155,6 +155,8 @@ PACKAGE_FILES = {
     "letters": ("letters", (".html", ".pdf")),
     "mailing_list": ("", (".csv",)),
 }
+# The top-level files ``notify`` writes: nothing else in the folder is offered.
+SUMMARY_FILES = ("obligations.md", "obligations.json", "breach_record.md", "transparency.json")
 
 
 @dataclass
@@ -189,8 +191,12 @@ def stored_package(store: Store, incident_id: str) -> StoredPackage | None:
     for kind, (sub, suffixes) in PACKAGE_FILES.items():
         where = folder / sub
         files[kind] = sorted(
-            p.name for p in (where.iterdir() if where.is_dir() else [])
-            if p.is_file() and p.suffix in suffixes
+            p.name
+            for p in (where.iterdir() if where.is_dir() and not where.is_symlink() else [])
+            # regular files only: a link planted in the folder is not followed
+            if p.is_file() and not p.is_symlink() and p.suffix in suffixes
+            and (kind not in ("summary", "mailing_list") or p.name in
+                 (SUMMARY_FILES if kind == "summary" else ("mailing_list.csv",)))
         )  # fmt: skip
     return StoredPackage(row[0], folder, row[2], row[3], json.loads(row[4]), files)
 
