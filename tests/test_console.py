@@ -242,7 +242,7 @@ def test_customer_ids_are_masked_and_a_reveal_is_recorded(site: Site):
         "ORDER BY first_exposed_at, object, record_id LIMIT 50", [iid]).rows]  # fmt: skip
     assert len(ids) == 50
     assert not any(i in page.text for i in ids)  # nowhere: not in text, not in the forms
-    assert f"{ids[0][:3]}•••••{ids[0][-2:]}" in page.text
+    assert f"{ids[0][:3]}•••••{ids[0][11:15]}" in page.text
     # the privacy officer reveals the first row
     c = _as(site, "pia")
     text = c.get(f"/incidents/{iid}/customers").text
@@ -275,6 +275,14 @@ def test_package_files_download_only_by_their_listed_names(site: Site):
                 quote(str(site.package_dir / "obligations.json"), safe="")):  # fmt: skip
         assert c.get(f"/incidents/{iid}/files/regulator/{bad}").status == 404, bad
     assert c.get(f"/incidents/{iid}/files/elsewhere/{quote(name)}").status == 404
+    # a preliminary report's deadline is shown, and counts as the obligation's first
+    prelim = [o for o in pkg.body["obligations"] if o.get("preliminary_deadline_utc")]
+    page = c.get(f"/incidents/{iid}").text
+    assert all("preliminary: " in page for _ in prelim) and ("preliminary: " in page) == bool(
+        prelim
+    )
+    # the read-only role reads the pages and takes no file
+    assert _as(site, "rita").get(f"/incidents/{iid}/files/regulator/{quote(name)}").status == 403
     # the mailing list names customers: the privacy role may take it, and that is recorded
     assert c.get(f"/incidents/{iid}/files/mailing_list/mailing_list.csv").status == 403
     r = _as(site, "pia").get(f"/incidents/{iid}/files/mailing_list/mailing_list.csv")
@@ -327,7 +335,7 @@ def test_event_pages_mask_customer_ids_unless_the_role_may_see_them(site: Site):
     before = site.store.scalar("SELECT count(*) FROM console_audit WHERE action = 'view event'")
     for name in ("rita", "ray"):
         page = _as(site, name).get(path).text
-        assert not any(i in page for i in ids) and f"{ids[0][:3]}•••••{ids[0][-2:]}" in page
+        assert not any(i in page for i in ids) and f"{ids[0][:3]}•••••{ids[0][11:15]}" in page
         assert 'id="masked-note"' in page
     assert site.store.scalar(
         "SELECT count(*) FROM console_audit WHERE action = 'view event'") == before  # fmt: skip
@@ -356,6 +364,7 @@ def test_forged_cross_site_and_malformed_requests_are_refused_not_crashed(site: 
                   {"csrf": "é", "ref": "x"}).status == 403  # fmt: skip
     for page in ("%C2%B2", "%D9%A1", "9" * 5000, "0", "-1"):
         assert s.get(f"/incidents/{site.demo_incident}/events?page={page}").status == 400, page
+    assert s.get(f"/incidents/{site.demo_incident}/events?page=99999").status == 404
     # another Host (DNS rebinding) is refused; a forwarded address is not believed
     assert s.request("GET", "/incidents", extra={"host": "evil.example"}).status == 400
     text = s.get(f"/incidents/{site.demo_incident}/customers").text
@@ -376,7 +385,7 @@ def test_files_planted_in_a_package_folder_are_not_offered(site: Site):
         pkg = stored_package(site.store, site.demo_incident)
         offered = {n for names in pkg.files.values() for n in names}
         assert not offered & {"zz-passwd.md", "zz.json", "extra.md"}
-        c = _as(site, "rita")
+        c = _as(site, "ray")
         for kind, name in (("regulator", "zz-passwd.md"), ("summary", "zz.json"),
                            ("summary", "extra.md")):  # fmt: skip
             assert c.get(f"/incidents/{site.demo_incident}/files/{kind}/{name}").status == 404
@@ -428,6 +437,9 @@ def test_users_add_keeps_an_argon2_hash_and_refuses_weak_input(tmp_path):
     r = runner.invoke(app, ["users", "add", "cy", "--role", "root", "--password-stdin",
                             "--db", db], input=PASSWORD + "\n")  # fmt: skip
     assert r.exit_code == 2 and "unknown role" in r.output
+    again = ["users", "add", "ann", "--role", "admin", "--password-stdin", "--db", db]
+    r = runner.invoke(app, again, input=PASSWORD + "\n")
+    assert r.exit_code == 2 and "--replace" in r.output  # never silently overwritten
     with Store(db) as store:
         rows = store.execute("SELECT name, role, password_hash FROM console_users").rows
     assert [(n, role) for n, role, _ in rows] == [("ann", "privacy")]

@@ -487,8 +487,11 @@ def alerts_deliver_cmd(db: DbOption = None, config: ConfigOption = None) -> None
         done = deliver(store, settings)
     for d in done:
         mark = "[green]delivered[/green]" if d.status == "delivered" else "[red]failed[/red]"
-        out.print(f"{d.incident_id} {d.severity} {d.activity} → {clean(d.channel)}: {mark} "
-                  f"({d.attempts} attempts; {clean(d.detail)})", soft_wrap=True)
+        out.print(
+            f"{d.incident_id} {d.severity} {d.activity} → {clean(d.channel)}: {mark} "
+            f"({d.attempts} attempts; {clean(d.detail)})",
+            soft_wrap=True,
+        )
     failed = sum(d.status != "delivered" for d in done)
     out.print(f"{len(done) - failed} delivered, {failed} failed (due again next run)")
     if failed:
@@ -1034,10 +1037,18 @@ def users_add_cmd(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input")
     ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Give an existing account a new password and role")
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Create an account (or set a new password and role: its sessions end). The password is
-    asked for, or read from standard input; only its argon2 hash is stored."""
+    """Create an account, or with --replace give one a new password and role (its sessions
+    end). The password is asked for, or read from standard input; only its argon2 hash is
+    stored."""
+    with Store(db or default_db_path()) as store:
+        exists = any(u["name"] == name for u in users(store))
+    if exists and not replace:
+        raise UsageError(f"account {name!r} exists: add --replace to change its password and role")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -1079,8 +1090,11 @@ def serve_cmd(
     no_builtin: NoBuiltinOption = False,
     allowed_host: Annotated[
         list[str],
-        typer.Option("--allowed-host", help="A host name the console answers to (besides "
-                     "loopback's): the name users type, with --host and TLS"),
+        typer.Option(
+            "--allowed-host",
+            help="A host name the console answers to (besides "
+            "loopback's): the name users type, with --host and TLS",
+        ),
     ] = [],  # noqa: B006 (typer reads the default)
     cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,

@@ -57,7 +57,7 @@ def store_stats(store: Store) -> dict[str, Any]:
 
 def ingest_health(store: Store, files: int = 500) -> dict[str, Any]:
     """:func:`store_stats` with what the console's health page adds: events per source and
-    day, and the files read (the newest ``files`` of them) with their counts."""
+    day, and the files read (the first ``files`` of them by path) with their counts."""
     return {
         **store_stats(store),
         "by_source_day": store.execute(
@@ -65,8 +65,7 @@ def ingest_health(store: Store, files: int = 500) -> dict[str, Any]:
             "GROUP BY ALL ORDER BY day, source"
         ).dicts(),
         "file_list": store.execute(
-            "SELECT path, format, records, quarantined FROM ingest_files "
-            "ORDER BY file_id DESC LIMIT ?",
+            "SELECT path, format, records, quarantined FROM ingest_files ORDER BY path LIMIT ?",
             [files],
         ).dicts(),
     }

@@ -113,10 +113,11 @@ def _countdown(deadline: str | None, now: dt.datetime) -> str:
 
 def _mask(record_id: str | None) -> str:
     """A Salesforce id as the console shows it by default: its object prefix (003 is a
-    Contact) and last two characters, enough to tell rows apart, not to look one up."""
+    Contact) and four characters of its own, enough to tell rows apart, not to look one up."""
     if not record_id:
         return "-"
-    return f"{record_id[:3]}•••••{record_id[-2:]}" if len(record_id) > 6 else "•••"
+    # the last four of the 15-character id (an 18-character id ends in a case checksum)
+    return f"{record_id[:3]}•••••{record_id[:15][-4:]}" if len(record_id) > 8 else "•••"
 
 
 def _block(value: Any) -> Markup:
@@ -296,9 +297,12 @@ class Console:
         who = self.who(request)
         i = self.incident(request.path_params["iid"])
         page = _page_number(request)
+        pages = max(-(-i.events // PAGE), 1)
+        if page > pages:
+            raise HTTPException(404, f"there are {pages} pages")
         rows = evidence_page(self.store, i.id, (page - 1) * PAGE, PAGE)
         return self.page(request, "evidence.html", who, i=i, rows=rows, page=page,
-                         pages=-(-i.events // PAGE))  # fmt: skip
+                         pages=pages)  # fmt: skip
 
     async def event(self, request: Request) -> Response:
         who = self.who(request)
@@ -321,8 +325,10 @@ class Console:
         if scope is None:
             raise HTTPException(404, "this incident has not been scoped")
         page = _page_number(request)
-        rows = exposed_page(self.store, i.id, self.ref_key, (page - 1) * PAGE, PAGE)
         total = sum(scope["records_by_object"].values())
+        if page > max(-(-total // PAGE), 1):
+            raise HTTPException(404, "no such page")
+        rows = exposed_page(self.store, i.id, self.ref_key, (page - 1) * PAGE, PAGE)
         return self.page(request, "customers.html", who, i=i, rows=rows, page=page,
                          pages=max(-(-total // PAGE), 1), total=total,
                          revealed=revealed)  # fmt: skip
@@ -348,6 +354,8 @@ class Console:
         path = pkg.file(kind, name) if pkg else None
         if path is None:
             raise HTTPException(404, "no such file in this incident's package")
+        if who.role == "read-only":
+            raise HTTPException(403, "the read-only role reads pages; it takes no files")
         if kind == "mailing_list":
             if not who.may_reveal:
                 raise HTTPException(403, f"the {who.role} role may not download customer ids")
@@ -387,6 +395,7 @@ class Console:
     async def health(self, request: Request) -> Response:
         who = self.who(request)
         return self.page(request, "health.html", who, stats=ingest_health(self.store),
+                         may_reveal=who.may_reveal,
                          pulls=last_pulls(self.store),
                          audit=accounts.audit_trail(self.store, 50))  # fmt: skip
 
@@ -395,7 +404,9 @@ class Console:
         if exc.status_code in (301, 302, 303, 307):
             return Response(status_code=exc.status_code, headers=exc.headers)
         who = accounts.session(self.store, request.cookies.get(SESSION_COOKIE))
-        return self.page(request, "error.html", who, exc.status_code, message=exc.detail)
+        return self.page(
+            request, "error.html", who, exc.status_code, message=exc.detail, code=exc.status_code
+        )
 
 
 def _now() -> dt.datetime:
@@ -446,10 +457,23 @@ def _obligations(pkg: StoredPackage | None) -> list[dict]:
                                  o["regime"], o["recipient"]))  # fmt: skip
 
 
+def _due(o: dict) -> str | None:
+    """When an obligation is first due: its preliminary report's deadline if it has one."""
+    times = [t for t in (o.get("preliminary_deadline_utc"), o.get("deadline_utc")) if t]
+    return min(times) if times else None
+
+
 def _nearest(pkg: StoredPackage | None) -> dict | None:
     """The obligation due first among those the law requires."""
-    due = [o for o in _obligations(pkg) if o["status"] == "required" and o["deadline_utc"]]
-    return min(due, key=lambda o: o["deadline_utc"]) if due else None
+    due = [o for o in _obligations(pkg) if o["status"] == "required" and _due(o)]
+    if not due:
+        return None
+    first = min(due, key=_due)
+    return {
+        **first,
+        "due": _due(first),
+        "what": "preliminary report" if _due(first) != first["deadline_utc"] else "",
+    }
 
 
 class SecurityHeaders:
