@@ -55,16 +55,19 @@ class FakeApi:
 
     def __post_init__(self) -> None:
         logs = self.org / "logs"
+        okta_file = logs / "okta" / "system_log.ndjson"
         self.okta = sorted(
             (
                 json.loads(line)
-                for line in (logs / "okta" / "system_log.ndjson").open()
+                for line in (okta_file.open() if okta_file.exists() else [])
                 if line.strip()
             ),
             key=lambda e: (e["published"], e["uuid"]),
         )
         self.objects: dict[str, list[dict]] = {}
-        for path in sorted((logs / "salesforce" / "objects").glob("*.json")):
+        for path in sorted((logs / "salesforce" / "objects").glob("*.json")) + sorted(
+            logs.glob("OauthToken.json")
+        ):
             self.objects[path.stem] = json.loads(path.read_text())["records"]
         self.elf = []
         for i, path in enumerate(sorted((logs / "salesforce" / "elf").glob("*.csv"))):
@@ -86,6 +89,11 @@ class FakeApi:
             )
         self.cursors: dict[str, list[dict]] = {}
         self.hits: dict[str, int] = {}
+        # what containment reads and changes
+        self.user_logins: dict[str, dict] = {}  # UserId -> {"Id", "IsFrozen"}
+        self.sessions: list[dict] = []  # {"Id", "UsersId"}
+        self.okta_users: dict[str, str] = {}  # login -> Okta user id
+        self.mutations: list[tuple[str, str, str]] = []  # (method, path, body)
 
     # --- lifecycle ---
 
@@ -102,6 +110,12 @@ class FakeApi:
             def do_POST(self) -> None:
                 api.handle(self, "POST")
 
+            def do_PATCH(self) -> None:
+                api.handle(self, "PATCH")
+
+            def do_DELETE(self) -> None:
+                api.handle(self, "DELETE")
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -116,7 +130,8 @@ class FakeApi:
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(h.path)
         self.requests.append((method, h.path))
-        body = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if method in ("POST", "PATCH") else b""
         for f in self.faults:
             if f.times and re.search(f.match, parts.path):
                 f.times -= 1
@@ -160,6 +175,10 @@ class FakeApi:
         h.wfile.write(b"{}")
 
     def route(self, method, path, query, headers, body):
+        if method in ("PATCH", "DELETE") or path.startswith(
+            ("/api/v1/users", "/services/oauth2/revoke")
+        ):
+            return self.contain(method, path, headers, body)
         if path == "/api/v1/logs":
             self._auth(headers, (f"SSWS {OKTA_TOKEN}", "Bearer okta-access"))
             return self.okta_logs(query)
@@ -177,6 +196,8 @@ class FakeApi:
             "Content-Type": "application/json",
         }
         rest = m[1]
+        if rest == "query" and " ORDER BY " not in unquote(query["q"][0]):
+            return 200, limit, json.dumps(self.lookup(unquote(query["q"][0]))).encode()
         if rest == "query":
             records = self.soql(unquote(query["q"][0]))
             return 200, limit, self._page(records, 0)
@@ -300,3 +321,54 @@ class FakeApi:
         if not done:
             body["nextRecordsUrl"] = f"/services/data/v62.0/query/{cursor}-{offset + len(chunk)}"
         return json.dumps(body).encode()
+
+    # --- what containment reads and changes ---
+
+    def lookup(self, text: str) -> dict:
+        """``SELECT … FROM UserLogin | AuthSession | OauthToken WHERE A = 'x' [AND B = 'y']``"""
+        m = re.fullmatch(r"SELECT (.+?) FROM (\w+) WHERE (.+)", text)
+        if not m:
+            raise LookupError(f"unsupported SOQL: {text}")
+        where = dict(re.findall(r"(\w+) = '((?:[^'\\]|\\.)*)'", m[3]))
+
+        def same(a: str | None, b: str | None) -> bool:  # SOQL takes 15- or 18-character ids
+            return bool(a and b) and (a == b or (len(a) in (15, 18) and a[:15] == b[:15]))
+
+        if m[2] == "UserLogin":
+            rows = [r for uid, r in self.user_logins.items() if same(uid, where.get("UserId"))]
+        elif m[2] == "AuthSession":
+            rows = [r for r in self.sessions if same(r["UsersId"], where.get("UsersId"))]
+        elif m[2] == "OauthToken":
+            rows = [
+                {"Id": r["Id"], "DeleteToken": f"del-{r['Id']}"}
+                for r in self.objects.get("OauthToken", [])
+                if r.get("AppName") == where.get("AppName")
+                and same(r.get("UserId"), where.get("UserId"))
+            ]
+        else:
+            raise LookupError(m[2])
+        return {"totalSize": len(rows), "done": True, "records": rows}
+
+    def contain(self, method, path, headers, body):
+        text = body.decode()
+        if path.startswith("/api/v1/users"):
+            self._auth(headers, (f"SSWS {OKTA_TOKEN}", "Bearer okta-access"))
+            login = unquote(path.removeprefix("/api/v1/users/"))
+            if method == "GET":
+                if login not in self.okta_users:
+                    raise LookupError(login)
+                return 200, {}, json.dumps({"id": self.okta_users[login]}).encode()
+        else:
+            self._auth(headers, ("Bearer sf-access",))
+        self.mutations.append((method, path, text))
+        m = re.search(r"/sobjects/UserLogin/(\w+)$", path)
+        if m and method == "PATCH":
+            for r in self.user_logins.values():
+                if r["Id"] == m[1]:
+                    r.update(json.loads(text))
+            return 204, {}, b""
+        m = re.search(r"/sobjects/AuthSession/(\w+)$", path)
+        if m and method == "DELETE":
+            self.sessions = [r for r in self.sessions if r["Id"] != m[1]]
+            return 204, {}, b""
+        return 200, {"Content-Type": "application/json"}, b"{}"

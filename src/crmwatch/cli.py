@@ -1026,6 +1026,68 @@ def pull_cmd(
         out.print(f"[yellow]{clean(p)}[/yellow]")
 
 
+@command(app, "contain")
+def contain_cmd(
+    incident_id: Annotated[str, typer.Argument(help="Incident id (see crmwatch incidents)")],
+    apply_: Annotated[
+        bool, typer.Option("--apply", help="Send the write requests (default: print them)")
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The actions that stop an incident — freeze its users, end their sessions, revoke the
+    tokens of the apps they authorised, block those apps; in Okta clear sessions, reset
+    factors, suspend — as the exact requests they take. Dry run unless --apply; every request
+    is recorded with who ran it and the API's answer. [respond] protected users are never
+    touched."""
+    from crmwatch.connectors import okta as okta_conn
+    from crmwatch.connectors import salesforce as sf_conn
+    from crmwatch.respond.contain import (
+        apply,
+        granted_apps,
+        okta_logins,
+        plan_okta,
+        plan_salesforce,
+    )
+
+    cfg = Config.load(config)
+    if cfg.connectors.salesforce is None and cfg.connectors.okta is None:
+        raise UsageError("containment needs [connectors.salesforce] and/or [connectors.okta] "
+                         "(docs/connectors.md): it acts through their APIs")  # fmt: skip
+    protected = set(cfg.respond.protected)
+    with Store(db or default_db_path()) as store:
+        incident = get_incident(store, incident_id)
+        actions, clients = [], {}
+        if cfg.connectors.salesforce is not None:
+            s = cfg.connectors.salesforce
+            clients["salesforce"] = sf_conn.client(s)
+            actions += plan_salesforce(
+                clients["salesforce"],
+                f"/services/data/v{s.api_version}",
+                incident,
+                granted_apps(store, incident),
+                protected,
+            )
+        if cfg.connectors.okta is not None:
+            clients["okta"] = okta_conn.client(cfg.connectors.okta)
+            actions += plan_okta(clients["okta"], okta_logins(store, incident), protected)
+        apply(store, incident, actions, clients, dry_run=not apply_)
+    out.rule(f"containment of {incident.id}" + ("" if apply_ else " (dry run: nothing sent)"))
+    for a in actions:
+        head = f"[bold]{a.system} {a.kind}[/bold] {clean(a.target)}: {clean(a.why)}"
+        out.print(head, soft_wrap=True)
+        if a.refused:
+            out.print(f"   [yellow]refused: {clean(a.refused)}[/yellow]")
+        if a.manual:
+            out.print(f"   by hand: {clean(a.manual)}")
+        for r, status in zip(a.requests, a.results, strict=True):
+            out.print(f"   {clean(r.shown())}  → {status}", soft_wrap=True)
+        if not a.requests and not a.manual and not a.refused:
+            out.print("   nothing to do (already done, or nothing found)")
+    if not apply_:
+        out.print("dry run: add --apply to send the requests above")
+
+
 users_app = typer.Typer(help="The web console's accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

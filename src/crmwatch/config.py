@@ -24,7 +24,7 @@ from pathlib import Path
 
 from crmwatch.connectors.settings import ConnectorSettings
 from crmwatch.errors import ConfigError, Location
-from crmwatch.respond.settings import AlertSettings
+from crmwatch.respond.settings import AlertSettings, RespondSettings
 from crmwatch.schema import LEVELS
 from crmwatch.timeutil import parse_duration
 
@@ -85,6 +85,7 @@ class Config:
     incidents: IncidentConfig = field(default_factory=IncidentConfig)
     connectors: ConnectorSettings = field(default_factory=ConnectorSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    respond: RespondSettings = field(default_factory=RespondSettings)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Config:
@@ -106,7 +107,7 @@ class Config:
         """Validate every key: a wrong one is an error naming the file, the key and what it
         should be, never a traceback and never a setting silently ignored."""
         where = Location(path or "config")
-        known = ("enrich", "incidents", "connectors", "alerts")
+        known = ("enrich", "incidents", "connectors", "alerts", "respond")
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"unknown section {unknown[0]!r} (known: {', '.join(known)})",
@@ -143,7 +144,10 @@ class Config:
         alerts = AlertSettings()
         if "alerts" in data:
             alerts = AlertSettings.from_dict(data["alerts"], where, base)
-        return cls(path, enrich_config, incidents, connectors, alerts)
+        respond = RespondSettings()
+        if "respond" in data:
+            respond = RespondSettings.from_dict(data["respond"], where)
+        return cls(path, enrich_config, incidents, connectors, alerts, respond)
 
 
 def _strings(table: dict, key: str, where: Location) -> tuple[str, ...]:

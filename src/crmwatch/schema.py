@@ -196,6 +196,7 @@ TABLES: tuple[str, ...] = (
     "connector_state",
     "connector_pulls",
     "deliveries",
+    "containment_actions",
 )
 
 DDL: tuple[str, ...] = (
@@ -303,6 +304,12 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS deliveries (
         incident_id VARCHAR, channel VARCHAR, severity VARCHAR, activity VARCHAR,
         delivered_at TIMESTAMP, attempts INTEGER, status VARCHAR, detail VARCHAR)""",
+    # Containment (crmwatch.respond.contain): every request proposed or sent, by whom, and the
+    # API's answer.
+    """CREATE TABLE IF NOT EXISTS containment_actions (
+        incident_id VARCHAR, done_at TIMESTAMP, operator VARCHAR, system VARCHAR,
+        kind VARCHAR, target VARCHAR, request VARCHAR, dry_run BOOLEAN, status VARCHAR,
+        answer VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS scopes (
         incident_id VARCHAR PRIMARY KEY, scoped_at TIMESTAMP, summary JSON)""",
     # IPv4 dotted quad → integer, NULL for anything else: Sigma's cidr modifier compiles to

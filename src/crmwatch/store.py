@@ -26,7 +26,8 @@ DEFAULT_DB = "crmwatch.duckdb"
 # there (else the store is damaged); an older store gains what it lacks when opened.
 # "2": every table of schema.TABLES; "3": events_base.native_id, quarantine.records;
 # "4": the posture tables; "5": notify_packages, scope_verdicts (taken out of
-# the scope summaries), the console's and the connectors' tables, deliveries.
+# the scope summaries), the console's and the connectors' tables, deliveries and
+# containment actions.
 SCHEMA_VERSION = "5"
 
 

@@ -173,3 +173,19 @@ def _table(value: object, name: str, allowed: set[str], where: Location) -> dict
             f"[{name}] has no key {unknown[0]!r} (known: {', '.join(sorted(allowed))})", where
         )
     return value
+
+
+@dataclass(frozen=True)
+class RespondSettings:
+    """``[respond]``: who containment never acts on (break-glass administrators), by login
+    name or user id."""
+
+    protected: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_dict(cls, data: object, where: Location) -> RespondSettings:
+        t = _table(data, "respond", {"protected"}, where)
+        names = t.get("protected", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError("[respond] protected must be a list of names", where)
+        return cls(frozenset(n.lower() for n in names))
