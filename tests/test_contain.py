@@ -109,3 +109,42 @@ def test_a_protected_principal_is_never_touched(setup):
     assert [m for m in api.mutations if "UserLogin" in m[1] or "AuthSession" in m[1]
             or "/api/v1/users" in m[1]] == []  # fmt: skip
     assert "refused: protected" in r.output
+
+
+def test_the_console_lists_what_was_proposed_and_sent(setup):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from crmwatch.console.accounts import add_user
+    from crmwatch.console.app import create_app
+    from tests.test_console import Client
+
+    _, db, iid, config = setup
+    assert _run(db, iid, config).exit_code == 0
+    assert _run(db, iid, config, "--apply").exit_code == 0
+    with Store(db) as store:
+        add_user(store, "ana", "responder", "a long enough password")
+    store = Store(db)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        c = Client(sock.getsockname()[1])
+        assert c.log_in("ana", "a long enough password").status == 303
+        page = c.get(f"/incidents/{iid}").text
+        table = page.split('id="containment"', 1)[1].split("</table>", 1)[0]
+        assert "proposed (dry run)" in table and "HTTP 204" in table
+        assert "freeze_user" in table and "/lifecycle/suspend" in table
+        assert "del-" not in page  # no token on the page either
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+        sock.close()

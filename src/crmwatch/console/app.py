@@ -50,6 +50,7 @@ from crmwatch.incidents import (
 from crmwatch.markup import visible
 from crmwatch.notify.package import StoredPackage, stored_package
 from crmwatch.posture.results import on_path
+from crmwatch.respond import contain
 from crmwatch.schema import LEVELS
 from crmwatch.scope.results import exposed_by_ref, exposed_page, stored_scope, verdict_page
 from crmwatch.stats import ingest_health
@@ -291,6 +292,7 @@ class Console:
             categories=charts.bar_chart(scope["by_category"]) if scope else None,
             verdicts=verdict_page(self.store, i.id, 0, VERDICTS) if scope else [],
             pkg=pkg, obligations=_obligations(pkg), gaps=on_path(self.store, i),
+            actions=contain.recorded(self.store, i.id),
         )  # fmt: skip
 
     async def evidence(self, request: Request) -> Response:

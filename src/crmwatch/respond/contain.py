@@ -229,3 +229,12 @@ def apply(store: Store, incident: Incident, actions: list[Action],
                 [incident.id, _now(), who, a.system, a.kind, a.target, r.shown(),
                  dry_run, status, answer],
             )  # fmt: skip
+
+
+def recorded(store: Store, incident_id: str) -> list[dict]:
+    """Every containment request proposed, sent or refused for the incident, newest first."""
+    return store.execute(
+        "SELECT done_at, operator, system, kind, target, request, dry_run, status "
+        "FROM containment_actions WHERE incident_id = ? ORDER BY done_at DESC LIMIT 200",
+        [incident_id],
+    ).dicts()
