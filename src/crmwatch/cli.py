@@ -1026,6 +1026,53 @@ def pull_cmd(
         out.print(f"[yellow]{clean(p)}[/yellow]")
 
 
+@command(app, "watch")
+def watch_cmd(
+    folders: Annotated[
+        list[Path] | None, typer.Argument(help="Folders whose new log files are ingested")
+    ] = None,
+    pull: Annotated[
+        list[str] | None, typer.Option("--pull", help="okta and/or salesforce, each cycle")
+    ] = None,
+    interval: Annotated[str, typer.Option(help="Time between cycles (30s, 5m)")] = "60s",
+    cycles: Annotated[int | None, typer.Option(help="Stop after this many cycles")] = None,
+    rules: RulesOption = None,
+    no_builtin: NoBuiltinOption = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run pull / ingest → detect → incidents → delivery on what is new, every --interval:
+    the live mode. Each cycle reports what it added; Ctrl-C stops between cycles."""
+    from crmwatch.watch import watch
+
+    cfg = Config.load(config)
+    pulls = list(pull or [])
+    for name in pulls:
+        if name not in ("okta", "salesforce"):
+            raise UsageError(f"unknown --pull {name!r}; okta or salesforce")
+        if getattr(cfg.connectors, name) is None:
+            raise UsageError(f"--pull {name} needs [connectors.{name}] (docs/connectors.md)")
+    if not folders and not pulls:
+        raise UsageError("nothing to watch: give folders, or --pull okta / --pull salesforce")
+    seconds = _parse_duration(interval).total_seconds()
+    rule_files = _rule_files(rules, no_builtin)
+    path = Path(db or default_db_path())
+
+    def report(c) -> None:
+        out.print(f"{c.started_at:%Y-%m-%d %H:%M:%S}  {c.new_events:,} new events, "
+                  f"{c.new_alerts} new alerts, {c.incidents} incidents, {c.delivered} "
+                  f"delivered ({c.seconds:.1f}s)")  # fmt: skip
+        for p in c.problems:
+            err.print(f"[yellow]{clean(p)}[/yellow]", soft_wrap=True)
+
+    with Store(path) as store:
+        try:
+            watch(store, cfg, rule_files, list(folders or []), pulls,
+                  path.with_name(path.stem + ".pull"), seconds, cycles, report)  # fmt: skip
+        except KeyboardInterrupt:
+            out.print("stopped")
+
+
 @command(app, "contain")
 def contain_cmd(
     incident_id: Annotated[str, typer.Argument(help="Incident id (see crmwatch incidents)")],
