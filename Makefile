@@ -33,6 +33,7 @@ bench: $(STAMP)
 	-$(BIN)/python bench/notify.py
 	-$(BIN)/python bench/incidents.py
 	-$(BIN)/python bench/console.py
+	-$(BIN)/python bench/watch.py
 	-$(BIN)/python bench/precision.py
 	$(BIN)/python bench/summary.py
 
