@@ -143,6 +143,12 @@ def test_refused_credentials_stop_at_once_and_move_nothing(api, tmp_path, monkey
         assert where[0].startswith("/api/v1/logs?since=2025-05-01")
         assert store.execute("SELECT status FROM connector_pulls").rows == [("failed",)]
     assert sum(p.startswith("/api/v1/logs") for _, p in api.requests) == 1  # no retry
+    # a missing permission (403) is said just as plainly
+    monkeypatch.setenv("TEST_OKTA_TOKEN", OKTA_TOKEN)
+    api.faults = [Fault("/api/v1/logs", "403")]
+    with Store(tmp_path / "p2.duckdb") as store, pytest.raises(ConnectorError, match="HTTP 403"):
+        okta_conn.pull_okta(store, s, tmp_path / "spool2", Config(), since=SINCE,
+                            http=okta_conn.client(s, **FAST))  # fmt: skip
 
 
 def test_the_oauth_flows_sign_their_assertions(api, from_files, tmp_path):
