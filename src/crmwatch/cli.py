@@ -476,7 +476,7 @@ def alerts_export_cmd(
 
 @command(alerts_app, "deliver")
 def alerts_deliver_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
-    """Deliver each stored incident to the channels of crmwatch.toml's [alerts] — once when it
+    """Deliver each stored incident to the channels of crmwatch.toml's alerts table — once when it
     opens, again when its severity rises — and log every delivery in the store."""
     from crmwatch.respond.deliver import deliver
 
@@ -1000,7 +1000,7 @@ def pull_cmd(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Fetch new logs from the Okta or Salesforce API ([connectors] in crmwatch.toml) into
+    """Fetch new logs from the Okta or Salesforce API (the connectors table of crmwatch.toml) into
     the store, through the same ingest as files. Resumes where the last pull stopped."""
     from crmwatch.connectors.okta import pull_okta
     from crmwatch.connectors.salesforce import pull_salesforce
@@ -1085,8 +1085,8 @@ def contain_cmd(
     """The actions that stop an incident — freeze its users, end their sessions, revoke the
     tokens of the apps they authorised, block those apps; in Okta clear sessions, reset
     factors, suspend — as the exact requests they take. Dry run unless --apply; every request
-    is recorded with who ran it and the API's answer. [respond] protected users are never
-    touched."""
+    is recorded with who ran it and the API's answer. Users listed as protected in
+    crmwatch.toml are never touched."""
     from crmwatch.connectors import okta as okta_conn
     from crmwatch.connectors import salesforce as sf_conn
     from crmwatch.respond.contain import (
