@@ -526,7 +526,7 @@ def incidents_cmd(
 ) -> None:
     """Turn the stored findings into incidents (rebuilt from all of them) and list them.
 
-    Settings come from crmwatch.toml's [incidents] table; the options override it."""
+    Settings come from crmwatch.toml's incidents table; the options override it."""
     cfg = Config.load(config).incidents
     if threshold is not None and threshold < 1:
         raise UsageError("--threshold must be 1 or more")
