@@ -28,6 +28,7 @@ lint: $(STAMP)
 # Every benchmark runs (a missed target does not stop the others); the summary table last.
 bench: $(STAMP)
 	-$(BIN)/python bench/ingest.py
+	-$(BIN)/python bench/ingest_json.py
 	-$(BIN)/python bench/detect.py
 	-$(BIN)/python bench/scope.py
 	-$(BIN)/python bench/notify.py

@@ -18,6 +18,8 @@ from pathlib import Path
 STAGES = {
     "ingest": ("ingest.json", "events", "ingest_seconds", "ratio_to_plain_load", "plain load",
                "higher"),
+    "ingest (Okta NDJSON)": ("ingest_json.json", "events", "ingest_seconds",
+                             "ratio_to_plain_load", "plain load", "higher"),
     "detect": ("detect.json", "events", "detect_seconds", "ratio_to_scan", "scan", "higher"),
     "incidents": ("incidents.json", "events", "incidents_seconds", "ratio_to_scan", "scan",
                   "lower"),
