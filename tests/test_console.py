@@ -423,6 +423,14 @@ def test_serve_refuses_a_public_address_without_tls_and_a_store_without_accounts
     assert r.exit_code == 2 and "not loopback" in r.output
     r = runner.invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb")])
     assert r.exit_code == 2 and "users add" in r.output
+    with Store(tmp_path / "s.duckdb") as store:
+        add_user(store, "ann", "admin", PASSWORD)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = runner.invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb"), "--port",
+                                str(taken.getsockname()[1])])  # fmt: skip
+    assert r.exit_code == 2 and "cannot listen" in r.output and "console on" not in r.output
 
 
 def test_users_add_keeps_an_argon2_hash_and_refuses_weak_input(tmp_path):

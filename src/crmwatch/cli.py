@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -1226,6 +1227,12 @@ def serve_cmd(
         store.close()
         raise UsageError("no console accounts in this store: crmwatch users add NAME --role admin")
     scheme = "https" if cert else "http"
+    try:  # a port in use is said before anything claims the console is up
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as e:
+        store.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}") from e
     out.print(f"crmwatch console on {scheme}://{host}:{port}/ (Ctrl-C stops it)")
     try:
         # no proxy headers: the audit trail records the peer's own address, which a client
