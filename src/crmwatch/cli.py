@@ -623,7 +623,9 @@ def incident_show_cmd(
     _print_gaps(gaps)
     out.rule("timeline")
     for e in entries:
-        times = f" ×{e.count} (to {e.last_ts[11:19]})" if e.count > 1 else ""
+        # to a time the same day, else to the date and time
+        end = e.last_ts[11:19] if e.last_ts[:10] == e.ts[:10] else e.last_ts[:19]
+        times = f" ×{e.count} (to {end})" if e.count > 1 else ""
         style = "red" if e.kind == "alert" else ""
         line = f"{e.ts[:19]}  {e.role:<11} {clean(e.text)}{times}"
         out.print(f"[{style}]{line}[/{style}]" if style else line)
