@@ -148,3 +148,45 @@ def test_the_console_lists_what_was_proposed_and_sent(setup):
         thread.join(10)
         store.close()
         sock.close()
+
+
+def test_people_are_paired_with_their_own_ids_and_protection_holds_by_any_form(
+    tmp_path, monkeypatch
+):
+    """Two people signing in from one Tor exit are one incident; the protected one (named by
+    an 18-character id) is untouched, the other frozen — never each other's UserLogin."""
+    from tests.breach import _sf
+
+    logs = tmp_path / "org" / "logs"
+    logs.mkdir(parents=True)
+    people = {"alice.admin@maison.example": "005000000000002AAA",  # sorts first, id second
+              "bob.sales@maison.example": "005000000000001AAA"}  # fmt: skip
+    records = [_sf("LoginEvent", n, EventDate=f"2025-06-10T09:0{n}:00.000+0000", Username=u,
+                   UserId=i, SourceIp="185.220.101.5", LoginKey=f"LK{n}", Status="Success",
+                   LoginUrl="login.salesforce.com", Browser="Chrome 125", Platform="Linux",
+                   LoginType="Application")
+               for n, (u, i) in enumerate(people.items(), 1)]  # fmt: skip
+    (logs / "LoginEvent.json").write_text(json.dumps({"totalSize": 2, "done": True,
+                                                      "records": records}))  # fmt: skip
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:
+        ingest(store, [logs])
+        detect(store, load_rules(None))
+        incidents = [i for i in build_incidents(store) if set(i.principals) & set(people)]
+    assert incidents
+    api = FakeApi(tmp_path / "org")
+    api.start()
+    for n, uid in enumerate(people.values()):
+        api.user_logins[uid] = {"Id": f"06000000000000{n}AAA", "IsFrozen": False}
+    monkeypatch.setenv("TEST_SF_SECRET", SF_SECRET)
+    config = tmp_path / "crmwatch.toml"
+    config.write_text(f'[connectors.salesforce]\nlogin_url = "{api.base}"\n'
+                      f'client_id = "{SF_CLIENT}"\nclient_secret_env = "TEST_SF_SECRET"\n'
+                      '[respond]\nprotected = ["005000000000002AAA"]\n')  # fmt: skip
+    try:
+        for i in incidents:
+            assert _run(db, i.id, config, "--apply").exit_code == 0
+    finally:
+        api.stop()
+    assert api.user_logins["005000000000002AAA"]["IsFrozen"] is False  # alice: protected
+    assert api.user_logins["005000000000001AAA"]["IsFrozen"] is True  # bob: frozen

@@ -1092,13 +1092,7 @@ def contain_cmd(
     crmwatch.toml are never touched."""
     from crmwatch.connectors import okta as okta_conn
     from crmwatch.connectors import salesforce as sf_conn
-    from crmwatch.respond.contain import (
-        apply,
-        granted_apps,
-        okta_logins,
-        plan_okta,
-        plan_salesforce,
-    )
+    from crmwatch.respond.contain import apply, granted_apps, people, plan_okta, plan_salesforce
 
     cfg = Config.load(config)
     if cfg.connectors.salesforce is None and cfg.connectors.okta is None:
@@ -1108,19 +1102,15 @@ def contain_cmd(
     with Store(db or default_db_path()) as store:
         incident = get_incident(store, incident_id)
         actions, clients = [], {}
+        who = people(store, incident)
         if cfg.connectors.salesforce is not None:
             s = cfg.connectors.salesforce
             clients["salesforce"] = sf_conn.client(s)
-            actions += plan_salesforce(
-                clients["salesforce"],
-                f"/services/data/v{s.api_version}",
-                incident,
-                granted_apps(store, incident),
-                protected,
-            )
+            actions += plan_salesforce(clients["salesforce"], f"/services/data/v{s.api_version}",
+                                       who, granted_apps(store, incident), protected)  # fmt: skip
         if cfg.connectors.okta is not None:
             clients["okta"] = okta_conn.client(cfg.connectors.okta)
-            actions += plan_okta(clients["okta"], okta_logins(store, incident), protected)
+            actions += plan_okta(clients["okta"], who, protected)
         apply(store, incident, actions, clients, dry_run=not apply_)
     out.rule(f"containment of {incident.id}" + ("" if apply_ else " (dry run: nothing sent)"))
     for a in actions:

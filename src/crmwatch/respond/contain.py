@@ -73,25 +73,57 @@ def granted_apps(store: Store, incident: Incident) -> list[str]:
     ).rows]  # fmt: skip
 
 
-def okta_logins(store: Store, incident: Incident) -> list[str]:
-    """The incident's people who have an Okta identity in the store."""
-    people = [p.lower() for p in incident.principals]
-    return [r[0] for r in store.execute(
+@dataclass(frozen=True)
+class Person:
+    """One of the incident's people, as the store knows them: their Salesforce user id and
+    login name from the same events (never paired by list position), and whether they have
+    Okta events under that login."""
+
+    name: str
+    user_id: str | None
+    okta: bool
+
+    def protected_by(self, protected: set[str]) -> bool:
+        """Protected by login name or by Salesforce id, 15- or 18-character, any case."""
+        keys = {self.name.lower()}
+        if self.user_id:
+            keys.add(self.user_id[:15].lower())
+        return bool(keys & {p[:15].lower() if _is_sf_id(p) else p.lower() for p in protected})
+
+
+def _is_sf_id(value: str) -> bool:
+    return len(value) in (15, 18) and value.isalnum() and value[:3] == "005"
+
+
+def people(store: Store, incident: Incident) -> list[Person]:
+    """Each principal with the Salesforce user id its own events carry (if any) and whether
+    it signs in through Okta."""
+    names = sorted({p.lower() for p in incident.principals})
+    ids = dict(store.execute(
+        "SELECT lower(user_name), any_value(left(user_id, 15)) FROM events_base "
+        "WHERE source = 'salesforce' AND user_id IS NOT NULL AND user_name IS NOT NULL "
+        "AND list_contains(?::VARCHAR[], lower(user_name)) GROUP BY 1", [names]).rows)  # fmt: skip
+    okta = {r[0] for r in store.execute(
         "SELECT DISTINCT lower(user_name) FROM events_base WHERE source = 'okta' "
-        "AND list_contains(?::VARCHAR[], lower(user_name)) ORDER BY 1", [people]).rows]  # fmt: skip
+        "AND list_contains(?::VARCHAR[], lower(user_name))", [names]).rows}  # fmt: skip
+    out = [Person(n, ids.get(n), n in okta) for n in names]
+    # principals known only by id (no login name in any event)
+    named = {p.user_id for p in out if p.user_id}
+    out += [Person(u, u[:15], False) for u in incident.user_ids
+            if u[:15] not in named and u.lower() not in names]  # fmt: skip
+    return out
 
 
-def plan_salesforce(http: Http, api: str, incident: Incident, apps: list[str],
+def plan_salesforce(http: Http, api: str, who: list[Person], apps: list[str],
                     protected: set[str]) -> list[Action]:  # fmt: skip
     def query(soql: str) -> list[dict]:
         body, _ = http.get_json(f"{api}/query?q={quote(soql)}")
-        return body.get("records") or []
+        return body.get("records") or [] if isinstance(body, dict) else []
 
     actions: list[Action] = []
-    people = list(zip(incident.user_ids, incident.principals or incident.user_ids, strict=False))
-    for user_id, name in people:
-        why = f"{name} is the incident's principal"
-        if name.lower() in protected or user_id.lower() in protected:
+    for person in who:
+        name, why = person.name, f"{person.name} is the incident's principal"
+        if person.protected_by(protected):
             for kind in ("freeze_user", "end_sessions"):
                 actions.append(
                     Action(
@@ -103,6 +135,19 @@ def plan_salesforce(http: Http, api: str, incident: Incident, apps: list[str],
                     )
                 )
             continue
+        if not person.user_id:
+            actions.append(
+                Action(
+                    "salesforce",
+                    "freeze_user",
+                    name,
+                    why,
+                    manual="no Salesforce user id in the logs for this login: "
+                    "freeze it in Setup → Users",
+                )
+            )
+            continue
+        user_id = person.user_id
         logins = query(f"SELECT Id, IsFrozen FROM UserLogin WHERE UserId = {soql_lit(user_id)}")
         freeze = Action("salesforce", "freeze_user", name, why)
         for row in logins:
@@ -110,7 +155,7 @@ def plan_salesforce(http: Http, api: str, incident: Incident, apps: list[str],
                 freeze.requests.append(
                     Request(
                         "PATCH",
-                        f"{api}/sobjects/UserLogin/{row['Id']}",
+                        f"{api}/sobjects/UserLogin/{quote(str(row['Id']), safe='')}",
                         json.dumps({"IsFrozen": True}),
                         "application/json",
                     )
@@ -119,37 +164,44 @@ def plan_salesforce(http: Http, api: str, incident: Incident, apps: list[str],
             freeze.manual = "no UserLogin row for this user: freeze it in Setup → Users"
         actions.append(freeze)
         sessions = query(f"SELECT Id FROM AuthSession WHERE UsersId = {soql_lit(user_id)}")
-        end = Action(
-            "salesforce",
-            "end_sessions",
-            name,
-            why,
-            [Request("DELETE", f"{api}/sobjects/AuthSession/{row['Id']}") for row in sessions],
+        actions.append(
+            Action(
+                "salesforce",
+                "end_sessions",
+                name,
+                why,
+                [
+                    Request(
+                        "DELETE", f"{api}/sobjects/AuthSession/{quote(str(row['Id']), safe='')}"
+                    )
+                    for row in sessions
+                ],
+            )
         )
-        actions.append(end)
         for app in apps:
             tokens = query(
                 "SELECT Id, DeleteToken FROM OauthToken WHERE AppName = "
                 f"{soql_lit(app)} AND UserId = {soql_lit(user_id)}"
             )
-            revoke = Action(
-                "salesforce",
-                "revoke_tokens",
-                f"{app} ({name})",
-                f"{app} was authorised during the incident",
-                [
-                    Request(
-                        "POST",
-                        "/services/oauth2/revoke",
-                        urlencode({"token": t["DeleteToken"]}),
-                        "application/x-www-form-urlencoded",
-                        f"token=<DeleteToken of OauthToken {t['Id']}>",
-                    )
-                    for t in tokens
-                    if t.get("DeleteToken")
-                ],
+            actions.append(
+                Action(
+                    "salesforce",
+                    "revoke_tokens",
+                    f"{app} ({name})",
+                    f"{app} was authorised during the incident",
+                    [
+                        Request(
+                            "POST",
+                            "/services/oauth2/revoke",
+                            urlencode({"token": t["DeleteToken"]}),
+                            "application/x-www-form-urlencoded",
+                            f"token=<DeleteToken of OauthToken {t['Id']}>",
+                        )
+                        for t in tokens
+                        if t.get("DeleteToken")
+                    ],
+                )
             )
-            actions.append(revoke)
     for app in apps:
         actions.append(
             Action(
@@ -164,18 +216,43 @@ def plan_salesforce(http: Http, api: str, incident: Incident, apps: list[str],
     return actions
 
 
-def plan_okta(http: Http, logins: list[str], protected: set[str]) -> list[Action]:
+def plan_okta(http: Http, who: list[Person], protected: set[str]) -> list[Action]:
+    """Okta's actions for each person with Okta events. A login Okta does not know (404) is
+    said, and the other people's actions still planned."""
     actions: list[Action] = []
-    for login in logins:
+    for person in who:
+        if not person.okta:
+            continue
+        login = person.name
         why = f"{login} is the incident's principal"
-        if login.lower() in protected:
+        if person.protected_by(protected):
             for kind in ("clear_sessions", "reset_factors", "suspend_user"):
                 actions.append(
                     Action("okta", kind, login, why, refused="protected in crmwatch.toml [respond]")
                 )
             continue
-        user, _ = http.get_json(f"/api/v1/users/{quote(login, safe='@.')}")
-        uid = quote(str(user.get("id", "")), safe="")
+        try:
+            user, _ = http.get_json(f"/api/v1/users/{quote(login, safe='@.')}")
+        except ConnectorError as e:
+            actions.append(
+                Action(
+                    "okta",
+                    "clear_sessions",
+                    login,
+                    why,
+                    manual=f"the Okta user could not be read ({e}); act in the Okta admin console",
+                )
+            )
+            continue
+        uid = quote(str(user.get("id", "")) if isinstance(user, dict) else "", safe="")
+        if not uid:
+            actions.append(
+                Action(
+                    "okta", "clear_sessions", login, why, manual="Okta answered without a user id"
+                )
+            )
+            continue
+        suspended = isinstance(user, dict) and user.get("status") == "SUSPENDED"
         actions += [
             Action(
                 "okta",
@@ -196,7 +273,7 @@ def plan_okta(http: Http, logins: list[str], protected: set[str]) -> list[Action
                 "suspend_user",
                 login,
                 why,
-                [Request("POST", f"/api/v1/users/{uid}/lifecycle/suspend")],
+                [] if suspended else [Request("POST", f"/api/v1/users/{uid}/lifecycle/suspend")],
             ),
         ]
     return actions
