@@ -78,3 +78,17 @@ def test_watch_runs_its_cycles_and_reports_each(tmp_path: Path):
     assert n == 2 and seen[0].new_events == sum(
         len(json.loads(p.read_text())["records"]) for p in logs.iterdir()
     ) and seen[1].new_events == 0  # fmt: skip
+
+
+def test_events_ingested_outside_a_finished_cycle_are_detected_by_the_next(tmp_path: Path):
+    """A `crmwatch pull` or `ingest` between watches (or a cycle stopped before detecting)
+    leaves events the rules have not seen: the next cycle runs over them."""
+    logs = write_breach(tmp_path / "logs")
+    rules = load_rules(None)
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [logs])  # a backfill, as `crmwatch pull --since` leaves it
+        c = cycle(store, Config(), rules, [], [], tmp_path / "spool")
+        assert c.new_events == store.scalar("SELECT count(*) FROM events_base")
+        assert c.new_alerts > 0 and any(i.principals == [ANNA] for i in stored_incidents(store))
+        again = cycle(store, Config(), rules, [], [], tmp_path / "spool")
+        assert again.new_events == 0

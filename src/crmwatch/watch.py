@@ -26,6 +26,9 @@ from crmwatch.incidents import build_incidents
 from crmwatch.ingest import ingest
 from crmwatch.store import Store
 
+# meta key: the highest events_base rowid the rules have run over
+WATERMARK = "watch_detected_rowid"
+
 
 @dataclass
 class Cycle:
@@ -53,7 +56,13 @@ def cycle(store: Store, config: Config, rule_files: list[RuleFile], folders: lis
     rest of the cycle goes on; its position is kept, so the next cycle catches up."""
     start = time.perf_counter()
     c = Cycle(dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    before = store.scalar("SELECT coalesce(max(rowid), -1) FROM events_base")
+    # What the rules have run over is kept in the store, not in this process: events ingested
+    # by a cycle that was stopped before detecting, or by a `crmwatch pull` or `ingest` run
+    # between watches, are new to the next cycle.
+    done = store.meta(WATERMARK)
+    before = int(done) if done is not None else -1
+    if before > store.scalar("SELECT coalesce(max(rowid), -1) FROM events_base"):
+        before, done = -1, None  # the table was rewritten: run over everything once more
     settings = {"okta": config.connectors.okta, "salesforce": config.connectors.salesforce}
     for name in pulls:
         try:
@@ -63,16 +72,17 @@ def cycle(store: Store, config: Config, rule_files: list[RuleFile], folders: lis
     if folders:
         summary = ingest(store, folders, config=config)
         c.problems += [f.error for f in summary.files if f.error]
-    c.new_events, c.since = store.execute(
-        "SELECT count(*), min(ts) FROM events_base WHERE rowid > ?", [before]
+    c.new_events, c.since, last = store.execute(
+        "SELECT count(*), min(ts), max(rowid) FROM events_base WHERE rowid > ?", [before]
     ).first()
     if c.new_events:
         alerts_before = store.scalar("SELECT count(*) FROM alerts")
         runs = detect(store, rule_files, since=c.since)
         c.problems += [f"rule {r.title}: {r.error}" for r in runs if r.error]
         c.new_alerts = store.scalar("SELECT count(*) FROM alerts") - alerts_before
-        if c.new_alerts:
+        if c.new_alerts or done is None:
             c.incidents = len(build_incidents(store, config.incidents))
+        store.set_meta(WATERMARK, str(last))
     if config.alerts.channels:
         from crmwatch.respond.deliver import deliver
 
