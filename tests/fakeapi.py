@@ -38,7 +38,7 @@ def _when(text: str) -> dt.datetime:
 @dataclass
 class Fault:
     match: str  # a regular expression on the request path
-    kind: str  # 429 | 500 | 503 | 401 | truncate | drop
+    kind: str  # 429 | 500 | 503 | 401 | truncate | drop | redirect:URL
     times: int = 1
 
 
@@ -163,6 +163,12 @@ class FakeApi:
             h.send_header("Content-Length", str(len(payload)))
             h.end_headers()
             h.wfile.write(payload)
+            return
+        if kind.startswith("redirect:"):  # a 302 to another host
+            h.send_response(302)
+            h.send_header("Location", kind.removeprefix("redirect:"))
+            h.send_header("Content-Length", "0")
+            h.end_headers()
             return
         code = int(kind)
         h.send_response(code)

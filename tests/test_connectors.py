@@ -151,6 +151,21 @@ def test_refused_credentials_stop_at_once_and_move_nothing(api, tmp_path, monkey
                             http=okta_conn.client(s, **FAST))  # fmt: skip
 
 
+def test_a_redirect_is_not_followed_with_the_credentials(api, org, tmp_path):
+    other = FakeApi(org)
+    other.start()
+    try:
+        api.faults = [Fault("/api/v1/logs", f"redirect:{other.base}/api/v1/logs")]
+        s = _okta(api)
+        with Store(tmp_path / "p.duckdb") as store, pytest.raises(ConnectorError,
+                                                                  match="redirect"):  # fmt: skip
+            okta_conn.pull_okta(store, s, tmp_path / "spool", Config(), since=SINCE,
+                                http=okta_conn.client(s, **FAST))  # fmt: skip
+        assert other.requests == []  # the token never left for the other host
+    finally:
+        other.stop()
+
+
 def test_the_oauth_flows_sign_their_assertions(api, from_files, tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = tmp_path / "key.pem"

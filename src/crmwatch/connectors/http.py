@@ -48,6 +48,19 @@ class Response:
             raise _Truncated(f"{what}: the response is not whole JSON ({e})") from e
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is not followed: urllib would send the Authorization header to wherever it
+    points. It surfaces as the 3xx it is."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+# The most a JSON answer may be: a page of 1,000 Okta events or 2,000 records is a few MB.
+MAX_BODY = 256 * 1024 * 1024
+
+
 class _Truncated(Exception):
     """A body that cannot be what the API meant to send: fetched again."""
 
@@ -66,6 +79,7 @@ class Http:
     timeout: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     retries: int = 0  # how many requests were retried (for the pull's report)
+    max_body: int = MAX_BODY
     on_response: Callable[[Response], None] | None = None
 
     def url(self, path_or_url: str) -> str:
@@ -107,8 +121,13 @@ class Http:
             )
             wait = self.backoff * 2**attempt
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                    resp = Response(r.status, r.headers, r.read())
+                with _OPENER.open(req, timeout=self.timeout) as r:
+                    data = r.read(self.max_body + 1)
+                    if len(data) > self.max_body:
+                        raise ConnectorError(
+                            f"{shown}: the answer is over {self.max_body:,} bytes; refused"
+                        )
+                    resp = Response(r.status, r.headers, data)
                     if self.on_response:
                         self.on_response(resp)
                     return resp
@@ -118,6 +137,12 @@ class Http:
                     raise ConnectorError(
                         f"{shown}: HTTP {e.code}: the credentials were refused "
                         f"or lack a permission ({_one_line(body)})",
+                        e.code,
+                    ) from e
+                if 300 <= e.code < 400:
+                    raise ConnectorError(
+                        f"{shown}: HTTP {e.code} redirect to {e.headers.get('Location', '?')} "
+                        "not followed (credentials go only to the configured host)",
                         e.code,
                     ) from e
                 if e.code == 429:

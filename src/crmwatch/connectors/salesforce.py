@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from crmwatch.config import Config
 from crmwatch.connectors import oauth
@@ -64,6 +64,13 @@ def client(s: SalesforceSettings, **http_options) -> Http:
         )
     answer = oauth.token(login, "/services/oauth2/token", form)
     instance = str(answer.get("instance_url") or s.login_url).rstrip("/")
+    # the token goes only to an instance of the login URL's scheme, host name only
+    parts = urlsplit(instance)
+    if parts.scheme != urlsplit(s.login_url).scheme or parts.path or parts.query:
+        raise ConnectorError(
+            f"salesforce: the token endpoint named an unusable instance_url "
+            f"({parts.scheme}://{parts.netloc}{parts.path})"
+        )
     return Http(
         "salesforce",
         instance,
