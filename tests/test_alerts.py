@@ -218,3 +218,9 @@ def test_syslog_over_tcp_is_octet_counted(store_path):
     length, _, message = data.partition(b" ")
     assert int(length) == len(message) and message.startswith(b"<")
     assert message.endswith(notice.summary().encode())
+
+
+def test_a_webhook_url_is_not_written_to_the_log_or_screen():
+    hook = Webhook("https://hooks.slack.com/services/T000/B000/SECRETPATH", "slack")
+    assert "SECRETPATH" not in hook.channel and hook.channel.startswith(
+        "webhook:https://hooks.slack.com/…#")  # fmt: skip

@@ -246,6 +246,13 @@ def test_connector_settings_are_checked_when_the_file_is_read(tmp_path):
     bad = [
         ('[connectors.okta]\nurl = "https://x.okta.com"\n', "needs token_env"),
         ('[connectors.okta]\nurl = "ftp://x"\ntoken_env = "T"\n', "https:// URL"),
+        ('[connectors.okta]\nurl = "http://okta.example"\ntoken_env = "T"\n', "https:// URL"),
+        ('[connectors.okta]\nurl = "https://x.okta.com"\ntoken_env = "T"\ntoken_file = "f"\n',
+         "not both"),
+        ('[connectors.okta]\nurl = "https://x.okta.com"\ntoken_env = "T"\npage_size = true\n',
+         "page_size"),
+        ('[alerts.syslog]\nhost = "siem"\nport = "abc"\n', "port must be"),
+        ('[[alerts.webhook]]\nurl = "http://hooks.example/x"\n', "https:// URL"),
         ('[connectors.github]\n', "no connector 'github'"),
         ('[connectors.salesforce]\nclient_secret_env = "S"\n', "needs client_id"),
         ('[connectors.salesforce]\nclient_id = "c"\nclient_secret_env = "S"\n'

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -107,6 +108,10 @@ def command(group: typer.Typer, name: str) -> Callable:
             except OSError as e:
                 where = f" ({e.filename})" if e.filename else ""
                 _fail(UsageError(f"{e.strerror or e}{where}"))
+            except (KeyboardInterrupt, duckdb.InterruptException):
+                # Ctrl-C: what was committed stays (every stage is all-or-nothing per step)
+                err.print("interrupted")
+                raise typer.Exit(130) from None
 
         return group.command(name)(guarded)
 
@@ -1058,6 +1063,8 @@ def watch_cmd(
     if not folders and not pulls:
         raise UsageError("nothing to watch: give folders, or --pull okta / --pull salesforce")
     seconds = _parse_duration(interval).total_seconds()
+    if cycles is not None and cycles < 1:
+        raise UsageError("--cycles must be 1 or more")
     rule_files = _rule_files(rules, no_builtin)
     path = Path(db or default_db_path())
 
@@ -1069,11 +1076,8 @@ def watch_cmd(
             err.print(f"[yellow]{clean(p)}[/yellow]", soft_wrap=True)
 
     with Store(path) as store:
-        try:
-            watch(store, cfg, rule_files, list(folders or []), pulls,
-                  path.with_name(path.stem + ".pull"), seconds, cycles, report)  # fmt: skip
-        except KeyboardInterrupt:
-            out.print("stopped")
+        watch(store, cfg, rule_files, list(folders or []), pulls,
+              path.with_name(path.stem + ".pull"), seconds, cycles, report)  # fmt: skip
 
 
 @command(app, "contain")

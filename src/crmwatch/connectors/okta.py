@@ -62,7 +62,12 @@ def pull_okta(
     """Fetch every System Log event after the stream's position (or ``since``) into the
     store."""
     pull = Pull("okta")
-    http = http or client(s)
+    try:
+        http = http or client(s)
+    except (ConnectorError, KeyboardInterrupt) as e:
+        pull.status, pull.detail = "failed", str(e) or "interrupted"
+        pull.save(store)
+        raise
     url = None if since else position(store, "okta", STREAM)
     if url is None:
         start = since or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
@@ -79,11 +84,12 @@ def pull_okta(
     try:
         while True:
             events, resp = http.get_json(url)
-            if not isinstance(events, list):
+            if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
                 raise ConnectorError("okta: /api/v1/logs did not answer with a list of events")
             link = next_link(resp.headers)
             if events:
-                first = str(events[0].get("published", "x"))[:19].replace(":", "")
+                # a file name from the API's text: digits and T only
+                first = re.sub(r"[^0-9T]", "", str(events[0].get("published", "")))[:15] or "x"
                 land(
                     store,
                     pull,
@@ -103,6 +109,9 @@ def pull_okta(
         pull.status = "ok"
     except ConnectorError as e:
         pull.status, pull.detail = "failed", str(e)
+        raise
+    except BaseException:
+        pull.status, pull.detail = "interrupted", "stopped before it finished; run it again"
         raise
     finally:
         pull.retries = http.retries

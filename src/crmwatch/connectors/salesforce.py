@@ -31,6 +31,9 @@ from crmwatch.sql import soql_datetime, soql_lit
 from crmwatch.store import Store
 from crmwatch.timeutil import parse_utc
 
+# Fields never pulled: OauthToken's AccessToken holds the refresh token (the object
+# reference says so) and DeleteToken revokes it — credentials, not evidence.
+SECRET_FIELDS = frozenset({"AccessToken", "DeleteToken", "RefreshToken"})
 # Objects read whole each pull (no usable high-water mark).
 SNAPSHOT_OBJECTS = ("OauthToken",)
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -89,7 +92,12 @@ def pull_salesforce(
     progress: Callable[[Pull], None] | None = None,
 ) -> Pull:
     pull = Pull("salesforce")
-    http = http or client(s)
+    try:
+        http = http or client(s)
+    except (ConnectorError, KeyboardInterrupt) as e:
+        pull.status, pull.detail = "failed", str(e) or "interrupted"
+        pull.save(store)
+        raise
     http.on_response = _limit_watch(s.max_api_share)
     api = f"/services/data/v{s.api_version}"
     start = since or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
@@ -108,6 +116,9 @@ def pull_salesforce(
         pull.status, pull.detail = "stopped", str(e)
     except ConnectorError as e:
         pull.status, pull.detail = "failed", str(e)
+        raise
+    except BaseException:
+        pull.status, pull.detail = "interrupted", "stopped before it finished; run it again"
         raise
     finally:
         pull.retries = http.retries
@@ -136,10 +147,12 @@ def _fields(http: Http, api: str, obj: str) -> list[str] | None:
         if e.status == 404:
             return None
         raise
-    names = [f.get("name") for f in body.get("fields", []) if isinstance(f, dict)]
+    fields = body.get("fields") if isinstance(body, dict) else None
+    names = [f.get("name") for f in fields or [] if isinstance(f, dict)]
     if not names:
         raise ConnectorError(f"salesforce: describe {obj} listed no fields")
-    return [n for n in names if isinstance(n, str) and n.isidentifier()]
+    return [n for n in names if isinstance(n, str) and n.isidentifier()
+            and n not in SECRET_FIELDS]  # fmt: skip
 
 
 def _after(time_field: str, id_field: str, where: str | None, start: dt.datetime) -> str:
@@ -188,8 +201,8 @@ def _pull_object(
     while url:
         body, resp = http.get_json(url)
         records = body.get("records") if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            raise ConnectorError(f"salesforce: the query of {obj} gave no records list")
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ConnectorError(f"salesforce: the query of {obj} gave no list of records")
         if records:
             land(
                 store,
@@ -202,7 +215,7 @@ def _pull_object(
             )
             last = records[-1]
             if not snapshot:
-                move(store, "salesforce", stream, f"{last.get(time_field)}|{last.get(id_field)}")
+                move(store, "salesforce", stream, _mark(last, time_field, id_field, obj))
         n += 1
         if progress:
             progress(pull)
@@ -233,7 +246,13 @@ def _pull_files(
     url = f"{api}/query?q={quote(soql)}"
     while url:
         body, _ = http.get_json(url)
-        for rec in body.get("records") or []:
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise ConnectorError("salesforce: the EventLogFile query gave no records list")
+        for rec in records:
+            if not isinstance(rec, dict) or not rec.get("Id"):
+                raise ConnectorError("salesforce: an EventLogFile record without an Id")
+            mark = _mark(rec, "CreatedDate", "Id", "EventLogFile")
             data = _log_file(http, api, rec)
             day = str(rec.get("LogDate", ""))[:10]
             name = (
@@ -248,7 +267,7 @@ def _pull_files(
                 config,
                 max(data.count(b"\n") - 1, 0),
             )
-            move(store, "salesforce", stream, f"{rec.get('CreatedDate')}|{rec['Id']}")
+            move(store, "salesforce", stream, mark)
             if progress:
                 progress(pull)
         url = body.get("nextRecordsUrl") if not body.get("done", True) else None
@@ -271,6 +290,21 @@ def _log_file(http: Http, api: str, rec: dict) -> bytes:
         f"salesforce: EventLogFile {rec['Id']} kept arriving short "
         f"({len(data)} of {int(want)} bytes)"
     )
+
+
+def _mark(record: dict, time_field: str, id_field: str, what: str) -> str:
+    """A high-water mark ``time|id``, checked now: one the next pull could not read would
+    wedge the stream."""
+    stamp, ident = record.get(time_field), record.get(id_field)
+    try:
+        parse_utc(str(stamp))
+    except ValueError as e:
+        raise ConnectorError(
+            f"salesforce: a {what} record has no usable {time_field} ({str(stamp)[:40]!r})"
+        ) from e
+    if not isinstance(ident, str) or not ident:
+        raise ConnectorError(f"salesforce: a {what} record has no {id_field}")
+    return f"{stamp}|{ident}"
 
 
 def _stamp(record: dict, field: str) -> str:

@@ -133,14 +133,19 @@ def _table(value: object, name: str, allowed: set[str], where: Location) -> dict
 
 
 def _secret(t: dict, key: str, base: Path) -> Secret:
+    if t.get(f"{key}_env") and t.get(f"{key}_file"):
+        raise ConfigError(f"give {key}_env or {key}_file, not both")
     file = t.get(f"{key}_file")
     return Secret(t.get(f"{key}_env"), base / file if file else None)
 
 
 def _url(value: object, key: str, name: str, where: Location) -> str:
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
-        raise ConfigError(f"[connectors.{name}] {key} must be an https:// URL", where)
-    return value.rstrip("/")
+    from crmwatch.respond.settings import secure_url
+
+    if not secure_url(value):
+        raise ConfigError(f"[connectors.{name}] {key} must be an https:// URL (http:// only "
+                          "to this machine)", where)  # fmt: skip
+    return str(value).rstrip("/")
 
 
 def _okta(value: object, where: Location, base: Path) -> OktaSettings:
@@ -171,7 +176,11 @@ def _okta(value: object, where: Location, base: Path) -> OktaSettings:
             "client_id and private_key_file (an OAuth service app)",
             where,
         )
-    if not isinstance(s.page_size, int) or not 1 <= s.page_size <= 1000:
+    if (
+        isinstance(s.page_size, bool)
+        or not isinstance(s.page_size, int)
+        or not (1 <= s.page_size <= 1000)
+    ):
         raise ConfigError("[connectors.okta] page_size must be 1 to 1000", where)
     return s
 

@@ -88,10 +88,12 @@ def land(
 ) -> None:
     """Write ``body`` to ``spool/name`` and ingest it; a file ingest could not read fails the
     pull (its position does not move, so the next pull fetches it again)."""
-    spool.mkdir(parents=True, exist_ok=True)
+    # raw API pages name customers and staff: readable by their owner only
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = spool / name
     part = spool / f".{name}.part"
-    with open(part, "wb") as f:
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.write(body)
         f.flush()
         os.fsync(f.fileno())

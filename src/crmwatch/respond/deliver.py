@@ -120,9 +120,7 @@ def deliver(
 def _senders(settings: AlertSettings, backoff: float) -> dict[str, Callable[[Notice], str]]:
     out: dict[str, Callable[[Notice], str]] = {}
     for hook in settings.webhooks:
-        out[f"webhook:{hook.url}"] = lambda n, h=hook: channels.webhook(
-            h, n, attempts=1, backoff=backoff
-        )
+        out[hook.channel] = lambda n, h=hook: channels.webhook(h, n, attempts=1, backoff=backoff)
     if settings.email:
         out[f"email:{','.join(settings.email.to)}"] = lambda n, e=settings.email: channels.email(
             e, n

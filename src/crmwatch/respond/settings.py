@@ -28,8 +28,10 @@ path = "crmwatch-incidents.jsonl"       # OCSF Incident Findings, one per line
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from crmwatch.connectors.settings import Secret
 from crmwatch.errors import ConfigError, Location
@@ -41,6 +43,14 @@ class Webhook:
     url: str
     format: str = "json"
     secret: Secret = field(default_factory=Secret)
+
+    @property
+    def channel(self) -> str:
+        """The name deliveries are logged under: the host and a hash of the URL, never the
+        URL itself (a Slack webhook's path is its secret)."""
+        parts = urlsplit(self.url)
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:10]
+        return f"webhook:{parts.scheme}://{parts.netloc}/…#{digest}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ class AlertSettings:
     @property
     def channels(self) -> list[str]:
         """The names deliveries are logged under, one per destination."""
-        names = [f"webhook:{w.url}" for w in self.webhooks]
+        names = [w.channel for w in self.webhooks]
         if self.email:
             names.append(f"email:{','.join(self.email.to)}")
         if self.syslog:
@@ -99,18 +109,16 @@ class AlertSettings:
         webhooks = []
         for h in hooks:
             h = _table(h, "alerts.webhook", {"url", "format", "secret_env", "secret_file"}, where)
-            if not str(h.get("url", "")).startswith(("https://", "http://")):
-                raise ConfigError("[[alerts.webhook]] url must be an https:// URL", where)
+            if not secure_url(h.get("url")):
+                raise ConfigError("[[alerts.webhook]] url must be an https:// URL (http:// only "
+                                  "to this machine)", where)  # fmt: skip
             if h.get("format", "json") not in ("json", "slack"):
                 raise ConfigError("[[alerts.webhook]] format must be json or slack", where)
             file = h.get("secret_file")
-            webhooks.append(
-                Webhook(
-                    h["url"],
-                    h.get("format", "json"),
-                    Secret(h.get("secret_env"), base / file if file else None),
-                )
-            )
+            secret = Secret(h.get("secret_env"), base / file if file else None)
+            if secret.file is not None and not secret.file.is_file():
+                raise ConfigError("[[alerts.webhook]] secret_file not found", Location(secret.file))
+            webhooks.append(Webhook(h["url"], h.get("format", "json"), secret))
         email = None
         if "email" in t:
             e = _table(
@@ -142,7 +150,7 @@ class AlertSettings:
                 e["host"],
                 e["sender"],
                 tuple(to),
-                int(e.get("port", 587)),
+                _port(e.get("port", 587), "alerts.email", where),
                 bool(e.get("starttls", True)),
                 e.get("username"),
                 Secret(e.get("password_env"), base / file if file else None),
@@ -154,7 +162,11 @@ class AlertSettings:
                 raise ConfigError("[alerts.syslog] protocol must be udp or tcp", where)
             if not isinstance(s.get("host"), str):
                 raise ConfigError("[alerts.syslog] needs host", where)
-            syslog = Syslog(s["host"], int(s.get("port", 514)), s.get("protocol", "udp"))
+            syslog = Syslog(
+                s["host"],
+                _port(s.get("port", 514), "alerts.syslog", where),
+                s.get("protocol", "udp"),
+            )
         ocsf = None
         if "ocsf" in t:
             o = _table(t["ocsf"], "alerts.ocsf", {"path"}, where)
@@ -162,6 +174,22 @@ class AlertSettings:
                 raise ConfigError("[alerts.ocsf] needs path", where)
             ocsf = base / o["path"]
         return cls(level, t.get("console_url"), tuple(webhooks), email, syslog, ocsf)
+
+
+def _port(value: object, table: str, where: Location) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ConfigError(f"[{table}] port must be a whole number from 1 to 65535", where)
+    return value
+
+
+def secure_url(value: object) -> bool:
+    """An https:// URL, or http:// to this machine (a local relay, the tests' servers)."""
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _table(value: object, name: str, allowed: set[str], where: Location) -> dict:
