@@ -38,6 +38,23 @@ def test_partially_overlapping_file_adds_only_its_new_rows(store: Store, tmp_pat
     assert store.scalar("SELECT count(*) FROM events_base") == 5
 
 
+def test_a_file_read_half_written_then_whole_stores_each_row_once(store: Store, tmp_path: Path):
+    """A log file picked up while still being written (a folder `crmwatch watch` reads) ends
+    in the middle of a quoted field; the rows read then must be the rows read later from the
+    whole file, empty fields included, or they are stored twice."""
+    header = '"EVENT_TYPE","TIMESTAMP","USER_ID","SOURCE_IP","URI"\n'
+    rows = "".join(f'"URI","20250812101500.{i:03d}","005{i:012d}","","/lightning/{i}"\n'
+                   for i in range(1, 41))  # fmt: skip
+    whole = (header + rows).encode()
+    path = tmp_path / "URI.csv"
+    path.write_bytes(whole[: len(whole) * 3 // 5 + 7])  # cut inside a quoted field
+    first = ingest(store, [path]).files[0]
+    assert 0 < first.inserted < 40 and first.quarantined
+    path.write_bytes(whole)
+    ingest(store, [path])
+    assert store.scalar("SELECT count(*) FROM events_base") == 40
+
+
 def test_a_stored_event_keeps_its_file_when_a_file_with_a_lower_id_repeats_it(
     store: Store, tmp_path: Path
 ):

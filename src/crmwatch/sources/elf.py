@@ -476,7 +476,10 @@ class ElfCsvSource(Source):
         rows = careful_rows(file, len(header), self.max_line_size, report)
         table = pa.table(
             {
-                **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(header)},
+                # an empty field is NULL, as DuckDB's reader gives it: the same row read
+                # either way has the same raw value and so the same event id
+                **{c: pa.array([r[i] or None for r in rows], pa.string())
+                   for i, c in enumerate(header)},  # fmt: skip
                 "file_id": pa.array([file.file_id] * len(rows), pa.int64()),
             }
         )
@@ -510,7 +513,7 @@ class ElfCsvSource(Source):
         table = pa.table(
             {
                 **{
-                    c: pa.array([r[i] for _, r in salvage], pa.string())
+                    c: pa.array([r[i] or None for _, r in salvage], pa.string())
                     for i, c in enumerate(header)
                 },
                 "file_id": pa.array([fid for fid, _ in salvage], pa.int64()),
