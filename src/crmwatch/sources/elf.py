@@ -478,8 +478,10 @@ class ElfCsvSource(Source):
             {
                 # an empty field is NULL, as DuckDB's reader gives it: the same row read
                 # either way has the same raw value and so the same event id
-                **{c: pa.array([r[i] or None for r in rows], pa.string())
-                   for i, c in enumerate(header)},  # fmt: skip
+                **{
+                    c: pa.array([r[i] or None for r in rows], pa.string())
+                    for i, c in enumerate(header)
+                },
                 "file_id": pa.array([file.file_id] * len(rows), pa.int64()),
             }
         )
