@@ -23,6 +23,7 @@ import os
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from crmwatch.errors import ConfigError, Location
 
@@ -115,21 +116,37 @@ class ConnectorSettings:
         return cls(okta, sf)
 
 
-def _table(value: object, name: str, allowed: set[str], where: Location) -> dict:
+def table(value: object, name: str, allowed: set[str], where: Location) -> dict:
+    """A crmwatch.toml table ``[name]`` that has only the keys ``allowed``."""
     if not isinstance(value, dict):
-        raise ConfigError(f"[connectors.{name}] must be a table", where)
+        raise ConfigError(f"[{name}] must be a table", where)
     unknown = sorted(set(value) - allowed)
     if unknown:
         raise ConfigError(
-            f"[connectors.{name}] has no key {unknown[0]!r} (known: {', '.join(sorted(allowed))})",
-            where,
+            f"[{name}] has no key {unknown[0]!r} (known: {', '.join(sorted(allowed))})", where
         )
-    for k, v in value.items():
+    return value
+
+
+def secure_url(value: object) -> bool:
+    """An https:// URL, or http:// to this machine (a local relay, the tests' servers)."""
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _table(value: object, name: str, allowed: set[str], where: Location) -> dict:
+    """A ``[connectors.name]`` table, its values strings but for the few that are not."""
+    t = table(value, f"connectors.{name}", allowed, where)
+    for k, v in t.items():
         if k not in ("objects", "event_log_files", "page_size", "max_api_share") and not isinstance(
             v, str
         ):
             raise ConfigError(f"[connectors.{name}] {k} must be a string", where)
-    return value
+    return t
 
 
 def _secret(t: dict, key: str, base: Path) -> Secret:
@@ -140,8 +157,6 @@ def _secret(t: dict, key: str, base: Path) -> Secret:
 
 
 def _url(value: object, key: str, name: str, where: Location) -> str:
-    from crmwatch.respond.settings import secure_url
-
     if not secure_url(value):
         raise ConfigError(f"[connectors.{name}] {key} must be an https:// URL (http:// only "
                           "to this machine)", where)  # fmt: skip

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from crmwatch.connectors.settings import Secret
+from crmwatch.connectors.settings import Secret, secure_url, table
 from crmwatch.errors import ConfigError, Location
 from crmwatch.schema import LEVELS
 
@@ -94,7 +94,7 @@ class AlertSettings:
 
     @classmethod
     def from_dict(cls, data: object, where: Location, base: Path) -> AlertSettings:
-        t = _table(
+        t = table(
             data,
             "alerts",
             {"min_severity", "console_url", "webhook", "email", "syslog", "ocsf"},
@@ -108,7 +108,7 @@ class AlertSettings:
             raise ConfigError("[alerts] webhook is a list: [[alerts.webhook]] tables", where)
         webhooks = []
         for h in hooks:
-            h = _table(h, "alerts.webhook", {"url", "format", "secret_env", "secret_file"}, where)
+            h = table(h, "alerts.webhook", {"url", "format", "secret_env", "secret_file"}, where)
             if not secure_url(h.get("url")):
                 raise ConfigError("[[alerts.webhook]] url must be an https:// URL (http:// only "
                                   "to this machine)", where)  # fmt: skip
@@ -121,7 +121,7 @@ class AlertSettings:
             webhooks.append(Webhook(h["url"], h.get("format", "json"), secret))
         email = None
         if "email" in t:
-            e = _table(
+            e = table(
                 t["email"],
                 "alerts.email",
                 {
@@ -157,7 +157,7 @@ class AlertSettings:
             )
         syslog = None
         if "syslog" in t:
-            s = _table(t["syslog"], "alerts.syslog", {"host", "port", "protocol"}, where)
+            s = table(t["syslog"], "alerts.syslog", {"host", "port", "protocol"}, where)
             if s.get("protocol", "udp") not in ("udp", "tcp"):
                 raise ConfigError("[alerts.syslog] protocol must be udp or tcp", where)
             if not isinstance(s.get("host"), str):
@@ -169,7 +169,7 @@ class AlertSettings:
             )
         ocsf = None
         if "ocsf" in t:
-            o = _table(t["ocsf"], "alerts.ocsf", {"path"}, where)
+            o = table(t["ocsf"], "alerts.ocsf", {"path"}, where)
             if not isinstance(o.get("path"), str):
                 raise ConfigError("[alerts.ocsf] needs path", where)
             ocsf = base / o["path"]
@@ -182,27 +182,6 @@ def _port(value: object, table: str, where: Location) -> int:
     return value
 
 
-def secure_url(value: object) -> bool:
-    """An https:// URL, or http:// to this machine (a local relay, the tests' servers)."""
-    if not isinstance(value, str):
-        return False
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-
-
-def _table(value: object, name: str, allowed: set[str], where: Location) -> dict:
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] must be a table", where)
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"[{name}] has no key {unknown[0]!r} (known: {', '.join(sorted(allowed))})", where
-        )
-    return value
-
-
 @dataclass(frozen=True)
 class RespondSettings:
     """``[respond]``: who containment never acts on (break-glass administrators), by login
@@ -212,7 +191,7 @@ class RespondSettings:
 
     @classmethod
     def from_dict(cls, data: object, where: Location) -> RespondSettings:
-        t = _table(data, "respond", {"protected"}, where)
+        t = table(data, "respond", {"protected"}, where)
         names = t.get("protected", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ConfigError("[respond] protected must be a list of names", where)
