@@ -20,7 +20,7 @@ from crmwatch.config import Config
 from crmwatch.connectors import oauth
 from crmwatch.connectors.http import ConnectorError, Http
 from crmwatch.connectors.settings import OktaSettings
-from crmwatch.connectors.state import Pull, land, move, position
+from crmwatch.connectors.state import Pull, land, move, position, recorded
 from crmwatch.store import Store
 
 STREAM = "logs"
@@ -61,27 +61,16 @@ def pull_okta(
 ) -> Pull:
     """Fetch every System Log event after the stream's position (or ``since``) into the
     store."""
-    pull = Pull("okta")
-    try:
-        http = http or client(s)
-    except (ConnectorError, KeyboardInterrupt) as e:
-        pull.status, pull.detail = "failed", str(e) or "interrupted"
-        pull.save(store)
-        raise
-    url = None if since else position(store, "okta", STREAM)
-    if url is None:
-        start = since or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
-        query = urlencode(
-            {
-                "since": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "sortOrder": "ASCENDING",
-                "limit": s.page_size,
-            }
-        )
-        url = f"/api/v1/logs?{query}"
-        # kept first: a pull killed before its first page is stored resumes from this start
-        move(store, "okta", STREAM, url)
-    try:
+    with recorded(store, "okta") as pull:
+        pull.http = http = http or client(s)
+        url = None if since else position(store, "okta", STREAM)
+        if url is None:
+            start = since or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
+            query = urlencode({"since": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                               "sortOrder": "ASCENDING", "limit": s.page_size})  # fmt: skip
+            url = f"/api/v1/logs?{query}"
+            # kept first: a pull killed before its first page is stored resumes from this start
+            move(store, "okta", STREAM, url)
         while True:
             events, resp = http.get_json(url)
             if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
@@ -90,15 +79,8 @@ def pull_okta(
             if events:
                 # a file name from the API's text: digits and T only
                 first = re.sub(r"[^0-9T]", "", str(events[0].get("published", "")))[:15] or "x"
-                land(
-                    store,
-                    pull,
-                    spool,
-                    f"okta-{first}-{_cursor_name(url)}.json",
-                    resp.body,
-                    config,
-                    len(events),
-                )
+                land(store, pull, spool, f"okta-{first}-{_cursor_name(url)}.json", resp.body,
+                     config, len(events))  # fmt: skip
             if link:
                 move(store, "okta", STREAM, link)
             if progress:
@@ -106,16 +88,6 @@ def pull_okta(
             if not events or not link or link == url:
                 break
             url = link
-        pull.status = "ok"
-    except ConnectorError as e:
-        pull.status, pull.detail = "failed", str(e)
-        raise
-    except BaseException:
-        pull.status, pull.detail = "interrupted", "stopped before it finished; run it again"
-        raise
-    finally:
-        pull.retries = http.retries
-        pull.save(store)
     return pull
 
 

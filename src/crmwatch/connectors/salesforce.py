@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -26,7 +26,7 @@ from crmwatch.config import Config
 from crmwatch.connectors import oauth
 from crmwatch.connectors.http import ConnectorError, Http, Response
 from crmwatch.connectors.settings import EVENT_OBJECTS, SalesforceSettings
-from crmwatch.connectors.state import Pull, land, move, position
+from crmwatch.connectors.state import Pull, land, move, position, recorded
 from crmwatch.sql import soql_datetime, soql_lit
 from crmwatch.store import Store
 from crmwatch.timeutil import parse_utc
@@ -91,38 +91,22 @@ def pull_salesforce(
     http: Http | None = None,
     progress: Callable[[Pull], None] | None = None,
 ) -> Pull:
-    pull = Pull("salesforce")
-    try:
-        http = http or client(s)
-    except (ConnectorError, KeyboardInterrupt) as e:
-        pull.status, pull.detail = "failed", str(e) or "interrupted"
-        pull.save(store)
-        raise
-    http.on_response = _limit_watch(s.max_api_share)
-    api = f"/services/data/v{s.api_version}"
-    start = since or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
-    if since:  # the start is kept first, so a pull killed before a stream began resumes there
-        for stream in [f"object:{o}" for o in s.objects if o not in SNAPSHOT_OBJECTS] + [
-            "EventLogFile"
-        ]:
-            move(store, "salesforce", stream, f"{since.isoformat()}|")
-    try:
-        for obj in s.objects:
-            _pull_object(store, http, api, obj, s, spool, config, pull, start, since, progress)
-        if s.event_log_files:
-            _pull_files(store, http, api, s, spool, config, pull, start, since, progress)
-        pull.status = "ok"
-    except LimitReached as e:
-        pull.status, pull.detail = "stopped", str(e)
-    except ConnectorError as e:
-        pull.status, pull.detail = "failed", str(e)
-        raise
-    except BaseException:
-        pull.status, pull.detail = "interrupted", "stopped before it finished; run it again"
-        raise
-    finally:
-        pull.retries = http.retries
-        pull.save(store)
+    with recorded(store, "salesforce") as pull:
+        pull.http = http = http or client(s)
+        http.on_response = _limit_watch(s.max_api_share)
+        api = f"/services/data/v{s.api_version}"
+        start = since or dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7)
+        if since:  # kept first, so a pull killed before a stream began resumes there
+            streams = [f"object:{o}" for o in s.objects if o not in SNAPSHOT_OBJECTS]
+            for stream in [*streams, "EventLogFile"]:
+                move(store, "salesforce", stream, f"{since.isoformat()}|")
+        try:
+            for obj in s.objects:
+                _pull_object(store, http, api, obj, spool, config, pull, start, progress)
+            if s.event_log_files:
+                _pull_files(store, http, api, s, spool, config, pull, start, progress)
+        except LimitReached as e:
+            pull.status, pull.detail = "stopped", str(e)
     return pull
 
 
@@ -167,19 +151,20 @@ def _after(time_field: str, id_field: str, where: str | None, start: dt.datetime
     return f"({time_field} > {t} OR ({time_field} = {t} AND {id_field} > {soql_lit(last_id)}))"
 
 
-def _pull_object(
-    store: Store,
-    http: Http,
-    api: str,
-    obj: str,
-    s: SalesforceSettings,
-    spool: Path,
-    config: Config,
-    pull: Pull,
-    start: dt.datetime,
-    since: dt.datetime | None,
-    progress: Callable[[Pull], None] | None,
-) -> None:
+def _pages(http: Http, url: str | None, what: str) -> Iterator[tuple[list[dict], Response]]:
+    """Each page of a query's records, following ``nextRecordsUrl`` until ``done``."""
+    while url:
+        body, resp = http.get_json(url)
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ConnectorError(f"salesforce: the query of {what} gave no list of records")
+        yield records, resp
+        url = body.get("nextRecordsUrl") if not body.get("done", True) else None
+
+
+def _pull_object(store: Store, http: Http, api: str, obj: str, spool: Path, config: Config,
+                 pull: Pull, start: dt.datetime,
+                 progress: Callable[[Pull], None] | None) -> None:  # fmt: skip
     fields = _fields(http, api, obj)
     if fields is None:
         pull.problems.append(f"{obj}: not in this org (is Event Monitoring licensed?); skipped")
@@ -196,61 +181,30 @@ def _pull_object(
         + ("" if snapshot else f" WHERE {_after(time_field, id_field, where, start)}")
         + f" ORDER BY {time_field}, {id_field}"
     )
-    url = f"{api}/query?q={quote(soql)}"
-    n = 0
-    while url:
-        body, resp = http.get_json(url)
-        records = body.get("records") if isinstance(body, dict) else None
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise ConnectorError(f"salesforce: the query of {obj} gave no list of records")
+    for n, (records, resp) in enumerate(_pages(http, f"{api}/query?q={quote(soql)}", obj)):
         if records:
-            land(
-                store,
-                pull,
-                spool,
-                f"{obj}-{_stamp(records[0], time_field)}-{n}.json",
-                resp.body,
-                config,
-                len(records),
-            )
-            last = records[-1]
+            land(store, pull, spool, f"{obj}-{_stamp(records[0], time_field)}-{n}.json",
+                 resp.body, config, len(records))  # fmt: skip
             if not snapshot:
-                move(store, "salesforce", stream, _mark(last, time_field, id_field, obj))
-        n += 1
+                move(store, "salesforce", stream, _mark(records[-1], time_field, id_field, obj))
         if progress:
             progress(pull)
-        url = body.get("nextRecordsUrl") if not body.get("done", True) else None
 
 
-def _pull_files(
-    store: Store,
-    http: Http,
-    api: str,
-    s: SalesforceSettings,
-    spool: Path,
-    config: Config,
-    pull: Pull,
-    start: dt.datetime,
-    since: dt.datetime | None,
-    progress: Callable[[Pull], None] | None,
-) -> None:
+def _pull_files(store: Store, http: Http, api: str, s: SalesforceSettings, spool: Path,
+                config: Config, pull: Pull, start: dt.datetime,
+                progress: Callable[[Pull], None] | None) -> None:  # fmt: skip
     stream = "EventLogFile"
-    where = position(store, "salesforce", stream)
-    cond = _after("CreatedDate", "Id", where, start)
+    cond = _after("CreatedDate", "Id", position(store, "salesforce", stream), start)
     if s.interval:
         cond += f" AND Interval = {soql_lit(s.interval)}"
     soql = (
         "SELECT Id, EventType, LogDate, Interval, Sequence, LogFileLength, CreatedDate "
         f"FROM EventLogFile WHERE {cond} ORDER BY CreatedDate, Id"
     )
-    url = f"{api}/query?q={quote(soql)}"
-    while url:
-        body, _ = http.get_json(url)
-        records = body.get("records") if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            raise ConnectorError("salesforce: the EventLogFile query gave no records list")
+    for records, _ in _pages(http, f"{api}/query?q={quote(soql)}", "EventLogFile"):
         for rec in records:
-            if not isinstance(rec, dict) or not rec.get("Id"):
+            if not rec.get("Id"):
                 raise ConnectorError("salesforce: an EventLogFile record without an Id")
             mark = _mark(rec, "CreatedDate", "Id", "EventLogFile")
             data = _log_file(http, api, rec)
@@ -258,19 +212,11 @@ def _pull_files(
             name = (
                 f"elf-{rec.get('EventType')}-{day}-{rec.get('Interval') or 'Daily'}-{rec['Id']}.csv"
             )
-            land(
-                store,
-                pull,
-                spool,
-                re.sub(r"[^A-Za-z0-9._-]", "_", name),
-                data,
-                config,
-                max(data.count(b"\n") - 1, 0),
-            )
+            land(store, pull, spool, re.sub(r"[^A-Za-z0-9._-]", "_", name), data, config,
+                 max(data.count(b"\n") - 1, 0))  # fmt: skip
             move(store, "salesforce", stream, mark)
             if progress:
                 progress(pull)
-        url = body.get("nextRecordsUrl") if not body.get("done", True) else None
 
 
 def _log_file(http: Http, api: str, rec: dict) -> bytes:

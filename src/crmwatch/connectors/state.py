@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmwatch.config import Config
-from crmwatch.connectors.http import ConnectorError
+from crmwatch.connectors.http import ConnectorError, Http
+from crmwatch.errors import CrmwatchError
 from crmwatch.ingest import ingest
 from crmwatch.store import Store
 
@@ -55,6 +58,7 @@ class Pull:
     detail: str = ""
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    http: Http | None = None  # the client, for its retry count
 
     def save(self, store: Store) -> None:
         store.execute(
@@ -70,6 +74,28 @@ class Pull:
                 self.detail,
             ],
         )
+
+
+@contextmanager
+def recorded(store: Store, connector: str) -> Iterator[Pull]:
+    """A pull whose account is kept whatever ends it: ``ok`` (or the status the body set,
+    such as ``stopped``), ``failed`` with the reason, or ``interrupted`` (Ctrl-C); the
+    retries of the client it names in ``Pull.http``."""
+    pull = Pull(connector)
+    try:
+        yield pull
+        if pull.status == "running":
+            pull.status = "ok"
+    except CrmwatchError as e:
+        pull.status, pull.detail = "failed", str(e)
+        raise
+    except BaseException:
+        pull.status, pull.detail = "interrupted", "stopped before it finished; run it again"
+        raise
+    finally:
+        if pull.http is not None:
+            pull.retries = pull.http.retries
+        pull.save(store)
 
 
 def last_pulls(store: Store) -> list[dict]:
