@@ -428,6 +428,34 @@ def test_a_snapshot_moved_after_scope_is_said_not_silently_substituted(scoped, t
         assert {r["channel"] for r in csv.DictReader(fh)} == {"substitute notice"}
 
 
+def test_a_snapshot_repeating_an_id_still_lists_each_customer_once_in_id_order(
+    scoped, package, tmp_path: Path
+):
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    snap = shutil.copytree(SNAPSHOT, tmp_path / "snapshot")
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [snap])
+        # an export that repeats a contact, the second time without e-mail or street
+        lines = (snap / "Contact.csv").read_text(encoding="utf-8").splitlines()
+        first = next(row for row in csv.reader(lines[1:]))
+        first[3] = first[5] = ""
+        with (snap / "Contact.csv").open("a", encoding="utf-8", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerow(first)
+        pkg = notify(store, iid, dt.datetime(2025, 6, 10, 12, 0), tmp_path / "out",
+                     load_org_text(tmp_path), now=dt.datetime(2025, 6, 11, 12, 0))  # fmt: skip
+    with (pkg.out / "mailing_list.csv").open(encoding="utf-8") as fh:
+        rows = [(r["customer_id"], r["regime"]) for r in csv.DictReader(fh)]
+    with (package.out / "mailing_list.csv").open(encoding="utf-8") as fh:
+        once = [(r["customer_id"], r["regime"]) for r in csv.DictReader(fh)]
+    assert rows == sorted(set(rows)) == once and any(c == first[0] for c, _ in rows)
+
+
+def load_org_text(folder: Path) -> Org:
+    (folder / "org.toml").write_text(ORG)
+    return load_org(folder / "org.toml")
+
+
 def test_transparency_flags_what_is_missing(package):
     t = package.transparency
     assert t["affected count"] == {"present": True, "value": 8}

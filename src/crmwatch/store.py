@@ -215,6 +215,17 @@ class Store:
             self.execute("COMMIT")
 
     @contextmanager
+    def ordered(self) -> Iterator[Store]:
+        """Statements that must keep the order rows are in — a table stored sorted, then
+        scanned into a file in that order, where sorting the larger output would cost more.
+        Off otherwise: for events the order means nothing and keeping it costs parallelism."""
+        self.con.execute("SET preserve_insertion_order=true")
+        try:
+            yield self
+        finally:
+            self.con.execute("SET preserve_insertion_order=false")
+
+    @contextmanager
     def registered(self, name: str, table: Any) -> Iterator[None]:
         """Make an Arrow table queryable as ``name`` for the duration of the block."""
         self.con.register(name, table)
