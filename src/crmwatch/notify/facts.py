@@ -35,6 +35,17 @@ class Group:
     count: int
 
 
+@dataclass(frozen=True)
+class Kind:
+    """Affected customers alike for the mailing list: one place and the same field sets
+    (``notify_customers.sets`` as text)."""
+
+    country: str | None
+    state: str | None
+    bits: str | None
+    count: int
+
+
 @dataclass
 class Facts:
     incident: Incident
@@ -53,6 +64,7 @@ class Facts:
     wrongful_purpose: bool = True
     fieldsets: dict[int, list[str]] = field(default_factory=dict)  # exposure field sets
     fieldset_order: list[int] = field(default_factory=list)  # the sets' bits, in order
+    kinds: list[Kind] = field(default_factory=list)
 
     @property
     def affected(self) -> int:
@@ -108,6 +120,7 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
     for country, state, bits, n in rows:
         fields = set_fields(sets, order, bits)
         groups.append(Group(country, state, fields, frozenset(elements(fields)), n))
+    kinds = [Kind(country, state, bits, n) for country, state, bits, n in rows]
     records = store.scalar("SELECT count(*) FROM exposures WHERE incident_id = ?", [incident.id])
     outside = bool(set(incident.tactics) & OUTSIDE_ACCESS_TACTICS)
     return Facts(
@@ -121,6 +134,7 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
         possible=int(scope.get("bounded_upper_bound") or 0),
         fieldsets=sets,
         fieldset_order=order,
+        kinds=kinds,
         categories=[c for c in scope.get("categories", []) if c != "other"]
         or sorted({category(f) for f in scope.get("fields", []) if f.lower() != "id"} - {"other"}),
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from crmwatch.markup import csv_cell, html_text, markdown
 from crmwatch.notify.elements import notice_items
-from crmwatch.notify.facts import Facts, gather, set_fields
+from crmwatch.notify.facts import Facts, Kind, gather, set_fields
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
 from crmwatch.notify.regimes import ORG_FLAGS, Regime, explicit_regions, load_regimes
@@ -505,11 +505,12 @@ def _mailing_list(
     template lists the items exposed about that customer, so no letter tells someone that
     data was taken which was not.
 
-    Set-based: Python decides per distinct place and field sets (which regimes write, which
-    notice items, which template number) and per template; the rows — one per customer and
-    regime, millions in a large breach — are joined once, one row per customer sorted by id,
-    and written by one ``COPY`` that unnests each customer's regimes in that order (sorting
-    the customer-regime rows instead took four times as long)."""
+    Set-based: Python decides per kind of customer (place and field sets: which regimes
+    write, which notice items, which template number) and per template; the customers —
+    millions in a large breach — are joined to their kind and contact once, stored one row
+    per customer in id order with the list of their regimes, and written by one ``COPY``
+    that unnests those lists in that order (sorting the customer-regime rows instead took
+    four times as long)."""
     regimes = sorted(
         (
             by_id[o.regime]
@@ -518,7 +519,27 @@ def _mailing_list(
         ),
         key=lambda r: r.id,
     )
-    missing = _people(store, facts)
+    # Who writes to each kind of customer: regime, fixed language, notice items.
+    explicit = explicit_regions(list(by_id.values()))
+    writes: dict[Kind, list[tuple[Regime, str | None, ItemsKey]]] = {}
+    for kind in facts.kinds:
+        fields = set_fields(facts.fieldsets, facts.fieldset_order, kind.bits)
+        items = tuple((i, tuple(fs)) for i, fs in notice_items(fields).items())
+        writes[kind] = [
+            (r, _fixed_language(r), items) for r in regimes
+            if (r.establishment_covers_all and set(org.establishments) & set(r.countries))
+            or r.covers(kind.country, kind.state, explicit)
+        ]  # fmt: skip
+    numbers = _numbers({(r.id, items) for ws in writes.values() for r, _, items in ws})
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE ml_writes (country VARCHAR, state VARCHAR, sets VARCHAR, "
+        "regime VARCHAR, lang VARCHAR, suffix VARCHAR)"
+    )
+    store.insert("ml_writes", [
+        (kind.country, kind.state, kind.bits, r.id, fixed, numbers[(r.id, items)])
+        for kind, ws in writes.items() for r, fixed, items in ws
+    ])  # fmt: skip
+    missing = _rows(store, facts)
     # Never a silent fallback: say why customers are listed for substitute notice.
     if missing:
         files = "; ".join(f"{obj}: {path}" for obj, path in missing)
@@ -527,70 +548,34 @@ def _mailing_list(
             "postal addresses of their customers were not checked, so those customers are "
             "listed for substitute notice. Run notify where the snapshot is to choose channels."
         )
-    # Who writes to each kind of customer (place, field sets): regime, fixed language, items.
-    explicit = explicit_regions(list(by_id.values()))
-    kinds = store.execute(
-        "SELECT DISTINCT country, state, sets::VARCHAR FROM notify_customers"
-    ).rows  # fmt: skip
-    writes: dict[tuple, list[tuple[Regime, str | None, ItemsKey]]] = {}
-    for country, state, bits in kinds:
-        fields = set_fields(facts.fieldsets, facts.fieldset_order, bits)
-        items = tuple((i, tuple(fs)) for i, fs in notice_items(fields).items())
-        writes[(country, state, bits)] = [
-            (r, _fixed_language(r), items) for r in regimes
-            if (r.establishment_covers_all and set(org.establishments) & set(r.countries))
-            or r.covers(country, state, explicit)
-        ]  # fmt: skip
-    # The languages each kind of customer reads, then the templates in use and their numbers.
+    customers = sum(kind.count for kind, ws in writes.items() if ws)
+    if store.scalar("SELECT count(*) FROM ml_rows") > customers:
+        _one_row_per_customer(store)
+    unknown = store.scalar("SELECT count(*) FROM ml_rows WHERE unknown")
+    if unknown and not missing:
+        a.assumptions.append(
+            f"{unknown} customers to notify are not in the snapshot's Contact, Lead or "
+            "Account files (deleted since scope?): listed for substitute notice."
+        )
+    # The templates in use: each kind's regimes in the languages its customers read.
     langs = store.execute(
-        "SELECT DISTINCT country, state, sets::VARCHAR, pref, country_lang FROM ml_people"
+        "SELECT DISTINCT country, state, sets::VARCHAR, pref, country_lang FROM ml_rows"
     ).rows
+    by_kind = {(k.country, k.state, k.bits): ws for k, ws in writes.items()}
     used = {(r.id, fixed or pref or country_lang, items)
             for country, state, bits, pref, country_lang in langs
-            for r, fixed, items in writes.get((country, state, bits), [])}  # fmt: skip
-    variants = _variants(regimes, sorted(used))
-    # a template is named regime-language-number: the number, per regime and item set
-    suffix = {(v.regime, v.items): v.template.removeprefix(f"{v.regime}-{v.lang}")
-              for v in variants}  # fmt: skip
-    store.execute(
-        "CREATE OR REPLACE TEMP TABLE ml_writes (country VARCHAR, state VARCHAR, sets VARCHAR, "
-        "regime VARCHAR, lang VARCHAR, suffix VARCHAR)"
-    )
-    store.insert("ml_writes", [
-        (*kind, r.id, fixed, suffix[(r.id, items)])
-        for kind, ws in writes.items() for r, fixed, items in ws
-    ])  # fmt: skip
-    with store.ordered():
-        # One row per customer someone writes to, sorted by id, with the regimes in id order.
-        store.execute(
-            """CREATE OR REPLACE TEMP TABLE ml_rows AS
-            WITH w AS (SELECT country, state, sets::BIT AS sets,
-                    list({'regime': regime, 'lang': lang, 'suffix': suffix} ORDER BY regime) AS regs
-                FROM ml_writes GROUP BY ALL)
-            SELECT p.customer, p.channel, p.pref, p.country_lang, p.unknown, w.regs
-            FROM ml_people p JOIN w ON w.country IS NOT DISTINCT FROM p.country
-                AND w.state IS NOT DISTINCT FROM p.state AND w.sets IS NOT DISTINCT FROM p.sets
-            ORDER BY p.customer"""
-        )  # fmt: skip
-        unknown = store.scalar("SELECT count(*) FROM ml_rows WHERE unknown")
-        if unknown and not missing:
-            a.assumptions.append(
-                f"{unknown} customers to notify are not in the snapshot's Contact, Lead or "
-                "Account files (deleted since scope?): listed for substitute notice."
-            )
-        odd = [r[0] for r in store.execute(
-            f"SELECT customer FROM ml_rows WHERE NOT regexp_matches(customer, {lit(_PLAIN_ID)})"
-        ).rows]  # fmt: skip
+            for r, fixed, items in by_kind[(country, state, bits)]}  # fmt: skip
+    variants = _variants(regimes, sorted(used), numbers)
+    odd = [r[0] for r in store.execute(
+        f"SELECT customer FROM ml_rows WHERE NOT regexp_matches(customer, {lit(_PLAIN_ID)})"
+    ).rows]  # fmt: skip
+    if odd:  # a join would not keep the rows' order: the few odd ids rewritten in place
         store.execute("CREATE OR REPLACE TEMP TABLE ml_shown (customer VARCHAR, shown VARCHAR)")
         store.insert("ml_shown", [(c, csv_cell(c)) for c in odd])
-        if odd:  # a join would not keep the rows' order: rewrite the few odd ids in place
-            store.execute(
-                "UPDATE ml_rows SET customer = s.shown FROM ml_shown s "
-                "WHERE ml_rows.customer = s.customer"
-            )
-        path = out / "mailing_list.csv"
-        # No ORDER BY: ml_rows is stored in customer order and, ordered, a scan keeps it,
-        # each customer's regimes unnested in their list's order.
+        store.execute("UPDATE ml_rows SET customer = s.shown FROM ml_shown s "
+                      "WHERE ml_rows.customer = s.customer")  # fmt: skip
+    path = out / "mailing_list.csv"
+    with store.ordered():  # no ORDER BY: ml_rows is stored in order and a scan keeps it
         store.execute(
             f"""COPY (SELECT customer AS customer_id, r.regime, channel, language,
                     r.regime || '-' || language || r.suffix AS template
@@ -599,35 +584,45 @@ def _mailing_list(
                         FROM ml_rows)))
             TO {path_lit(path)} (FORMAT csv, HEADER true, NEW_LINE {lit(chr(13) + chr(10))})"""
         )
-    rows = store.scalar("SELECT coalesce(sum(len(regs)), 0) FROM ml_rows")
-    for table in ("notify_customers", "notify_fieldsets", "ml_people",
-                  "ml_writes", "ml_rows", "ml_shown"):  # fmt: skip
+    rows = sum(kind.count * len(ws) for kind, ws in writes.items())
+    for table in ("notify_customers", "notify_fieldsets", "ml_writes", "ml_rows", "ml_shown"):
         store.execute(f"DROP TABLE IF EXISTS {table}")
-    return int(rows), variants
+    return rows, variants
 
 
-def _variants(regimes: list[Regime], rows: list[tuple]) -> list[Variant]:
-    # rows: (regime id, language, items key) in use
-    """The templates in use: per regime, each set of exposed items its recipients have, in
-    each language they read (and in English, always), numbered by item set when a regime
-    has more than one (``eu-gdpr-fr-2`` and ``eu-gdpr-en-2`` list the same items)."""
+def _numbers(used: set[tuple[str, ItemsKey]]) -> dict[tuple[str, ItemsKey], str]:
+    """The suffix of each (regime, item set)'s templates: ``-n`` numbering a regime's item
+    sets by size then content when it has more than one (``eu-gdpr-fr-2`` and
+    ``eu-gdpr-en-2`` list the same items), none when it has one."""
+    out = {}
+    for rid in {rid for rid, _ in used}:
+        sets = sorted((k for r, k in used if r == rid), key=lambda k: (len(k), k))
+        out |= {(rid, k): f"-{n}" if len(sets) > 1 else "" for n, k in enumerate(sets, 1)}
+    return out
+
+
+def _variants(
+    regimes: list[Regime], used: list[tuple[str, str, ItemsKey]],
+    numbers: dict[tuple[str, ItemsKey], str],
+) -> list[Variant]:  # fmt: skip
+    """The templates in use, from (regime id, language, items) in use: per regime, each set of
+    exposed items its recipients have, in each language they read, and in English always."""
     out = []
     for r in regimes:
-        mine = [row for row in rows if row[0] == r.id]
+        mine = [row for row in used if row[0] == r.id]
         sets = sorted({row[2] for row in mine}, key=lambda k: (len(k), k))
-        used = {(row[1], row[2]) for row in mine} | {("en", k) for k in sets}
-        for n, k in enumerate(sets, 1):
-            suffix = f"-{n}" if len(sets) > 1 else ""
-            for lang in sorted(lang for lang, key in used if key == k):
-                out.append(Variant(r.id, lang, f"{r.id}-{lang}{suffix}", k))
+        langs = {(row[1], row[2]) for row in mine} | {("en", k) for k in sets}
+        for k in sets:
+            for lang in sorted(lang for lang, key in langs if key == k):
+                out.append(Variant(r.id, lang, f"{r.id}-{lang}{numbers[(r.id, k)]}", k))
     return out
 
 
 _COUNTRY_LANG = {"KR": "ko", "JP": "ja", "FR": "fr", "BE": "fr", "LU": "fr", "MC": "fr"}
 _LANGUAGES_SQL = "[" + ", ".join(lit(x) for x in LANGUAGES) + "]"
-# The language of a customer's country when neither the regime nor the customer names one.
+# The language of a customer's country (c in ml_rows) when neither regime nor customer names one.
 _COUNTRY_LANG_SQL = "CASE " + " ".join(
-    f"WHEN country = {lit(k)} THEN {lit(v)}" for k, v in _COUNTRY_LANG.items()
+    f"WHEN c.country = {lit(k)} THEN {lit(v)}" for k, v in _COUNTRY_LANG.items()
 ) + " ELSE 'en' END"  # fmt: skip
 
 
@@ -640,14 +635,15 @@ def _fixed_language(r: Regime) -> str | None:
     return first if first in LANGUAGES else "en"
 
 
-def _people(store: Store, facts: Facts) -> list[tuple[str, Path]]:
-    """Table ``ml_people``: each affected customer (``notify_customers``) with the channel and
-    preferred language the snapshot's person objects give, and ``unknown`` when none has the
-    customer; returns the (object, path) of each such snapshot file scope read that is gone.
+def _rows(store: Store, facts: Facts) -> list[tuple[str, Path]]:
+    """Table ``ml_rows``: each affected customer someone writes to, in id order, with the
+    regimes that write (``ml_writes`` by kind) and the channel and preferred language the
+    snapshot's person objects give (``unknown`` when none has the customer); returns the
+    (object, path) of each such snapshot file scope read that is gone.
 
     A Salesforce id names one record of one object, so a customer matches one snapshot row
-    and a plain join suffices; when a file repeats an id (the join has more rows than there
-    are customers) the rows are grouped again, a later file's row winning."""
+    and a plain join suffices; a file that repeats an id is handled after
+    (``_one_row_per_customer``)."""
     parts, missing = [], []
     for n, (obj, meta) in enumerate((facts.scope.get("snapshot") or {}).items()):
         path = Path(meta["path"])
@@ -667,28 +663,39 @@ def _people(store: Store, facts: Facts) -> list[tuple[str, Path]]:
     none = "SELECT NULL::VARCHAR AS id15, NULL::BOOLEAN AS email, NULL::BOOLEAN AS street, " \
         "NULL::VARCHAR AS lang, 0 AS n WHERE false"  # fmt: skip
     contacts = " UNION ALL ".join(parts or [none])
-    pref = f"""CASE WHEN list_contains({_LANGUAGES_SQL}, lower(left(k.lang, 2)))
-        THEN lower(left(k.lang, 2)) END"""
-    store.execute(
-        f"""CREATE OR REPLACE TEMP TABLE ml_people AS
-        SELECT c.customer, c.country, c.state, c.sets, k.n,
-            CASE WHEN k.email THEN 'email' WHEN k.street THEN 'post'
-                ELSE 'substitute notice' END AS channel, {pref} AS pref,
-            {_COUNTRY_LANG_SQL} AS country_lang, k.id15 IS NULL AS unknown
-        FROM notify_customers c LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)"""
-    )  # fmt: skip
-    if store.scalar("SELECT count(*) FROM ml_people") > store.scalar(
-        "SELECT count(*) FROM notify_customers"
-    ):
+    with store.ordered():
         store.execute(
-            """CREATE OR REPLACE TEMP TABLE ml_people AS
-            SELECT customer, any_value(country) AS country, any_value(state) AS state,
-                any_value(sets) AS sets, max(n) AS n, arg_max(channel, n) AS channel,
-                arg_max(pref, n) AS pref, any_value(country_lang) AS country_lang,
-                bool_and(unknown) AS unknown
-            FROM ml_people GROUP BY customer"""
-        )
+            f"""CREATE OR REPLACE TEMP TABLE ml_rows AS
+            WITH w AS (SELECT country, state, sets::BIT AS sets,
+                    list({{'regime': regime, 'lang': lang, 'suffix': suffix}} ORDER BY regime)
+                    AS regs
+                FROM ml_writes GROUP BY ALL)
+            SELECT c.customer, c.country, c.state, c.sets, w.regs, k.n,
+                CASE WHEN k.email THEN 'email' WHEN k.street THEN 'post'
+                    ELSE 'substitute notice' END AS channel,
+                CASE WHEN list_contains({_LANGUAGES_SQL}, lower(left(k.lang, 2)))
+                    THEN lower(left(k.lang, 2)) END AS pref,
+                {_COUNTRY_LANG_SQL} AS country_lang, k.id15 IS NULL AS unknown
+            FROM notify_customers c JOIN w ON w.country IS NOT DISTINCT FROM c.country
+                AND w.state IS NOT DISTINCT FROM c.state AND w.sets IS NOT DISTINCT FROM c.sets
+            LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)
+            ORDER BY c.customer"""
+        )  # fmt: skip
     return missing
+
+
+def _one_row_per_customer(store: Store) -> None:
+    """``ml_rows`` again with one row per customer, the later snapshot file's row winning, for
+    a snapshot file that repeats an id (the join gave some customers more than one row)."""
+    with store.ordered():
+        store.execute(
+            """CREATE OR REPLACE TEMP TABLE ml_rows AS
+            SELECT customer, any_value(country) AS country, any_value(state) AS state,
+                any_value(sets) AS sets, any_value(regs) AS regs, max(n) AS n,
+                arg_max(channel, n) AS channel, arg_max(pref, n) AS pref,
+                any_value(country_lang) AS country_lang, bool_and(unknown) AS unknown
+            FROM ml_rows GROUP BY customer ORDER BY customer"""
+        )
 
 
 def _col(f: SnapshotFile, *names: str) -> str:
