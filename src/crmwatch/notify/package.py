@@ -508,9 +508,9 @@ def _mailing_list(
     Set-based: Python decides per kind of customer (place and field sets: which regimes
     write, which notice items, which template number) and per template; the customers —
     millions in a large breach — are joined to their kind and contact once, stored one row
-    per customer in id order with the list of their regimes, and written by one ``COPY``
-    that unnests those lists in that order (sorting the customer-regime rows instead took
-    four times as long)."""
+    per customer in id order, and written by one ``COPY`` that unnests each customer's
+    regimes in that order (sorting the customer-regime rows instead took four times as
+    long)."""
     regimes = sorted(
         (
             by_id[o.regime]
@@ -531,14 +531,20 @@ def _mailing_list(
             or r.covers(kind.country, kind.state, explicit)
         ]  # fmt: skip
     numbers = _numbers({(r.id, items) for ws in writes.values() for r, _, items in ws})
-    store.execute(
-        "CREATE OR REPLACE TEMP TABLE ml_writes (country VARCHAR, state VARCHAR, sets VARCHAR, "
-        "regime VARCHAR, lang VARCHAR, suffix VARCHAR)"
-    )
-    store.insert("ml_writes", [
-        (kind.country, kind.state, kind.bits, r.id, fixed, numbers[(r.id, items)])
-        for kind, ws in writes.items() for r, fixed, items in ws
-    ])  # fmt: skip
+    # Kinds someone writes to, numbered from 1: ml_rows keeps the number, the COPY looks the
+    # kind's regimes up in a constant list (a narrow sort: a list per row made it 3x slower).
+    written = [(kind, ws) for kind, ws in writes.items() if ws]
+    store.execute("CREATE OR REPLACE TEMP TABLE ml_kinds (country VARCHAR, state VARCHAR, "
+                  "sets VARCHAR, kind INTEGER)")  # fmt: skip
+    store.insert("ml_kinds", [(k.country, k.state, k.bits, n) for n, (k, _) in
+                              enumerate(written, 1)])  # fmt: skip
+    regs = "[" + ", ".join(
+        "[" + ", ".join(
+            f"{{'regime': {lit(r.id)}, 'lang': {lit(fixed)}::VARCHAR, "
+            f"'suffix': {lit(numbers[(r.id, items)])}}}" for r, fixed, items in ws
+        ) + "]" for _, ws in written
+    ) + "]"  # fmt: skip
+    kind_regs = f"({regs}::{_REGS_TYPE})[kind]"
     missing = _rows(store, facts)
     # Never a silent fallback: say why customers are listed for substitute notice.
     if missing:
@@ -548,7 +554,7 @@ def _mailing_list(
             "postal addresses of their customers were not checked, so those customers are "
             "listed for substitute notice. Run notify where the snapshot is to choose channels."
         )
-    customers = sum(kind.count for kind, ws in writes.items() if ws)
+    customers = sum(kind.count for kind, _ in written)
     if store.scalar("SELECT count(*) FROM ml_rows") > customers:
         _one_row_per_customer(store)
     unknown = store.scalar("SELECT count(*) FROM ml_rows WHERE unknown")
@@ -558,13 +564,10 @@ def _mailing_list(
             "Account files (deleted since scope?): listed for substitute notice."
         )
     # The templates in use: each kind's regimes in the languages its customers read.
-    langs = store.execute(
-        "SELECT DISTINCT country, state, sets::VARCHAR, pref, country_lang FROM ml_rows"
-    ).rows
-    by_kind = {(k.country, k.state, k.bits): ws for k, ws in writes.items()}
+    langs = store.execute("SELECT DISTINCT kind, pref, country_lang FROM ml_rows").rows
     used = {(r.id, fixed or pref or country_lang, items)
-            for country, state, bits, pref, country_lang in langs
-            for r, fixed, items in by_kind[(country, state, bits)]}  # fmt: skip
+            for kind, pref, country_lang in langs
+            for r, fixed, items in written[kind - 1][1]}  # fmt: skip
     variants = _variants(regimes, sorted(used), numbers)
     odd = [r[0] for r in store.execute(
         f"SELECT customer FROM ml_rows WHERE NOT regexp_matches(customer, {lit(_PLAIN_ID)})"
@@ -580,12 +583,12 @@ def _mailing_list(
             f"""COPY (SELECT customer AS customer_id, r.regime, channel, language,
                     r.regime || '-' || language || r.suffix AS template
                 FROM (SELECT customer, channel, r, coalesce(r.lang, pref, country_lang) AS language
-                    FROM (SELECT customer, channel, pref, country_lang, unnest(regs) AS r
+                    FROM (SELECT customer, channel, pref, country_lang, unnest({kind_regs}) AS r
                         FROM ml_rows)))
             TO {path_lit(path)} (FORMAT csv, HEADER true, NEW_LINE {lit(chr(13) + chr(10))})"""
         )
     rows = sum(kind.count * len(ws) for kind, ws in writes.items())
-    for table in ("notify_customers", "notify_fieldsets", "ml_writes", "ml_rows", "ml_shown"):
+    for table in ("notify_customers", "notify_fieldsets", "ml_kinds", "ml_rows", "ml_shown"):
         store.execute(f"DROP TABLE IF EXISTS {table}")
     return rows, variants
 
@@ -619,6 +622,8 @@ def _variants(
 
 
 _COUNTRY_LANG = {"KR": "ko", "JP": "ja", "FR": "fr", "BE": "fr", "LU": "fr", "MC": "fr"}
+# Each kind's regimes, in the mailing list's COPY: regime, fixed language, template suffix.
+_REGS_TYPE = "STRUCT(regime VARCHAR, lang VARCHAR, suffix VARCHAR)[][]"
 _LANGUAGES_SQL = "[" + ", ".join(lit(x) for x in LANGUAGES) + "]"
 # The language of a customer's country (c in ml_rows) when neither regime nor customer names one.
 _COUNTRY_LANG_SQL = "CASE " + " ".join(
@@ -636,8 +641,8 @@ def _fixed_language(r: Regime) -> str | None:
 
 
 def _rows(store: Store, facts: Facts) -> list[tuple[str, Path]]:
-    """Table ``ml_rows``: each affected customer someone writes to, in id order, with the
-    regimes that write (``ml_writes`` by kind) and the channel and preferred language the
+    """Table ``ml_rows``: each affected customer someone writes to, in id order, with their
+    kind's number (``ml_kinds``) and the channel and preferred language the
     snapshot's person objects give (``unknown`` when none has the customer); returns the
     (object, path) of each such snapshot file scope read that is gone.
 
@@ -666,18 +671,15 @@ def _rows(store: Store, facts: Facts) -> list[tuple[str, Path]]:
     with store.ordered():
         store.execute(
             f"""CREATE OR REPLACE TEMP TABLE ml_rows AS
-            WITH w AS (SELECT country, state, sets::BIT AS sets,
-                    list({{'regime': regime, 'lang': lang, 'suffix': suffix}} ORDER BY regime)
-                    AS regs
-                FROM ml_writes GROUP BY ALL)
-            SELECT c.customer, c.country, c.state, c.sets, w.regs, k.n,
+            SELECT c.customer, w.kind, k.n,
                 CASE WHEN k.email THEN 'email' WHEN k.street THEN 'post'
                     ELSE 'substitute notice' END AS channel,
                 CASE WHEN list_contains({_LANGUAGES_SQL}, lower(left(k.lang, 2)))
                     THEN lower(left(k.lang, 2)) END AS pref,
                 {_COUNTRY_LANG_SQL} AS country_lang, k.id15 IS NULL AS unknown
-            FROM notify_customers c JOIN w ON w.country IS NOT DISTINCT FROM c.country
-                AND w.state IS NOT DISTINCT FROM c.state AND w.sets IS NOT DISTINCT FROM c.sets
+            FROM notify_customers c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
+                AND w.state IS NOT DISTINCT FROM c.state
+                AND w.sets::BIT IS NOT DISTINCT FROM c.sets
             LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)
             ORDER BY c.customer"""
         )  # fmt: skip
@@ -690,8 +692,7 @@ def _one_row_per_customer(store: Store) -> None:
     with store.ordered():
         store.execute(
             """CREATE OR REPLACE TEMP TABLE ml_rows AS
-            SELECT customer, any_value(country) AS country, any_value(state) AS state,
-                any_value(sets) AS sets, any_value(regs) AS regs, max(n) AS n,
+            SELECT customer, any_value(kind) AS kind, max(n) AS n,
                 arg_max(channel, n) AS channel, arg_max(pref, n) AS pref,
                 any_value(country_lang) AS country_lang, bool_and(unknown) AS unknown
             FROM ml_rows GROUP BY customer ORDER BY customer"""
