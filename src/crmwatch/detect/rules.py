@@ -215,11 +215,26 @@ def _compile(rf: RuleFile) -> None:
 
 
 def load_rules(
-    dirs: list[Path] | None = None, builtin: bool = True, collect_errors: bool = False
+    dirs: list[Path] | None = None,
+    builtin: bool = True,
+    collect_errors: bool = False,
+    cached: bool = False,
 ) -> list[RuleFile]:
-    """The built-in pack (unless ``builtin`` is false) plus the users' rule folders."""
-    paths = ([builtin_rule_dir()] if builtin else []) + list(dirs or [])
-    return [load_rule_file(p, collect_errors) for p in rule_paths(paths)]
+    """The built-in pack (unless ``builtin`` is false) plus the users' rule folders.
+
+    With ``cached``, through the compiled-pack cache (detect/packcache.py): what the command
+    line asks for, so that each command does not parse and compile an unchanged pack again.
+    Otherwise, as libraries and tests use it, loaded fresh from the files."""
+    paths = rule_paths(([builtin_rule_dir()] if builtin else []) + list(dirs or []))
+
+    def fresh() -> list[RuleFile]:
+        return [load_rule_file(p, collect_errors) for p in paths]
+
+    if not cached:
+        return fresh()
+    from crmwatch.detect import packcache  # it imports this module
+
+    return packcache.load(paths, collect_errors, fresh)
 
 
 def event_row(event: dict) -> dict:
