@@ -35,6 +35,7 @@ bench: $(STAMP)
 	-$(BIN)/python bench/incidents.py
 	-$(BIN)/python bench/console.py
 	-$(BIN)/python bench/watch.py
+	-$(BIN)/python bench/startup.py
 	-$(BIN)/python bench/precision.py
 	$(BIN)/python bench/summary.py
 

@@ -20,13 +20,16 @@ class Child:
     stdout: str
 
 
-def run_crmwatch(*args: str) -> Child:
-    """Wall time, peak RSS and output of ``python -m crmwatch ARGS``. RSS comes from
-    ``wait4`` on this child alone: ``RUSAGE_CHILDREN`` would report the largest child the
-    benchmark ever ran (an ingest that built the store, say)."""
+def run_crmwatch(*args: str, env: dict[str, str] | None = None) -> Child:
+    """Wall time, peak RSS and output of ``python -m crmwatch ARGS``, with ``env`` added to
+    this process's environment. RSS comes from ``wait4`` on this child alone:
+    ``RUSAGE_CHILDREN`` would report the largest child the benchmark ever ran (an ingest that
+    built the store, say)."""
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "crmwatch", *args], stdout=out)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crmwatch", *args], stdout=out, env={**os.environ, **(env or {})}
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:

@@ -29,6 +29,8 @@ STAGES = {
                      "lower"),
     "watch (p99)": ("watch.json", "events", "p99_seconds", "ratio_to_baseline",
                     "1 s arrival period", "lower"),
+    "detect start-up (cached pack)": ("startup.json", "rules", "warm_seconds",
+                                      "ratio_to_baseline", "python -c 'import duckdb'", "lower"),
 }  # fmt: skip
 
 
@@ -47,7 +49,8 @@ def rows(out: Path) -> list[list[str]]:
                 else f"{sign} {target:g}")  # fmt: skip
         rate = r.get("rate_per_second") or r[count] / r[seconds]
         table.append([
-            stage, f"{r[count]:,}", f"{r[seconds]:.1f}", f"{rate:,.0f}",
+            stage, f"{r[count]:,}", f"{r[seconds]:.{1 if r[seconds] >= 1 else 2}f}",
+            f"{rate:,.0f}",
             f"{r[ratio]:g} of a {base}" if better == "higher" else f"{r[ratio]:g}× a {base}",
             goal + (f", RSS < {r['target_rss_mb'] / 1024:g} GB"
                                     if "target_rss_mb" in r else ""),

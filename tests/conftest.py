@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,17 @@ REAL = (
 )  # vendored from the public repositories in its PROVENANCE.md
 BAD = ROOT / "tests" / "bad_input"
 LOG_SUFFIXES = (".log", ".json", ".csv", ".raw")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def pack_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The compiled-pack cache of every command the tests run, in process or as a child: a
+    folder of the test session's, never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("pack-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CRMWATCH_CACHE_DIR", str(folder))
+        mp.delenv("CRMWATCH_NO_CACHE", raising=False)
+        yield folder
 
 
 def real_files() -> list[Path]:

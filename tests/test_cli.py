@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from crmwatch import cli
 from crmwatch.cli import app
+from crmwatch.console.accounts import ROLES
 from crmwatch.ingest import SKIPPED
+from crmwatch.simulate.scenarios import SCENARIOS
+from crmwatch.sources import FORMATS
 from tests.conftest import BAD, REAL
 
 runner = CliRunner()
@@ -307,3 +313,46 @@ def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path, name: str, monkeypa
     res = runner.invoke(app, args)
     assert res.exit_code == 2, res.output
     assert said in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_help_lists_every_command():
+    shown = runner.invoke(app, ["--help"]).output
+    names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert len(names) == 20
+    for name in names:
+        assert re.search(rf"^│ {name} ", shown, re.MULTILINE), name
+
+
+def test_the_names_the_options_help_lists_are_the_known_ones():
+    assert tuple(FORMATS) == cli.FORMAT_NAMES
+    assert tuple(SCENARIOS) == cli.SCENARIO_NAMES
+    assert cli.ROLE_NAMES == ROLES
+
+
+# What `crmwatch detect` must not import: the other stages, and with a cached pack the
+# YAML-to-SQL converter (pySigma's backend and pipelines).
+OTHER_STAGES = ("crmwatch.sources", "crmwatch.ingest", "crmwatch.enrich", "crmwatch.config",
+                "crmwatch.incidents", "crmwatch.scope", "crmwatch.notify", "crmwatch.posture",
+                "crmwatch.simulate", "crmwatch.evaluate", "crmwatch.console", "pyarrow")  # fmt: skip
+CONVERTER = ("crmwatch.detect.backend", "crmwatch.detect.pipeline", "sigma.conversion",
+             "sigma.processing.pipeline")  # fmt: skip
+
+
+def _imported(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def test_detect_imports_only_what_it_runs(tmp_path: Path):
+    """Start-up (docs/design.md): run in a child, with the test session's pack cache."""
+    db, seen = tmp_path / "s.duckdb", tmp_path / "modules.json"
+    code = ("import json, sys\nfrom crmwatch.cli import app\n"
+            f"try:\n    app(['detect', '--db', {str(db)!r}])\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            f"open({str(seen)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n")  # fmt: skip
+    modules = []
+    for _ in range(2):  # the first run may fill the cache; the second reads it
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        modules.append(json.loads(seen.read_text()))
+    assert "crmwatch.detect.runner" in modules[1]
+    assert _imported(modules[0], OTHER_STAGES) == []
+    assert _imported(modules[1], OTHER_STAGES + CONVERTER) == []

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sigma.collection import SigmaCollection
 
-from crmwatch.detect.backend import rule_where
+from crmwatch.detect.where import rule_where
 from crmwatch.store import Store
 
 EVENTS = [

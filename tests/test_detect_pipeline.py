@@ -9,7 +9,7 @@ import json
 import pytest
 from sigma.collection import SigmaCollection
 
-from crmwatch.detect.backend import rule_where
+from crmwatch.detect.where import rule_where
 from crmwatch.store import Store
 from tests.conftest import REAL, ROOT
 

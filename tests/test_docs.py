@@ -44,7 +44,7 @@ def test_every_builtin_rule_is_in_the_pack_table():
 
 
 def test_every_virtual_field_is_documented():
-    from crmwatch.detect.backend import VIRTUAL_FIELDS
+    from crmwatch.detect.where import VIRTUAL_FIELDS
 
     for name in VIRTUAL_FIELDS:
         assert f"| `{name}` |" in RULES_DOC

@@ -1,4 +1,7 @@
-"""crmwatch command line: parse options, call one stage, print. No logic lives here."""
+"""crmwatch command line: parse options, call one stage, print. No logic lives here.
+
+Each command imports the stages it calls: `crmwatch detect` must not pay for loading the
+simulator, the notification drafts and the posture checks (start-up, docs/design.md)."""
 
 from __future__ import annotations
 
@@ -12,59 +15,31 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import duckdb
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crmwatch.config import Config
-from crmwatch.console.accounts import ROLES, add_user, remove_user, users
-from crmwatch.detect.ocsf import to_ocsf
-from crmwatch.detect.rules import load_rules
-from crmwatch.detect.runner import detect, stored_alerts
-from crmwatch.detect.testing import run_tests
-from crmwatch.enrich import refresh
 from crmwatch.errors import CrmwatchError, UsageError
-from crmwatch.evaluate import (
-    Evaluation,
-    evaluate,
-    false_positives,
-    load_truth,
-    rule_scores,
-    score,
-    simulated_config,
-)
-from crmwatch.incidents import (
-    Incident,
-    build_incidents,
-    get_incident,
-    timeline,
-)
-from crmwatch.ingest import IngestSummary, expand_paths, ingest
-from crmwatch.notify.cases import run_cases
-from crmwatch.notify.org import load_org
-from crmwatch.notify.package import Package, notify
-from crmwatch.notify.regimes import Regime, load_regimes
-from crmwatch.posture import Audit, posture
-from crmwatch.posture.checks import load_checks
-from crmwatch.posture.checks import run_cases as run_check_cases
-from crmwatch.posture.report import to_html
-from crmwatch.posture.report import to_ocsf as posture_ocsf
-from crmwatch.posture.results import on_path, summary
 from crmwatch.schema import LEVELS
-from crmwatch.scope.exposure import scope_incident
-from crmwatch.scope.results import ScopeResult
-from crmwatch.simulate.org import simulate
-from crmwatch.simulate.scenarios import SCENARIOS
-from crmwatch.sources import FORMATS
 from crmwatch.sql import lit
-from crmwatch.stats import store_stats
 from crmwatch.store import Store, default_db_path
 from crmwatch.terminal import clean
 from crmwatch.timeutil import json_default, parse_duration, parse_utc
+
+if TYPE_CHECKING:
+    from crmwatch.detect.rules import RuleFile
+    from crmwatch.detect.runner import RuleRun
+    from crmwatch.evaluate import Evaluation
+    from crmwatch.incidents import Incident
+    from crmwatch.ingest import IngestSummary
+    from crmwatch.notify.package import Package
+    from crmwatch.notify.regimes import Regime
+    from crmwatch.posture import Audit
+    from crmwatch.posture.checks import Check
+    from crmwatch.scope.results import ScopeResult
 
 app = typer.Typer(
     help="Catch customer-data theft from SaaS CRMs, and scope it.",
@@ -84,7 +59,20 @@ ConfigOption = Annotated[
 ]
 
 
-SCENARIO_NAMES = ", ".join(SCENARIOS)
+# The names some options' help lists. Typer reads every command's options at every start, and
+# the modules that define them import every log reader (and pyarrow), the simulator, argon2:
+# spelled here, and tests/test_cli.py holds them to crmwatch.sources.FORMATS,
+# crmwatch.simulate.scenarios.SCENARIOS and crmwatch.console.accounts.ROLES.
+FORMAT_NAMES = ("elf-csv", "elf-json", "sf-object", "okta", "sf-setup-csv")
+SCENARIO_NAMES = (
+    "vishing_data_loader",
+    "drift_token_theft",
+    "okta_mfa_phish",
+    "branch_account_compromise",
+    "slow_insider",
+    "credential_stuffing",
+)
+ROLE_NAMES = ("admin", "responder", "privacy", "read-only")
 
 
 def _fail(e: CrmwatchError) -> NoReturn:
@@ -125,7 +113,7 @@ def ingest_cmd(
     ],
     db: DbOption = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help=f"Force a format: {', '.join(FORMATS)}")
+        str | None, typer.Option("--format", help=f"Force a format: {', '.join(FORMAT_NAMES)}")
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 if anything was quarantined")
@@ -145,6 +133,17 @@ def ingest_cmd(
 
     Files already ingested and unchanged since (same path, size, modification time and
     format) are not read again; --rescan reads them anyway."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from crmwatch.config import Config
+    from crmwatch.ingest import expand_paths, ingest
+
     cfg = Config.load(config)
     total = len(expand_paths(paths)[0])
     with Store(db or default_db_path()) as store:
@@ -237,6 +236,8 @@ def stats_cmd(
     db: DbOption = None, json_out: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Counts by source type, category and day; quarantine by reason."""
+    from crmwatch.stats import store_stats
+
     with Store(db or default_db_path()) as store:
         s = store_stats(store)
     if json_out:
@@ -291,6 +292,9 @@ def quarantine_cmd(
 @command(app, "enrich")
 def enrich_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
     """Reclassify every IP and user agent with the current lists and corporate ranges."""
+    from crmwatch.config import Config
+    from crmwatch.enrich import refresh
+
     with Store(db or default_db_path()) as store:
         counts = refresh(store, Config.load(config).enrich)
     out.print(
@@ -309,11 +313,14 @@ NoBuiltinOption = Annotated[
 ]
 
 
-def _rule_files(rules: list[Path] | None, no_builtin: bool) -> list:
-    """The pack (unless left out) and the user's rules; loading errors collected per file."""
+def _rule_files(rules: list[Path] | None, no_builtin: bool) -> list[RuleFile]:
+    """The pack (unless left out) and the user's rules; loading errors collected per file.
+    Through the compiled-pack cache: an unchanged pack is not parsed and compiled again."""
+    from crmwatch.detect.rules import load_rules
+
     if no_builtin and not rules:
         raise UsageError("--no-builtin leaves no rule: give --rules FILE_OR_DIR")
-    return load_rules(rules, builtin=not no_builtin, collect_errors=True)
+    return load_rules(rules, builtin=not no_builtin, collect_errors=True, cached=True)
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -349,6 +356,8 @@ def detect_cmd(
     """Run the built-in rule pack and your rules; store and print the alerts.
 
     A rule that cannot be loaded or run is reported (exit 1) and the others still run."""
+    from crmwatch.detect.runner import detect, stored_alerts
+
     rule_files = _rule_files(rules, no_builtin)
     with Store(db or default_db_path()) as store:
         runs = detect(store, rule_files, *_time_range(since, until))
@@ -368,7 +377,7 @@ def detect_cmd(
 SHOWN_ALERTS = 20
 
 
-def _print_alert_summary(store: Store, runs: list) -> None:
+def _print_alert_summary(store: Store, runs: list[RuleRun]) -> None:
     """Counts per rule, then the most severe alerts: a terminal cannot show 100k lines."""
     rank = {lvl: i for i, lvl in enumerate(reversed(LEVELS))}
     table = Table("level", "rule", "alerts")
@@ -420,6 +429,8 @@ def rules_stats_cmd(
 ) -> None:
     """Per rule: findings in the store, incidents they opened, and with --sim how many of
     those were false on the simulated org."""
+    from crmwatch.evaluate import false_positives, load_truth, rule_scores
+
     with Store(db or default_db_path()) as store:
         if sim is not None:
             rows = false_positives(store, load_truth(sim)).rules
@@ -443,6 +454,8 @@ def rules_stats_cmd(
 @command(rules_app, "test")
 def rules_test_cmd(rules: RulesOption = None, no_builtin: NoBuiltinOption = False) -> None:
     """Run every rule's inline tests; exit 1 if any fails or a rule cannot be loaded."""
+    from crmwatch.detect.testing import run_tests
+
     files = _rule_files(rules, no_builtin)
     results = run_tests([rf for rf in files if not rf.errors])
     broken = [rf for rf in files if rf.errors]
@@ -472,6 +485,9 @@ def alerts_export_cmd(
     db: DbOption = None,
 ) -> None:
     """Export stored alerts as OCSF Detection Finding (class 2004) JSON."""
+    from crmwatch.detect.ocsf import to_ocsf
+    from crmwatch.detect.runner import stored_alerts
+
     if ocsf.exists() and not force:
         raise UsageError(f"{ocsf} exists; add --force to overwrite it")
     with Store(db or default_db_path()) as store:
@@ -484,6 +500,7 @@ def alerts_export_cmd(
 def alerts_deliver_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
     """Deliver each stored incident to the channels of crmwatch.toml's alerts table — once when it
     opens, again when its severity rises — and log every delivery in the store."""
+    from crmwatch.config import Config
     from crmwatch.respond.deliver import deliver
 
     settings = Config.load(config).alerts
@@ -533,6 +550,9 @@ def incidents_cmd(
     """Turn the stored findings into incidents (rebuilt from all of them) and list them.
 
     Settings come from crmwatch.toml's incidents table; the options override it."""
+    from crmwatch.config import Config
+    from crmwatch.incidents import build_incidents
+
     cfg = Config.load(config).incidents
     if threshold is not None and threshold < 1:
         raise UsageError("--threshold must be 1 or more")
@@ -592,6 +612,9 @@ def incident_show_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Incident and timeline as JSON")] = False,
 ) -> None:
     """An incident's facts and its timeline, from the first malicious event to the last."""
+    from crmwatch.incidents import get_incident, timeline
+    from crmwatch.posture.results import on_path
+
     with Store(db or default_db_path()) as store:
         incident = get_incident(store, incident_id)
         entries = timeline(store, incident)
@@ -653,6 +676,8 @@ def scope_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Which customers and fields an incident exposed: replays its queries on a snapshot."""
+    from crmwatch.scope.exposure import scope_incident
+
     with Store(db or default_db_path()) as store:
         result = scope_incident(store, incident_id, customers, obj)
     if json_out:
@@ -723,6 +748,10 @@ def notify_cmd(
     """Per-jurisdiction obligations and deadlines, regulator drafts, customer letters (HTML,
     PDF), mailing list and transparency check for a scoped incident. `crmwatch notify check`
     runs the cases every jurisdiction file carries and exits 1 if one fails."""
+    from crmwatch.notify.org import load_org
+    from crmwatch.notify.package import notify
+    from crmwatch.notify.regimes import load_regimes
+
     regimes = load_regimes(regimes_dir)
     if incident_id.lower() == "check":
         _check_regimes(regimes)
@@ -741,6 +770,8 @@ def notify_cmd(
 
 
 def _check_regimes(regimes: list[Regime]) -> None:
+    from crmwatch.notify.cases import run_cases
+
     results = run_cases(regimes)
     failed = [r for r in results if not r.passed]
     for r in failed:
@@ -805,6 +836,12 @@ def posture_cmd(
     thefts (MFA, IP restriction, access control, monitoring); kept in the store, so incidents
     show the gaps on their path and the next audit shows drift. `crmwatch posture check` runs
     the cases every check carries and exits 1 if one fails."""
+    from crmwatch.posture import posture
+    from crmwatch.posture.checks import load_checks
+    from crmwatch.posture.report import to_html
+    from crmwatch.posture.report import to_ocsf as posture_ocsf
+    from crmwatch.posture.results import summary
+
     checks = load_checks(checks_dir)
     if str(sources[0]) == "check" and not Path("check").exists():
         if len(sources) > 1:
@@ -849,7 +886,9 @@ def _print_gaps(gaps: list[dict]) -> None:
         out.print(f"{'':>18}{g['severity']}: {clean(g['title'])} — {clean(g['on_path_because'])}")
 
 
-def _check_checks(checks: list) -> None:
+def _check_checks(checks: list[Check]) -> None:
+    from crmwatch.posture.checks import run_cases as run_check_cases
+
     results = run_check_cases(checks)
     failed = [r for r in results if not r.passed]
     for r in failed:
@@ -862,6 +901,8 @@ def _check_checks(checks: list) -> None:
 
 
 def _print_posture(audit: Audit) -> None:
+    from crmwatch.posture.results import summary
+
     order = {level: i for i, level in enumerate(reversed(LEVELS))}
     ordered = sorted(audit.findings, key=lambda f: (order[f.severity], f.check_id))
     for title, rows in (("findings", [f for f in ordered if f.drift is None]),
@@ -899,7 +940,8 @@ def simulate_cmd(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            "--scenario", help=f"Attack to include (repeat); default all: {SCENARIO_NAMES}"
+            "--scenario",
+            help=f"Attack to include (repeat); default all: {', '.join(SCENARIO_NAMES)}",
         ),
     ] = None,
     benign_only: Annotated[bool, typer.Option(help="No attack at all")] = False,
@@ -916,6 +958,8 @@ def simulate_cmd(
     ] = None,
 ) -> None:
     """Write a simulated retailer's CRM logs (real formats), customer snapshot and ground truth."""
+    from crmwatch.simulate.org import simulate
+
     first = None
     if start is not None:
         try:
@@ -939,6 +983,8 @@ def eval_cmd(
 ) -> None:
     """Run ingest → detect → incidents → scope on a simulated org and score it against the
     ground truth (store: DIR/crmwatch.duckdb, rebuilt)."""
+    from crmwatch.evaluate import evaluate
+
     ev = evaluate(directory, rules=rules)
     if json_out:
         print(json.dumps(ev.to_dict(), indent=2, default=json_default))
@@ -1010,6 +1056,7 @@ def pull_cmd(
 ) -> None:
     """Fetch new logs from the Okta or Salesforce API (the connectors table of crmwatch.toml) into
     the store, through the same ingest as files. Resumes where the last pull stopped."""
+    from crmwatch.config import Config
     from crmwatch.connectors.okta import pull_okta
     from crmwatch.connectors.salesforce import pull_salesforce
 
@@ -1051,6 +1098,7 @@ def watch_cmd(
 ) -> None:
     """Run pull / ingest → detect → incidents → delivery on what is new, every --interval:
     the live mode. Each cycle reports what it added; Ctrl-C stops between cycles."""
+    from crmwatch.config import Config
     from crmwatch.watch import watch
 
     cfg = Config.load(config)
@@ -1094,8 +1142,10 @@ def contain_cmd(
     factors, suspend — as the exact requests they take. Dry run unless --apply; every request
     is recorded with who ran it and the API's answer. Users listed as protected in
     crmwatch.toml are never touched."""
+    from crmwatch.config import Config
     from crmwatch.connectors import okta as okta_conn
     from crmwatch.connectors import salesforce as sf_conn
+    from crmwatch.incidents import get_incident
     from crmwatch.respond.contain import apply, granted_apps, people, plan_okta, plan_salesforce
 
     cfg = Config.load(config)
@@ -1139,7 +1189,7 @@ app.add_typer(users_app, name="users")
 @command(users_app, "add")
 def users_add_cmd(
     name: Annotated[str, typer.Argument(help="Login name")],
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}")] = "read-only",
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLE_NAMES)}")] = "read-only",
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input")
     ] = False,
@@ -1151,6 +1201,8 @@ def users_add_cmd(
     """Create an account, or with --replace give one a new password and role (its sessions
     end). The password is asked for, or read from standard input; only its argon2 hash is
     stored."""
+    from crmwatch.console.accounts import add_user, users
+
     with Store(db or default_db_path()) as store:
         exists = any(u["name"] == name for u in users(store))
     if exists and not replace:
@@ -1167,6 +1219,8 @@ def users_add_cmd(
 @command(users_app, "list")
 def users_list_cmd(db: DbOption = None) -> None:
     """The console's accounts and their roles."""
+    from crmwatch.console.accounts import users
+
     with Store(db or default_db_path()) as store:
         rows = users(store)
     table = Table("name", "role", "created (UTC)")
@@ -1178,6 +1232,8 @@ def users_list_cmd(db: DbOption = None) -> None:
 @command(users_app, "remove")
 def users_remove_cmd(name: Annotated[str, typer.Argument()], db: DbOption = None) -> None:
     """Delete an account and end its sessions."""
+    from crmwatch.console.accounts import remove_user
+
     with Store(db or default_db_path()) as store:
         if not remove_user(store, name):
             raise UsageError(f"no account {name!r}")
@@ -1210,6 +1266,7 @@ def serve_cmd(
     and then only over TLS. The store stays open while it runs: stop it to ingest."""
     import uvicorn
 
+    from crmwatch.console.accounts import users
     from crmwatch.console.app import LOOPBACK_NAMES, create_app
 
     if (cert is None) != (key is None):
@@ -1253,6 +1310,17 @@ def demo_cmd(
     """The main job end to end: simulate a retailer with the 2025 attacks, ingest, detect,
     group incidents, scope each against the customer snapshot, score it all, and draft the
     notification packages."""
+    from crmwatch.detect.rules import load_rules
+    from crmwatch.detect.runner import detect
+    from crmwatch.evaluate import score, simulated_config
+    from crmwatch.incidents import build_incidents
+    from crmwatch.ingest import ingest
+    from crmwatch.posture import posture
+    from crmwatch.posture.checks import load_checks
+    from crmwatch.posture.report import to_html
+    from crmwatch.posture.results import on_path
+    from crmwatch.scope.exposure import scope_incident
+
     sim_dir = out_dir / "org"
     db = out_dir / "crmwatch.duckdb"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1311,6 +1379,8 @@ def demo_cmd(
 def _demo_account(store: Store, out_dir: Path) -> Path:
     """An admin account for the demo's console; its password goes to a file only its owner
     can read, never to the terminal."""
+    from crmwatch.console.accounts import add_user
+
     password = secrets.token_urlsafe(12)
     add_user(store, "demo", "admin", password)
     path = out_dir / "console-password.txt"
@@ -1326,6 +1396,9 @@ def _demo_notify(store: Store, incidents: list[Incident], scopes: list[ScopeResu
                  sim_dir: Path, folder: Path) -> None:  # fmt: skip
     """A package per incident that exposed customers, as if the company became aware at the
     first alert (the simulation's detection) and drafted the package an hour later."""
+    from crmwatch.notify.org import load_org
+    from crmwatch.notify.package import notify
+
     org = load_org(sim_dir / "org.toml")
     table = Table("incident", "required", "assess", "first deadline (UTC)", "drafts", "letters")
     for i, r in zip(incidents, scopes, strict=True):

@@ -2,7 +2,7 @@
 
 Rules are parsed by pySigma and pass the field-mapping pipeline (``detect/pipeline.py``: Okta's
 own field names, a ``source`` condition per product); this backend only renders conditions.
-Field names are the normalised columns (docs/sources.md) and the virtual fields below;
+Field names are the normalised columns (docs/sources.md) and the virtual fields (where.py);
 ``raw.a.b`` reaches a field of the raw record, and so does any other name. Sigma strings
 match case-insensitively unless ``|cased``; wildcards ``*`` and ``?`` become ILIKE patterns.
 
@@ -21,53 +21,18 @@ from sigma.conversion.state import ConversionState
 from sigma.rule import SigmaRule
 from sigma.types import CompareOperators, SigmaCIDRExpression
 
-from crmwatch.detect.context import NETWORK, PRINCIPAL_KIND, REPORT
 from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
+from crmwatch.detect.where import ELEMENT, VIRTUAL_FIELDS, field_sql, raw_path
 from crmwatch.errors import RuleError
-from crmwatch.schema import EVENT_VIEW_COLUMNS, person_sql, principal_sql
+from crmwatch.schema import EVENT_VIEW_COLUMNS
 from crmwatch.sql import json_path, lit
-
-# Names rules may use beside the columns. ``principal`` is who acted (LoginHistory and some
-# event objects name the user by id only); ``person`` is the principal lower-cased, to match an
-# Okta login email with a Salesforce username; ``hour`` is the UTC hour of day, for baselines
-# of when an integration runs; ``principal_kind`` (person | service), ``network`` (AS
-# organisation, else prefix) and ``report`` (a report event's report id) are explained in
-# detect/context.py.
-VIRTUAL_FIELDS = {
-    "principal": principal_sql(),
-    "person": person_sql(),
-    "hour": "hour(ts)",
-    "principal_kind": PRINCIPAL_KIND,
-    "network": NETWORK,
-    "report": REPORT,
-}
-
-
-# A field inside one element of a raw array, while a condition is tested element by element.
-ELEMENT = "\x00element."
-
-
-def _raw_path(name: str) -> str:
-    """The path inside the raw record that a non-column field name stands for."""
-    return name[4:] if name.startswith("raw.") else name
-
-
-def field_sql(name: str) -> str:
-    """SQL for a Sigma field name: a column, a virtual field, or a path into the raw record."""
-    if name in EVENT_VIEW_COLUMNS:
-        return name
-    if name in VIRTUAL_FIELDS:
-        return VIRTUAL_FIELDS[name]
-    if name.startswith(ELEMENT):
-        return f"json_extract_string(x, {json_path(name[len(ELEMENT) :])})"
-    return f"json_extract_string(raw, {json_path(_raw_path(name))})"
 
 
 def array_field(name: str) -> tuple[str, str] | None:
     """``(array root, path inside an element)`` for a raw path that runs through an array."""
     if name in EVENT_VIEW_COLUMNS or name in VIRTUAL_FIELDS:
         return None
-    path = _raw_path(name)
+    path = raw_path(name)
     for root in ARRAY_ROOTS:
         if path.startswith(root + "."):
             return root, path[len(root) + 1 :]
@@ -190,8 +155,8 @@ class DuckDBBackend(TextQueryBackend):
         raise NotImplementedError
 
 
-def rule_where(rule: SigmaRule) -> str:
-    """The rule's detection as a WHERE clause over the events view."""
+def convert(rule: SigmaRule) -> str:
+    """The rule's detection as a WHERE clause; ``where.rule_where`` keeps it on the rule."""
     conditions: list[str] = []
 
     def collect(rule, fmt, index, cond, result):  # called even for rules a correlation hides
@@ -199,7 +164,7 @@ def rule_where(rule: SigmaRule) -> str:
         return result
 
     try:
-        # the pipeline edits the rule it converts: convert a copy, rules are converted often
+        # the pipeline edits the rule it converts: convert a copy, the rule stays as loaded
         backend = DuckDBBackend(processing_pipeline=crmwatch_pipeline())
         backend.convert_rule(copy.deepcopy(rule), callback=collect)
     except NotImplementedError as e:

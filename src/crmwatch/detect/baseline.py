@@ -51,8 +51,8 @@ from sigma.correlations import SigmaCorrelationTimespan
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from crmwatch.detect.backend import field_sql, rule_where
 from crmwatch.detect.context import CELL_SLACK_KM, SNAPSHOT_TYPES, distance_km
+from crmwatch.detect.where import derived, field_sql, rule_where
 from crmwatch.errors import RuleError
 from crmwatch.sql import ident, lit_list, ts
 
@@ -112,7 +112,12 @@ def _list(spec: dict, key: str, default: list[str]) -> tuple[str, ...]:
 
 
 def parse_baseline(rule: SigmaRule) -> Baseline | None:
-    """The rule's ``baseline`` block, validated; None when it has none."""
+    """The rule's ``baseline`` block, validated; None when it has none. Parsed once per rule
+    (its ``candidates`` are a conversion of their own)."""
+    return derived(rule, "baseline", lambda: _parse_baseline(rule))
+
+
+def _parse_baseline(rule: SigmaRule) -> Baseline | None:
     spec = (rule.custom_attributes or {}).get("baseline")
     if spec is None:
         return None

@@ -91,7 +91,9 @@ def prepare(store: Store) -> None:
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'country_cells' AND temporary"
     ):
         return
-    path = resources.files("crmwatch.enrich.data") / CELLS_FILE
+    # found from the crmwatch package: naming crmwatch.enrich.data would import crmwatch.enrich
+    # and its settings, 10 ms of every `crmwatch detect` (start-up, docs/design.md)
+    path = resources.files("crmwatch") / "enrich" / "data" / CELLS_FILE
     rows = [
         line.split(",")
         for line in path.read_text(encoding="utf-8").splitlines()

@@ -21,8 +21,8 @@ from sigma.correlations import SigmaCorrelationConditionOperator as Op
 from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.rule import SigmaRule
 
-from crmwatch.detect.backend import field_sql
 from crmwatch.detect.baseline import Window, selected_sql
+from crmwatch.detect.where import field_sql
 from crmwatch.errors import RuleError
 
 OPERATORS = {Op.LT: "<", Op.LTE: "<=", Op.GT: ">", Op.GTE: ">=", Op.EQ: "=", Op.NEQ: "<>"}

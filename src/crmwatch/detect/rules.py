@@ -28,6 +28,7 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from crmwatch.detect.baseline import detection_where, parse_baseline
+from crmwatch.detect.where import derived
 from crmwatch.errors import Location, RuleError
 from crmwatch.schema import LEVELS
 
@@ -82,7 +83,7 @@ class Detection:
         return LEVEL_RISK.get(self.level, 25) if value is None else int(value)
 
     @property
-    def context_levels(self) -> list[ContextLevel]:
+    def context_levels(self) -> tuple[ContextLevel, ...]:
         """The rule's ``levels:`` (validated when the file is loaded), first match wins."""
         return parse_levels(self.rule)
 
@@ -214,11 +215,26 @@ def _compile(rf: RuleFile) -> None:
 
 
 def load_rules(
-    dirs: list[Path] | None = None, builtin: bool = True, collect_errors: bool = False
+    dirs: list[Path] | None = None,
+    builtin: bool = True,
+    collect_errors: bool = False,
+    cached: bool = False,
 ) -> list[RuleFile]:
-    """The built-in pack (unless ``builtin`` is false) plus the users' rule folders."""
-    paths = ([builtin_rule_dir()] if builtin else []) + list(dirs or [])
-    return [load_rule_file(p, collect_errors) for p in rule_paths(paths)]
+    """The built-in pack (unless ``builtin`` is false) plus the users' rule folders.
+
+    With ``cached``, through the compiled-pack cache (detect/packcache.py): what the command
+    line asks for, so that each command does not parse and compile an unchanged pack again.
+    Otherwise, as libraries and tests use it, loaded fresh from the files."""
+    paths = rule_paths(([builtin_rule_dir()] if builtin else []) + list(dirs or []))
+
+    def fresh() -> list[RuleFile]:
+        return [load_rule_file(p, collect_errors) for p in paths]
+
+    if not cached:
+        return fresh()
+    from crmwatch.detect import packcache  # it imports this module
+
+    return packcache.load(paths, collect_errors, fresh)
 
 
 def event_row(event: dict) -> dict:
@@ -237,11 +253,16 @@ def _check_risk(rule: SigmaRule | SigmaCorrelationRule) -> None:
         raise RuleError(f"rule {rule.title!r}: risk must be a whole number from 0 to 100")
 
 
-def parse_levels(rule: SigmaRule | SigmaCorrelationRule) -> list[ContextLevel]:
-    """A rule's ``levels:`` list: ``[{level: medium, all: {ip_class: corporate}}, …]``."""
+def parse_levels(rule: SigmaRule | SigmaCorrelationRule) -> tuple[ContextLevel, ...]:
+    """A rule's ``levels:`` list: ``[{level: medium, all: {ip_class: corporate}}, …]``; parsed
+    once per rule (each entry is a conversion of its own)."""
+    return derived(rule, "levels", lambda: _parse_levels(rule))
+
+
+def _parse_levels(rule: SigmaRule | SigmaCorrelationRule) -> tuple[ContextLevel, ...]:
     spec = (getattr(rule, "custom_attributes", None) or {}).get("levels")
     if spec is None:
-        return []
+        return ()
     where = f"rule {rule.title!r}: levels"
     if not isinstance(spec, list):
         raise RuleError(f"{where} must be a list of {{level, all|any}} entries")
@@ -254,4 +275,4 @@ def parse_levels(rule: SigmaRule | SigmaCorrelationRule) -> list[ContextLevel]:
             raise RuleError(f"{where}: each entry has a level and exactly one of all, any")
         q = quantifiers[0]
         out.append(ContextLevel(entry["level"], q, detection_where(rule, entry[q], "levels")))
-    return out
+    return tuple(out)

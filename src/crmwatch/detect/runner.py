@@ -18,7 +18,6 @@ from typing import Any
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 
-from crmwatch.detect.backend import rule_where
 from crmwatch.detect.baseline import (
     Window,
     parse_baseline,
@@ -29,9 +28,10 @@ from crmwatch.detect.baseline import (
 from crmwatch.detect.context import prepare
 from crmwatch.detect.correlation import correlation_sql
 from crmwatch.detect.rules import LEVEL_RISK, Detection, RuleFile
+from crmwatch.detect.where import rule_where
 from crmwatch.errors import CrmwatchError
 from crmwatch.schema import principal_sql
-from crmwatch.sources.sqlmap import lit
+from crmwatch.sql import lit
 from crmwatch.store import Store, trace
 from crmwatch.timeutil import iso_z
 
