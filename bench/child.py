@@ -20,10 +20,11 @@ class Child:
     peak_rss_mb: int
     stdout: str
     returncode: int = 0
+    cpu_seconds: float = 0.0  # user + system: what a shared machine's load does not inflate
 
 
 def run(argv: list[str], cwd: Path | None = None) -> Child:
-    """Wall time, peak RSS, output and exit code of one command.
+    """Wall time, peak RSS, output, exit code and CPU time of one command.
 
     Peak RSS is the child's own. ``wait4`` on this child alone is not enough: Linux carries
     the spawning process's high-water mark into the child at ``exec``, so a child of a
@@ -43,7 +44,8 @@ def run(argv: list[str], cwd: Path | None = None) -> Child:
         code = os.waitstatus_to_exitcode(status)
         waited = usage.ru_maxrss // 1024
         own = waited > ours or not watched.peak_mb  # not read: gone within 20 ms
-        return Child(seconds, waited if own else watched.peak_mb, out.read(), code)
+        cpu = usage.ru_utime + usage.ru_stime
+        return Child(seconds, waited if own else watched.peak_mb, out.read(), code, cpu)
 
 
 def _high_water_mb(pid: int | str) -> int:

@@ -22,6 +22,10 @@ correlation's are its firing spans and their events: crmwatch raises one alert p
 span of overlapping firing windows; Zircolite reports every firing window (one per matching
 event that completes ten in five minutes), merged here per group the way crmwatch merges them.
 
+The ratio is Zircolite's wall time over crmwatch's (ingest + detect with the five rules). The
+ratio of CPU time (user + system) is reported beside it: on a shared machine, other work takes
+cores from crmwatch, which uses both, more than from Zircolite, which mostly uses one.
+
 Zircolite is not part of this repository (LGPL-3.0): ``--zircolite DIR`` names a checkout of
 tag v3.7.0, else one is cloned into ``--out``; ``--zircolite-python`` names a Python with its
 requirements, else a venv is made under ``--out`` from ``DIR/requirements.txt``. Without a
@@ -285,6 +289,7 @@ def run_crmwatch_side(csv: Path, out: Path) -> dict:
         "ingest_seconds": round(ingest.seconds, 2),
         "detect_seconds": round(five.seconds, 2),
         "seconds": round(ingest.seconds + five.seconds, 2),
+        "cpu_seconds": round(ingest.cpu_seconds + five.cpu_seconds, 2),
         "with_pack": {
             "detect_seconds": round(pack.seconds, 2),
             "seconds": round(ingest.seconds + pack.seconds, 2),
@@ -436,7 +441,11 @@ def zircolite_hits(results: Path) -> tuple[dict[str, dict[str, int]], int]:
 def zircolite_side(args: argparse.Namespace, csv: Path, checkout: Path, py: Path) -> dict:
     """Zircolite's run: seconds, peak RSS, hits, or why it failed."""
     child, results = run_zircolite(py, checkout, csv, args.out)
-    side: dict = {"seconds": round(child.seconds, 2), "peak_rss_mb": child.peak_rss_mb}
+    side: dict = {
+        "seconds": round(child.seconds, 2),
+        "cpu_seconds": round(child.cpu_seconds, 2),
+        "peak_rss_mb": child.peak_rss_mb,
+    }
     if child.returncode != 0:
         side["error"] = f"exit {child.returncode}; see {args.out / 'zircolite-run'}"
     side["hits"], side["windows"] = zircolite_hits(results)
@@ -481,6 +490,7 @@ def main() -> int:
         "zircolite_seconds": zirc["seconds"],
         "ratio": round(ratio, 2),
         "ratio_with_pack": round(zirc["seconds"] / crm["with_pack"]["seconds"], 2),
+        "cpu_ratio": round(zirc["cpu_seconds"] / crm["cpu_seconds"], 2),
         "planted": planted,
         "equal": crm["hits"] == zirc["hits"],
         "as_planted": crm["hits"] == planted and zirc["hits"] == planted,
