@@ -212,7 +212,8 @@ def write_workload(path: Path, events: int, seed: int) -> None:
     header = HEADERS["RestApi"]
     assert set(header) == set(_COLUMNS), "the generator must write the real header's columns"
     # bounded, spilling to disk: 5M rows sorted by time took 5 GB of a machine others share
-    con = duckdb.connect(config={"memory_limit": "2GB", "enable_progress_bar": False})
+    con = duckdb.connect(config={"memory_limit": "2GB"})
+    con.execute("SET enable_progress_bar = false")
     at, role, k = zip(*planted_rows(events, seed), strict=True)
     con.execute(
         "CREATE TABLE planted AS SELECT unnest($at) AS i, unnest($role) AS role, unnest($k) AS k",
@@ -331,11 +332,14 @@ def zircolite_checkout(given: Path | None, out: Path) -> Path:
 
 def zircolite_python(given: Path | None, checkout: Path, out: Path) -> Path:
     """A Python with Zircolite's requirements: ``--zircolite-python``, else a venv under
-    ``out`` made from the checkout's requirements.txt (kept while they do not change)."""
+    ``out`` made from the checkout's requirements.txt (kept while they do not change).
+
+    An absolute path, as Zircolite runs in a directory of its own; not ``resolve()``d: a
+    venv's python is a symlink, and the link is what makes it the venv's."""
     if given is not None:
-        return given
+        return given.absolute()
     reqs = checkout / "requirements.txt"
-    venv = out / "zircolite-venv"
+    venv = (out / "zircolite-venv").absolute()
     py = venv / "bin" / "python"
     stamp = venv / ".requirements-sha256"
     digest = hashlib.sha256(reqs.read_bytes()).hexdigest()
@@ -354,11 +358,14 @@ def zircolite_python(given: Path | None, checkout: Path, out: Path) -> Path:
     return py
 
 
-def zircolite_version(py: Path, checkout: Path) -> str:
-    """The version Zircolite prints (``Zircolite - v3.7.0``)."""
-    done = subprocess.run(
-        [str(py), str(checkout / "zircolite.py"), "--version"], capture_output=True, text=True
-    )
+def zircolite_version(py: Path, checkout: Path, out: Path) -> str:
+    """The version Zircolite prints (``Zircolite - v3.7.0``), run in ``out``: it leaves a
+    log file where it runs."""
+    argv = [str(py), str((checkout / "zircolite.py").resolve()), "--version"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=out)
+    except OSError as e:
+        raise NotRun(f"cannot run {py}: {e}") from e
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
         raise NotRun(f"zircolite.py --version failed: {last}")
@@ -458,7 +465,7 @@ def prepare_zircolite(args: argparse.Namespace) -> tuple[Path, Path, str]:
     """Checkout, Python and version of Zircolite, or :class:`NotRun`."""
     checkout = zircolite_checkout(args.zircolite, args.out)
     py = zircolite_python(args.zircolite_python, checkout, args.out)
-    return checkout, py, zircolite_version(py, checkout)
+    return checkout, py, zircolite_version(py, checkout, args.out)
 
 
 def measure(args: argparse.Namespace, csv: Path, checkout: Path, py: Path) -> dict:
