@@ -26,6 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts
 
 # Every benchmark runs (a missed target does not stop the others); the summary table last.
+# bench/peer needs Zircolite 3.7.0: PEER_ARGS='--zircolite DIR [--zircolite-python PY]', else it
+# clones the tag into bench/out, and reports "not run" when it cannot.
+PEER_ARGS ?=
 bench: $(STAMP)
 	-$(BIN)/python bench/ingest.py
 	-$(BIN)/python bench/ingest_json.py
@@ -37,6 +40,7 @@ bench: $(STAMP)
 	-$(BIN)/python bench/watch.py
 	-$(BIN)/python bench/startup.py
 	-$(BIN)/python bench/precision.py
+	-$(BIN)/python bench/peer.py $(PEER_ARGS)
 	$(BIN)/python bench/summary.py
 
 clean:
