@@ -167,13 +167,15 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
     ``inc_seen`` holds which networks and apps each principal used on which day, so that
     "used on an earlier day in 30 days" is a join, not a scan per event."""
     prepare(store)
+    # A principal's day repeats the same few networks and apps thousands of times: distinct
+    # combinations first, then one row per kind (unnesting every event was 4 rows per event).
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE inc_seen AS
         SELECT DISTINCT * FROM (
             SELECT pkey, unnest(['net', 'app', 'country', 'client']) AS kind,
                 unnest([network, client_app, country, ua_class]) AS value, day
-            FROM (SELECT {PRINCIPAL_KEY} AS pkey, {NETWORK} AS network, client_app, country,
-                    CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
+            FROM (SELECT DISTINCT {PRINCIPAL_KEY} AS pkey, {NETWORK} AS network, client_app,
+                    country, CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
                     ts::DATE AS day
                   FROM events WHERE outcome IS DISTINCT FROM 'failure'))
         WHERE value IS NOT NULL"""
@@ -185,19 +187,28 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
             SELECT DISTINCT u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)
             WHERE a.level IN {lit_list(LEVELS[LEVELS.index(cfg.open_level) :])}
                 OR a.risk >= {int(cfg.risk_threshold)}),
-        keys AS (SELECT DISTINCT login_key FROM events_base
-                 WHERE event_id IN (SELECT event_id FROM ev) AND login_key IS NOT NULL),
+        -- the evidence's sessions (a login key and its principal): only their events can make
+        -- an evidence event's session the attacker's (the other principals of a login key
+        -- were most of its events: 8M of the 10M-event benchmark's, for 2.5M that count)
+        sessions AS (
+            SELECT DISTINCT login_key, {PRINCIPAL_KEY} AS pkey FROM events_base
+            WHERE event_id IN (SELECT event_id FROM ev) AND login_key IS NOT NULL),
         e AS (  -- the evidence events, and every event of their sessions
-            SELECT event_id, ts, outcome, src_ip, ip_class, client_app, login_key, country,
-                CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
-                {PRINCIPAL_KEY} AS pkey, {NETWORK} AS network, {PRINCIPAL_KIND} AS kind,
-                event_id IN (SELECT event_id FROM ev) AS evidence
-            FROM events WHERE event_id IN (SELECT event_id FROM ev)
-                OR login_key IN (SELECT login_key FROM keys)),
+            SELECT * FROM (
+                SELECT event_id, ts, outcome, user_name, user_id, src_ip, ip_class,
+                    client_app, login_key, country,
+                    CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
+                    {PRINCIPAL_KEY} AS pkey, {NETWORK} AS network, {PRINCIPAL_KIND} AS kind,
+                    event_id IN (SELECT event_id FROM ev) AS evidence
+                FROM events WHERE event_id IN (SELECT event_id FROM ev)
+                    OR login_key IN (SELECT login_key FROM sessions)) x
+            WHERE evidence OR EXISTS (SELECT 1 FROM sessions s
+                WHERE s.login_key = x.login_key AND s.pkey IS NOT DISTINCT FROM x.pkey)),
         -- What decides a side depends on (principal, network, day) and (principal, day,
         -- app, country, client), not on the event: judged once per distinct combination, so
         -- a network every employee shares (an office NAT pool) costs its days, not its
-        -- events times its users.
+        -- events times its users; each event then joins its combinations (joined back by
+        -- event id instead, two joins of millions of ids took most of the build).
         pnd AS (SELECT DISTINCT pkey, network, ts::DATE AS day FROM e),
         nd_users AS (  -- distinct principals on the network in the days before
             SELECT nd.network, nd.day, count(DISTINCT s.pkey) AS n
@@ -209,12 +220,6 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
             SELECT DISTINCT k.pkey, k.network, k.day FROM pnd k JOIN inc_seen s
                 ON s.kind = 'net' AND s.pkey = k.pkey AND s.value = k.network
                 AND s.day BETWEEN k.day - {FAMILIAR_DAYS} AND k.day - 1),
-        net AS (
-            SELECT e.event_id, f.pkey IS NOT NULL AS familiar,
-                coalesce(w.n, 0) - (f.pkey IS NOT NULL)::INTEGER AS others
-            FROM e LEFT JOIN pnd_familiar f ON f.pkey = e.pkey
-                AND f.network IS NOT DISTINCT FROM e.network AND f.day = e.ts::DATE
-            LEFT JOIN nd_users w ON w.network = e.network AND w.day = e.ts::DATE),
         uses AS (SELECT DISTINCT pkey, ts::DATE AS day, client_app, country, ua_class FROM e),
         uses_kinds AS (  -- what else its principal used on an earlier day
             SELECT k.pkey, k.day, k.client_app, k.country, k.ua_class,
@@ -225,88 +230,100 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
                      OR (s.kind = 'country' AND s.value = k.country)
                      OR (s.kind = 'client' AND s.value = k.ua_class))
             GROUP BY ALL),
-        own AS (
-            SELECT e.event_id, u.kinds FROM e JOIN uses_kinds u ON u.pkey = e.pkey
-                AND u.day = e.ts::DATE
+        judged AS (
+            SELECT e.*, f.pkey IS NOT NULL AS familiar,
+                coalesce(w.n, 0) - (f.pkey IS NOT NULL)::INTEGER AS org_users,
+                coalesce(u.kinds, []) AS kinds
+            FROM e LEFT JOIN pnd_familiar f ON f.pkey = e.pkey
+                AND f.network IS NOT DISTINCT FROM e.network AND f.day = e.ts::DATE
+            LEFT JOIN nd_users w ON w.network = e.network AND w.day = e.ts::DATE
+            LEFT JOIN uses_kinds u ON u.pkey = e.pkey AND u.day = e.ts::DATE
                 AND u.client_app IS NOT DISTINCT FROM e.client_app
                 AND u.country IS NOT DISTINCT FROM e.country
                 AND u.ua_class IS NOT DISTINCT FROM e.ua_class),
         sided AS (
-        SELECT e.*, coalesce(net.others, 0) AS org_users,
-            e.client_app IS NOT NULL AND NOT list_contains(coalesce(own.kinds, []), 'app')
-                AS new_app,
+        SELECT * EXCLUDE (familiar, kinds),
+            client_app IS NOT NULL AND NOT list_contains(kinds, 'app') AS new_app,
             CASE
-                WHEN e.ip_class IN ('corporate', 'private') AND e.src_ip IS NOT NULL THEN 'own'
+                WHEN ip_class IN ('corporate', 'private') AND src_ip IS NOT NULL THEN 'own'
                 -- a strong finding on a network new to its principal makes its session the
                 -- attacker's, however ordinary the network (a residential proxy in the
                 -- victim's own country)
-                WHEN e.event_id IN (SELECT event_id FROM strong) AND e.src_ip IS NOT NULL
-                    AND NOT coalesce(net.familiar, false) THEN 'attacker'
-                WHEN e.client_app IS NOT NULL
-                    AND NOT list_contains(coalesce(own.kinds, []), 'app') THEN 'attacker'
-                WHEN e.src_ip IS NULL THEN 'none'
-                WHEN e.ip_class IN ('tor', 'vpn') THEN 'attacker'
-                WHEN e.ip_class = 'hosting' AND e.kind = 'person' THEN 'attacker'
-                WHEN coalesce(net.familiar, false) THEN 'own'
+                WHEN event_id IN (SELECT event_id FROM strong) AND src_ip IS NOT NULL
+                    AND NOT familiar THEN 'attacker'
+                WHEN client_app IS NOT NULL AND NOT list_contains(kinds, 'app') THEN 'attacker'
+                WHEN src_ip IS NULL THEN 'none'
+                WHEN ip_class IN ('tor', 'vpn') THEN 'attacker'
+                WHEN ip_class = 'hosting' AND kind = 'person' THEN 'attacker'
+                WHEN familiar THEN 'own'
                 -- a new ISP in the person's own country, on the kind of client they use:
                 -- the first day at home or on a carrier, not somebody else
-                WHEN e.ip_class = 'unknown' AND e.kind = 'person'
-                    AND list_contains(coalesce(own.kinds, []), 'country')
-                    AND (e.ua_class IS NULL OR list_contains(own.kinds, 'client')) THEN 'own'
+                WHEN ip_class = 'unknown' AND kind = 'person'
+                    AND list_contains(kinds, 'country')
+                    AND (ua_class IS NULL OR list_contains(kinds, 'client')) THEN 'own'
                 ELSE 'attacker' END AS side
-        FROM e LEFT JOIN net USING (event_id) LEFT JOIN own USING (event_id))
-        -- a session with an attacker-side event is the attacker's, every event of it
-        SELECT * EXCLUDE (evidence) FROM (
-            SELECT * REPLACE (CASE WHEN login_key IS NOT NULL AND bool_or(side = 'attacker')
-                OVER (PARTITION BY login_key, pkey) THEN 'attacker' ELSE side END AS side)
-            FROM sided)
-        WHERE evidence"""
+        FROM judged),
+        -- a session with an attacker-side event is the attacker's, every event of it (a
+        -- join with the attacker's sessions: a window over every session event sorted them)
+        taken AS (SELECT DISTINCT login_key, pkey FROM sided
+                  WHERE side = 'attacker' AND login_key IS NOT NULL)
+        SELECT s.* EXCLUDE (evidence) REPLACE (
+            CASE WHEN t.login_key IS NOT NULL THEN 'attacker' ELSE s.side END AS side)
+        FROM sided s LEFT JOIN taken t ON t.login_key = s.login_key
+            AND t.pkey IS NOT DISTINCT FROM s.pkey
+        WHERE s.evidence"""
     )
 
 
 def _alert_keys(store: Store, cfg: IncidentConfig) -> list[_AlertKeys]:
+    """Each finding's keys and side, aggregated from ``inc_ev`` (its evidence events, already
+    read with their sides) per alert id alone: grouped by every column of the alert, each
+    distinct list was a hash table of its own (94,000 findings took 5 s)."""
     _side_tables(store, cfg)
     default_risk = "CASE a.level " + " ".join(
         f"WHEN {lit(lv)} THEN {num(r)}" for lv, r in LEVEL_RISK.items()
     ) + " ELSE 25 END"  # fmt: skip
+
+    def distinct(value: str, where: str) -> str:
+        return f"coalesce(list_distinct(list({value}) FILTER ({where})), [])"
+
     rows = store.execute(
         f"""
         WITH ev AS (
             SELECT a.alert_id, u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)),
         rare_apps AS (
-            SELECT client_app FROM events_base WHERE client_app IS NOT NULL GROUP BY client_app
-            HAVING count(DISTINCT {principal_sql()}) <= {APP_LINK_MAX_USERS})
+            SELECT client_app FROM events_base
+            WHERE client_app IN (SELECT client_app FROM inc_ev) GROUP BY client_app
+            HAVING count(DISTINCT {principal_sql()}) <= {APP_LINK_MAX_USERS}),
+        k AS (
+            SELECT ev.alert_id,
+                {distinct("lower(e.user_name)", f"e.user_name IS NOT NULL AND {ACTED}")}
+                    AS people,
+                {distinct(USER_KEY.format(c="e.user_id"), f"e.user_id IS NOT NULL AND {ACTED}")}
+                    AS user_ids,
+                {distinct(person_sql("e."), "e.outcome = 'failure'")} AS targets,
+                {distinct("e.login_key", "e.login_key IS NOT NULL")} AS login_keys,
+                {distinct("e.login_key", "e.login_key IS NOT NULL AND e.side = 'attacker'")}
+                    AS attacker_sessions,
+                {distinct("e.src_ip", "e.src_ip IS NOT NULL AND e.side = 'attacker'")} AS ips,
+                {distinct("e.src_ip", "e.src_ip IS NOT NULL")} AS all_ips,
+                {distinct("e.client_app", "e.client_app IS NOT NULL")} AS apps,
+                {distinct("e.client_app", "r.client_app IS NOT NULL")} AS link_apps,
+                {distinct("e.client_app", "e.new_app")} AS new_apps,
+                CASE WHEN bool_or(e.side = 'attacker') THEN 'attacker'
+                     WHEN bool_or(e.side = 'own') THEN 'own' ELSE 'neutral' END AS side,
+                min(e.ts) FILTER (e.side = 'attacker') AS attack_from,
+                coalesce(bool_and(e.side = 'attacker' AND e.org_users >= {ORG_NETWORK_USERS}
+                    AND e.ip_class NOT IN ('tor', 'vpn', 'hosting'))
+                    FILTER (e.src_ip IS NOT NULL), false) AS org_network
+            FROM ev JOIN inc_ev e USING (event_id)
+            LEFT JOIN rare_apps r ON r.client_app = e.client_app
+            GROUP BY ev.alert_id)
         SELECT a.alert_id, a.level, a.title, coalesce(a.tags, []) AS tags, a.first_ts,
             a.last_ts, coalesce(a.fired_at, a.first_ts) AS fired_at, a.detected_at,
-            coalesce(list(DISTINCT lower(e.user_name)) FILTER (e.user_name IS NOT NULL
-                AND {ACTED}), []) AS people,
-            coalesce(list(DISTINCT {USER_KEY.format(c="e.user_id")})
-                FILTER (e.user_id IS NOT NULL AND {ACTED}), []) AS user_ids,
-            coalesce(list(DISTINCT {person_sql("e.")})
-                FILTER (e.outcome = 'failure'), []) AS targets,
-            coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL), [])
-                AS login_keys,
-            coalesce(list(DISTINCT e.login_key) FILTER (e.login_key IS NOT NULL
-                AND s.side = 'attacker'), []) AS attacker_sessions,
-            coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL
-                AND s.side = 'attacker'), []) AS ips,
-            coalesce(list(DISTINCT e.src_ip) FILTER (e.src_ip IS NOT NULL), []) AS all_ips,
-            coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IS NOT NULL), []) AS apps,
-            coalesce(list(DISTINCT e.client_app) FILTER (e.client_app IN
-                (SELECT client_app FROM rare_apps)), []) AS link_apps,
-            coalesce(list(DISTINCT e.client_app) FILTER (s.new_app), []) AS new_apps,
-            a.rule_id, coalesce(a.risk, {default_risk}) AS risk,
-            CASE WHEN bool_or(s.side = 'attacker') THEN 'attacker'
-                 WHEN bool_or(s.side = 'own') THEN 'own' ELSE 'neutral' END AS side,
-            min(e.ts) FILTER (s.side = 'attacker') AS attack_from,
-            coalesce(bool_and(s.side = 'attacker' AND s.org_users >= {ORG_NETWORK_USERS}
-                AND e.ip_class NOT IN ('tor', 'vpn', 'hosting')) FILTER (e.src_ip IS NOT NULL),
-                false) AS org_network
-        FROM alerts a JOIN ev USING (alert_id)
-        JOIN (SELECT event_id, user_name, user_id, login_key, src_ip, ip_class, client_app,
-                     outcome, ts FROM events) e USING (event_id)
-        LEFT JOIN inc_ev s USING (event_id)
-        GROUP BY ALL ORDER BY fired_at, a.alert_id"""
+            k.* EXCLUDE (alert_id, side, attack_from, org_network), a.rule_id,
+            coalesce(a.risk, {default_risk}) AS risk, k.side, k.attack_from, k.org_network
+        FROM alerts a JOIN k USING (alert_id) ORDER BY fired_at, a.alert_id"""
     ).dicts()
     return [_AlertKeys(**r) for r in rows]
 
