@@ -193,16 +193,16 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
         sessions AS (
             SELECT DISTINCT login_key, {PRINCIPAL_KEY} AS pkey FROM events_base
             WHERE event_id IN (SELECT event_id FROM ev) AND login_key IS NOT NULL),
+        x AS (
+            SELECT event_id, ts, outcome, user_name, user_id, src_ip, ip_class, as_org,
+                client_app, login_key, country, category, object, rows, source_type,
+                CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
+                {PRINCIPAL_KEY} AS pkey, event_id IN (SELECT event_id FROM ev) AS evidence
+            FROM events WHERE event_id IN (SELECT event_id FROM ev)
+                OR login_key IN (SELECT login_key FROM sessions)),
         e AS (  -- the evidence events, and every event of their sessions
-            SELECT * FROM (
-                SELECT event_id, ts, outcome, user_name, user_id, src_ip, ip_class,
-                    client_app, login_key, country,
-                    CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
-                    {PRINCIPAL_KEY} AS pkey, {NETWORK} AS network, {PRINCIPAL_KIND} AS kind,
-                    event_id IN (SELECT event_id FROM ev) AS evidence
-                FROM events WHERE event_id IN (SELECT event_id FROM ev)
-                    OR login_key IN (SELECT login_key FROM sessions)) x
-            WHERE evidence OR EXISTS (SELECT 1 FROM sessions s
+            SELECT * EXCLUDE (as_org), {NETWORK} AS network, {PRINCIPAL_KIND} AS kind
+            FROM x WHERE evidence OR EXISTS (SELECT 1 FROM sessions s
                 WHERE s.login_key = x.login_key AND s.pkey IS NOT DISTINCT FROM x.pkey)),
         -- What decides a side depends on (principal, network, day) and (principal, day,
         -- app, country, client), not on the event: judged once per distinct combination, so
@@ -484,159 +484,213 @@ def _key_tables(store: Store, groups: dict[str, list[_AlertKeys]]) -> None:
     store.insert("inc_span", spans)
 
 
+# Why an event belongs to an incident, as joins and tests on the event ``e`` and the
+# incident's span ``sp``. Each joined table holds a set per incident, so a join adds no row:
+# its incident's people by name (``p``) or user id (``u``), its sessions (``ss``), the
+# attacker's addresses (``ip``). (As EXISTS subqueries DuckDB joined every event back to the
+# distinct values it tested, a second join of millions of rows each.)
+PEOPLE = (
+    " LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)"
+    f" LEFT JOIN inc_uids u ON u.iid = sp.iid AND u.uid = {USER_KEY.format(c='e.user_id')}"
+)
+BY_THEM = "(p.iid IS NOT NULL OR u.iid IS NOT NULL)"
+SESSION = " LEFT JOIN inc_sess ss ON ss.iid = sp.iid AND ss.login_key = e.login_key"
+IN_SESSION = "ss.iid IS NOT NULL"
+NEAR = "e.ts BETWEEN sp.lo - $gap AND sp.hi + $gap"
+ATTACKER_IP = " LEFT JOIN inc_ips ip ON ip.iid = sp.iid AND ip.ip = e.src_ip"
+BY_ATTACKER_IP = f"(ip.iid IS NOT NULL AND {NEAR} AND {BY_THEM})"
+# What the incident's facts read of each event. The first event's country is the store
+# view's (its address's country, else the record's): an event read from events_base carries
+# the two (resolved = false), one read from the view its country.
+PAYLOAD = ("ts", "object", "category", "rows", "source_type", "src_ip", "client_app")
+BASE_PAYLOAD = ", ".join(f"e.{c}" for c in PAYLOAD) + ", e.src_country, NULL AS country, false"
+VIEW_PAYLOAD = ", ".join(f"e.{c}" for c in PAYLOAD) + ", NULL, e.country, true"
+# the first malicious event's fields besides its id, time and country, in the order shown
+FIRST_FIELDS = ("source_type", "category", "src_ip", "client_app")
+
+
 def _collect_events(store: Store, cfg: IncidentConfig) -> None:
-    """Fill incident_events for every incident (see the module docstring for what belongs);
-    an event in several roles keeps the first of evidence, session, attacker ip, origin."""
-    uid = USER_KEY.format(c="e.user_id")
+    """Every incident's events with their role (see the module docstring for what belongs),
+    in ``inc_collected`` with what the facts read, and in incident_events.
 
-    def by_person(select: str, join: str, where: str) -> str:
-        # events of the incident's people, by name or by user id
-        return " UNION ALL ".join(
-            f"SELECT k.iid, {select} FROM events_base e "
-            f"{join} JOIN inc_span sp ON sp.iid = k.iid {who} WHERE {where}"
-            for who in (
-                "JOIN inc_people p ON p.iid = k.iid AND p.person = lower(e.user_name)",
-                f"JOIN inc_uids u ON u.iid = k.iid AND u.uid = {uid}",
-            )
-        )
-
+    An event there for several reasons keeps the first of evidence, session, attacker ip,
+    origin, attempt, later export. Each reason adds only events no earlier one holds (a test
+    on a few keys), so the reasons' rows are disjoint and only the evidence, joined last, can
+    meet them again: grouping every reason's rows by (incident, event id) instead spilled
+    25 million rows of the 10M-event benchmark to disk to keep 9.3 million."""
+    params = {"gap": cfg.gap, "lookback": cfg.origin_lookback, "lead": cfg.lead}
+    # the incident's sessions: the attacker's, and those in which its people used an app new
+    # to them (the look-alike Data Loader's API calls)
     store.execute(
-        f"""
-        INSERT INTO incident_events
-        SELECT iid, event_id, arg_min(role, prio) FROM (
-            SELECT k.iid, u.event_id, 'evidence' AS role, 1 AS prio
-            FROM inc_alerts k JOIN alerts a USING (alert_id), unnest(a.event_ids) AS u(event_id)
-            -- an attacker-side finding's own-side evidence (the victim's sign-in that makes
-            -- the attacker's impossible travel) is the victim's, not the attack's
-            -- (two independent tests: as one correlated subquery DuckDB planned the cross
-            -- product of inc_mixed and inc_ev, billions of rows for a large incident)
-            WHERE NOT ((k.iid, k.alert_id) IN (SELECT (iid, alert_id) FROM inc_mixed)
-                AND u.event_id IN (SELECT event_id FROM inc_ev WHERE side = 'own'))
+        f"""CREATE OR REPLACE TEMP TABLE inc_sess AS
+        SELECT iid, login_key FROM inc_sessions
+        UNION
+        SELECT sp.iid, e.login_key FROM events_base e JOIN inc_apps k ON k.app = e.client_app
+        JOIN inc_span sp ON sp.iid = k.iid {PEOPLE}
+        WHERE e.login_key IS NOT NULL AND {NEAR} AND {BY_THEM}""",
+        {"gap": cfg.gap},
+    )
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE inc_collected AS
+        WITH evidence AS (
+            SELECT v.*, {", ".join(f"i.{c}" for c in PAYLOAD)}, i.country, i.side,
+                i.event_id IS NOT NULL AS found
+            FROM (SELECT DISTINCT k.iid, u.event_id
+                FROM inc_alerts k JOIN alerts a USING (alert_id), unnest(a.event_ids) AS u(event_id)
+                -- an attacker-side finding's own-side evidence (the victim's sign-in that
+                -- makes the attacker's impossible travel) is the victim's, not the attack's
+                -- (two independent tests: as one correlated subquery DuckDB planned the cross
+                -- product of inc_mixed and inc_ev, billions of rows for a large incident)
+                WHERE NOT ((k.iid, k.alert_id) IN (SELECT (iid, alert_id) FROM inc_mixed)
+                    AND u.event_id IN (SELECT event_id FROM inc_ev WHERE side = 'own'))) v
+            LEFT JOIN inc_ev i USING (event_id)),
+        reasons AS (
+            SELECT s.iid, e.event_id, 'session' AS role, {BASE_PAYLOAD} AS resolved
+            FROM events_base e
+            JOIN inc_sess s ON s.login_key = e.login_key
             UNION ALL
-            SELECT k.iid, e.event_id, 'session', 2 FROM events_base e
-            JOIN inc_sessions k ON k.login_key = e.login_key
+            SELECT sp.iid, e.event_id, 'attacker ip', {BASE_PAYLOAD} FROM events_base e
+            JOIN inc_ips k ON k.ip = e.src_ip JOIN inc_span sp ON sp.iid = k.iid
+            {PEOPLE} {SESSION}
+            WHERE {NEAR} AND {BY_THEM} AND NOT {IN_SESSION}
             UNION ALL
-            SELECT s.iid, e.event_id, 'session', 2 FROM events_base e
-            JOIN (SELECT DISTINCT * FROM ({
-            by_person(
-                "e.login_key",
-                "JOIN inc_apps k ON k.app = e.client_app",
-                "e.login_key IS NOT NULL AND e.ts BETWEEN sp.lo - $gap AND sp.hi + $gap",
-            )
-        })) s ON s.login_key = e.login_key
-            UNION ALL
-            {
-            by_person(
-                "e.event_id, 'attacker ip', 3",
-                "JOIN inc_ips k ON k.ip = e.src_ip",
-                "e.ts BETWEEN sp.lo - $gap AND sp.hi + $gap",
-            )
-        }
-            UNION ALL
-            {
-            by_person(
-                "e.event_id, 'origin', 4",
-                "JOIN inc_apps k ON k.app = e.client_app",
-                f"e.category = {lit(Category.OAUTH_GRANT)} "
-                "AND e.ts BETWEEN sp.lo - $lookback AND sp.hi",
-            )
-        }
+            SELECT sp.iid, e.event_id, 'origin', {BASE_PAYLOAD} FROM events_base e
+            JOIN inc_apps k ON k.app = e.client_app JOIN inc_span sp ON sp.iid = k.iid
+            {PEOPLE} {SESSION} {ATTACKER_IP}
+            WHERE e.category = {lit(Category.OAUTH_GRANT)}
+              AND e.ts BETWEEN sp.lo - $lookback AND sp.hi AND {BY_THEM}
+              AND NOT {IN_SESSION} AND NOT {BY_ATTACKER_IP}
             UNION ALL
             -- the same campaign's other tries at its targets, from addresses new to them
-            -- (a spray's quieter addresses never reach a rule's count on their own)
-            SELECT t.iid, e.event_id, 'attempt', 5 FROM (
-                SELECT event_id, ts, ip_class, {person_sql()} AS who,
-                    {NETWORK} AS network
+            -- (a spray's quieter addresses never reach a rule's count on their own); failed
+            -- sign-ins are no grant, so never an origin
+            SELECT sp.iid, e.event_id, 'attempt', {VIEW_PAYLOAD} FROM (
+                SELECT event_id, {", ".join(PAYLOAD)}, country, ip_class, login_key,
+                    user_name, user_id, {person_sql()} AS who, {NETWORK} AS network
                 FROM events WHERE outcome = 'failure'
                     AND category = {lit(Category.AUTHENTICATION)}) e
             JOIN inc_targets t ON t.target = e.who
-            JOIN inc_span sp ON sp.iid = t.iid
+            JOIN inc_span sp ON sp.iid = t.iid {PEOPLE} {SESSION} {ATTACKER_IP}
             WHERE e.ts BETWEEN sp.lo - $lead AND sp.hi
               AND e.ip_class NOT IN ('corporate', 'private')
               AND NOT EXISTS (SELECT 1 FROM inc_seen s WHERE s.pkey = t.target
                   AND s.kind = 'net' AND s.value = e.network
                   AND s.day BETWEEN e.ts::DATE - {FAMILIAR_DAYS} AND e.ts::DATE - 1)
-        ) GROUP BY iid, event_id""",
-        {"gap": cfg.gap, "lookback": cfg.origin_lookback, "lead": cfg.lead},
+              AND NOT {IN_SESSION} AND NOT {BY_ATTACKER_IP}
+            UNION ALL
+            -- exports are no grant and no sign-in; an insider's incident has no attacker
+            -- side, so no attacker address: only an app's session can hold them already
+            SELECT sp.iid, e.event_id, 'later export', {BASE_PAYLOAD}
+            FROM ({_later_exports()}) e JOIN inc_span sp USING (iid) {SESSION}
+            WHERE NOT {IN_SESSION})
+        SELECT coalesce(v.iid, r.iid) AS iid, coalesce(v.event_id, r.event_id) AS event_id,
+            CASE WHEN v.iid IS NOT NULL THEN 'evidence' ELSE r.role END AS role,
+            {", ".join(f"coalesce(r.{c}, v.{c}) AS {c}" for c in PAYLOAD)},
+            CASE WHEN r.iid IS NULL THEN v.country ELSE r.country END AS country,
+            r.src_country, coalesce(r.resolved, true) AS resolved,
+            r.iid IS NOT NULL OR v.found AS found
+        FROM reasons r FULL JOIN evidence v ON v.iid = r.iid AND v.event_id = r.event_id
+        LEFT JOIN inc_span sp ON sp.iid = v.iid
+        -- Evidence from the victim's own side before the chain (the earlier sign-in of an
+        -- impossible-travel pair, the morning at the office) is not the attack's.
+        WHERE NOT coalesce(v.iid IS NOT NULL AND sp.attack IS NOT NULL
+            AND v.side <> 'attacker' AND v.ts < sp.attack - $lead, false)""",
+        params,
     )
-    # Evidence from the victim's own side before the chain (the earlier sign-in of an
-    # impossible-travel pair, the morning at the office) is not the attack's.
-    store.execute(
-        """DELETE FROM incident_events i USING inc_span sp, events_base e, inc_ev s
-        WHERE i.incident_id = sp.iid AND e.event_id = i.event_id AND s.event_id = i.event_id
-          AND i.role = 'evidence' AND sp.attack IS NOT NULL AND s.side <> 'attacker'
-          AND e.ts < sp.attack - $lead""",
-        {"lead": cfg.lead},
-    )
+    store.execute("INSERT INTO incident_events SELECT iid, event_id, role FROM inc_collected")
 
 
-def _follow_exports(store: Store) -> None:
-    """Add the later exports of an insider's incident (one with no attacker side) that follow
-    its findings within EXPORT_FOLLOW of one another (role ``later export``): the second,
-    third … day of a person's exports. An outside attacker's exports come through its sessions
-    and addresses; the victim's own weekly exports are not the attack's.
+def _later_exports() -> str:
+    """SQL: the later exports of an insider's incident (one with no attacker side) that
+    follow its findings within EXPORT_FOLLOW of one another (role ``later export``): the
+    second, third … day of a person's exports. An outside attacker's exports come through
+    its sessions and addresses; the victim's own weekly exports are not the attack's.
 
-    Gaps and islands in one query: an export joins when it comes within EXPORT_FOLLOW of the
-    incident's last finding or of the latest export before it; the first gap longer than that
-    ends the chain (a running count of gaps must still be zero)."""
+    Gaps and islands: an export joins when it comes within EXPORT_FOLLOW of the incident's
+    last finding or of the export before it; the chain ends at the first longer gap. Only
+    (incident, time) is sorted to find it; the exports themselves are then cut at it. Its
+    people's exports are found by name, then by user id when the name is not theirs (two
+    joins, each row once), never by testing every export against every insider incident."""
     cats = lit_list(EXPORTS)
-    uid = USER_KEY.format(c="e.user_id")
     follow = num(EXPORT_FOLLOW.total_seconds())
-    store.execute(
-        f"""CREATE OR REPLACE TEMP TABLE inc_later AS
-        WITH exports AS (
-            SELECT DISTINCT sp.iid, e.event_id, e.ts, sp.hi FROM events_base e
-            JOIN inc_span sp ON e.ts >= sp.start AND sp.attack IS NULL
-            LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)
-            LEFT JOIN inc_uids u ON u.iid = sp.iid AND u.uid = {uid}
-            WHERE e.category IN {cats} AND (p.iid IS NOT NULL OR u.iid IS NOT NULL)),
-        gaps AS (
-            SELECT iid, event_id, ts, ts - greatest(hi, coalesce(max(ts) OVER (
-                PARTITION BY iid ORDER BY ts, event_id
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), hi))
-                > to_seconds({follow}) AS gap
-            FROM exports),
-        chains AS (
-            SELECT iid, event_id, sum(gap::INTEGER) OVER (
-                PARTITION BY iid ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING) AS breaks
-            FROM gaps)
-        SELECT iid, event_id FROM chains WHERE breaks = 0"""
-    )
-    store.execute(
-        "INSERT INTO incident_events SELECT l.iid, l.event_id, 'later export' FROM inc_later l "
-        "ANTI JOIN incident_events i ON i.incident_id = l.iid AND i.event_id = l.event_id"
-    )
+    not_named = "LEFT JOIN inc_people p ON p.iid = sp.iid AND p.person = lower(e.user_name)"
+    exports = " UNION ALL ".join(
+        f"""SELECT sp.iid, sp.hi, e.event_id, {", ".join(f"e.{c}" for c in PAYLOAD)},
+            e.src_country, e.login_key
+        FROM events_base e {who} JOIN inc_span sp ON sp.iid = k.iid {join}
+        WHERE e.category IN {cats} AND sp.attack IS NULL AND e.ts >= sp.start{test}"""
+        for who, join, test in (
+            ("JOIN inc_people k ON k.person = lower(e.user_name)", "", ""),
+            (f"JOIN inc_uids k ON k.uid = {USER_KEY.format(c='e.user_id')}", not_named,
+             " AND p.iid IS NULL"),
+        )
+    )  # fmt: skip
+    return f"""WITH exports AS ({exports}),
+        cuts AS (
+            SELECT iid, min(ts) FILTER (gap) AS cut FROM (
+                SELECT iid, ts, ts - greatest(hi, coalesce(lag(ts) OVER (PARTITION BY iid
+                    ORDER BY ts), hi)) > to_seconds({follow}) AS gap
+                FROM exports)
+            GROUP BY iid)
+        SELECT x.* EXCLUDE (hi) FROM exports x JOIN cuts c USING (iid)
+        WHERE c.cut IS NULL OR x.ts < c.cut"""
 
 
 def _all_facts(store: Store) -> dict[str, dict[str, Any]]:
     """Per incident: the first malicious event, the last event, the event count and the
-    objects touched, from incident_events (two queries for all incidents)."""
+    objects touched, from what collecting the events kept (inc_collected): no second join of
+    the incidents' events with the store.
+
+    Each field of the first event is the earliest one the incident's events have (a field the
+    first event lacks comes from the next event that has it), as DuckDB's arg_min, which
+    skips NULLs, gave it. The country, the one field the store's view derives, is read
+    through the view for the earliest event of each address and record country."""
+    firsts: dict[str, dict[str, Any]] = {}
     out: dict[str, dict[str, Any]] = {}
+    order = "(ts, event_id)"
     for r in store.execute(
-        """SELECT i.incident_id, arg_min(e.event_id, (e.ts, e.event_id)) AS event_id,
-            min(e.ts) AS ts, arg_min(e.source_type, (e.ts, e.event_id)) AS source_type,
-            arg_min(e.category, (e.ts, e.event_id)) AS category,
-            arg_min(e.src_ip, (e.ts, e.event_id)) AS src_ip,
-            arg_min(e.country, (e.ts, e.event_id)) AS country,
-            arg_min(e.client_app, (e.ts, e.event_id)) AS client_app,
-            max(e.ts) AS last, count(*) AS n
-        FROM incident_events i
-        JOIN (SELECT event_id, ts, source_type, category, src_ip, country, client_app
-              FROM events) e USING (event_id)
-        GROUP BY i.incident_id"""
+        f"""SELECT iid, arg_min(event_id, {order}) AS event_id, min(ts) AS ts,
+            {", ".join(f"arg_min({c}, {order}) AS {c}" for c in FIRST_FIELDS)},
+            max(ts) AS last, count(*) AS n
+        FROM inc_collected WHERE found GROUP BY iid"""
     ).dicts():
-        iid, last, n = r.pop("incident_id"), r.pop("last"), r.pop("n")
+        iid, last, n = r.pop("iid"), r.pop("last"), r.pop("n")
         r["ts"] = iso_z(r["ts"])
+        firsts[iid] = r
         out[iid] = {"first": r, "last": last, "events": n, "objects": []}
+    countries = _first_countries(store)
+    for iid, r in firsts.items():
+        client_app = r.pop("client_app")
+        r["country"], r["client_app"] = countries.get(iid), client_app
     for r in store.execute(
-        f"""SELECT i.incident_id, b.object, count(*) AS events, sum(b.rows) AS rows
-        FROM incident_events i JOIN events_base b USING (event_id)
-        WHERE b.object IS NOT NULL
-          AND b.category IN {lit_list(DATA_ACCESS)}
-        GROUP BY ALL ORDER BY i.incident_id, rows DESC NULLS LAST, b.object"""
+        f"""SELECT iid, object, count(*) AS events, sum(rows) AS rows FROM inc_collected
+        WHERE found AND object IS NOT NULL AND category IN {lit_list(DATA_ACCESS)}
+        GROUP BY ALL ORDER BY iid, rows DESC NULLS LAST, object"""
     ).dicts():
-        out[r.pop("incident_id")]["objects"].append(r)
+        out[r.pop("iid")]["objects"].append(r)
     return out
+
+
+def _first_countries(store: Store) -> dict[str, str]:
+    """Per incident, the country of its earliest event that has one: the events of each
+    address and record country share theirs, so only the earliest of each is read."""
+    reps = store.execute(
+        """SELECT iid, arg_min(event_id, (ts, event_id)) AS event_id, min(ts) AS ts,
+            any_value(country) AS country, bool_and(resolved) AS resolved
+        FROM inc_collected WHERE found GROUP BY iid, resolved, src_ip, src_country, country"""
+    ).rows
+    looked_up = dict(
+        store.execute(
+            "SELECT event_id, country FROM events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+            [[ev for _, ev, _, _, resolved in reps if not resolved]],
+        ).rows
+    )
+    best: dict[str, tuple[Any, str, str]] = {}
+    for iid, ev, ts, country, resolved in reps:
+        country = country if resolved else looked_up.get(ev)
+        if country is not None and (iid not in best or (ts, ev) < best[iid][:2]):
+            best[iid] = (ts, ev, country)
+    return {iid: country for iid, (_, _, country) in best.items()}
 
 
 def incident_groups(
@@ -673,7 +727,6 @@ def build_incidents(store: Store, cfg: IncidentConfig | None = None) -> list[Inc
             store.execute(f"DELETE FROM {table}")
         _key_tables(store, {iid: g for iid, (g, _) in by_id.items()})
         _collect_events(store, cfg)
-        _follow_exports(store)
         facts = _all_facts(store)
         for iid, (group, why) in by_id.items():
             incidents.append(_make(iid, group, why, facts[iid]))
