@@ -45,6 +45,7 @@ import hashlib
 import json
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from itertools import groupby
 from typing import Any
 
 from crmwatch.config import IncidentConfig
@@ -112,53 +113,35 @@ class Incident:
 
 
 @dataclass
-class _AlertKeys:
-    """What links one finding to others, and which side of the attack it is on, read from
-    its evidence events."""
+class _Finding:
+    """What opening an incident reads of one finding (the rest of a finding stays in the
+    store, in ``inc_findings``)."""
 
     alert_id: str
     level: str
     title: str
-    tags: list[str]
-    first_ts: dt.datetime
-    last_ts: dt.datetime
     fired_at: dt.datetime
-    detected_at: dt.datetime | None
-    people: list[str]
-    user_ids: list[str]
-    targets: list[str]  # accounts tried but not used: they link attempts, not people
-    login_keys: list[str]
-    attacker_sessions: list[str]
-    ips: list[str]  # attacker-side addresses
-    all_ips: list[str]
-    apps: list[str]
-    link_apps: list[str]  # apps few people use: "Browser" or the mobile app link nothing
-    new_apps: list[str] = field(default_factory=list)  # apps new to their principal
-    rule_id: str = ""
-    risk: int = 25
-    side: str = "neutral"  # attacker | own | neutral
-    attack_from: dt.datetime | None = None  # its first attacker-side event
+    rule_id: str
+    risk: int
     org_network: bool = False  # every address on a network the organisation already uses
-
-    @property
-    def keys(self) -> list[tuple[str, str]]:
-        # A person's own-side findings link among themselves (an insider, an administrator's
-        # job) and the attacker side among itself; the two sides meet only across ``lead``
-        # (group_alerts), so the victim's day never bridges into, or between, attacks.
-        side = "own" if self.side == "own" else "attacker"
-        return (
-            [(f"person:{side}", p) for p in self.people]
-            + [(f"user:{side}", u) for u in self.user_ids]
-            + [("target", t) for t in self.targets]
-            + [("session", k) for k in self.login_keys]
-            + [("ip", i) for i in self.ips]
-            + [("app", a) for a in self.link_apps]
-        )
 
     @property
     def score(self) -> int:
         """The risk this finding adds: half on the organisation's own networks."""
         return self.risk // 2 if self.org_network else self.risk
+
+
+# One row per finding: what links it to others and which side of the attack it is on, read
+# from its evidence events. targets: accounts tried but not used (they link attempts, not
+# people); ips: its attacker-side addresses; link_apps: apps few people use ("Browser" or the
+# mobile app link nothing); new_apps: apps new to their principal; side: attacker | own |
+# neutral; attack_from: its first attacker-side event.
+FINDINGS = """CREATE OR REPLACE TEMP TABLE inc_findings (
+    alert_id VARCHAR, level VARCHAR, title VARCHAR, tags VARCHAR[], first_ts TIMESTAMP,
+    last_ts TIMESTAMP, fired_at TIMESTAMP, detected_at TIMESTAMP, people VARCHAR[],
+    user_ids VARCHAR[], targets VARCHAR[], login_keys VARCHAR[], attacker_sessions VARCHAR[],
+    ips VARCHAR[], all_ips VARCHAR[], apps VARCHAR[], link_apps VARCHAR[], new_apps VARCHAR[],
+    rule_id VARCHAR, risk INTEGER, side VARCHAR, attack_from TIMESTAMP, org_network BOOLEAN)"""
 
 
 def _side_tables(store: Store, cfg: IncidentConfig) -> None:
@@ -275,10 +258,11 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
     )
 
 
-def _alert_keys(store: Store, cfg: IncidentConfig) -> list[_AlertKeys]:
-    """Each finding's keys and side, aggregated from ``inc_ev`` (its evidence events, already
-    read with their sides) per alert id alone: grouped by every column of the alert, each
-    distinct list was a hash table of its own (94,000 findings took 5 s)."""
+def _findings(store: Store, cfg: IncidentConfig) -> None:
+    """Each finding's keys and side in ``inc_findings``, aggregated from ``inc_ev`` (its
+    evidence events, already read with their sides) per alert id alone: grouped by every
+    column of the alert, each distinct list was a hash table of its own (94,000 findings took
+    5 s), and read into Python, a list per key per finding took seconds more."""
     _side_tables(store, cfg)
     default_risk = "CASE a.level " + " ".join(
         f"WHEN {lit(lv)} THEN {num(r)}" for lv, r in LEVEL_RISK.items()
@@ -287,8 +271,9 @@ def _alert_keys(store: Store, cfg: IncidentConfig) -> list[_AlertKeys]:
     def distinct(value: str, where: str) -> str:
         return f"coalesce(list_distinct(list({value}) FILTER ({where})), [])"
 
-    rows = store.execute(
-        f"""
+    store.execute(FINDINGS)
+    store.execute(
+        f"""INSERT INTO inc_findings
         WITH ev AS (
             SELECT a.alert_id, u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id)),
         rare_apps AS (
@@ -323,18 +308,95 @@ def _alert_keys(store: Store, cfg: IncidentConfig) -> list[_AlertKeys]:
             a.last_ts, coalesce(a.fired_at, a.first_ts) AS fired_at, a.detected_at,
             k.* EXCLUDE (alert_id, side, attack_from, org_network), a.rule_id,
             coalesce(a.risk, {default_risk}) AS risk, k.side, k.attack_from, k.org_network
-        FROM alerts a JOIN k USING (alert_id) ORDER BY fired_at, a.alert_id"""
-    ).dicts()
-    return [_AlertKeys(**r) for r in rows]
+        FROM alerts a JOIN k USING (alert_id)"""
+    )
 
 
-def group_alerts(
-    alerts: list[_AlertKeys], gap: dt.timedelta, lead: dt.timedelta = dt.timedelta(hours=1)
-) -> list[list[_AlertKeys]]:
-    """Single-linkage over shared keys, where a link only holds across at most ``gap``; a
-    person's own-side findings join an attacker-side one only when they end at most ``lead``
-    before it (the victim approving the app the caller asked for)."""
-    parent = list(range(len(alerts)))
+def _group(store: Store, cfg: IncidentConfig) -> None:
+    """The findings (``inc_findings``) in groups: ``inc_grouped`` (ax, grp), ``ax`` a
+    finding's place in time order (``inc_order``).
+
+    Findings are linked in time order (single linkage over shared keys, a link holding across
+    at most ``gap``, a person's own-side findings joining an attacker-side one only when they
+    end at most ``lead`` before it), then the victim's own findings that end more than
+    ``lead`` before the attacker side begins are split off and linked again among themselves:
+    they open an incident of their own only if they qualify by themselves."""
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE inc_order AS
+        SELECT (row_number() OVER (ORDER BY first_ts, alert_id) - 1)::INTEGER AS ax, *
+        FROM inc_findings"""
+    )
+    n = store.scalar("SELECT count(*) FROM inc_order")
+    store.execute("CREATE OR REPLACE TEMP TABLE inc_linked (ax INTEGER, grp INTEGER)")
+    store.insert("inc_linked", _components(n, _links(store, cfg, "0", "true")))
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE inc_split AS
+        SELECT ax, grp, coalesce(side <> 'attacker' AND last_ts < attack - $lead, false) AS split
+        FROM (
+            SELECT o.ax, coalesce(l.grp, o.ax) AS grp, o.side, o.last_ts,
+                min(o.attack_from) OVER (PARTITION BY coalesce(l.grp, o.ax)) AS attack
+            FROM inc_order o LEFT JOIN inc_linked l USING (ax))""",
+        {"lead": cfg.lead},
+    )
+    store.execute("DELETE FROM inc_linked")
+    store.insert("inc_linked", _components(n, _links(store, cfg, "s.grp", "s.split")))
+    # a split-off finding's group is named by its own links, the rest keep theirs
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE inc_grouped AS
+        SELECT s.ax, CASE WHEN s.split THEN 2 * coalesce(l.grp, s.ax) + 1 ELSE 2 * s.grp END
+            AS grp
+        FROM inc_split s LEFT JOIN inc_linked l USING (ax)"""
+    )
+
+
+def _links(store: Store, cfg: IncidentConfig, part: str, which: str) -> list[tuple[int, int]]:
+    """The links between the findings ``which`` (SQL on ``o``, a finding of inc_order, and
+    ``s``, its row of inc_split), kept within each ``part``: (finding, earlier finding).
+
+    Per key in time order (gaps and islands): a finding links to the latest earlier one with
+    the key when it begins at most ``gap`` after every earlier one with it ended. A person's
+    own-side findings link among themselves (an insider, an administrator's job) and the
+    attacker side among itself; an attacker-side finding links to the person's latest
+    own-side one only when that side's findings ended at most ``lead`` before it (the victim
+    approving the app the caller asked for), so the victim's day never bridges into, or
+    between, attacks."""
+    lists = (("person", "people"), ("user", "user_ids"), ("target", "targets"),
+             ("session", "login_keys"), ("ip", "ips"), ("app", "link_apps"))  # fmt: skip
+    keys = " UNION ALL ".join(
+        f"SELECT part, ax, first_ts, last_ts, {own} AS own, {lit(kind)} AS kind, "
+        f"unnest({column}) AS value FROM f"
+        for kind, column in lists
+        for own in ["side = 'own'" if kind in ("person", "user") else "false"]
+    )
+    split = "LEFT JOIN inc_split s USING (ax)" if which != "true" else ""
+    return store.execute(
+        f"""WITH f AS (SELECT {part} AS part, o.* FROM inc_order o {split} WHERE {which}),
+        k AS ({keys}),
+        same AS (
+            SELECT ax, lag(ax) OVER (PARTITION BY part, kind, own, value ORDER BY ax) AS prev,
+                first_ts - max(last_ts) OVER (PARTITION BY part, kind, own, value ORDER BY ax
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) <= $gap AS near
+            FROM k),
+        across AS (
+            SELECT ax, own, first_ts,
+                max(CASE WHEN own THEN ax END) OVER before AS prev,
+                max(CASE WHEN own THEN last_ts END) OVER before AS own_end
+            FROM k WHERE kind IN ('person', 'user')
+            WINDOW before AS (PARTITION BY part, kind, value ORDER BY ax
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
+        SELECT ax, prev FROM same WHERE near
+        UNION ALL
+        SELECT ax, prev FROM across WHERE NOT own AND first_ts - own_end <= $lead""",
+        {"gap": cfg.gap, "lead": cfg.lead},
+    ).rows
+
+
+def _components(n: int, links: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(finding, its group's earliest finding) for each of the ``n`` findings in a group with
+    others. Union-find over the links: connected components have no set-based form short of
+    repeating a join as many times as the longest chain of links, so this one step walks
+    (integer) links in Python."""
+    parent = list(range(n))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -342,46 +404,53 @@ def group_alerts(
             i = parent[i]
         return i
 
-    ordered = sorted(range(len(alerts)), key=lambda i: (alerts[i].first_ts, alerts[i].alert_id))
-    latest: dict[tuple[str, str], tuple[int, dt.datetime]] = {}
-    for i in ordered:
-        a = alerts[i]
-        for key in a.keys:
-            seen = latest.get(key)
-            if seen is not None and a.first_ts - seen[1] <= gap:
-                parent[root(i)] = root(seen[0])
-            end = max(a.last_ts, seen[1]) if seen is not None else a.last_ts
-            latest[key] = (i, end)
-        if a.side != "own":
-            for kind, value in a.keys:
-                if kind in ("person:attacker", "user:attacker"):
-                    seen = latest.get((kind.replace("attacker", "own"), value))
-                    if seen is not None and a.first_ts - seen[1] <= lead:
-                        parent[root(i)] = root(seen[0])
-    groups: dict[int, list[_AlertKeys]] = {}
-    for i in ordered:
-        groups.setdefault(root(i), []).append(alerts[i])
-    return list(groups.values())
+    for a, b in links:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return [(i, r) for i in range(n) if (r := root(i)) != i]
 
 
-def attack_start(group: list[_AlertKeys]) -> dt.datetime | None:
-    """The first attacker-side evidence event of a group of findings, if it has one."""
-    starts = [a.attack_from for a in group if a.attack_from is not None]
-    return min(starts) if starts else None
+def _open(store: Store, cfg: IncidentConfig) -> dict[str, tuple[int, dict[str, Any]]]:
+    """The groups that are incidents: {incident id: (group, what opened it)}, also kept as
+    ``inc_open`` (grp, iid).
+
+    A group with a finding at or above ``open_level`` is opened by its earliest such finding;
+    only the groups whose rules' best scores could add up to the threshold are read for the
+    risk window (a noisy org's thousands of small groups of low findings never leave the
+    database)."""
+    floor = LEVELS.index(cfg.open_level)
+    rows = store.execute(
+        f"""WITH f AS (
+            SELECT o.*, g.grp, {_rank_sql("o.level")} AS rank,
+                CASE WHEN o.org_network THEN o.risk // 2 ELSE o.risk END AS score
+            FROM inc_order o JOIN inc_grouped g USING (ax)),
+        groups AS (
+            SELECT grp, arg_min(alert_id, ax) AS first_id,
+                arg_min(alert_id, (fired_at, alert_id)) FILTER (rank >= {floor}) AS opener
+            FROM f GROUP BY grp),
+        bounds AS (
+            SELECT grp, sum(greatest(best, 0)) AS bound FROM (
+                SELECT grp, rule_id, max(score) AS best FROM f GROUP BY grp, rule_id)
+            GROUP BY grp)
+        SELECT f.grp, g.first_id, f.alert_id, f.level, f.title, f.fired_at, f.rule_id, f.risk,
+            f.org_network
+        FROM f JOIN groups g USING (grp) JOIN bounds b USING (grp)
+        WHERE f.alert_id = g.opener OR (g.opener IS NULL AND b.bound >= $threshold)
+        ORDER BY f.grp, f.fired_at, f.alert_id""",
+        {"threshold": cfg.risk_threshold},
+    ).rows
+    opened: dict[str, tuple[int, dict[str, Any]]] = {}
+    for (grp, first_id), members in groupby(rows, key=lambda r: (r[0], r[1])):
+        why = opened_by([_Finding(*r[2:]) for r in members], cfg)
+        if why is not None:
+            opened[_incident_id(first_id)] = (grp, why)
+    store.execute("CREATE OR REPLACE TEMP TABLE inc_open (grp INTEGER, iid VARCHAR)")
+    store.insert("inc_open", [(grp, iid) for iid, (grp, _) in opened.items()])
+    return opened
 
 
-def trim(group: list[_AlertKeys], lead: dt.timedelta) -> tuple[list[_AlertKeys], list]:
-    """Split off the victim's own findings that end more than ``lead`` before the attacker
-    side begins: (the chain, the findings split off)."""
-    start = attack_start(group)
-    if start is None:
-        return group, []
-    kept = [a.side == "attacker" or a.last_ts >= start - lead for a in group]
-    return ([a for a, k in zip(group, kept, strict=True) if k],
-            [a for a, k in zip(group, kept, strict=True) if not k])  # fmt: skip
-
-
-def opened_by(group: list[_AlertKeys], cfg: IncidentConfig) -> dict[str, Any] | None:
+def opened_by(group: list[_Finding], cfg: IncidentConfig) -> dict[str, Any] | None:
     """Why a group of findings is an incident, or None when it is not one."""
     floor = LEVELS.index(cfg.open_level)
     strong = [a for a in group if _rank(a.level) >= floor]
@@ -423,7 +492,7 @@ def opened_by(group: list[_AlertKeys], cfg: IncidentConfig) -> dict[str, Any] | 
     return None
 
 
-def _contribution(a: _AlertKeys) -> dict[str, Any]:
+def _contribution(a: _Finding) -> dict[str, Any]:
     why = "on a network the organisation already uses (half risk)" if a.org_network else (
         f"{a.level} finding")  # fmt: skip
     return {"title": a.title, "level": a.level, "risk": a.score, "why": why,
@@ -434,54 +503,57 @@ def _rank(level: str) -> int:
     return LEVELS.index(level) if level in LEVELS else LEVELS.index("medium")
 
 
-def _severity(group: list[_AlertKeys]) -> str:
-    level = max(_rank(a.level) for a in group)
+def _rank_sql(level: str) -> str:
+    """SQL: ``_rank`` of the level column ``level``."""
+    cases = " ".join(f"WHEN {lit(lv)} THEN {num(i)}" for i, lv in enumerate(LEVELS))
+    return f"CASE {level} {cases} ELSE {num(_rank('medium'))} END"
+
+
+def _severity(level: int, tags: list[str], intrusion: bool) -> str:
+    """The incident's level from its findings' highest ``level`` (a rank), the ``tags`` of
+    its findings of medium level or more and whether it has an attacker side."""
     # entry and theft, each shown by a finding of medium level or more, with an attacker side:
     # an administrator's first backup from the office is not an intrusion
-    tactics = {t.removeprefix("attack.") for a in group if _rank(a.level) >= 2 for t in a.tags}
+    tactics = {t.removeprefix("attack.") for t in tags}
     high = LEVELS.index("high")
-    intrusion = any(a.side == "attacker" for a in group)
     if intrusion and tactics & ENTRY_TACTICS and tactics & THEFT_TACTICS:
         # Entry plus theft: at least high, and one step up from high.
         level = high if level < high else len(LEVELS) - 1
     return LEVELS[level]
 
 
-def _incident_id(group: list[_AlertKeys]) -> str:
-    first = min(group, key=lambda a: (a.first_ts, a.alert_id))
-    return "INC-" + hashlib.sha256(first.alert_id.encode()).hexdigest()[:10].upper()
+def _incident_id(first_alert_id: str) -> str:
+    """An incident's id: a hash of its earliest finding's, so it stays as later ones join."""
+    return "INC-" + hashlib.sha256(first_alert_id.encode()).hexdigest()[:10].upper()
 
 
-def _key_tables(store: Store, groups: dict[str, list[_AlertKeys]]) -> None:
-    """Each incident's keys as small temporary tables, so that collecting the events of every
-    incident is a handful of joins, not a scan of the store per incident."""
-    tables = {
-        "inc_alerts": ("alert_id VARCHAR", lambda g: {a.alert_id for a in g}),
-        "inc_mixed": (
-            "alert_id VARCHAR",
-            lambda g: {a.alert_id for a in g if a.side == "attacker"},
-        ),
-        "inc_people": ("person VARCHAR", lambda g: {p for a in g for p in a.people}),
-        "inc_uids": ("uid VARCHAR", lambda g: {u for a in g for u in a.user_ids}),
-        "inc_sessions": (
-            "login_key VARCHAR",
-            lambda g: {k for a in g for k in a.attacker_sessions},
-        ),
-        "inc_ips": ("ip VARCHAR", lambda g: {i for a in g for i in a.ips}),
-        "inc_apps": ("app VARCHAR", lambda g: {x for a in g for x in a.new_apps}),
-        "inc_targets": ("target VARCHAR", lambda g: {t for a in g for t in a.targets}),
-    }
-    for name, (column, values) in tables.items():
-        store.execute(f"CREATE OR REPLACE TEMP TABLE {name} (iid VARCHAR, {column})")
-        store.insert(name, [(iid, v) for iid, g in groups.items() for v in sorted(values(g))])
+def _key_tables(store: Store) -> None:
+    """Each incident's findings (``inc_member``) and keys as small temporary tables, so that
+    collecting the events of every incident is a handful of joins, not a scan of the store
+    per incident."""
     store.execute(
-        "CREATE OR REPLACE TEMP TABLE inc_span (iid VARCHAR, lo TIMESTAMP, hi TIMESTAMP, "
-        "start TIMESTAMP, attack TIMESTAMP)"
+        """CREATE OR REPLACE TEMP TABLE inc_member AS
+        SELECT p.iid, o.* FROM inc_order o JOIN inc_grouped g USING (ax)
+        JOIN inc_open p USING (grp)"""
     )
-    spans = [(iid, min(a.first_ts for a in g), max(a.last_ts for a in g),
-              min(a.fired_at for a in g), attack_start(g))
-             for iid, g in groups.items()]  # fmt: skip
-    store.insert("inc_span", spans)
+    tables = {
+        "inc_alerts": "alert_id FROM inc_member",
+        "inc_mixed": "alert_id FROM inc_member WHERE side = 'attacker'",
+        "inc_people": "unnest(people) AS person FROM inc_member",
+        "inc_uids": "unnest(user_ids) AS uid FROM inc_member",
+        "inc_sessions": "unnest(attacker_sessions) AS login_key FROM inc_member",
+        "inc_ips": "unnest(ips) AS ip FROM inc_member",
+        "inc_apps": "unnest(new_apps) AS app FROM inc_member",
+        "inc_targets": "unnest(targets) AS target FROM inc_member",
+    }
+    for name, select in tables.items():
+        store.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT iid, {select}")
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE inc_span AS
+        SELECT iid, min(first_ts) AS lo, max(last_ts) AS hi, min(fired_at) AS start,
+            min(attack_from) AS attack
+        FROM inc_member GROUP BY iid"""
+    )
 
 
 # Why an event belongs to an incident, as joins and tests on the event ``e`` and the
@@ -693,44 +765,24 @@ def _first_countries(store: Store) -> dict[str, str]:
     return {iid: country for iid, (_, _, country) in best.items()}
 
 
-def incident_groups(
-    alerts: list[_AlertKeys], cfg: IncidentConfig
-) -> list[tuple[list[_AlertKeys], dict[str, Any]]]:
-    """The groups of findings that are incidents, each with what opened it.
-
-    Findings split off as the victim's own earlier activity are grouped again on their own:
-    they open an incident of their own only if they qualify by themselves."""
-    out = []
-    pending = [alerts]
-    while pending:
-        batch = pending.pop()
-        for group in group_alerts(batch, cfg.gap, cfg.lead):
-            chain, own = trim(group, cfg.lead)
-            if own:
-                pending.append(own)
-            why = opened_by(chain, cfg)
-            if why is not None:
-                out.append((chain, why))
-    return out
-
-
 def build_incidents(store: Store, cfg: IncidentConfig | None = None) -> list[Incident]:
     """Rebuild every incident from the stored alerts; return them, most severe first."""
     cfg = cfg or IncidentConfig()
     if cfg.open_level not in LEVELS:
         raise UsageError(f"unknown level {cfg.open_level!r}; one of {', '.join(LEVELS)}")
-    groups = incident_groups(_alert_keys(store, cfg), cfg)
-    by_id = {_incident_id(g): (g, why) for g, why in groups}
-    incidents: list[Incident] = []
+    _findings(store, cfg)
+    _group(store, cfg)
+    opened = _open(store, cfg)
     with store.transaction():
         for table in ("incidents", "incident_alerts", "incident_events"):
             store.execute(f"DELETE FROM {table}")
-        _key_tables(store, {iid: g for iid, (g, _) in by_id.items()})
+        _key_tables(store)
         _collect_events(store, cfg)
         facts = _all_facts(store)
-        for iid, (group, why) in by_id.items():
-            incidents.append(_make(iid, group, why, facts[iid]))
-        store.insert("incident_alerts", [(i.id, a) for i in incidents for a in i.alert_ids])
+        incidents = [
+            _make(iid, summary, opened[iid][1], facts[iid]) for iid, summary in _summaries(store)
+        ]
+        store.execute("INSERT INTO incident_alerts SELECT iid, alert_id FROM inc_member")
         store.insert(
             "incidents",
             [(i.id, i.severity, _naive(i.first_malicious_at), _naive(i.first_alert_at),
@@ -739,38 +791,60 @@ def build_incidents(store: Store, cfg: IncidentConfig | None = None) -> list[Inc
     return sorted(incidents, key=_order)
 
 
+def _summaries(store: Store) -> list[tuple[str, dict[str, Any]]]:
+    """Per incident, what its findings say together (sorted lists as the incident shows them,
+    its findings in time order)."""
+
+    def union(column: str) -> str:
+        return f"list_sort(list_distinct(flatten(list({column}))))"
+
+    return [
+        (r.pop("iid"), r)
+        for r in store.execute(
+            f"""SELECT iid, {union("people")} AS principals, {union("user_ids")} AS user_ids,
+                {union("all_ips")} AS source_ips, {union("apps")} AS apps,
+                {union("login_keys")} AS login_keys, list_sort(list_distinct(list(title)))
+                AS rules, list(alert_id ORDER BY ax) AS alert_ids,
+                list_distinct(flatten(list(tags))) AS tags,
+                coalesce(list_distinct(flatten(list(tags) FILTER ({_rank_sql("level")} >= 2))),
+                    []) AS strong_tags,
+                max({_rank_sql("level")}) AS rank, bool_or(side = 'attacker') AS intrusion,
+                min(fired_at) AS first_alert, min(detected_at) AS detected, max(last_ts) AS last
+            FROM inc_member GROUP BY iid"""
+        ).dicts()
+    ]
+
+
 def _naive(iso: str) -> dt.datetime:
     return dt.datetime.fromisoformat(iso.removesuffix("Z"))
 
 
-def _make(iid: str, group: list[_AlertKeys], why: dict[str, Any], facts: dict[str, Any]
-          ) -> Incident:  # fmt: skip
-    tags = {t for a in group for t in a.tags}
+def _make(iid: str, s: dict[str, Any], why: dict[str, Any], facts: dict[str, Any]) -> Incident:
     tactics = sorted(
-        t.removeprefix("attack.") for t in tags if t.startswith("attack.") and not _technique(t)
+        t.removeprefix("attack.")
+        for t in s["tags"]
+        if t.startswith("attack.") and not _technique(t)
     )
-    techniques = sorted(t.removeprefix("attack.").upper() for t in tags if _technique(t))
-    first_alert = min(a.fired_at for a in group)
+    techniques = sorted(t.removeprefix("attack.").upper() for t in s["tags"] if _technique(t))
     first_malicious = _naive(facts["first"]["ts"])
-    detected = [a.detected_at for a in group if a.detected_at is not None]
     return Incident(
         id=iid,
-        severity=_severity(group),
-        principals=sorted({p for a in group for p in a.people}),
-        user_ids=sorted({u for a in group for u in a.user_ids}),
-        source_ips=sorted({i for a in group for i in a.all_ips}),
-        apps=sorted({x for a in group for x in a.apps}),
-        login_keys=sorted({k for a in group for k in a.login_keys}),
+        severity=_severity(s["rank"], s["strong_tags"], s["intrusion"]),
+        principals=s["principals"],
+        user_ids=s["user_ids"],
+        source_ips=s["source_ips"],
+        apps=s["apps"],
+        login_keys=s["login_keys"],
         tactics=tactics,
         techniques=techniques,
-        rules=sorted({a.title for a in group}),
-        alert_ids=[a.alert_id for a in group],
+        rules=s["rules"],
+        alert_ids=s["alert_ids"],
         first_malicious_at=facts["first"]["ts"],
         first_malicious_event=facts["first"],
-        first_alert_at=iso_z(first_alert) or "",
-        detected_at=iso_z(min(detected)) if detected else None,
-        time_to_detect_seconds=(first_alert - first_malicious).total_seconds(),
-        last_event_at=iso_z(max(facts["last"], max(a.last_ts for a in group))) or "",
+        first_alert_at=iso_z(s["first_alert"]) or "",
+        detected_at=iso_z(s["detected"]),
+        time_to_detect_seconds=(s["first_alert"] - first_malicious).total_seconds(),
+        last_event_at=iso_z(max(facts["last"], s["last"])) or "",
         events=facts["events"],
         objects=facts["objects"],
         opened_by=why,
