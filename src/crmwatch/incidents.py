@@ -887,37 +887,38 @@ def timeline(store: Store, incident: Incident, limit: int = 200) -> list[Timelin
     kind, object and IP collapse into one line with a count, so a 5,000-call export reads as
     one step of the attack, not 5,000 lines."""
     # Gaps and islands: a row whose key differs from the row before starts an island; only
-    # the first ``limit`` islands leave the database, whatever the incident's size.
+    # the first ``limit`` islands leave the database, whatever the incident's size. The
+    # islands are found on the key columns alone and counted only up to the limit; an island
+    # reads as its first event, looked up once (every column of every event, aggregated per
+    # island, took 11 s for an incident of 1.9M events).
     key = ("role", "source_type", "category", "object", "src_ip")
     changed = " OR ".join(f"{k} IS DISTINCT FROM lag({k}) OVER w" for k in key)
-    first = ", ".join(
-        f"first({c} ORDER BY ts, event_id) AS {c}"
-        for c in ("role", "event_id", "category", "operation", "object", "src_ip", "country",
-                  "client_app", "outcome", "who")
-    )  # fmt: skip
     rows = store.execute(
         f"""WITH ev AS (
-            SELECT e.ts, i.role, e.event_id, e.source_type, e.category, e.operation, e.object,
-                e.src_ip, e.country, e.client_app, e.outcome, {principal_sql("e.")} AS who
-            FROM incident_events i
-            JOIN (SELECT event_id, ts, source_type, category, operation, object, src_ip,
-                    country, client_app, outcome, user_name, user_id FROM events) e
-                USING (event_id)
+            SELECT e.ts, i.role, e.event_id, e.source_type, e.category, e.object, e.src_ip
+            FROM incident_events i JOIN events_base e USING (event_id)
             WHERE i.incident_id = $id),
         marked AS (
             SELECT *, CASE WHEN {changed} THEN 1 ELSE 0 END AS starts FROM ev
             WINDOW w AS (ORDER BY ts, event_id)),
         islands AS (
-            SELECT *, sum(starts) OVER (ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING)
-                AS island FROM marked)
-        SELECT min(ts) AS ts, max(ts) AS last_ts, count(*) AS n, {first}
-        FROM islands GROUP BY island ORDER BY island LIMIT $limit""",
+            SELECT island, min(ts) AS ts, max(ts) AS last_ts, count(*) AS n,
+                arg_min(event_id, (ts, event_id)) AS event_id,
+                arg_min(role, (ts, event_id)) AS role
+            FROM (SELECT *, sum(starts) OVER (ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING)
+                      AS island FROM marked)
+            WHERE island <= $limit GROUP BY island)
+        SELECT s.ts, s.last_ts, s.n, s.role, s.event_id, e.category, e.operation, e.object,
+            e.src_ip, e.country, e.client_app, e.outcome, {principal_sql("e.")} AS who
+        FROM islands s JOIN events e USING (event_id) ORDER BY s.island""",
         {"id": incident.id, "limit": limit},
     ).dicts()
+    # only the earliest ``limit`` firings can be among the first ``limit`` entries
     alerts = store.execute(
         """SELECT coalesce(fired_at, first_ts) AS ts, title, level, alert_id FROM alerts
         WHERE alert_id IN (SELECT unnest(?)) ORDER BY ts""",
         [incident.alert_ids],
+        first=limit,
     ).dicts()
     entries: list[TimelineEntry] = []
     for r in rows:
