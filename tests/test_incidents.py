@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from crmwatch.cli import app
@@ -16,12 +18,12 @@ from crmwatch.config import IncidentConfig
 from crmwatch.detect.rules import builtin_rule_dir, load_rules
 from crmwatch.detect.runner import detect
 from crmwatch.incidents import (
-    _AlertKeys,
+    FINDINGS,
+    _Finding,
+    _group,
     build_incidents,
-    group_alerts,
     opened_by,
     timeline,
-    trim,
 )
 from crmwatch.ingest import ingest
 from crmwatch.schema import PLACEHOLDERS
@@ -138,15 +140,37 @@ def test_rebuilding_is_idempotent_and_ids_are_stable(breach: Store):
     assert counts[0] == 2
 
 
-def _alert(n: int, day: float, level: str = "high", **keys) -> _AlertKeys:
+FINDING_LISTS = ("people", "user_ids", "targets", "login_keys", "attacker_sessions", "ips",
+                 "all_ips", "apps", "link_apps", "new_apps")  # fmt: skip
+
+
+def _alert(n: int, day: float, level: str = "high", **keys) -> dict:
+    """A finding as incidents.FINDINGS holds it, at ``day`` days into 2025."""
     t = dt.datetime(2025, 1, 1) + dt.timedelta(days=day)
-    base = {"people": [], "user_ids": [], "targets": [], "login_keys": [], "attacker_sessions": [],
-            "ips": [], "all_ips": [], "apps": [], "link_apps": []}  # fmt: skip
-    return _AlertKeys(f"a{n}", level, f"rule {n}", [], t, t, t, None,
-                      **{"rule_id": f"r{n}", **base, **keys})  # fmt: skip
+    return {"alert_id": f"a{n}", "level": level, "title": f"rule {n}", "tags": [],
+            "first_ts": t, "last_ts": t, "fired_at": t, "detected_at": None,
+            **{key: [] for key in FINDING_LISTS}, "rule_id": f"r{n}", "risk": 25,
+            "side": "neutral", "attack_from": None, "org_network": False, **keys}  # fmt: skip
 
 
-def test_links_hold_only_within_the_gap_and_chain_through_shared_keys():
+def _finding(n: int, day: float, level: str = "high", **keys) -> _Finding:
+    a = _alert(n, day, level, **keys)
+    return _Finding(a["alert_id"], a["level"], a["title"], a["fired_at"], a["rule_id"],
+                    a["risk"], a["org_network"])  # fmt: skip
+
+
+def _groups(store: Store, alerts: list[dict], cfg: IncidentConfig | None = None) -> list:
+    """The groups the store's grouping makes of ``alerts``: alert ids, each group in time order."""
+    store.execute(FINDINGS)
+    columns = [r[0] for r in store.execute("DESCRIBE inc_findings").rows]
+    store.insert("inc_findings", [[a[c] for c in columns] for a in alerts])
+    _group(store, cfg or IncidentConfig())
+    return [ids for (ids,) in store.execute(
+        "SELECT list(o.alert_id ORDER BY o.ax) FROM inc_order o JOIN inc_grouped g USING (ax) "
+        "GROUP BY g.grp ORDER BY min(o.ax)").rows]  # fmt: skip
+
+
+def test_links_hold_only_within_the_gap_and_chain_through_shared_keys(store: Store):
     alerts = [
         _alert(1, 0, people=["x"]),
         _alert(2, 0.5, people=["x"], ips=["1.2.3.4"]),
@@ -154,10 +178,100 @@ def test_links_hold_only_within_the_gap_and_chain_through_shared_keys():
         _alert(4, 5, people=["x"]),  # x again, but days after: a new incident
         _alert(5, 5.1, link_apps=["Evil Loader"]),
     ]
-    groups = group_alerts(alerts, dt.timedelta(hours=24))
-    assert [[a.alert_id for a in g] for g in groups] == [["a1", "a2", "a3"], ["a4"], ["a5"]]
-    wide = group_alerts(alerts, dt.timedelta(days=7))
-    assert [[a.alert_id for a in g] for g in wide] == [["a1", "a2", "a3", "a4"], ["a5"]]
+    day = dataclasses.replace(IncidentConfig(), gap=dt.timedelta(hours=24))
+    assert _groups(store, alerts, day) == [["a1", "a2", "a3"], ["a4"], ["a5"]]
+    week = dataclasses.replace(IncidentConfig(), gap=dt.timedelta(days=7))
+    assert _groups(store, alerts, week) == [["a1", "a2", "a3", "a4"], ["a5"]]
+
+
+def _groups_as_written(alerts: list[dict], gap: dt.timedelta, lead: dt.timedelta) -> list:
+    """The grouping rule read literally, quadratic: in time order a finding links to the
+    latest earlier finding sharing a key when it begins at most ``gap`` after every earlier
+    one with that key ended (a person's own-side and attacker-side keys apart); a finding not
+    on the own side links to the person's latest own-side one when every own-side finding of
+    theirs ended at most ``lead`` before it. Groups with an attacker side then shed the own
+    findings that end more than ``lead`` before it, which are grouped again by themselves."""
+
+    def keys(a: dict) -> set:
+        side = "own" if a["side"] == "own" else "attacker"
+        return ({("person", side, v) for v in a["people"]}
+                | {("user", side, v) for v in a["user_ids"]}
+                | {(kind, "", v) for kind in ("targets", "login_keys", "ips", "link_apps")
+                   for v in a[kind]})  # fmt: skip
+
+    def link(group: list[dict]) -> list[list[dict]]:
+        order = sorted(group, key=lambda a: (a["first_ts"], a["alert_id"]))
+        near = {a["alert_id"]: set() for a in order}
+        for i, a in enumerate(order):
+            wanted = [(k, gap) for k in keys(a)]
+            if a["side"] != "own":
+                wanted += [((kind, "own", v), lead) for kind, side, v in keys(a)
+                           if kind in ("person", "user")]  # fmt: skip
+            for key, within in wanted:
+                before = [b for b in order[:i] if key in keys(b)]
+                if before and a["first_ts"] - max(b["last_ts"] for b in before) <= within:
+                    near[a["alert_id"]].add(before[-1]["alert_id"])
+                    near[before[-1]["alert_id"]].add(a["alert_id"])
+        out, seen = [], set()
+        for a in order:
+            if a["alert_id"] in seen:
+                continue
+            todo, found = [a["alert_id"]], set()
+            while todo:
+                x = todo.pop()
+                if x not in found:
+                    found.add(x)
+                    todo.extend(near[x])
+            seen |= found
+            out.append([b for b in order if b["alert_id"] in found])
+        return out
+
+    groups = []
+    for group in link(alerts):
+        starts = [a["attack_from"] for a in group if a["attack_from"] is not None]
+        own = [a for a in group if starts and a["side"] != "attacker"
+               and a["last_ts"] < min(starts) - lead]  # fmt: skip
+        groups.append([a["alert_id"] for a in group if a not in own])
+        groups += [[a["alert_id"] for a in g] for g in link(own)]
+    return sorted(groups)
+
+
+def _subset(*values: str) -> st.SearchStrategy:
+    return st.lists(st.sampled_from(values), unique=True, max_size=len(values))
+
+
+random_findings = st.lists(
+    # half hours, so that a link's gap often equals the limit exactly
+    st.tuples(st.integers(0, 100), st.integers(0, 24), st.sampled_from(["own", "attacker",
+              "neutral"]), st.integers(0, 24), _subset("x", "y"), _subset("u"), _subset("t"),
+              _subset("s1", "s2"), _subset("i"), _subset("app")),
+    min_size=1, max_size=18,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(random_findings, st.integers(1, 48), st.integers(0, 8))
+# the victim's own finding ends exactly ``lead`` before the attacker's begins: they link
+@example([(0, 0, "own", 0, ["x"], [], [], [], [], []),
+          (1, 0, "attacker", 0, ["x"], [], [], [], [], [])], 1, 1)  # fmt: skip
+def test_grouping_in_sql_follows_the_rule_as_written(store: Store, rows, gaps, leads):
+    """Issue 16: the links (window functions per key) and the split of the victim's own
+    findings, done in the store, give the groups the rule as written gives."""
+    t0 = dt.datetime(2025, 6, 10)
+    alerts = []
+    for n, (start, length, side, into, people, uids, targets, keys, ips, apps) in enumerate(rows):
+        first = t0 + dt.timedelta(minutes=30 * start)
+        attack = (
+            first + dt.timedelta(minutes=30 * min(into, length)) if side == "attacker" else None
+        )
+        last = first + dt.timedelta(minutes=30 * length)
+        alerts.append(_alert(n, 0, first_ts=first, last_ts=last,
+                             side=side, attack_from=attack, people=people, user_ids=uids,
+                             targets=targets, login_keys=keys, ips=ips, link_apps=apps))  # fmt: skip
+    gap, lead = dt.timedelta(minutes=30 * gaps), dt.timedelta(minutes=30 * leads)
+    cfg = dataclasses.replace(IncidentConfig(), gap=gap, lead=lead)
+    assert sorted(_groups(store, alerts, cfg)) == _groups_as_written(alerts, gap, lead)
 
 
 def test_timeline_collapses_runs_and_interleaves_alerts(breach: Store):
@@ -217,42 +331,109 @@ def test_later_exports_join_while_they_keep_coming(store: Store, tmp_path: Path)
     assert dt.timedelta(days=3) == EXPORT_FOLLOW and incident.events == 3
 
 
+def _walk(alerted: dt.datetime, times: list[dt.datetime]) -> list[dt.datetime]:
+    """The exports that follow, by hand: in time order, each within EXPORT_FOLLOW of the
+    alert or of the export before it, until the first that is not."""
+    from crmwatch.incidents import EXPORT_FOLLOW
+
+    kept, last = [], alerted
+    for t in sorted(times):
+        if t - last > EXPORT_FOLLOW:
+            break
+        kept.append(t)
+        last = max(last, t)
+    return kept
+
+
+def test_insiders_exports_follow_in_islands_cut_at_the_first_gap(store: Store):
+    """Issue 16: the later exports are found in SQL (gaps and islands), here for two insiders
+    at once, against the walk above: one known by name, the other only by user id (her exports
+    carry the 18-character form, some with a name too); gaps just under, exactly at and over
+    three days; exports before the alert, other people's and other kinds do not count."""
+    t0 = dt.datetime(2025, 6, 2, 9)
+    hours = {
+        "jo": [0, 5, 30, 80, 150, 150, 222, 300, 310, -20],  # 222: exactly 72 h after 150
+        "id": [0, 1, 60, 131.5, 203.9, 300, 301],  # 203.9 - 131.5 > 72: the chain ends there
+    }
+    who = {"jo": ("jo@x.example", None), "id": (None, "005000000000123")}
+    rows, expected = [], {}
+    for person, offsets in hours.items():
+        name, uid = who[person]
+        times = [t0 + dt.timedelta(hours=h) for h in offsets]
+        for n, t in enumerate(times):
+            # her later exports name her by the 18-character id, the odd one by name as well
+            user_id = uid + "AAA" if uid and n else uid
+            user_name = name or ("id@x.example" if n == 3 else None)
+            rows.append((f"{person}-{n}", t, "report_export", user_name, user_id))
+        followed = _walk(t0, [t for t in times if t >= t0])
+        expected[person] = {f"{person}-{n}": "later export" for n, t in enumerate(times)
+                            if t in followed} | {f"{person}-0": "evidence"}  # fmt: skip
+    rows += [("other", t0 + dt.timedelta(hours=6), "report_export", "al@x.example", None),
+             ("viewed", t0 + dt.timedelta(hours=7), "record_view", "jo@x.example", None)]  # fmt: skip
+    for eid, ts, category, name, uid in rows:
+        store.execute(
+            "INSERT INTO events_base (event_id, ts, source, category, user_name, user_id, object) "
+            "VALUES (?, ?, 'salesforce', ?, ?, ?, 'Contact')",
+            [eid, ts, category, name, uid],
+        )
+    for person in hours:
+        store.execute(
+            "INSERT INTO alerts (alert_id, rule_id, title, level, tags, principal, first_ts, "
+            "last_ts, event_ids, key_fields, fired_at, risk) VALUES (?, 'r', 'First export', "
+            "'high', [], ?, ?, ?, [?], '{}', ?, 60)",
+            [person, person, t0, t0, f"{person}-0", t0],
+        )
+    incidents = build_incidents(store)
+    got = {}
+    for incident in incidents:
+        events = dict(store.execute(
+            "SELECT event_id, role FROM incident_events WHERE incident_id = ?", [incident.id]
+        ).rows)  # fmt: skip
+        got[next(iter(events)).split("-")[0]] = events
+        assert incident.events == len(events)
+    assert got == expected
+    assert len(expected["jo"]) == 7 and len(expected["id"]) == 4  # the gaps do cut
+
+
 ### Risk: findings add up; strong findings open alone (issue 12) ###
 
 
 def test_lower_findings_open_an_incident_only_when_their_risk_within_a_day_reaches_the_threshold():
     cfg = IncidentConfig()
-    medium = [_alert(1, 0, "medium", risk=25), _alert(2, 0.1, "medium", risk=25)]
+    medium = [_finding(1, 0, "medium", risk=25), _finding(2, 0.1, "medium", risk=25)]
     assert opened_by(medium, cfg) is None  # 50 < 60
-    low = _alert(3, 0.2, "low", risk=10)
+    low = _finding(3, 0.2, "low", risk=10)
     why = opened_by([*medium, low], cfg)
     assert why is not None and why["by"] == "risk" and why["score"] == 60
     assert [f["risk"] for f in why["findings"]] == [25, 25, 10]
     assert why["window_start"] == "2025-01-01T00:00:00Z"
     # the same rule twice counts once; findings more than the window apart do not add up
-    assert opened_by([*medium, _alert(1, 0.3, "medium", risk=25)], cfg) is None
-    assert opened_by([*medium, _alert(3, 1.5, "low", risk=10)], cfg) is None
+    assert opened_by([*medium, _finding(1, 0.3, "medium", risk=25)], cfg) is None
+    assert opened_by([*medium, _finding(3, 1.5, "low", risk=10)], cfg) is None
     assert opened_by(medium, dataclasses.replace(cfg, risk_threshold=50))["score"] == 50
 
 
 def test_a_high_finding_opens_alone_and_organisation_networks_halve_risk():
-    why = opened_by([_alert(1, 0, "medium", risk=25), _alert(2, 0.1, "high", risk=60)],
+    why = opened_by([_finding(1, 0, "medium", risk=25), _finding(2, 0.1, "high", risk=60)],
                     IncidentConfig())  # fmt: skip
     assert why == {"by": "finding", "title": "rule 2", "level": "high",
                    "at": "2025-01-01T02:24:00Z", "alert_id": "a2"}  # fmt: skip
-    carrier = _alert(3, 0, "medium", risk=60, org_network=True)
+    carrier = _finding(3, 0, "medium", risk=60, org_network=True)
     assert carrier.score == 30 and opened_by([carrier], IncidentConfig()) is None
     assert opened_by([carrier], dataclasses.replace(IncidentConfig(), open_level="medium"))
 
 
-def test_the_victims_own_earlier_findings_split_off_the_attack_but_the_minutes_before_stay():
+def test_the_victims_own_earlier_findings_split_off_the_attack_but_the_minutes_before_stay(
+    store: Store,
+):
     start = dt.datetime(2025, 1, 1, 14)
-    morning = _alert(1, 0.3, "low", side="own")  # 07:12, the victim's day at the office
-    call = _alert(2, 0.58, "medium", side="own")  # 13:55, the approval the caller asked for
-    attack = _alert(3, 0.6, "high", side="attacker", attack_from=start + dt.timedelta(minutes=24))
-    chain, own = trim([morning, call, attack], dt.timedelta(hours=1))
-    assert [a.alert_id for a in chain] == ["a2", "a3"] and own == [morning]
-    assert trim([morning, call], dt.timedelta(hours=1)) == ([morning, call], [])  # no outside
+    # 07:12, the victim's day at the office; 13:55, the approval the caller asked for
+    morning = _alert(1, 0.3, "low", side="own", people=["x"])
+    call = _alert(2, 0.58, "medium", side="own", people=["x"])
+    attack = _alert(3, 0.6, "high", side="attacker", people=["x"],
+                    attack_from=start + dt.timedelta(minutes=24))  # fmt: skip
+    assert _groups(store, [morning, call, attack]) == [["a1"], ["a2", "a3"]]
+    assert _groups(store, [morning, call]) == [["a1", "a2"]]  # no outside: nothing splits
 
 
 MORNING_CLIENTS = [f"003000000000{n:03d}AAA" for n in (4, 5, 6, 7)]

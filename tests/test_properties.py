@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from crmwatch.config import IncidentConfig
-from crmwatch.incidents import _AlertKeys, opened_by
+from crmwatch.incidents import _Finding, opened_by
 from crmwatch.ingest import ingest
 from crmwatch.sources import FORMATS
 from crmwatch.sources.base import InputFile
@@ -243,12 +243,10 @@ findings = st.lists(
 def test_risk_window_opens_as_defined(rows, threshold, window_minutes):
     t0 = dt.datetime(2025, 6, 10)
     group = [
-        _AlertKeys(
-            alert_id=f"a{i:03d}", level="medium", title=rule, tags=[],
-            first_ts=t0, last_ts=t0, fired_at=t0 + dt.timedelta(minutes=minute),
-            detected_at=None, people=[], user_ids=[], targets=[], login_keys=[],
-            attacker_sessions=[], ips=[], all_ips=[], apps=[], link_apps=[], rule_id=rule,
-            risk=risk, org_network=half,
+        _Finding(
+            alert_id=f"a{i:03d}", level="medium", title=rule,
+            fired_at=t0 + dt.timedelta(minutes=minute), rule_id=rule, risk=risk,
+            org_network=half,
         )
         for i, (minute, rule, risk, half) in enumerate(rows)
     ]  # fmt: skip

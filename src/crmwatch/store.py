@@ -173,11 +173,21 @@ class Store:
             self.con.execute("DROP TABLE exposures")
             self.con.execute("DROP TABLE IF EXISTS scopes")
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Results:
+    def execute(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        first: int | None = None,
+    ) -> Results:
+        """Run one statement; its rows, or only the ``first`` ones (the rest of an ordered
+        result never reaches Python)."""
         start = time.perf_counter()
         try:
             cursor = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
-            rows = cursor.fetchall() if cursor.description else []
+            if not cursor.description:
+                rows = []
+            else:
+                rows = cursor.fetchall() if first is None else cursor.fetchmany(first)
             columns = [d[0] for d in cursor.description] if cursor.description else []
         except duckdb.Error as e:
             raise StoreError(f"query failed: {e}\n{_shorten(sql)}") from e
