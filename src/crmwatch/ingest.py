@@ -401,7 +401,7 @@ def _ingest_batch(
     careful: bool = False,
 ) -> None:
     by_id = {f.file_id: f for f in files}
-    with store.transaction(), ExitStack() as registered:
+    with store.transaction():
         # Rows appended from here on have larger row ids than every stored row (inside the
         # transaction and after it): ``rowid > mark`` is this batch.
         mark = store.scalar("SELECT coalesce(max(rowid), -1) FROM events_base")
@@ -411,13 +411,17 @@ def _ingest_batch(
         scopes: list[str] = []
         while pending:
             st = pending.pop(0)
-            for name, table in st.tables.items():
-                registered.enter_context(store.registered(name, table))
-            if st.relation:
-                _insert(store, st)
-                scopes.append(st.scope)
-            # After the insert, which read every column: the reader's rejects are complete.
-            pending.extend(source.followups(store, st))
+            # Registered while this relation is read only: a file streamed in chunks is
+            # never held whole.
+            with ExitStack() as registered:
+                for name, table in st.tables.items():
+                    registered.enter_context(store.registered(name, table))
+                if st.relation:
+                    _insert(store, st)
+                    scopes.append(st.scope)
+                # After the insert, which read every column: the reader's rejects are
+                # complete; a JSON source reads the lines the insert left.
+                pending.extend(source.followups(store, st))
             for file_id, n in st.report.skipped_headers.items():
                 summaries[file_id].skipped_headers += n
             for file_id, note in st.report.notes:
