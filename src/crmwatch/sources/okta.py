@@ -91,8 +91,7 @@ class OktaSource(JsonSource):
     def classify(self, fields: JsonExtraction) -> Classified:
         # Lower-cased by a SIEM: read through the API's names (the type and id keep theirs).
         lowered = (
-            f"({fields.type_of('eventType')} IS NULL AND "
-            f"{fields.type_of('eventtype')} IS NOT NULL)"
+            f"({fields.type_of('eventType')} IS NULL AND {fields.type_of('eventtype')} IS NOT NULL)"
         )
         value = (
             f"(CASE WHEN {lowered} THEN {fields.ref('eventtype')} "

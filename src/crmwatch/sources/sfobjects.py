@@ -148,8 +148,7 @@ class SfObjectSource(JsonSource):
 
         def value(key: str) -> tuple[str, str]:
             return (
-                f"(CASE WHEN {streamed} THEN {f.ref('data.payload.' + key)} "
-                f"ELSE {f.ref(key)} END)",
+                f"(CASE WHEN {streamed} THEN {f.ref('data.payload.' + key)} ELSE {f.ref(key)} END)",
                 f"(CASE WHEN {streamed} THEN {f.type_of('data.payload.' + key)} "
                 f"ELSE {f.type_of(key)} END)",
             )
