@@ -559,13 +559,16 @@ def _count_new(store: Store, mark: int, summaries: dict[int, FileSummary]) -> No
 def _count_id_collisions(store: Store, mark: int, summaries: dict[int, FileSummary]) -> None:
     """Count this batch's events whose native id another stored event already has with other
     content: kept (a re-export or a sanitised file repeats ids), but said, since a source's
-    ids are meant to be unique."""
+    ids are meant to be unique. Within the batch, "earlier" is the order duplicates are kept
+    in (file id, then line), not the order rows were appended in, which parallel inserts do
+    not fix."""
     rows = store.execute(
         """SELECT b.file_id, count(*) FROM events_base b
         WHERE b.rowid > $mark AND b.native_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM events_base o WHERE o.native_id = b.native_id
               AND o.source_type = b.source_type AND o.event_id <> b.event_id
-              AND o.rowid < b.rowid)
+              AND (o.rowid <= $mark OR (o.file_id, coalesce(o.ingest_line, -1), o.rowid)
+                   < (b.file_id, coalesce(b.ingest_line, -1), b.rowid)))
         GROUP BY ALL""",
         {"mark": mark},
     ).rows

@@ -29,13 +29,15 @@ import bisect
 import itertools
 import json
 import operator
+import queue
+import threading
 from abc import abstractmethod
 from array import array
 from collections.abc import Generator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -63,6 +65,7 @@ CHUNK_BYTES = 64 << 20
 ROWS_PER_UNIT = 50_000
 
 LINES, ROWS, QUERIES = "_json_lines", "_json_rows", "_json_queries"
+T = TypeVar("T")
 
 # Records longer than this are read by Python: DuckDB's JSON functions each keep a parse of
 # the largest record they saw, and normalising a 50 MB record next to mapping it exhausted
@@ -161,6 +164,7 @@ class _Segment:
     empty: int  # lines with nothing on them
     prev: _Segment | None  # the file's segment before this one, until this one is read
     items: int = 0  # records and bad records it held, known once its odd lines are read
+    table: pa.Table | None = None  # its lines for DuckDB, built ahead
     _ordinal: int | None = None
 
     def __post_init__(self) -> None:
@@ -183,7 +187,7 @@ class _Segment:
     def truncate(self, line: int) -> bool:
         """Keep the lines before ``line``; False when none is left."""
         keep = max(0, min(self.size, line - self.first_line))
-        self.starts = self.starts[: keep + 1]
+        self.starts, self.table = self.starts[: keep + 1], None
         self.size = keep
         self.empty = len(_empty_lines(self))
         return keep > 0
@@ -191,7 +195,15 @@ class _Segment:
     def release(self) -> None:
         """Forget the lines once read: the next segment needs only the count."""
         _ = self.ordinal
-        self.data, self.starts = b"", array("q")
+        self.data, self.starts, self.table = b"", array("q"), None
+
+
+@dataclass
+class _FileEnd:
+    """A file read to its end: the stream, and what its framing found wrong."""
+
+    stream: Input
+    found: list[Quarantine] = field(default_factory=list)
 
 
 @dataclass
@@ -286,20 +298,18 @@ class JsonSource(Source):
         self._pending = pending = _Pending()
         chunk: list[_Segment] = []
         size = 0
-        for f in files:
-            head = read_head(f.path)
-            shape = self.shape(head, whole=len(head) < HEAD_BYTES)
-            if shape is Shape.DOCUMENT:
+        for f, item in _ahead(self._reading(files)):
+            if isinstance(item, _Segment):
+                chunk.append(item)
+                size += len(item.data)
+                if size >= CHUNK_BYTES:
+                    yield from self._chunk_units(chunk, pending)
+                    chunk, size = [], 0
+                continue
+            if item is None:
                 self._read_document(f, pending)
             else:
-                stream = Input(f.path)
-                for segment in self._segments(f, shape, stream):
-                    chunk.append(segment)
-                    size += len(segment.data)
-                    if size >= CHUNK_BYTES:
-                        yield from self._chunk_units(chunk, pending)
-                        chunk, size = [], 0
-                self._file_read(f, stream, chunk)
+                self._file_read(f, item, chunk)
             if len(pending) >= ROWS_PER_UNIT:
                 yield self._rows_unit(pending.take())
         if chunk:
@@ -314,6 +324,23 @@ class JsonSource(Source):
         elif report.quarantined:
             yield Staged(None, {}, report=report)
 
+    def _reading(
+        self, files: list[InputFile]
+    ) -> Iterator[tuple[InputFile, _Segment | _FileEnd | None]]:
+        """For each file: its segments, their tables built, then the stream they came from
+        (a document to read whole: None). Run ahead of the inserts, in a thread."""
+        for f in files:
+            head = read_head(f.path)
+            shape = self.shape(head, whole=len(head) < HEAD_BYTES)
+            if shape is Shape.DOCUMENT:
+                yield f, None
+                continue
+            end = _FileEnd(Input(f.path))
+            for segment in self._segments(f, shape, end):
+                segment.table = _segment_table(segment)
+                yield f, segment
+            yield f, end
+
     def _read_document(self, f: InputFile, pending: _Pending) -> None:
         data, problem = read_input(f.path)
         if problem:
@@ -323,26 +350,29 @@ class JsonSource(Source):
         for ordinal, item in enumerate(self.records(data)):
             pending.add(f, item, ordinal)
 
-    def _segments(self, f: InputFile, shape: Shape, stream: Input) -> Iterator[_Segment]:
+    def _segments(self, f: InputFile, shape: Shape, end: _FileEnd) -> Iterator[_Segment]:
         """The file's lines in segments of about half a chunk, streamed. The last two are
         held back until the file ends: the end of an array may reach into them."""
         framing = _ArrayFraming(f) if shape is Shape.ARRAY_LINES else None
         held: list[_Segment] = []
         line, offset = 1, 0
-        for block in _blocks(stream, CHUNK_BYTES // 2):
+        for block in _blocks(end.stream, CHUNK_BYTES // 2):
             segment = _segment(f, shape, block, line, offset, held[-1] if held else None, framing)
             line, offset = line + segment.size, offset + len(block)
             held.append(segment)
             if len(held) > 2:
                 yield held.pop(0)
-        if framing is not None and held:
-            framing.close(held, self._pending)
+        if framing is not None and held and (unclosed := framing.close(held)):
+            end.found.append(unclosed)
         yield from held
 
-    def _file_read(self, f: InputFile, stream: Input, chunk: list[_Segment]) -> None:
-        """What reading the file whole found: a problem to report; a corrupt gzip member,
-        whose output is left out as ``read_input`` leaves it out (its checksum is found at its
-        end): the rows stored from it are deleted, its lines not yet stored dropped."""
+    def _file_read(self, f: InputFile, end: _FileEnd, chunk: list[_Segment]) -> None:
+        """What reading the file whole found: an array left unclosed; a problem to report; a
+        corrupt gzip member, whose output is left out as ``read_input`` leaves it out (its
+        checksum is found at its end): the rows stored from it are deleted, its lines not yet
+        stored dropped."""
+        self._pending.quarantined.extend(end.found)
+        stream = end.stream
         if not stream.problem:
             return
         if stream.corrupt_from is not None:
@@ -550,30 +580,70 @@ def _segment(
 
 
 def _lines_table(chunk: list[_Segment]) -> pa.Table:
-    """The chunk's lines for DuckDB, without copying them, in batches it reads in parallel."""
-    tables = []
-    for s in chunk:
-        text = pa.Array.from_buffers(
-            pa.large_string(), s.size, [None, pa.py_buffer(s.starts), pa.py_buffer(s.data)]
-        )
-        try:
-            text.validate(full=True)
-        except pa.ArrowInvalid:  # bytes that are not UTF-8: such lines go to Python
-            lines = (s.line(n)[1] for n in range(s.first_line, s.first_line + s.size))
-            text = pa.array([ln if _utf8(ln) else b"\x01" for ln in lines], pa.binary())
-            text = text.cast(pa.large_string())
-        tables.append(
-            pa.table(
-                {
-                    "file_id": pa.repeat(pa.scalar(s.file.file_id, pa.int64()), s.size),
-                    "line": pa.array(range(s.first_line, s.first_line + s.size), pa.int64()),
-                    "text": text,
-                    # Arrow's RE2 scans at twice the speed of DuckDB's regexp_matches
-                    "suspect": pc.match_substring_regex(text, SUSPECT),
-                }
-            )
-        )
+    """The chunk's lines for DuckDB, in batches it reads in parallel."""
+    tables = [s.table if s.table is not None else _segment_table(s) for s in chunk]
     return pa.Table.from_batches(pa.concat_tables(tables).to_batches(max_chunksize=2048))
+
+
+def _segment_table(s: _Segment) -> pa.Table:
+    """A segment's lines as a table, without copying them."""
+    text = pa.Array.from_buffers(
+        pa.large_string(), s.size, [None, pa.py_buffer(s.starts), pa.py_buffer(s.data)]
+    )
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:  # bytes that are not UTF-8: such lines go to Python
+        lines = (s.line(n)[1] for n in range(s.first_line, s.first_line + s.size))
+        text = pa.array([ln if _utf8(ln) else b"\x01" for ln in lines], pa.binary())
+        text = text.cast(pa.large_string())
+    return pa.table(
+        {
+            "file_id": pa.repeat(pa.scalar(s.file.file_id, pa.int64()), s.size),
+            "line": pa.array(range(s.first_line, s.first_line + s.size), pa.int64()),
+            "text": text,
+            # Arrow's RE2 scans at twice the speed of DuckDB's regexp_matches
+            "suspect": pc.match_substring_regex(text, SUSPECT),
+        }
+    )
+
+
+def _ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items``, made by a thread up to ``depth`` ahead of their use: Python reads and
+    splits the next lines while DuckDB inserts the last ones (it lets go of the GIL)."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def make() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put((False, None))
+        except BaseException as e:  # raised where the item would have been used
+            ready.put((False, e))
+
+    maker = threading.Thread(target=make, name="crmwatch-json-read", daemon=True)
+    maker.start()
+    try:
+        while True:
+            more, item = ready.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        with suppress(queue.Empty):
+            while True:
+                ready.get_nowait()
+        maker.join()
 
 
 def _utf8(line: bytes) -> bool:
@@ -641,7 +711,7 @@ class _ArrayFraming:
         self.ends[id(segment)] = data.rstrip()[-1:]
         segment.data = data.replace(b",\n", b" \n").replace(b",\r\n", b" \r\n")
 
-    def close(self, segments: list[_Segment], pending: _Pending) -> None:
+    def close(self, segments: list[_Segment]) -> Quarantine | None:
         """At the file's end: the array's last character must be its ``]``. A last line that
         ends in a comma, with nothing after it, is an array cut short; an element cut in the
         middle is reported by itself."""
@@ -652,15 +722,15 @@ class _ArrayFraming:
             if end == b"]":
                 data = segment.data
                 data[len(data.rstrip()) - 1] = 0x20
-                return
+                return None
             if end != b",":
-                return
+                return None
             break
         else:
-            return
+            return None
         last = segments[-1]
         line = last.first_line + last.size - (0 if last.data.endswith(b"\n") else 1)
-        pending.quarantined.append(Quarantine(
+        return Quarantine(
             self.file, line, last.offset + len(last.data), Reason.INVALID_JSON,
             "JSON array is not closed (file truncated?)", "unclosed",
-        ))  # fmt: skip
+        )  # fmt: skip
