@@ -49,13 +49,13 @@ def iter_records(data: bytes) -> Iterator[Item]:
     if data[start : start + 1] == b"[":
         yield from _iter_document(data)
         return
-    if _is_document(data, start):
+    if is_document(data, start):
         yield from _iter_document(data)
     else:
         yield from _iter_ndjson(data)
 
 
-def _is_document(data: bytes, start: int) -> bool:
+def is_document(data: bytes, start: int) -> bool:
     """One JSON value spread over lines (pretty object, query result) rather than NDJSON.
 
     NDJSON's records each sit on one line; a document's first value runs past its first line.

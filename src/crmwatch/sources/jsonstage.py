@@ -34,7 +34,7 @@ import threading
 from abc import abstractmethod
 from array import array
 from collections.abc import Generator, Iterator
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar, TypeVar
@@ -55,8 +55,16 @@ from crmwatch.sources.base import (
     read_head,
     read_input,
 )
-from crmwatch.sources.jsonrecords import BadRecord, Item, JsonRecord, iter_line, iter_records
+from crmwatch.sources.jsonrecords import (
+    BadRecord,
+    Item,
+    JsonRecord,
+    is_document,
+    iter_line,
+    iter_records,
+)
 from crmwatch.sources.sqlmap import JsonExtraction, Ref, lit
+from crmwatch.sql import num
 from crmwatch.store import Store
 
 # Input read per chunk: one INSERT each. Chunks of many small files are one INSERT too.
@@ -96,15 +104,7 @@ def json_shape(head: bytes, whole: bool) -> Shape:
         return Shape.DOCUMENT  # no data: reported as an empty file
     if head[start : start + 1] == b"[":
         return Shape.ARRAY_LINES if _framed(head, whole) else Shape.DOCUMENT
-    if _first_value_spans_lines(head, start):
-        return Shape.DOCUMENT
-    return Shape.LINES
-
-
-def _first_value_spans_lines(head: bytes, start: int) -> bool:
-    from crmwatch.sources.jsonrecords import _is_document
-
-    return _is_document(head, start)
+    return Shape.DOCUMENT if is_document(head, start) else Shape.LINES
 
 
 def _framed(head: bytes, whole: bool) -> bool:
@@ -397,9 +397,15 @@ class JsonSource(Source):
         """The chunk's lines as one unit; then its odd lines, read by Python."""
         mark = self._store.scalar("SELECT coalesce(max(rowid), -1) FROM events_base")
         yield self._lines_unit(_lines_table(chunk))
-        # The lines the INSERT left for Python: not in the store (a line is one row or none).
+        # The lines the INSERT left for Python: not in the store (a line is one row or none;
+        # blank lines too, which Python passes over).
+        spans = ", ".join(
+            f"({num(s.file.file_id)}, {num(s.first_line)}, {num(s.first_line + s.size)})"
+            for s in chunk
+        )
         odd = self._store.execute(
-            f"SELECT file_id, line FROM {LINES} l WHERE text NOT IN ('', chr(10)) AND NOT EXISTS "
+            f"SELECT file_id, line FROM (SELECT file_id, unnest(range(a, b)) AS line "
+            f"FROM (VALUES {spans}) s(file_id, a, b)) l WHERE NOT EXISTS "
             "(SELECT 1 FROM events_base e WHERE e.rowid > $mark AND e.file_id = l.file_id "
             "AND e.ingest_line = l.line) ORDER BY 1, 2",
             {"mark": mark},
@@ -425,11 +431,11 @@ class JsonSource(Source):
         probe = (
             f"(SELECT file_id, line, CASE WHEN try(json_valid(text)) THEN text END AS raw {lines})"
         )
-        return self._staged(base, probe, {LINES: table}, odd=True)
+        return self._staged(base, probe, LINES, table, odd=True)
 
     def _rows_unit(self, table: pa.Table) -> Staged:
         base = f"(SELECT file_id, line, raw FROM {ROWS})"
-        return self._staged(base, base, {ROWS: table}, odd=False)
+        return self._staged(base, base, ROWS, table, odd=False)
 
     def _classified(self, base: str, odd: bool) -> tuple[str, Classified]:
         """``base`` (file_id, line, raw) with what ``classify`` reads of each record, and
@@ -454,14 +460,16 @@ class JsonSource(Source):
             c,
         )
 
-    def _staged(self, base: str, probe: str, tables: dict[str, pa.Table], odd: bool) -> Staged:
-        """The unit's relation: ``base`` (file_id, line, raw) classified, then mapped.
-        ``probe`` is a cheaper ``base`` for what must be known first: the keys the records
-        have (when the mapping depends on them: ``keyed``) and the SOQL they carry."""
+    def _staged(self, base: str, probe: str, name: str, table: pa.Table, odd: bool) -> Staged:
+        """The unit's relation: ``base`` (file_id, line, raw, read from ``table`` as
+        ``name``) classified, then mapped. ``probe`` is a cheaper ``base`` for what must be
+        known first: the keys the records have (when the mapping depends on them: ``keyed``)
+        and the SOQL they carry."""
         classified, c = self._classified(base, odd)
         present, queries = None, None
         if self.keyed or c.query != "NULL":
-            present, queries = self._probe(self._classified(probe, odd)[0], tables, c)
+            present, queries = self._probe(self._classified(probe, odd)[0], name, table, c)
+        tables: dict[str, pa.Table | pa.RecordBatchReader] = {name: _once(table)}
         if queries is not None:
             tables[QUERIES] = queries
             classified = (
@@ -494,14 +502,12 @@ class JsonSource(Source):
         return Staged(values.relation(classified), exprs, scope, StageReport(), tables)
 
     def _probe(
-        self, classified: str, tables: dict[str, pa.Table], c: Classified
+        self, classified: str, name: str, table: pa.Table, c: Classified
     ) -> tuple[set[str], pa.Table | None]:
         """The top-level keys of the unit's records (of the documents their mapping reads),
         and the object and fields of each distinct SOQL text they carry, parsed by
         crmwatch.soql: a few hundred distinct queries for millions of records."""
-        with ExitStack() as registered:
-            for name, table in tables.items():
-                registered.enter_context(self._store.registered(name, table))
+        with self._store.registered(name, _once(table)):
             keys, texts = self._store.execute(
                 "SELECT list_distinct(flatten(list(json_keys(coalesce(doc, raw))) "
                 "FILTER (WHERE NOT _odd AND NOT coalesce(_hdr, false)))), "
@@ -577,6 +583,14 @@ def _segment(
     if framing is not None:
         framing.frame(segment)
     return segment
+
+
+def _once(table: pa.Table) -> pa.RecordBatchReader:
+    """The table as a stream DuckDB reads once (in parallel all the same). DuckDB keeps an
+    object registered inside a transaction until the transaction ends, unregistered or not:
+    every chunk's table, and the file's text under it, stayed in memory until the batch
+    committed (10.9 GB at 10M events). A stream read to its end holds nothing."""
+    return pa.RecordBatchReader.from_batches(table.schema, iter(table.to_batches()))
 
 
 def _lines_table(chunk: list[_Segment]) -> pa.Table:
@@ -656,14 +670,16 @@ def _utf8(line: bytes) -> bool:
 
 def _read_odd(segment: _Segment, odd: list[int], pending: _Pending) -> None:
     """Read the segment's odd lines in Python, and count the records and bad records the
-    segment held, so that bad records get the ordinal the whole-file reader gave them."""
-    empty: list[int] | None = None
+    segment held, so that bad records get the ordinal the whole-file reader gave them.
+    ``odd`` may hold its empty lines: they are passed over."""
+    empty = _empty_lines(segment) if segment.empty else []
+    if empty:
+        blank = {segment.first_line + i for i in empty}
+        odd = [n for n in odd if n not in blank]
     read = 0  # items of the odd lines read so far
     for k, number in enumerate(odd):
         offset, raw_line = segment.line(number)
         i = number - segment.first_line
-        if empty is None:
-            empty = _empty_lines(segment)
         # before this line: its lines read by DuckDB, one record each, and the odd ones' items
         ordinal = segment.ordinal + i - bisect.bisect_left(empty, i) - k + read
         for item in _odd_items(segment.shape, number, offset, raw_line):
