@@ -401,7 +401,7 @@ def _ingest_batch(
     careful: bool = False,
 ) -> None:
     by_id = {f.file_id: f for f in files}
-    with store.transaction(), ExitStack() as registered:
+    with store.transaction():
         # Rows appended from here on have larger row ids than every stored row (inside the
         # transaction and after it): ``rowid > mark`` is this batch.
         mark = store.scalar("SELECT coalesce(max(rowid), -1) FROM events_base")
@@ -411,13 +411,17 @@ def _ingest_batch(
         scopes: list[str] = []
         while pending:
             st = pending.pop(0)
-            for name, table in st.tables.items():
-                registered.enter_context(store.registered(name, table))
-            if st.relation:
-                _insert(store, st)
-                scopes.append(st.scope)
-            # After the insert, which read every column: the reader's rejects are complete.
-            pending.extend(source.followups(store, st))
+            # Registered while this relation is read only: a file streamed in chunks is
+            # never held whole.
+            with ExitStack() as registered:
+                for name, table in st.tables.items():
+                    registered.enter_context(store.registered(name, table))
+                if st.relation:
+                    _insert(store, st)
+                    scopes.append(st.scope)
+                # After the insert, which read every column: the reader's rejects are
+                # complete; a JSON source reads the lines the insert left.
+                pending.extend(source.followups(store, st))
             for file_id, n in st.report.skipped_headers.items():
                 summaries[file_id].skipped_headers += n
             for file_id, note in st.report.notes:
@@ -555,13 +559,16 @@ def _count_new(store: Store, mark: int, summaries: dict[int, FileSummary]) -> No
 def _count_id_collisions(store: Store, mark: int, summaries: dict[int, FileSummary]) -> None:
     """Count this batch's events whose native id another stored event already has with other
     content: kept (a re-export or a sanitised file repeats ids), but said, since a source's
-    ids are meant to be unique."""
+    ids are meant to be unique. Within the batch, "earlier" is the order duplicates are kept
+    in (file id, then line), not the order rows were appended in, which parallel inserts do
+    not fix."""
     rows = store.execute(
         """SELECT b.file_id, count(*) FROM events_base b
         WHERE b.rowid > $mark AND b.native_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM events_base o WHERE o.native_id = b.native_id
               AND o.source_type = b.source_type AND o.event_id <> b.event_id
-              AND o.rowid < b.rowid)
+              AND (o.rowid <= $mark OR (o.file_id, coalesce(o.ingest_line, -1), o.rowid)
+                   < (b.file_id, coalesce(b.ingest_line, -1), b.rowid)))
         GROUP BY ALL""",
         {"mark": mark},
     ).rows

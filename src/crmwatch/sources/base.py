@@ -1,8 +1,8 @@
-"""What every input format provides, and the shared path for JSON-shaped inputs.
+"""What every input format provides, and reading input files (gzip, byte-order marks, UTF-16).
 
-A source *stages* a batch of files: it returns a ``Staged`` relation (a DuckDB CSV scan, or an
-Arrow table of parsed JSON records) with one SQL expression per normalised column, and
-reports what it could not stage. The ingest driver does what is common to all formats: one
+A source *stages* a batch of files: it returns a ``Staged`` relation (a DuckDB CSV scan, or
+JSON lines DuckDB parses) with one SQL expression per normalised column, and reports what it
+could not stage. The ingest driver does what is common to all formats: one
 INSERT of the mapped relation (the only read of the input), then, from the stored rows, counts
 per file, quarantine of rows without a usable timestamp, removal of duplicates, enrichment.
 """
@@ -10,7 +10,6 @@ per file, quarantine of rows without a usable timestamp, removal of duplicates, 
 from __future__ import annotations
 
 import hashlib
-import json
 import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -23,9 +22,6 @@ import pyarrow as pa
 
 from crmwatch.errors import Location, SourceFormatError
 from crmwatch.schema import Reason
-from crmwatch.sources.jsonrecords import BadRecord, Item, iter_records
-from crmwatch.sources.sqlmap import JsonExtraction, Ref
-from crmwatch.sql import lit
 from crmwatch.store import Store
 
 STAGE_TABLE = "_stage"
@@ -148,88 +144,138 @@ def _head(path: Path, size: int) -> bytes:
     """Up to ``size`` decompressed bytes from the start. Unlike ``gzip.open``, what follows
     the gzip data (a trailer a shipper appended) does not make the head unreadable:
     ``read_input`` reports it when the file is read."""
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(2) != GZIP_MAGIC:
-                fh.seek(0)
-                return fh.read(size)
-            fh.seek(0)
-            data, problem, corrupt = _inflate(fh, size)
-    except OSError as e:
-        raise SourceFormatError(f"cannot read file: {e}", Location(path)) from e
-    if corrupt:
-        raise SourceFormatError(f"cannot read file: {problem}", Location(path))
-    return data
+    stream = Input(path, raw=True, read_bytes=size)
+    head = bytearray()
+    for piece in stream:
+        head += piece
+        if len(head) >= size:
+            break
+    if stream.corrupt_from is not None:
+        raise SourceFormatError(f"cannot read file: {stream.problem}", Location(path))
+    return bytes(head[:size])
 
 
-def _inflate(fh: BinaryIO, limit: int | None = None) -> tuple[bytes, str | None, bool]:
-    """The decompressed content of a gzip file, read in chunks, up to ``limit`` bytes.
+PIECE_BYTES = 1 << 16  # compressed bytes inflated at a time
+
+
+class Input:
+    """A file's content, read in pieces: gunzipped when it is gzip whatever its name says, as
+    UTF-8 (:func:`as_utf8`). What went wrong is known once the pieces are read.
 
     Log shippers append: ``cat a.gz b.gz`` is one valid gzip file of several members (RFC
-    1952, 2.2), and every member is read; some writers pad members with zeros.
+    1952, 2.2), and every member is read; some writers pad members with zeros. UTF-16 text
+    (rare, and small: PowerShell and Excel exports) is read whole and converted in one piece.
 
-    Returns:
-        The bytes; what went wrong, if anything (corrupt data, a stream cut short, bytes after
-        the gzip data that are not gzip); and whether that was corruption, in which case the
-        corrupt member's output is left out.
+    Attributes:
+        problem: a gzip stream corrupt or cut short, bytes after the gzip data that are not
+            gzip, or UTF-16 text that is not valid; None when the file read cleanly.
+        corrupt_from: where (in the content) the corrupt gzip member began: what was read from
+            there on is not the file's content and is to be left out.
+        size: the content's bytes read so far.
+
+    Args:
+        raw: yield the decompressed bytes as they are (no byte-order mark removed, no UTF-16
+            converted), for reading a head.
     """
-    out = bytearray()
-    members, member_start, pending = 1, 0, b""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    while limit is None or len(out) < limit:
-        chunk = pending or fh.read(1 << 16)
-        if not chunk:
-            return bytes(out), f"gzip stream cut short after {len(out)} decompressed bytes", False
+
+    def __init__(self, path: Path, raw: bool = False, read_bytes: int = 1 << 24) -> None:
+        self.path, self.raw, self.read_bytes = path, raw, read_bytes
+        self.problem: str | None = None
+        self.size = 0
+        self._corrupt_raw: int | None = None  # where the corrupt member began, decompressed
+        self._skipped = 0  # bytes of a byte-order mark dropped from the start
+        self._dropped = False  # the corrupt member's output was left out here already
+
+    @property
+    def corrupt_from(self) -> int | None:
+        if self._corrupt_raw is None or self._dropped:
+            return None
+        return max(0, self._corrupt_raw - self._skipped)
+
+    def __iter__(self) -> Iterator[bytes]:
         try:
-            out += inflater.decompress(chunk, 0 if limit is None else limit - len(out))
-        except zlib.error as e:
-            return bytes(out[:member_start]), f"corrupt gzip data in member {members}: {e}", True
-        pending = inflater.unconsumed_tail
-        if not inflater.eof:
-            continue
-        rest = (inflater.unused_data + pending).lstrip(b"\x00")
-        while len(rest) < 2 and (more := fh.read(1 << 16)):
-            rest = (rest + more).lstrip(b"\x00")
-        if not rest:
-            return bytes(out), None, False
-        if rest[:2] != GZIP_MAGIC:
-            trailer = len(rest) + len(fh.read())
-            return bytes(out), f"{trailer} bytes after the gzip data are not gzip", False
-        members, member_start, pending = members + 1, len(out), rest
+            with open(self.path, "rb") as fh:
+                gz = fh.read(2) == GZIP_MAGIC
+                fh.seek(0)
+                pieces = self._inflate(fh) if gz else iter(lambda: fh.read(self.read_bytes), b"")
+                yield from (pieces if self.raw else self._as_utf8(pieces))
+        except OSError as e:
+            raise SourceFormatError(f"cannot read file: {e.strerror}", Location(self.path)) from e
+
+    def _as_utf8(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        first = b""
+        for piece in pieces:
+            first += piece
+            if len(first) >= 3:
+                break
+        if encoding_of(first) == "utf-16":
+            data = first + b"".join(pieces)
+            if self._corrupt_raw is not None:
+                data, self._dropped = data[: self._corrupt_raw], True
+            try:
+                out = as_utf8(data)
+            except UnicodeDecodeError as e:
+                text = data[: e.start].decode("utf-16", errors="ignore")
+                out = text.encode("utf-8", errors="surrogateescape")
+                self.problem = (
+                    f"not valid UTF-16 at byte {e.start}: {e.reason}; the rest of the file is "
+                    "not read"
+                )
+            self.size = len(out)
+            yield out
+            return
+        self._skipped = len(first)
+        first = as_utf8(first)
+        self._skipped -= len(first)
+        if first:
+            self.size += len(first)
+            yield first
+        for piece in pieces:
+            self.size += len(piece)
+            yield piece
+
+    def _inflate(self, fh: BinaryIO) -> Iterator[bytes]:
+        produced, members, member_start, pending = 0, 1, 0, b""
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    return bytes(out[:limit]), None, False
+        while True:
+            chunk = pending or fh.read(PIECE_BYTES)
+            if not chunk:
+                self.problem = f"gzip stream cut short after {produced} decompressed bytes"
+                return
+            try:
+                out = inflater.decompress(chunk)
+            except zlib.error as e:
+                self.problem = f"corrupt gzip data in member {members}: {e}"
+                self._corrupt_raw = member_start
+                return
+            pending = b""
+            if out:
+                produced += len(out)
+                yield out
+            if not inflater.eof:
+                continue
+            rest = inflater.unused_data.lstrip(b"\x00")
+            while len(rest) < 2 and (more := fh.read(PIECE_BYTES)):
+                rest = (rest + more).lstrip(b"\x00")
+            if not rest:
+                return
+            if rest[:2] != GZIP_MAGIC:
+                trailer = len(rest) + len(fh.read())
+                self.problem = f"{trailer} bytes after the gzip data are not gzip"
+                return
+            members, member_start, pending = members + 1, produced, rest
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
 
 def read_input(path: Path) -> tuple[bytes, str | None]:
-    """The file's content as UTF-8 (:func:`as_utf8`), gunzipped when it is gzip whatever its
-    name says.
-
-    Returns:
-        The bytes, and a description of the problem when a gzip stream is corrupt or cut
-        short, or UTF-16 text is broken: what could be read is still returned, so its
-        records count.
-    """
-    data, problem = _gunzip(path)
-    try:
-        return as_utf8(data), problem
-    except UnicodeDecodeError as e:
-        text = data[: e.start].decode("utf-16", errors="ignore")
-        return text.encode("utf-8", errors="surrogateescape"), (
-            f"not valid UTF-16 at byte {e.start}: {e.reason}; the rest of the file is not read"
-        )
-
-
-def _gunzip(path: Path) -> tuple[bytes, str | None]:
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(2) != GZIP_MAGIC:
-                fh.seek(0)
-                return fh.read(), None
-            fh.seek(0)
-            data, problem, _ = _inflate(fh)
-            return data, problem
-    except OSError as e:
-        raise SourceFormatError(f"cannot read file: {e.strerror}", Location(path)) from e
+    """The file's content whole (:class:`Input`), and a description of the problem when a
+    gzip stream is corrupt or cut short, or UTF-16 text is broken: what could be read is
+    still returned, so its records count (a corrupt gzip member's output is left out)."""
+    stream = Input(path)
+    data = b"".join(stream)
+    if stream.corrupt_from is not None:
+        data = data[: stream.corrupt_from]
+    return data, stream.problem
 
 
 def read_bytes(path: Path) -> bytes:
@@ -257,110 +303,3 @@ class Source(ABC):
         record: the good ones staged, each bad one quarantined. None: this format has no
         slower way (its ``stage`` already reads record by record: ``reads_carefully``)."""
         return None
-
-
-@dataclass(frozen=True)
-class Classified:
-    """A JSON record's native type, its native unique id if it has one, and the document the
-    mapping reads (``None`` means the record itself)."""
-
-    rtype: str
-    native_id: str | None = None
-    doc: dict | None = None
-    query_object: str | None = None
-    query_fields: list[str] | None = None
-
-
-SKIP_HEADER = Classified("__header__")
-
-# Staged columns of a JSON batch; the mapping SQL reads ``doc`` (or ``raw``) and, for records
-# carrying SOQL, the query's object and fields parsed in Python (crmwatch.soql).
-STAGE_COLUMNS: dict[str, pa.DataType] = {
-    "file_id": pa.int64(),
-    "line": pa.int64(),
-    "rtype": pa.string(),
-    "nid": pa.string(),  # the source's own id of the record, if any
-    "raw": pa.string(),
-    "doc": pa.string(),
-    "q_object": pa.string(),
-    "q_fields": pa.list_(pa.string()),
-}
-
-
-class JsonSource(Source):
-    """Shared staging for JSON inputs: parse records in Python, map them in SQL."""
-
-    source: ClassVar[str]
-    type_prefix: ClassVar[str]
-
-    def records(self, data: bytes) -> Iterator[Item]:
-        """The file's records, each with its line, or why a part is none."""
-        return iter_records(data)
-
-    @abstractmethod
-    def classify(self, obj: dict) -> Classified:
-        """Type, native id and mapping document of one record (or ``SKIP_HEADER``)."""
-
-    @abstractmethod
-    def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
-        """SQL per normalised column, given a key resolver and the SQL of the native type."""
-
-    def stage(self, store: Store, files: list[InputFile]) -> Staged | None:
-        report = StageReport()
-        cols: dict[str, list] = {k: [] for k in STAGE_COLUMNS}
-        keys: set[str] = set()
-        for f in files:
-            data, problem = read_input(f.path)
-            if problem:
-                report.quarantined.append(
-                    Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem)
-                )
-            for ordinal, item in enumerate(self.records(data)):
-                if isinstance(item, BadRecord):
-                    # the ordinal tells apart bad records of one line (a one-line export)
-                    report.quarantined.append(Quarantine(
-                        f, item.line, item.byte_offset, item.reason, item.detail, str(ordinal)
-                    ))  # fmt: skip
-                    continue
-                c = self.classify(item.obj)
-                if c is SKIP_HEADER:
-                    report.skipped_headers[f.file_id] += 1
-                    continue
-                doc = None if c.doc is None else json.dumps(c.doc, ensure_ascii=False)
-                keys.update((c.doc if c.doc is not None else item.obj).keys())
-                for k, v in zip(
-                    cols,
-                    (
-                        f.file_id,
-                        item.line,
-                        c.rtype,
-                        c.native_id,
-                        item.text,
-                        doc,
-                        c.query_object,
-                        c.query_fields,
-                    ),
-                    strict=True,
-                ):
-                    cols[k].append(v)
-        if not cols["raw"]:
-            # Nothing to insert, but what was skipped or quarantined must still be reported.
-            return Staged(None, {}, report=report)
-        values = JsonExtraction("coalesce(doc, raw)", keys)
-        exprs = self.exprs(values.ref, "rtype")
-        exprs.update(
-            source=lit(self.source),
-            source_type=f"{lit(self.type_prefix)} || rtype",
-            # The record's content (``raw``: its text, keys sorted) is its identity: the same
-            # native id with other content (a sanitised or re-exported file) is another record,
-            # kept and counted as an id collision.
-            event_id=f"md5({lit(self.type_prefix)} || rtype || chr(31) || raw)",
-            native_id="nid",
-            raw="raw",
-            file_id="file_id",
-            ingest_line="line",
-            _header="false",
-        )
-        table = pa.table({k: pa.array(v, STAGE_COLUMNS[k]) for k, v in cols.items()})
-        scope = f"raw_schema IS NULL AND starts_with(source_type, {lit(self.type_prefix)})"
-        return Staged(values.relation(STAGE_TABLE), exprs, scope, report, {STAGE_TABLE: table})

@@ -26,11 +26,8 @@ import pyarrow as pa
 from crmwatch.errors import Location, SourceFormatError
 from crmwatch.schema import MFA_METHODS, RECORD_ID, Category, Reason
 from crmwatch.sources.base import (
-    SKIP_HEADER,
     STAGE_TABLE,
-    Classified,
     InputFile,
-    JsonSource,
     Quarantine,
     Source,
     Staged,
@@ -40,7 +37,9 @@ from crmwatch.sources.base import (
     read_head,
     read_input,
 )
+from crmwatch.sources.jsonstage import Classified, JsonSource
 from crmwatch.sources.sqlmap import (
+    JsonExtraction,
     Ref,
     acting_user,
     as_bigint,
@@ -712,21 +711,28 @@ class ElfJsonSource(JsonSource):
     source = "salesforce"
     type_prefix = "elf:"
 
-    def classify(self, obj: dict) -> Classified:
-        doc = {k.upper(): _as_text(v) for k, v in obj.items()}
-        et = doc.get("EVENT_TYPE")
-        if et == "EVENT_TYPE":  # a CSV header row carried into the export
-            return SKIP_HEADER
-        return Classified(et or "unknown", None, doc)
+    def classify(self, fields: JsonExtraction) -> Classified:
+        # The record with its keys upper-cased and its values as text, as a CSV row has them.
+        entries = f"map_entries(json_transform({fields.column}, '\"MAP(VARCHAR, JSON)\"'))"
+        text = (
+            "CASE json_type(e.value) WHEN 'NULL' THEN NULL WHEN 'BOOLEAN' THEN "
+            "CASE WHEN e.value::VARCHAR = 'true' THEN 'True' ELSE 'False' END "
+            "ELSE json_extract_string(e.value, '$') END"
+        )
+        pairs = (
+            f"list_transform({entries}, lambda e: to_json(upper(e.key)) || ':' || "
+            f"coalesce(to_json({text}), 'null'))"
+        )
+        event_type = "json_extract_string(doc, '$.EVENT_TYPE')"
+        return Classified(
+            f"coalesce(nullif({event_type}, ''), 'unknown')",
+            doc=f"('{{' || array_to_string({pairs}, ',') || '}}')",
+            # a CSV header row carried into the export
+            header=f"coalesce({event_type} = 'EVENT_TYPE', false)",
+        )
 
     def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
         return elf_exprs(ref)
-
-
-def _as_text(v: object) -> str | None:
-    if v is None or isinstance(v, str):
-        return v
-    return str(v)
 
 
 def sniff_csv(head: bytes) -> bool:

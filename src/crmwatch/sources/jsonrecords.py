@@ -49,13 +49,13 @@ def iter_records(data: bytes) -> Iterator[Item]:
     if data[start : start + 1] == b"[":
         yield from _iter_document(data)
         return
-    if _is_document(data, start):
+    if is_document(data, start):
         yield from _iter_document(data)
     else:
         yield from _iter_ndjson(data)
 
 
-def _is_document(data: bytes, start: int) -> bool:
+def is_document(data: bytes, start: int) -> bool:
     """One JSON value spread over lines (pretty object, query result) rather than NDJSON.
 
     NDJSON's records each sit on one line; a document's first value runs past its first line.
@@ -109,35 +109,44 @@ def _record(line: int, obj: Any, byte_offset: int | None) -> Item:
 def _iter_ndjson(data: bytes) -> Iterator[Item]:
     offset = 0
     for line_no, raw_line in enumerate(data.split(b"\n"), start=1):
-        line_offset = offset
+        yield from iter_line(line_no, offset, raw_line)
         offset += len(raw_line) + 1
-        if not raw_line.strip():
-            continue
+
+
+def iter_line(line_no: int, line_offset: int, raw_line: bytes) -> Iterator[Item]:
+    """The records of one NDJSON line (none for a blank one), or why it holds none.
+
+    Usually one value per line; values written one after another on a line are each read, and
+    what follows the last one is reported, not allowed to cost them.
+
+    Args:
+        line_offset: the line's byte offset in the file, for the offsets of bad records.
+    """
+    if not raw_line.strip():
+        return
+    try:
+        text = raw_line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, str(e.reason))
+        return
+    pos = _WS.match(text).end()
+    while pos < len(text):
         try:
-            text = raw_line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, str(e.reason))
-            continue
-        # Usually one value per line; values written one after another on a line are each
-        # read, and what follows the last one is reported, not allowed to cost them.
-        pos = _WS.match(text).end()
-        while pos < len(text):
-            try:
-                obj, end = _decode(text, pos)
-            except ValueError as e:
-                detail = _json_msg(e)
-                if pos > _WS.match(text).end():
-                    detail = f"data after the JSON value at column {pos + 1}: {detail}"
-                yield BadRecord(line_no, line_offset + len(text[:pos].encode()),
-                                Reason.INVALID_JSON, detail)  # fmt: skip
-                break
-            if _is_query_result(obj):
-                # Paginated query results saved one response per line.
-                for rec in obj["records"]:
-                    yield _record(line_no, rec, line_offset)
-            else:
-                yield _record(line_no, obj, line_offset)
-            pos = _WS.match(text, end).end()
+            obj, end = _decode(text, pos)
+        except ValueError as e:
+            detail = _json_msg(e)
+            if pos > _WS.match(text).end():
+                detail = f"data after the JSON value at column {pos + 1}: {detail}"
+            yield BadRecord(line_no, line_offset + len(text[:pos].encode()),
+                            Reason.INVALID_JSON, detail)  # fmt: skip
+            break
+        if _is_query_result(obj):
+            # Paginated query results saved one response per line.
+            for rec in obj["records"]:
+                yield _record(line_no, rec, line_offset)
+        else:
+            yield _record(line_no, obj, line_offset)
+        pos = _WS.match(text, end).end()
 
 
 def _is_query_result(obj: Any) -> bool:

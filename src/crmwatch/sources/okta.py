@@ -8,8 +8,17 @@ Event Types catalogue (developer.okta.com/docs/reference/api/event-types/).
 from __future__ import annotations
 
 from crmwatch.schema import Category
-from crmwatch.sources.base import Classified, JsonSource
-from crmwatch.sources.sqlmap import Ref, first, ip_or_null, lit, ts_utc
+from crmwatch.sources.jsonstage import Classified, JsonSource
+from crmwatch.sources.sqlmap import (
+    JsonExtraction,
+    Ref,
+    first,
+    ip_or_null,
+    lit,
+    string_or_null,
+    text_or,
+    ts_utc,
+)
 
 # eventType prefix → category; the longest matching prefix wins.
 CATEGORY_PREFIXES: tuple[tuple[str, Category], ...] = (
@@ -56,16 +65,17 @@ OKTA_KEYS = (
     "rootSessionId", "securityContext", "asNumber", "asOrg", "isp", "domain", "isProxy",
     "request", "ipChain", "behaviors", "threatSuspected", "changeDetails",
 )  # fmt: skip
-_CAMEL = {k.lower(): k for k in OKTA_KEYS}
 
 
-def _camel_case(value):
-    """A lower-cased LogEvent with the API's key names back (unknown keys as they are)."""
-    if isinstance(value, dict):
-        return {_CAMEL.get(k, k): _camel_case(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel_case(v) for v in value]
-    return value
+def camel_case(raw: str) -> str:
+    """SQL of a lower-cased LogEvent (compact JSON text) with the API's key names back, at
+    every level (other keys as they are). In compact JSON a quote inside a string is escaped,
+    so ``"name":`` can only be a key."""
+    for key in OKTA_KEYS:
+        if key != key.lower():
+            lower, camel = lit('"' + key.lower() + '":'), lit('"' + key + '":')
+            raw = f"replace({raw}, {lower}, {camel})"
+    return raw
 
 
 # actor.type values that are software rather than a person.
@@ -76,16 +86,25 @@ class OktaSource(JsonSource):
     name = "okta"
     source = "okta"
     type_prefix = "okta:"
+    keyed = False  # every column is read through first(): a missing key is an empty one
 
-    def classify(self, obj: dict) -> Classified:
-        doc = None
-        if "eventType" not in obj and "eventtype" in obj:  # lower-cased by a SIEM
-            doc = obj = _camel_case(obj)
-        uuid = obj.get("uuid")
+    def classify(self, fields: JsonExtraction) -> Classified:
+        # Lower-cased by a SIEM: read through the API's names (the type and id keep theirs).
+        lowered = (
+            f"({fields.type_of('eventType')} IS NULL AND {fields.type_of('eventtype')} IS NOT NULL)"
+        )
+        value = (
+            f"(CASE WHEN {lowered} THEN {fields.ref('eventtype')} "
+            f"ELSE {fields.ref('eventType')} END)"
+        )
+        jtype = (
+            f"(CASE WHEN {lowered} THEN {fields.type_of('eventtype')} "
+            f"ELSE {fields.type_of('eventType')} END)"
+        )
         return Classified(
-            str(obj.get("eventType") or "unknown"),
-            uuid if isinstance(uuid, str) and uuid else None,
-            doc,
+            text_or(value, jtype, "unknown"),
+            string_or_null(fields.ref("uuid"), fields.type_of("uuid")),
+            doc=f"(CASE WHEN {lowered} THEN {camel_case(fields.column)} END)",
         )
 
     def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
@@ -116,19 +135,18 @@ class OktaSource(JsonSource):
         e["src_asn"] = f"try_cast({first(ref, 'securityContext.asNumber')} AS BIGINT)"
         e["src_as_org"] = first(ref, "securityContext.asOrg")
         e["user_agent"] = first(ref, "client.userAgent.rawUserAgent")
+        # The targets, read with the other keys (their JSON text), once per row.
+        targets = f"coalesce(try_cast({ref('target') or 'NULL'} AS JSON[]), [])"
         # The application a sign-on was for: the AppInstance among the targets.
         e["client_app"] = (
-            "json_extract_string(list_filter(coalesce(try_cast(json_extract(coalesce(doc, raw), "
-            "'$.target') AS JSON[]), []), "
-            "lambda t: json_extract_string(t, '$.type') = 'AppInstance')[1], "
-            "'$.displayName')"
+            f"json_extract_string(list_filter({targets}, "
+            "lambda t: json_extract_string(t, '$.type') = 'AppInstance')[1], '$.displayName')"
         )
         e["operation"] = rtype
         # Impersonation names the person acted as among the targets (type User).
         e["target_user"] = (
             f"(CASE WHEN starts_with({rtype}, 'user.session.impersonation') THEN "
-            "json_extract_string(list_filter(coalesce(try_cast(json_extract(coalesce(doc, raw), "
-            "'$.target') AS JSON[]), []), "
+            f"json_extract_string(list_filter({targets}, "
             "lambda t: json_extract_string(t, '$.type') = 'User')[1], '$.alternateId') END)"
         )
         e["mfa"] = (

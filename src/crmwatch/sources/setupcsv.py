@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 from crmwatch.schema import Reason
 from crmwatch.sources.jsonrecords import BadRecord, Item, record
+from crmwatch.sources.jsonstage import Shape
 from crmwatch.sources.sfobjects import SfObjectSource
 from crmwatch.sources.sqlmap import ZONE_ABBREVIATIONS
 
@@ -66,6 +67,9 @@ def parse_local_time(text: str) -> dt.datetime:
 
 class SetupAuditCsvSource(SfObjectSource):
     name = "sf-setup-csv"
+
+    def shape(self, head: bytes, whole: bool) -> Shape:
+        return Shape.DOCUMENT  # rows made records in Python (``records``), then mapped
 
     def records(self, data: bytes) -> Iterator[Item]:
         text = data.decode("utf-8", errors="replace")

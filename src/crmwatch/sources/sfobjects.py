@@ -12,12 +12,10 @@ from the fields they carry; a record that matches no known type is kept as ``oth
 
 from __future__ import annotations
 
-import re
-
-from crmwatch import soql
 from crmwatch.schema import MFA_METHODS, RECORD_ID, Category
-from crmwatch.sources.base import Classified, JsonSource
+from crmwatch.sources.jsonstage import Classified, JsonSource
 from crmwatch.sources.sqlmap import (
+    JsonExtraction,
     Ref,
     acting_user,
     as_bigint,
@@ -27,6 +25,7 @@ from crmwatch.sources.sqlmap import (
     ip_or_null,
     lit,
     str_list,
+    string_or_null,
     ts_utc,
 )
 from crmwatch.sql import lit_list
@@ -98,7 +97,7 @@ SUCCESS_STATUSES = ("success", "succeeded", "automatedsuccess")
 PENDING_STATUSES = ("initiated", "inprogress", "recoverableerror")
 
 # A stored event's Id is the placeholder 000000000000000AAA: never an identity.
-_PLACEHOLDER_ID = re.compile(r"0{15}AAA|0{15}")
+PLACEHOLDER_ID = "0{15}AAA|0{15}"
 
 
 def infer_type(obj: dict) -> str:
@@ -124,37 +123,58 @@ def streamed_payload(obj: dict) -> dict | None:
     return payload if isinstance(payload, dict) else None
 
 
-def native_id(obj: dict) -> str | None:
-    eid = obj.get("EventIdentifier")
-    if isinstance(eid, str) and eid:
-        return eid
-    rid = obj.get("Id")
-    if isinstance(rid, str) and rid and not _PLACEHOLDER_ID.fullmatch(rid):
-        return rid
-    return None
-
-
 class SfObjectSource(JsonSource):
     name = "sf-object"
     source = "salesforce"
     type_prefix = "api:"
 
-    def classify(self, obj: dict) -> Classified:
-        rtype, doc = infer_type(obj), None
-        if (payload := streamed_payload(obj)) is not None:
-            rtype, doc = obj["channel"].rsplit("/", 1)[-1], payload
-            obj = payload
-        query = obj.get("Query")
-        if query is None and str(obj.get("QueryType", "")).lower() == "soql":
-            query = obj.get("QueryIdentifier")  # UniqueQueryEventLog
-        if isinstance(query, str) and query.strip():
-            try:
-                q = soql.parse(query)
-            except soql.SoqlError:
-                return Classified(rtype, native_id(obj), doc)
-            fields = None if q.count_only else q.field_names
-            return Classified(rtype, native_id(obj), doc, q.object, fields)
-        return Classified(rtype, native_id(obj), doc)
+    def classify(self, fields: JsonExtraction) -> Classified:
+        f = fields
+        keys = f"json_keys({f.column})"
+        signatures = " ".join(
+            f"WHEN list_has_all({keys}, [{', '.join(lit(k) for k in sorted(needed))}]) "
+            f"THEN {lit(rtype)}"
+            for rtype, needed in SIGNATURES
+        )
+        inferred = (
+            f"(CASE WHEN {f.type_of('attributes.type')} = 'VARCHAR' "
+            f"THEN {f.ref('attributes.type')} {signatures} ELSE 'other' END)"
+        )
+        # A streaming client's message: the event is its payload, its type the channel's.
+        streamed = (
+            f"coalesce({f.type_of('channel')} = 'VARCHAR' AND {f.type_of('data')} = 'OBJECT' "
+            f"AND {f.type_of('data.payload')} = 'OBJECT', false)"
+        )
+
+        def value(key: str) -> tuple[str, str]:
+            return (
+                f"(CASE WHEN {streamed} THEN {f.ref('data.payload.' + key)} ELSE {f.ref(key)} END)",
+                f"(CASE WHEN {streamed} THEN {f.type_of('data.payload.' + key)} "
+                f"ELSE {f.type_of(key)} END)",
+            )
+
+        event_id, rid = value("EventIdentifier"), value("Id")
+        nid = (
+            f"coalesce({string_or_null(*event_id)}, CASE WHEN NOT regexp_full_match("
+            f"{rid[0]}, {lit(PLACEHOLDER_ID)}) THEN {string_or_null(*rid)} END)"
+        )
+        query, qtype, qid = value("Query"), value("QueryType"), value("QueryIdentifier")
+        # UniqueQueryEventLog: the SOQL in QueryIdentifier when QueryType is soql.
+        unique = (
+            f"CASE WHEN {qtype[1]} = 'VARCHAR' AND lower({qtype[0]}) = 'soql' "
+            f"AND {qid[1]} = 'VARCHAR' THEN {qid[0]} END"
+        )
+        soql_text = (
+            f"(CASE WHEN coalesce({query[1]}, 'NULL') = 'NULL' THEN {unique} "
+            f"WHEN {query[1]} = 'VARCHAR' THEN {query[0]} END)"
+        )
+        return Classified(
+            f"(CASE WHEN {streamed} THEN regexp_extract({f.ref('channel')}, '[^/]*$') "
+            f"ELSE {inferred} END)",
+            nid,
+            doc=f"(CASE WHEN {streamed} THEN json_extract({f.column}, '$.data.payload') END)",
+            query=soql_text,
+        )
 
     def exprs(self, ref: Ref, rtype: str) -> dict[str, str]:
         e: dict[str, str] = {}

@@ -30,36 +30,67 @@ def column_ref(present: set[str]) -> Ref:
 class JsonExtraction:
     """Resolve keys (dotted for nesting) to values of a JSON column, parsed once per row.
 
-    Every key the mapping asks for becomes one path of a single ``json_extract_string`` with
-    a list of paths: the record is parsed once, not once per key. That is faster, and a record
-    carrying a 50 MB value needs one parse's memory instead of thirty (a mapping reads about
-    thirty keys), which had made such a record exhaust the store's memory.
+    Every key asked for becomes one path of a single ``json_extract_string`` with a list of
+    paths: the record is parsed once, not once per key. That is faster, and a record carrying
+    a 50 MB value needs one parse's memory instead of thirty (a mapping reads about thirty
+    keys), which had made such a record exhaust the store's memory. The JSON types of the
+    keys asked for with :meth:`type_of` are read the same way, in one more parse.
 
     Args:
-        column: the staged JSON column.
-        present: top-level keys seen in the batch; keys whose first part is absent resolve to
-            ``None`` so the expression stays short.
+        column: SQL of the JSON column.
+        present: top-level keys seen in the records; keys whose first part is absent resolve
+            to ``None``, as a CSV header's absent columns do, so the mapping reads a batch
+            without a key as it reads a header without that column. None: every key resolves.
+        name: the name the extracted lists get, so that two extractions can be stacked.
     """
 
-    VALUES = "_v"
-
-    def __init__(self, column: str, present: set[str]) -> None:
-        self.column, self.present = column, present
+    def __init__(self, column: str, present: set[str] | None = None, name: str = "_v") -> None:
+        self.column, self.present, self.name = column, present, name
         self.paths: dict[str, int] = {}
+        self.typed: dict[str, int] = {}
 
     def ref(self, key: str) -> str | None:
-        if key.split(".", 1)[0] not in self.present:
+        if self.present is not None and key.split(".", 1)[0] not in self.present:
             return None
         index = self.paths.setdefault(key, len(self.paths) + 1)
-        return f"{self.VALUES}[{index}]"
+        return f"{self.name}[{index}]"
+
+    def type_of(self, key: str) -> str:
+        """SQL of the key's JSON type (``VARCHAR``, ``BIGINT``, ``DOUBLE``, ``BOOLEAN``,
+        ``NULL``, ``ARRAY``, ``OBJECT`` …), NULL when the record lacks the key."""
+        index = self.typed.setdefault(key, len(self.typed) + 1)
+        return f"{self.name}_t[{index}]"
 
     def relation(self, source: str) -> str:
         """``source`` with the extracted values as a list column; call after the mapping."""
-        paths = ", ".join(json_path(k) for k in self.paths) or "'$.__none__'"
-        return (
-            f"(SELECT *, json_extract_string({self.column}, [{paths}]) AS {self.VALUES} "
-            f"FROM {source})"
-        )
+        lists = []
+        if self.paths or not self.typed:
+            paths = ", ".join(json_path(k) for k in self.paths) or "'$.__none__'"
+            lists.append(f"json_extract_string({self.column}, [{paths}]) AS {self.name}")
+        if self.typed:
+            paths = ", ".join(json_path(k) for k in self.typed)
+            lists.append(f"json_type({self.column}, [{paths}]) AS {self.name}_t")
+        return f"(SELECT *, {', '.join(lists)} FROM {source})"
+
+
+def text_or(value: str, jtype: str, default: str) -> str:
+    """SQL of Python's ``str(x or default)`` for a JSON value ``x`` given as its text and its
+    JSON type (:meth:`JsonExtraction.type_of`): how a record's native type has always been
+    named. Missing, null, ``""``, false, 0, ``[]`` and ``{}`` give ``default``; true is
+    ``True``. (Python wrote a list or an object in its own repr; here it is JSON.)"""
+    d = lit(default)
+    return (
+        f"(CASE WHEN {jtype} IS NULL OR {jtype} = 'NULL' THEN {d} "
+        f"WHEN {jtype} = 'BOOLEAN' THEN CASE WHEN {value} = 'true' THEN 'True' ELSE {d} END "
+        f"WHEN {jtype} = 'VARCHAR' THEN coalesce(nullif({value}, ''), {d}) "
+        f"WHEN {jtype} IN ('ARRAY', 'OBJECT') AND {value} IN ('[]', '{{}}') THEN {d} "
+        f"WHEN try_cast({value} AS DOUBLE) = 0 THEN {d} ELSE {value} END)"
+    )
+
+
+def string_or_null(value: str, jtype: str) -> str:
+    """The value if it is a non-empty JSON string, else NULL: a record's own id."""
+    return f"(CASE WHEN {jtype} = 'VARCHAR' THEN nullif({value}, '') END)"
 
 
 def first(ref: Ref, *keys: str) -> str:
