@@ -33,17 +33,9 @@ class Group:
     fields: frozenset[str]
     elements: frozenset[str]
     count: int
-
-
-@dataclass(frozen=True)
-class Kind:
-    """Affected customers alike for the mailing list: one place and the same field sets
-    (``notify_customers.sets`` as text)."""
-
-    country: str | None
-    state: str | None
-    bits: str | None
-    count: int
+    # the customers' field sets (``notify_customers.sets`` as text), which the mailing list
+    # joins them by; None for groups that are not read from a store (cases)
+    bits: str | None = None
 
 
 @dataclass
@@ -63,8 +55,6 @@ class Facts:
     # either "may have been committed for a wrongful purpose" (APPI Rule 7(iii)).
     wrongful_purpose: bool = True
     fieldsets: dict[int, list[str]] = field(default_factory=dict)  # exposure field sets
-    fieldset_order: list[int] = field(default_factory=list)  # the sets' bits, in order
-    kinds: list[Kind] = field(default_factory=list)
 
     @property
     def affected(self) -> int:
@@ -77,7 +67,7 @@ class Facts:
         return dt.datetime.fromisoformat(self.incident.first_malicious_at.removesuffix("Z"))
 
 
-def set_fields(sets: dict[int, list[str]], order: list[int], bits: str | None) -> frozenset[str]:
+def _set_fields(sets: dict[int, list[str]], order: list[int], bits: str | None) -> frozenset[str]:
     """The fields a customer's field-set bits (``notify_customers.sets`` as text, leftmost bit
     first) stand for: the union of those sets' fields."""
     chosen = [order[i] for i, b in enumerate(bits or "") if b == "1"]
@@ -118,9 +108,8 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
     ).rows
     groups = []
     for country, state, bits, n in rows:
-        fields = set_fields(sets, order, bits)
-        groups.append(Group(country, state, fields, frozenset(elements(fields)), n))
-    kinds = [Kind(country, state, bits, n) for country, state, bits, n in rows]
+        fields = _set_fields(sets, order, bits)
+        groups.append(Group(country, state, fields, frozenset(elements(fields)), n, bits))
     records = store.scalar("SELECT count(*) FROM exposures WHERE incident_id = ?", [incident.id])
     outside = bool(set(incident.tactics) & OUTSIDE_ACCESS_TACTICS)
     return Facts(
@@ -133,8 +122,6 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
         vector=_vector(incident, outside),
         possible=int(scope.get("bounded_upper_bound") or 0),
         fieldsets=sets,
-        fieldset_order=order,
-        kinds=kinds,
         categories=[c for c in scope.get("categories", []) if c != "other"]
         or sorted({category(f) for f in scope.get("fields", []) if f.lower() != "id"} - {"other"}),
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from crmwatch.markup import csv_cell, html_text, markdown
 from crmwatch.notify.elements import notice_items
-from crmwatch.notify.facts import Facts, Kind, gather, set_fields
+from crmwatch.notify.facts import Facts, Group, gather
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
 from crmwatch.notify.regimes import ORG_FLAGS, Regime, explicit_regions, load_regimes
@@ -519,16 +519,16 @@ def _mailing_list(
         ),
         key=lambda r: r.id,
     )
-    # Who writes to each kind of customer: regime, fixed language, notice items.
+    # Who writes to each kind of customer (a group: place and field sets): regime, fixed
+    # language, notice items.
     explicit = explicit_regions(list(by_id.values()))
-    writes: dict[Kind, list[tuple[Regime, str | None, ItemsKey]]] = {}
-    for kind in facts.kinds:
-        fields = set_fields(facts.fieldsets, facts.fieldset_order, kind.bits)
-        items = tuple((i, tuple(fs)) for i, fs in notice_items(fields).items())
+    writes: dict[Group, list[tuple[Regime, str | None, ItemsKey]]] = {}
+    for kind in facts.groups:
+        items = tuple((i, tuple(fs)) for i, fs in notice_items(kind.fields).items())
         writes[kind] = [
             (r, _fixed_language(r), items) for r in regimes
             if (r.establishment_covers_all and set(org.establishments) & set(r.countries))
-            or r.covers(kind.country, kind.state, explicit)
+            or r.covers(kind.country, kind.region, explicit)
         ]  # fmt: skip
     numbers = _numbers({(r.id, items) for ws in writes.values() for r, _, items in ws})
     # Kinds someone writes to, numbered from 1: ml_rows keeps the number, the COPY looks the
@@ -536,7 +536,7 @@ def _mailing_list(
     written = [(kind, ws) for kind, ws in writes.items() if ws]
     store.execute("CREATE OR REPLACE TEMP TABLE ml_kinds (country VARCHAR, state VARCHAR, "
                   "sets VARCHAR, kind INTEGER)")  # fmt: skip
-    store.insert("ml_kinds", [(k.country, k.state, k.bits, n) for n, (k, _) in
+    store.insert("ml_kinds", [(k.country, k.region, k.bits, n) for n, (k, _) in
                               enumerate(written, 1)])  # fmt: skip
     regs = "[" + ", ".join(
         "[" + ", ".join(
