@@ -45,6 +45,13 @@ CASES = [
     ("user_name: 'svc_sync*'", {"e2"}),
     ("user_name: 'svc?sync@retail.example'", {"e2"}),
     ("user_name: 'svc%sync@retail.example'", set()),  # % is a literal, not a wildcard
+    # plain values compare lower-cased text (not ILIKE): _ and % stay literals there too
+    ("user_name|contains: 'svc_'", {"e2"}),
+    ("user_name|startswith: 'sv_'", set()),  # as a wildcard, _ would match svc
+    ("user_name|startswith: 'svc%'", set()),
+    ("user_agent|contains: CHROME", {"e1"}),
+    ("user_name|endswith: '@RETAIL.EXAMPLE'", {"e0", "e1", "e2"}),
+    ("user_name: '*'", {"e0", "e1", "e2", "e3"}),
     ("src_ip|cidr: 185.220.100.0/22", {"e0"}),
     ("src_ip|cidr: 44.215.108.0/24", {"e2"}),
     ("rows|gte: 1000", {"e0", "e2"}),
@@ -104,3 +111,27 @@ detection:
     ).first()
     got = events.scalar(f"SELECT count(*) FROM events WHERE {rule_where(rule)}")
     assert missing > 0 and got == total - failed
+
+
+def test_an_alerts_addresses_and_objects_are_listed_sorted(store: Store, tmp_path):
+    """Alert fields are the same bytes at every run: DuckDB's ``list(DISTINCT …)`` keeps no
+    order of its own."""
+    from crmwatch.detect.rules import load_rule_file
+    from crmwatch.detect.runner import run_rule
+
+    ips = [f"198.51.100.{n}" for n in range(90, 10, -10)]
+    objects = ["Opportunity", "Lead", "Contact", "Case", "Account", "Order", "Asset", "Task"]
+    for i, (ip, obj) in enumerate(zip(ips, objects, strict=True)):
+        store.execute(
+            "INSERT INTO events_base (event_id, ts, source, user_name, login_key, category, "
+            "src_ip, object) VALUES (?, ?, 'salesforce', 'jo@x.example', 'k1', 'api_query', ?, ?)",
+            [f"s{i}", dt.datetime(2025, 8, 12, 10, i), ip, obj],
+        )
+    path = tmp_path / "r.yml"
+    path.write_text(
+        "title: t\nid: 0e0e0e0e-0000-4000-8000-000000000002\nlogsource: {product: salesforce}\n"
+        "detection: {sel: {category: api_query}, condition: sel}\nfalsepositives: [none]\n"
+    )
+    [alert] = run_rule(store, load_rule_file(path))
+    assert alert.key_fields["src_ips"] == sorted(ips)
+    assert alert.key_fields["objects"] == sorted(objects)

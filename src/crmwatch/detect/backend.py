@@ -19,7 +19,7 @@ from sigma.conditions import ConditionAND, ConditionNOT, ConditionOR
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState
 from sigma.rule import SigmaRule
-from sigma.types import CompareOperators, SigmaCIDRExpression
+from sigma.types import CompareOperators, SigmaCIDRExpression, SigmaString, SpecialChars
 
 from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
 from crmwatch.detect.where import ELEMENT, VIRTUAL_FIELDS, field_sql, raw_path
@@ -103,6 +103,29 @@ class DuckDBBackend(TextQueryBackend):
             filter_chars=self.filter_chars,
         )
         return lit(converted)
+
+    def convert_condition_field_eq_val_str(self, cond, state: ConversionState):
+        """A plain value (equals, contains, startswith, endswith, no other wildcard) as a
+        comparison of lower-cased text, which DuckDB pushes below the events view's joins and
+        projection. ``ILIKE … ESCAPE`` stays above them: a rule whose cheap conditions exclude
+        every row still had each row's ``raw`` rebuilt (4 s over 10M events). Both lower-case
+        the same way (Unicode simple case mapping)."""
+        value: SigmaString = cond.value
+        multi = SpecialChars.WILDCARD_MULTI
+        lead = value.startswith(multi)
+        trail = value.endswith(multi) and len(value) > 1
+        inner = value[1 if lead else 0 : len(value) - 1 if trail else len(value)]
+        if inner.contains_special() or not len(inner):
+            return super().convert_condition_field_eq_val_str(cond, state)
+        text = lit(inner.convert(escape_char="", add_escaped="", filter_chars="").lower())
+        field = f"lower({self.escape_and_quote_field(cond.field)})"
+        if lead and trail:
+            return f"contains({field}, {text})"
+        if lead:
+            return f"ends_with({field}, {text})"
+        if trail:
+            return f"starts_with({field}, {text})"
+        return f"{field} = {text}"
 
     def convert_condition_field_eq_val(self, cond, state: ConversionState):
         """Conditions on a field inside a raw array hold when any element matches."""

@@ -96,7 +96,7 @@ def alert_sql(rf: Detection, window: Window) -> tuple[str, list]:
             "'bucket_start': b})"
         )
     else:
-        terms = ", list(DISTINCT new_term) AS new_terms" if b is not None else ""
+        terms = ", list(DISTINCT new_term ORDER BY new_term) AS new_terms" if b is not None else ""
         base = (
             # One alert per principal and session; events without a session (LoginHistory,
             # OauthToken) are grouped by hour, so one alert never spans days.
@@ -104,11 +104,12 @@ def alert_sql(rf: Detection, window: Window) -> tuple[str, list]:
             "CASE WHEN login_key IS NULL THEN time_bucket(INTERVAL 1 HOUR, ts) END AS _hour, "
             "min(ts) AS first_ts, "
             "max(ts) AS last_ts, list(event_id ORDER BY ts, event_id) AS event_ids, "
-            "list(DISTINCT src_ip) FILTER (WHERE src_ip IS NOT NULL) AS src_ips, "
-            "list(DISTINCT object) FILTER (WHERE object IS NOT NULL) AS objects, "
+            "list(DISTINCT src_ip ORDER BY src_ip) FILTER (WHERE src_ip IS NOT NULL) AS src_ips, "
+            "list(DISTINCT object ORDER BY object) FILTER (WHERE object IS NOT NULL) AS objects, "
             f"sum(rows) AS rows{terms} FROM ({selected_sql(main, window)}) GROUP BY ALL"
         )
         principal = "principal"
+        # the lists sorted: an alert's fields are the same bytes at every run
         fields = (
             "to_json({'src_ips': coalesce(src_ips, []), 'objects': coalesce(objects, []), "
             "'rows': rows, 'login_key': login_key"
