@@ -82,6 +82,20 @@ def test_gzip_crlf_bom_blank_lines_and_a_repeated_bad_row(store: Store, tmp_path
     assert lines == [5, 7] == python_lines(data, [_row(2, ts="bad")] * 2)
 
 
+def test_a_row_the_reader_rejects_after_a_value_with_line_breaks_is_at_its_own_line(
+    store: Store, tmp_path
+):
+    """The same count for rows DuckDB's own scan rejects (columns missing): its ``line``
+    counts records and would put them higher up; the file says 6 and 9."""
+    body = _csv([_row(1, uri="/a\nb\nc"), _row(2)])
+    body += b'"Logout","20250812101500.001"\n' + _csv([_row(3, uri="d\ne")]).split(b"\n", 1)[1]
+    body += b'"Logout"\n'
+    (tmp_path / "a.csv").write_bytes(body)
+    assert _quarantined(store, tmp_path / "a.csv") == [
+        (6, "wrong_column_count"), (9, "wrong_column_count")
+    ]  # fmt: skip
+
+
 def test_a_row_good_by_its_derived_timestamp_is_no_bad_row(store: Store, tmp_path):
     """TIMESTAMP is not an EventLogFile time but TIMESTAMP_DERIVED is: the locating read
     rejects the row, and its values tell it from the bad row with the same TIMESTAMP."""

@@ -650,10 +650,18 @@ class ElfCsvSource(Source):
                     Location(by_path[path].path, line),
                 )
         salvage: list[tuple[int, int, list[str]]] = []
-        for (path, line), errors in grouped.items():
+        # The reader's own line counts records, not the line breaks inside quoted values:
+        # after a value spanning lines it is too small. The file's line is counted up to the
+        # byte the record starts at, for every rejected record of a file in one read.
+        positions: dict[str, list[int]] = defaultdict(list)
+        for (path, _), errors in grouped.items():
+            positions[path] += [e[0] for e in errors if e[0] is not None]
+        lines = {path: lines_at(Path(path), at) for path, at in positions.items()}
+        for (path, reader_line), errors in grouped.items():
             f = by_path[path]
             # The reader reports one broken line several ways; the root cause names it.
             byte_pos, etype, _, message = min(errors, key=lambda e: REJECT_PRIORITY.get(e[1], 9))
+            line = lines[path].get(byte_pos, reader_line) if byte_pos is not None else reader_line
             csv_line = max((e[2] or "" for e in errors), key=len)
             reason = REJECT_REASONS.get(etype, Reason.BAD_QUOTING)
             report.quarantined.append(Quarantine(f, line, byte_pos, reason, message))
