@@ -168,6 +168,53 @@ def test_incident_scope_counts_each_customer_once_with_the_union_of_fields(scope
     assert "example.kr" not in stored and "Sejong" not in stored
 
 
+def test_a_scrapers_hundreds_of_queries_are_replayed_as_each_alone(tmp_path: Path):
+    """A scripted client paging through contacts one query at a time: 300 replays, run in
+    batches (scope.exposure.PLAIN_BATCH), each event as replaying its query alone says —
+    listed, candidate where the log's row count disagrees, bounded where nothing matched —
+    and every record replayed is exposed."""
+    from tests.breach import api
+
+    logs = write_breach(tmp_path / "logs")
+    queries = [
+        ("SELECT Id, Email FROM Contact WHERE Id = '{}'", 1),
+        ("SELECT Id, Phone FROM Contact WHERE Account.BillingCountry = 'FR' AND Id != '{}'", 2),
+        ("SELECT Id FROM Contact WHERE Id IN ('{}', '003000000000011AAA')", 2),
+    ]
+    calls = []
+    for n in range(300):
+        text, rows = queries[n % 3]
+        ts = dt.datetime(2025, 6, 10, 9, 11) + dt.timedelta(seconds=n)
+        calls.append(api(100 + n, f"{ts:%Y-%m-%dT%H:%M:%S}.000+0000",
+                         text.format(f"003000000000{n % 12:03d}AAA"), rows))  # fmt: skip
+    (logs / "Scraper.json").write_text(json.dumps({"totalSize": 300, "done": True,
+                                                   "records": calls}))  # fmt: skip
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [logs])
+        detect(store, load_rules(None))
+        incident = next(i for i in build_incidents(store) if i.principals == [ANNA])
+        r = scope_incident(store, incident.id, [SNAPSHOT])
+        by_id = {e.event_id: e for e in r.events}
+        events = store.execute(
+            "SELECT event_id, ts, query, rows FROM events WHERE native_id LIKE 'ApiEvent-0%' "
+            "AND native_id >= 'ApiEvent-0100' ORDER BY native_id"
+        ).rows
+        assert len(events) == 300
+        exposed: set[str] = set()
+        kinds = set()
+        for event_id, ts, query, rows in events:
+            alone, ids = replay_query(store, Snapshot(store, [SNAPSHOT]), query, ts, rows)
+            got = by_id[event_id]
+            same = ("kind", "records", "upper_bound", "note")
+            assert [getattr(got, a) for a in same] == [getattr(alone, a) for a in same], query
+            kinds.add(got.kind)
+            exposed |= ids
+        assert kinds == {"replayed", "candidate"}
+        stored = {x[0] for x in store.execute(
+            "SELECT record_id FROM exposures WHERE incident_id = ?", [incident.id]).rows}  # fmt: skip
+        assert exposed <= stored and c(4, 5, 11) & exposed == c(4, 5)
+
+
 def test_scoping_again_replaces_the_previous_result(scoped):
     store, iid = scoped
     scope_incident(store, iid, [SNAPSHOT])

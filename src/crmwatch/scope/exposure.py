@@ -63,6 +63,7 @@ def scope_incident(
     store.insert("scope_events", [(ix, bits[ix], ev["event_id"], ev["ts"], es.fields)
                                   for ix, (ev, es, _) in enumerate(planned)])  # fmt: skip
     passes: dict[int, list[Pass]] = {}
+    plain: list[Pass] = []
     for ix, (ev, es, p) in enumerate(planned):
         if p is None or p.kind != "records":
             continue
@@ -73,8 +74,11 @@ def scope_incident(
             continue
         if by_event and p.limit is None and not p.offset and " JOIN " not in p.tables:
             passes.setdefault(f.ix, []).append(Pass(ix, bits[ix], p, ev, es))
+        elif p.limit is None and not p.offset:
+            plain.append(Pass(ix, bits[ix], p, ev, es))
         else:
             _replay(store, ix, bits[ix], ev, es, p, snap)
+    _replay_plain(store, plain, snap)
     for f in snap.files.values():
         if f.ix in passes:
             _count_passes(store, f.table, passes[f.ix])
@@ -238,6 +242,41 @@ def _replay(
             "UPDATE scope_hits SET conf = ? WHERE event_ix = ? AND conf = ?",
             [Confidence.CANDIDATE, ix, Confidence.REPLAYED],
         )
+
+
+# Replays per statement: a scripted scraper's incident is tens of thousands of one-record
+# queries, and a statement each cost more in planning and round trips than in scanning.
+PLAIN_BATCH = 256
+
+
+def _replay_plain(store: Store, plain: list[Pass], snap: Snapshot) -> None:
+    """Replay queries without LIMIT or OFFSET, :data:`PLAIN_BATCH` to a statement: their
+    hits are their whole result, as :func:`_replay` stores them one query at a time; each
+    event's count is read back in one query, and the candidates' hits marked in one."""
+    for at in range(0, len(plain), PLAIN_BATCH):
+        batch = plain[at : at + PLAIN_BATCH]
+        selects = []
+        for g in batch:
+            f = snap.get(g.plan.object)
+            assert f is not None
+            selects.append(f"SELECT {g.ix}, {g.bit}, {f.ix}, t0.rowid, 1 {g.plan.source}")
+        store.execute("INSERT INTO scope_hits " + " UNION ALL ".join(selects))
+        ixs = [g.ix for g in batch]
+        counts = dict(
+            store.execute(
+                "SELECT event_ix, count(*) FROM scope_hits "
+                "WHERE event_ix IN (SELECT unnest(?::INTEGER[])) GROUP BY event_ix",
+                [ixs],
+            ).rows
+        )
+        candidate = Confidence.CANDIDATE
+        candidates = [g.ix for g in batch if settle(g.ev, g.es, counts.get(g.ix, 0)) == candidate]
+        if candidates:
+            store.execute(
+                "UPDATE scope_hits SET conf = ? WHERE conf = ? "
+                "AND event_ix IN (SELECT unnest(?::INTEGER[]))",
+                [Confidence.CANDIDATE, Confidence.REPLAYED, candidates],
+            )
 
 
 def _ranked_insert(
