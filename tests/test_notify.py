@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 from pypdf import PdfReader
@@ -21,12 +22,13 @@ from crmwatch.detect.runner import detect
 from crmwatch.errors import ConfigError
 from crmwatch.incidents import Incident, build_incidents
 from crmwatch.ingest import ingest
+from crmwatch.notify import package as package_module
 from crmwatch.notify.cases import run_cases
 from crmwatch.notify.elements import elements
-from crmwatch.notify.facts import Facts, Group
+from crmwatch.notify.facts import Facts, Group, gather
 from crmwatch.notify.obligations import decide
 from crmwatch.notify.org import Org, load_org
-from crmwatch.notify.package import BASE_FACTS, REGULATOR_LABELS, _render, notify
+from crmwatch.notify.package import BASE_FACTS, REGULATOR_LABELS, _csv_field, _render, notify
 from crmwatch.notify.regimes import check, load_regime, load_regimes, regimes_dir
 from crmwatch.notify.text import letter_sections
 from crmwatch.scope.exposure import scope_incident
@@ -449,6 +451,78 @@ def test_a_snapshot_repeating_an_id_still_lists_each_customer_once_in_id_order(
     with (package.out / "mailing_list.csv").open(encoding="utf-8") as fh:
         once = [(r["customer_id"], r["regime"]) for r in csv.DictReader(fh)]
     assert rows == sorted(set(rows)) == once and any(c == first[0] for c, _ in rows)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file of a package but its PDFs (reportlab stamps each with the time it is made)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".pdf"}  # fmt: skip
+
+
+@pytest.mark.parametrize("repeat", [None, "in the file", "file gone"])
+def test_customers_one_per_exposure_give_the_package_grouping_them_gives(
+    scoped, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repeat: str | None
+):
+    """Scoped against its Contact file alone, no case links to a contact: notify takes each
+    exposure as its own customer instead of grouping them, and writes the same package as
+    when it groups. A contact the snapshot held twice when scoped (so the exposures hold it
+    twice) is caught, whether the file is still there to show it twice or gone, and the
+    package is made again with the exposures grouped: each customer once."""
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    snap = tmp_path / "snapshot"
+    snap.mkdir()
+    shutil.copy(SNAPSHOT / "Contact.csv", snap / "Contact.csv")
+    if repeat:
+        lines = (snap / "Contact.csv").read_text(encoding="utf-8").splitlines()
+        with (snap / "Contact.csv").open("a", encoding="utf-8", newline="") as fh:
+            fh.write(lines[1] + "\n")
+    org, aware, now = load_org_text(tmp_path), dt.datetime(2025, 6, 10, 12), NOW
+    calls: list[bool] = []
+
+    def spy(*args, group: bool = False):
+        calls.append(group)
+        return gather(*args, group=group)
+
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [snap])
+        if repeat == "file gone":
+            shutil.rmtree(snap)
+        assert gather(store, iid, aware).per_record
+        monkeypatch.setattr(package_module, "gather", spy)
+        one = notify(store, iid, aware, tmp_path / "one", org, now=now)
+        assert calls == ([False, True] if repeat else [False])
+        monkeypatch.setattr(package_module, "gather", lambda *a: gather(*a, group=True))
+        grouped = notify(store, iid, aware, tmp_path / "grouped", org, now=now)
+    assert _files(one.out) == _files(grouped.out)
+    with (one.out / "mailing_list.csv").open(encoding="utf-8") as fh:
+        rows = [(r["customer_id"], r["regime"]) for r in csv.DictReader(fh)]
+    assert rows and rows == sorted(set(rows))
+
+
+def test_an_incident_scoped_twice_gives_the_package_it_gave_once(scoped, package, tmp_path):
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [SNAPSHOT])
+        scope_incident(store, iid, [SNAPSHOT])
+        again = notify(store, iid, dt.datetime(2025, 6, 10, 12, 0), tmp_path / "out",
+                       load_org_text(tmp_path), now=dt.datetime(2025, 6, 11, 12, 0))  # fmt: skip
+    assert _files(again.out) == _files(package.out)
+
+
+def test_mailing_list_cells_are_quoted_as_duckdbs_csv_writer_quotes_them(tmp_path: Path):
+    """The mailing list's lines are written with quoting off, each cell quoted beforehand:
+    exactly as DuckDB's writer would, for every ASCII character and a few others."""
+    values = ["", " ", "plain", "003000000000001AAA", 'a"b', '"', "'=1", "é", "ko 한국", "\\N"]
+    values += [f"a{chr(c)}b" for c in range(1, 128)] + [chr(c) for c in range(1, 128)]
+    path = tmp_path / "q.csv"
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (i INTEGER, s VARCHAR)")
+    con.executemany("INSERT INTO v VALUES (?, ?)", list(enumerate(values)))
+    con.execute(f"COPY (SELECT s, i FROM v ORDER BY i) TO '{path}' (FORMAT csv, HEADER false)")
+    written = path.read_bytes().decode("utf-8")
+    assert written == "".join(f"{_csv_field(v)},{i}\n" for i, v in enumerate(values))
 
 
 def load_org_text(folder: Path) -> Org:

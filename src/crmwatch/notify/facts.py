@@ -36,6 +36,9 @@ class Group:
     # the customers' field sets (``notify_customers.sets`` as text), which the mailing list
     # joins them by; None for groups that are not read from a store (cases)
     bits: str | None = None
+    # the one field set of these customers when each exposure is its own customer
+    # (``Facts.per_record``): the mailing list joins the exposures by it
+    fieldset: int | None = None
 
 
 @dataclass
@@ -55,6 +58,11 @@ class Facts:
     # either "may have been committed for a wrongful purpose" (APPI Rule 7(iii)).
     wrongful_purpose: bool = True
     fieldsets: dict[int, list[str]] = field(default_factory=dict)  # exposure field sets
+    # Each exposure is its own customer: no record links to another (a case to its contact),
+    # so the customers were not grouped and ``notify_customers`` was not built; the mailing
+    # list reads the exposures themselves and checks no customer is there twice (a snapshot
+    # that repeated an id at scope time), else notify gathers again with grouping.
+    per_record: bool = False
 
     @property
     def affected(self) -> int:
@@ -74,7 +82,15 @@ def _set_fields(sets: dict[int, list[str]], order: list[int], bits: str | None) 
     return frozenset(f for k in chosen for f in sets.get(k, []))
 
 
-def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
+def gather(store: Store, incident_id: str, aware_at: dt.datetime, group: bool = False) -> Facts:
+    """The incident's facts, its affected customers in groups by place and field sets.
+
+    Grouping the exposures per customer (a hash aggregate over millions of rows, the
+    slowest step of notify before the mailing list) is skipped unless ``group`` is set or
+    a record links to another customer (a case to its contact): each exposure is then its
+    own customer and the groups are counted from the exposures directly. A customer that is
+    nonetheless there twice (one id in two snapshot rows) is caught by the mailing list,
+    which then asks for this again with ``group`` (``Facts.per_record``)."""
     incident = get_incident(store, incident_id)
     scope = stored_scope(store, incident.id)
     if scope is None:
@@ -87,29 +103,35 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
             "SELECT fieldset, fields FROM exposure_fieldsets WHERE incident_id = ?", [incident.id]
         ).rows
     )
-    # One row per affected customer, kept for this connection: the mailing list reads it too
-    # (crmwatch.notify.package), so millions of exposures are grouped once. A customer's field
-    # sets are one BIT value, bit i for the i-th set in ``order``: it groups and joins as one
-    # fixed-size value, where a sorted list of set ids took three times as long to build.
+    # A customer's field sets are one BIT value, bit i for the i-th set in ``order``: it
+    # groups and joins as one fixed-size value, where a sorted list of set ids took three
+    # times as long to build.
     order = sorted(sets)
-    store.execute("CREATE OR REPLACE TEMP TABLE notify_fieldsets (fieldset UBIGINT, bit INTEGER)")
-    store.insert("notify_fieldsets", [(f, i) for i, f in enumerate(order, 1)])
-    store.execute(
-        f"""CREATE OR REPLACE TEMP TABLE notify_customers AS
-        SELECT coalesce(x.customer_id, x.record_id) AS customer, any_value(x.country) AS country,
-            any_value(x.us_state) AS state,
-            bitstring_agg(b.bit, 1, {num(max(len(order), 1))}) AS sets
-        FROM exposures x LEFT JOIN notify_fieldsets b USING (fieldset)
-        WHERE x.incident_id = ? GROUP BY customer""",
-        [incident.id],
+    width = max(len(order), 1)
+    linked = group or store.scalar(
+        "SELECT count(customer_id) FROM exposures WHERE incident_id = ?", [incident.id]
     )
-    rows = store.execute(
-        "SELECT country, state, sets::VARCHAR, count(*) FROM notify_customers GROUP BY ALL"
-    ).rows
     groups = []
-    for country, state, bits, n in rows:
-        fields = _set_fields(sets, order, bits)
-        groups.append(Group(country, state, fields, frozenset(elements(fields)), n, bits))
+    if linked:
+        _group_customers(store, incident.id, order)
+        rows = store.execute(
+            "SELECT country, state, sets::VARCHAR, count(*) FROM notify_customers GROUP BY ALL"
+        ).rows
+        for country, state, bits, n in rows:
+            fields = _set_fields(sets, order, bits)
+            groups.append(Group(country, state, fields, frozenset(elements(fields)), n, bits))
+    else:
+        rows = store.execute(
+            "SELECT country, us_state, fieldset, count(*) FROM exposures WHERE incident_id = ? "
+            "GROUP BY ALL",
+            [incident.id],
+        ).rows
+        for country, state, fieldset, n in rows:
+            bits = "".join("1" if k == fieldset else "0" for k in order).ljust(width, "0")
+            fields = _set_fields(sets, order, bits)
+            groups.append(
+                Group(country, state, fields, frozenset(elements(fields)), n, bits, fieldset)
+            )
     records = store.scalar("SELECT count(*) FROM exposures WHERE incident_id = ?", [incident.id])
     outside = bool(set(incident.tactics) & OUTSIDE_ACCESS_TACTICS)
     return Facts(
@@ -124,6 +146,23 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime) -> Facts:
         fieldsets=sets,
         categories=[c for c in scope.get("categories", []) if c != "other"]
         or sorted({category(f) for f in scope.get("fields", []) if f.lower() != "id"} - {"other"}),
+        per_record=not linked,
+    )
+
+
+def _group_customers(store: Store, incident_id: str, order: list[int]) -> None:
+    """Table ``notify_customers``: one row per affected customer, kept for this connection
+    (the mailing list reads it too), with their field sets as one BIT (``order``'s sets)."""
+    store.execute("CREATE OR REPLACE TEMP TABLE notify_fieldsets (fieldset UBIGINT, bit INTEGER)")
+    store.insert("notify_fieldsets", [(f, i) for i, f in enumerate(order, 1)])
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE notify_customers AS
+        SELECT coalesce(x.customer_id, x.record_id) AS customer, any_value(x.country) AS country,
+            any_value(x.us_state) AS state,
+            bitstring_agg(b.bit, 1, {num(max(len(order), 1))}) AS sets
+        FROM exposures x LEFT JOIN notify_fieldsets b USING (fieldset)
+        WHERE x.incident_id = ? GROUP BY customer""",
+        [incident_id],
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,30 +109,41 @@ def notify(
     regimes = regimes or load_regimes()
     facts = gather(store, incident_id, aware_at)
     assessment = decide(regimes, facts, org, now)
-    out.mkdir(parents=True, exist_ok=True)
     # the text of each law in force when the incident began
     by_id = {r.id: r.on(facts.began.date(), aware_at.date()) or r for r in regimes}
-    drafts = [
-        _draft(out, by_id[o.regime], o, facts, org)
-        for o in assessment.obligations
-        if o.recipient == "regulator" and o.status in ("required", "assess")
-    ]
-    mailing_rows, variants = _mailing_list(store, facts, assessment, by_id, org, out)
-    letters = _letters(out, facts, org, by_id, variants)
-    _breach_record(out, facts, org, assessment, by_id)
-    transparency = _transparency(facts, org)
-    (out / "transparency.json").write_text(json.dumps(transparency, indent=2))
-    body = {
-        "incident_id": facts.incident.id,
-        "aware_at": aware_at.isoformat() + "Z",
-        "computed_at": now.isoformat() + "Z",
-        "affected_customers": facts.affected,
-        "assumptions": assessment.assumptions,
-        "obligations": [o.to_dict() for o in assessment.obligations],
-        "transparency": transparency,
-    }
-    (out / "obligations.json").write_text(json.dumps(body, indent=2, ensure_ascii=False))
-    (out / "obligations.md").write_text(_markdown(facts, assessment, transparency), "utf-8")
+    try:
+        mailing = _mailing_rows(store, facts, assessment, by_id, org)
+    except _Regroup:  # a customer twice among the exposures: decided again, nothing written
+        facts = gather(store, incident_id, aware_at, group=True)
+        assessment = decide(regimes, facts, org, now)
+        mailing = _mailing_rows(store, facts, assessment, by_id, org)
+    out.mkdir(parents=True, exist_ok=True)
+    # The mailing list is written on one DuckDB thread (which releases the GIL) while this
+    # one writes the drafts and letters: the machine's other core does that work meanwhile.
+    # Nothing below reads the store until the file is written.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        written = pool.submit(_write_mailing_list, store, mailing, out / "mailing_list.csv")
+        drafts = [
+            _draft(out, by_id[o.regime], o, facts, org)
+            for o in assessment.obligations
+            if o.recipient == "regulator" and o.status in ("required", "assess")
+        ]
+        letters = _letters(out, facts, org, by_id, mailing.variants)
+        _breach_record(out, facts, org, assessment, by_id)
+        transparency = _transparency(facts, org)
+        (out / "transparency.json").write_text(json.dumps(transparency, indent=2))
+        body = {
+            "incident_id": facts.incident.id,
+            "aware_at": aware_at.isoformat() + "Z",
+            "computed_at": now.isoformat() + "Z",
+            "affected_customers": facts.affected,
+            "assumptions": assessment.assumptions,
+            "obligations": [o.to_dict() for o in assessment.obligations],
+            "transparency": transparency,
+        }
+        (out / "obligations.json").write_text(json.dumps(body, indent=2, ensure_ascii=False))
+        (out / "obligations.md").write_text(_markdown(facts, assessment, transparency), "utf-8")
+        written.result()  # its error, if any, is this call's
     store.execute(
         "INSERT OR REPLACE INTO notify_packages VALUES (?, ?, ?, ?, ?)",
         [facts.incident.id, str(out.resolve()), aware_at, now, json.dumps(body)],
@@ -142,7 +154,7 @@ def notify(
         assessment.assumptions,
         drafts,
         letters,
-        mailing_rows,
+        mailing.rows,
         transparency,
     )
 
@@ -494,11 +506,30 @@ class Variant:
 # Customer ids as Salesforce writes them need no escaping in a CSV cell; any other id is made
 # inert by markup.csv_cell (the few there are, in Python).
 _PLAIN_ID = "^[A-Za-z0-9_.]+$"
+MAILING_COLUMNS = ("customer_id", "regime", "channel", "language", "template")
+CHANNELS = ("email", "post", "substitute notice")
+# A customer's preferred language as the snapshot gives it: 0 for none of LANGUAGES.
+_PREFS: tuple[str | None, ...] = (None, *LANGUAGES)
 
 
-def _mailing_list(
-    store: Store, facts: Facts, a: Assessment, by_id: dict[str, Regime], org: Org, out: Path
-) -> tuple[int, list[Variant]]:
+class _Regroup(Exception):
+    """Customers gathered one per exposure (``Facts.per_record``) are there twice: the facts
+    must be gathered again with the exposures grouped per customer."""
+
+
+@dataclass
+class _Mailing:
+    """The mailing list decided, its rows in table ``ml_rows`` (written by
+    :func:`_write_mailing_list`)."""
+
+    rows: int
+    variants: list[Variant]
+    placeholder: str  # the character each line template holds where the customer id goes
+
+
+def _mailing_rows(
+    store: Store, facts: Facts, a: Assessment, by_id: dict[str, Regime], org: Org
+) -> _Mailing:
     """One row per affected customer and regime that must (or may have to) write to them, and
     the letter templates those rows name. Contact details are read from the snapshot now, only
     to choose the channel; the file holds ids and choices, not addresses. Each customer's
@@ -506,11 +537,16 @@ def _mailing_list(
     data was taken which was not.
 
     Set-based: Python decides per kind of customer (place and field sets: which regimes
-    write, which notice items, which template number) and per template; the customers —
-    millions in a large breach — are joined to their kind and contact once, stored one row
-    per customer in id order, and written by one ``COPY`` that unnests each customer's
-    regimes in that order (sorting the customer-regime rows instead took four times as
-    long)."""
+    write, which notice items, which template number) and writes, for each kind, channel and
+    preferred language, the customer's lines of the file as one text with a placeholder for
+    the id. The customers — millions in a large breach — are joined to their kind, contact
+    and text once, stored one row per customer in id order with the text as an ENUM (one
+    byte), and :func:`_write_mailing_list` writes each row's text with its id put in, in that
+    order (unnesting a row per regime in the ``COPY`` took three times as long, sorting the
+    customer-regime rows four times).
+
+    Raises:
+        _Regroup: ``facts`` are per record and a customer is there twice."""
     regimes = sorted(
         (
             by_id[o.regime]
@@ -531,20 +567,36 @@ def _mailing_list(
             or r.covers(kind.country, kind.region, explicit)
         ]  # fmt: skip
     numbers = _numbers({(r.id, items) for ws in writes.values() for r, _, items in ws})
-    # Kinds someone writes to, numbered from 1: ml_rows keeps the number, the COPY looks the
-    # kind's regimes up in a constant list (a narrow sort: a list per row made it 3x slower).
+    # Kinds someone writes to, numbered from 1.
     written = [(kind, ws) for kind, ws in writes.items() if ws]
     store.execute("CREATE OR REPLACE TEMP TABLE ml_kinds (country VARCHAR, state VARCHAR, "
-                  "sets VARCHAR, kind INTEGER)")  # fmt: skip
-    store.insert("ml_kinds", [(k.country, k.region, k.bits, n) for n, (k, _) in
-                              enumerate(written, 1)])  # fmt: skip
-    regs = "[" + ", ".join(
-        "[" + ", ".join(
-            f"{{'regime': {lit(r.id)}, 'lang': {lit(fixed)}::VARCHAR, "
-            f"'suffix': {lit(numbers[(r.id, items)])}}}" for r, fixed, items in ws
-        ) + "]" for _, ws in written
-    ) + "]"  # fmt: skip
-    kind_regs = f"({regs}::{_REGS_TYPE})[kind]"
+                  "sets VARCHAR, fieldset UBIGINT, kind INTEGER)")  # fmt: skip
+    store.insert("ml_kinds", [(k.country, k.region, k.bits, k.fieldset, n)
+                              for n, (k, _) in enumerate(written, 1)])  # fmt: skip
+    # Each kind's lines per channel and preferred language: (regime, language, items) of
+    # each line, and the text of the lines (the CSV's cells, the id left as a placeholder).
+    lines: dict[int, tuple[list[tuple[str, str, ItemsKey]], list[str]]] = {}
+    for n, (kind, ws) in enumerate(written, 1):
+        for c, channel in enumerate(CHANNELS):
+            for p, pref in enumerate(_PREFS):
+                chosen = [(r.id, fixed or pref or _COUNTRY_LANG.get(kind.country or "", "en"),
+                           items) for r, fixed, items in ws]  # fmt: skip
+                cells = [",".join(_csv_field(x) for x in (rid, channel, lang,
+                                                          f"{rid}-{lang}{numbers[(rid, items)]}"))
+                         for rid, lang, items in chosen]  # fmt: skip
+                lines[_code(n, c, p)] = (chosen, cells)
+    used_chars = {ch for _, cells in lines.values() for cell in cells for ch in cell}
+    placeholder = next(chr(i) for i in range(1, 32) if chr(i) not in used_chars | {"\n", "\r"})
+    texts = {code: "\r\n".join(placeholder + "," + cell for cell in cells)
+             for code, (_, cells) in lines.items()}  # fmt: skip
+    store.execute("CREATE OR REPLACE TEMP TABLE ml_texts (code INTEGER, line VARCHAR)")
+    store.insert("ml_texts", sorted(texts.items()))
+    # The distinct texts as an ENUM: a row holds a byte or two for its text, not the text.
+    kinds_of = ", ".join(lit(t) for t in sorted(set(texts.values())))
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE ml_lines AS SELECT code, "
+        f"line::{f'ENUM({kinds_of})' if kinds_of else 'VARCHAR'} AS line FROM ml_texts"
+    )
     missing = _rows(store, facts)
     # Never a silent fallback: say why customers are listed for substitute notice.
     if missing:
@@ -555,42 +607,92 @@ def _mailing_list(
             "listed for substitute notice. Run notify where the snapshot is to choose channels."
         )
     customers = sum(kind.count for kind, _ in written)
+    if facts.per_record and (
+        store.scalar("SELECT count(*) FROM ml_rows") > customers or _repeated(store)
+    ):
+        raise _Regroup
     if store.scalar("SELECT count(*) FROM ml_rows") > customers:
-        _one_row_per_customer(store)
-    unknown = store.scalar("SELECT count(*) FROM ml_rows WHERE unknown")
+        _rows(store, facts, one_per_customer=True)
+    # The templates in use: each kind's regimes in the languages its customers read.
+    by_text = {texts[code]: chosen for code, (chosen, _) in lines.items()}
+    used, unknown = set(), 0
+    for text, unknowns in store.execute(
+        "SELECT line::VARCHAR, count(*) FILTER (WHERE unknown) FROM ml_rows GROUP BY 1"
+    ).rows:
+        used |= set(by_text[text])
+        unknown += unknowns
     if unknown and not missing:
         a.assumptions.append(
             f"{unknown} customers to notify are not in the snapshot's Contact, Lead or "
             "Account files (deleted since scope?): listed for substitute notice."
         )
-    # The templates in use: each kind's regimes in the languages its customers read.
-    langs = store.execute("SELECT DISTINCT kind, pref, country_lang FROM ml_rows").rows
-    used = {(r.id, fixed or pref or country_lang, items)
-            for kind, pref, country_lang in langs
-            for r, fixed, items in written[kind - 1][1]}  # fmt: skip
     variants = _variants(regimes, sorted(used), numbers)
-    odd = [r[0] for r in store.execute(
-        f"SELECT customer FROM ml_rows WHERE NOT regexp_matches(customer, {lit(_PLAIN_ID)})"
-    ).rows]  # fmt: skip
+    odd = [r[0] for r in store.execute("SELECT customer FROM ml_rows WHERE odd").rows]
     if odd:  # a join would not keep the rows' order: the few odd ids rewritten in place
         store.execute("CREATE OR REPLACE TEMP TABLE ml_shown (customer VARCHAR, shown VARCHAR)")
-        store.insert("ml_shown", [(c, csv_cell(c)) for c in odd])
+        store.insert("ml_shown", [(c, _csv_field(csv_cell(c))) for c in odd])
         store.execute("UPDATE ml_rows SET customer = s.shown FROM ml_shown s "
                       "WHERE ml_rows.customer = s.customer")  # fmt: skip
-    path = out / "mailing_list.csv"
-    with store.ordered():  # no ORDER BY: ml_rows is stored in order and a scan keeps it
-        store.execute(
-            f"""COPY (SELECT customer AS customer_id, r.regime, channel, language,
-                    r.regime || '-' || language || r.suffix AS template
-                FROM (SELECT customer, channel, r, coalesce(r.lang, pref, country_lang) AS language
-                    FROM (SELECT customer, channel, pref, country_lang, unnest({kind_regs}) AS r
-                        FROM ml_rows)))
-            TO {path_lit(path)} (FORMAT csv, HEADER true, NEW_LINE {lit(chr(13) + chr(10))})"""
-        )
     rows = sum(kind.count * len(ws) for kind, ws in writes.items())
-    for table in ("notify_customers", "notify_fieldsets", "ml_kinds", "ml_rows", "ml_shown"):
+    return _Mailing(rows, variants, placeholder)
+
+
+def _write_mailing_list(store: Store, mailing: _Mailing, path: Path) -> None:
+    """``mailing_list.csv``: each row of ``ml_rows`` as its lines, in the rows' order.
+
+    The text of the lines is the CSV already (each cell as DuckDB's writer would quote it,
+    :func:`_csv_field`), so it is written unquoted; the ``COPY`` runs on one thread, which
+    keeps the stored order without the ordered multi-thread writer's cost (that took twice
+    the CPU for the same file)."""
+    header = ident(",".join(MAILING_COLUMNS))
+    threads = store.scalar("SELECT current_setting('threads')")
+    store.execute("SET threads = 1")
+    try:
+        with store.ordered():  # no ORDER BY: ml_rows is stored in order and a scan keeps it
+            store.execute(
+                f"""COPY (SELECT replace(line::VARCHAR, {lit(mailing.placeholder)}, customer)
+                        AS {header} FROM ml_rows)
+                TO {path_lit(path)} (FORMAT csv, HEADER true, QUOTE '',
+                    NEW_LINE {lit(chr(13) + chr(10))})"""
+            )
+    finally:
+        store.execute(f"SET threads = {num(int(threads))}")
+    for table in ("notify_customers", "notify_fieldsets", "ml_kinds", "ml_texts", "ml_lines",
+                  "ml_rows", "ml_shown"):  # fmt: skip
         store.execute(f"DROP TABLE IF EXISTS {table}")
-    return rows, variants
+
+
+def _code(kind: int, channel: int, pref: int) -> int:
+    """The number of a kind's lines for a channel (in CHANNELS) and preferred language (in
+    _PREFS): ``ml_lines.code``, computed the same way in SQL by :func:`_rows`."""
+    return (kind * len(CHANNELS) + channel) * len(_PREFS) + pref
+
+
+# DuckDB's CSV writer quotes a cell that is empty or holds one of these (its delimiter, quote,
+# the line breaks and its comment character), doubling the quotes inside.
+_CSV_QUOTED = frozenset(',"\n\r#')
+
+
+def _csv_field(text: str) -> str:
+    """``text`` as a cell of ``mailing_list.csv``, as DuckDB's CSV writer writes it with
+    quotes on: the lines are written with quoting off, each cell already in this form
+    (tests check it against DuckDB's writer for every ASCII character)."""
+    if text == "" or not _CSV_QUOTED.isdisjoint(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _repeated(store: Store) -> bool:
+    """Whether a customer is in ``ml_rows`` twice: ``ml_rows`` is in id order, so each row is
+    compared with the next (by position; a grouping of millions of ids costs several times
+    more)."""
+    with store.ordered():
+        return bool(
+            store.scalar(
+                "SELECT count(*) FROM (SELECT customer FROM ml_rows) a POSITIONAL JOIN "
+                "(SELECT customer AS next FROM ml_rows OFFSET 1) b WHERE a.customer = b.next"
+            )
+        )
 
 
 def _numbers(used: set[tuple[str, ItemsKey]]) -> dict[tuple[str, ItemsKey], str]:
@@ -622,13 +724,6 @@ def _variants(
 
 
 _COUNTRY_LANG = {"KR": "ko", "JP": "ja", "FR": "fr", "BE": "fr", "LU": "fr", "MC": "fr"}
-# Each kind's regimes, in the mailing list's COPY: regime, fixed language, template suffix.
-_REGS_TYPE = "STRUCT(regime VARCHAR, lang VARCHAR, suffix VARCHAR)[][]"
-_LANGUAGES_SQL = "[" + ", ".join(lit(x) for x in LANGUAGES) + "]"
-# The language of a customer's country (c in ml_rows) when neither regime nor customer names one.
-_COUNTRY_LANG_SQL = "CASE " + " ".join(
-    f"WHEN c.country = {lit(k)} THEN {lit(v)}" for k, v in _COUNTRY_LANG.items()
-) + " ELSE 'en' END"  # fmt: skip
 
 
 def _fixed_language(r: Regime) -> str | None:
@@ -640,15 +735,17 @@ def _fixed_language(r: Regime) -> str | None:
     return first if first in LANGUAGES else "en"
 
 
-def _rows(store: Store, facts: Facts) -> list[tuple[str, Path]]:
-    """Table ``ml_rows``: each affected customer someone writes to, in id order, with their
-    kind's number (``ml_kinds``) and the channel and preferred language the
-    snapshot's person objects give (``unknown`` when none has the customer); returns the
-    (object, path) of each such snapshot file scope read that is gone.
+def _rows(store: Store, facts: Facts, one_per_customer: bool = False) -> list[tuple[str, Path]]:
+    """Table ``ml_rows``: each affected customer someone writes to, in id order, with the
+    text of their lines (``ml_lines``, by their kind in ``ml_kinds`` and the channel and
+    preferred language the snapshot's person objects give), whether no snapshot file has
+    them (``unknown``) and whether their id needs escaping (``odd``); returns the (object,
+    path) of each such snapshot file scope read that is gone.
 
     A Salesforce id names one record of one object, so a customer matches one snapshot row
-    and a plain join suffices; a file that repeats an id is handled after
-    (``_one_row_per_customer``)."""
+    and a plain join suffices; for a file that repeats an id (the join gave some customers
+    more than one row) ``one_per_customer`` builds it again with one row per customer, the
+    later snapshot file's row winning."""
     parts, missing = [], []
     for n, (obj, meta) in enumerate((facts.scope.get("snapshot") or {}).items()):
         path = Path(meta["path"])
@@ -668,35 +765,36 @@ def _rows(store: Store, facts: Facts) -> list[tuple[str, Path]]:
     none = "SELECT NULL::VARCHAR AS id15, NULL::BOOLEAN AS email, NULL::BOOLEAN AS street, " \
         "NULL::VARCHAR AS lang, 0 AS n WHERE false"  # fmt: skip
     contacts = " UNION ALL ".join(parts or [none])
+    if facts.per_record:  # each exposure its own customer, its one field set its kind
+        customers = (
+            "(SELECT coalesce(customer_id, record_id) AS customer, country, us_state AS state, "
+            f"fieldset FROM exposures WHERE incident_id = {lit(facts.incident.id)})"
+        )
+        same_kind = "w.fieldset = c.fieldset"
+    else:
+        customers = "notify_customers"
+        same_kind = "w.sets::BIT IS NOT DISTINCT FROM c.sets"
+    prefs = " ".join(f"WHEN {lit(x)} THEN {num(i)}" for i, x in enumerate(_PREFS) if x)
+    picked = f"""SELECT c.customer, w.kind, k.n,
+            CASE WHEN k.email THEN 0 WHEN k.street THEN 1 ELSE 2 END AS channel,
+            CASE lower(left(k.lang, 2)) {prefs} ELSE 0 END AS pref, k.id15 IS NULL AS unknown
+        FROM {customers} c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
+            AND w.state IS NOT DISTINCT FROM c.state AND {same_kind}
+        LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)"""  # fmt: skip
+    if one_per_customer:
+        picked = f"""SELECT customer, any_value(kind) AS kind, arg_max(channel, n) AS channel,
+                arg_max(pref, n) AS pref, bool_and(unknown) AS unknown
+            FROM ({picked}) GROUP BY customer"""  # fmt: skip
+    code = f"(p.kind * {num(len(CHANNELS))} + p.channel) * {num(len(_PREFS))} + p.pref"
     with store.ordered():
         store.execute(
             f"""CREATE OR REPLACE TEMP TABLE ml_rows AS
-            SELECT c.customer, w.kind, k.n,
-                CASE WHEN k.email THEN 'email' WHEN k.street THEN 'post'
-                    ELSE 'substitute notice' END AS channel,
-                CASE WHEN list_contains({_LANGUAGES_SQL}, lower(left(k.lang, 2)))
-                    THEN lower(left(k.lang, 2)) END AS pref,
-                {_COUNTRY_LANG_SQL} AS country_lang, k.id15 IS NULL AS unknown
-            FROM notify_customers c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
-                AND w.state IS NOT DISTINCT FROM c.state
-                AND w.sets::BIT IS NOT DISTINCT FROM c.sets
-            LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)
-            ORDER BY c.customer"""
-        )  # fmt: skip
-    return missing
-
-
-def _one_row_per_customer(store: Store) -> None:
-    """``ml_rows`` again with one row per customer, the later snapshot file's row winning, for
-    a snapshot file that repeats an id (the join gave some customers more than one row)."""
-    with store.ordered():
-        store.execute(
-            """CREATE OR REPLACE TEMP TABLE ml_rows AS
-            SELECT customer, any_value(kind) AS kind, max(n) AS n,
-                arg_max(channel, n) AS channel, arg_max(pref, n) AS pref,
-                any_value(country_lang) AS country_lang, bool_and(unknown) AS unknown
-            FROM ml_rows GROUP BY customer ORDER BY customer"""
+            SELECT p.customer, t.line, p.unknown,
+                NOT regexp_matches(p.customer, {lit(_PLAIN_ID)}) AS odd
+            FROM ({picked}) p JOIN ml_lines t ON t.code = {code}
+            ORDER BY p.customer"""
         )
+    return missing
 
 
 def _col(f: SnapshotFile, *names: str) -> str:

@@ -252,9 +252,22 @@ def load_regimes(directory: Path | None = None) -> list[Regime]:
     return out
 
 
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load``, parsed by libyaml when PyYAML has it: the same objects, about eight
+    times as fast (the jurisdiction files are read at every ``crmwatch notify``). A text
+    libyaml refuses is parsed again by PyYAML's own parser, so its error reads as it did."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.load(text, Loader=loader)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def load_regime(path: Path) -> Regime:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read regime file: {e}", Location(path)) from e
     errors = check(data)

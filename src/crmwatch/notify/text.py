@@ -11,16 +11,15 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 
-import yaml
-
 from crmwatch.notify.elements import LISTED_ITEMS, notice_items
 from crmwatch.notify.facts import Facts
 from crmwatch.notify.org import Org
+from crmwatch.notify.regimes import safe_yaml
 
 MARK = "[TO COMPLETE: {}]"
 LANGUAGES = ("en", "fr", "ko", "ja")
 
-_STRINGS = yaml.safe_load(
+_STRINGS = safe_yaml(
     resources.files("crmwatch.notify").joinpath("strings.yaml").read_text(encoding="utf-8")
 )
 HEADINGS: dict[str, dict[str, str]] = _STRINGS["headings"]
