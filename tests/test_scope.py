@@ -186,7 +186,7 @@ def test_a_scrapers_hundreds_of_queries_are_replayed_as_each_alone(tmp_path: Pat
         text, rows = queries[n % 3]
         ts = dt.datetime(2025, 6, 10, 9, 11) + dt.timedelta(seconds=n)
         calls.append(api(100 + n, f"{ts:%Y-%m-%dT%H:%M:%S}.000+0000",
-                         text.format(f"003000000000{n % 12:03d}AAA"), rows))  # fmt: skip
+                         text.format(f"003000000000{n % 13:03d}AAA"), rows))  # fmt: skip
     (logs / "Scraper.json").write_text(json.dumps({"totalSize": 300, "done": True,
                                                    "records": calls}))  # fmt: skip
     with Store(tmp_path / "s.duckdb") as store:

@@ -30,8 +30,8 @@ from crmwatch.scope.evidence import (
 )
 from crmwatch.scope.replay import SF_TS, Plan
 from crmwatch.scope.results import ScopeResult, summarise
-from crmwatch.scope.snapshot import Snapshot
-from crmwatch.sql import lit_list
+from crmwatch.scope.snapshot import CREATED, Snapshot
+from crmwatch.sql import ident, lit_list, num
 from crmwatch.store import Store
 
 
@@ -250,17 +250,24 @@ PLAIN_BATCH = 256
 
 
 def _replay_plain(store: Store, plain: list[Pass], snap: Snapshot) -> None:
-    """Replay queries without LIMIT or OFFSET, :data:`PLAIN_BATCH` to a statement: their
-    hits are their whole result, as :func:`_replay` stores them one query at a time; each
-    event's count is read back in one query, and the candidates' hits marked in one."""
-    for at in range(0, len(plain), PLAIN_BATCH):
-        batch = plain[at : at + PLAIN_BATCH]
+    """Replay queries without LIMIT or OFFSET: their hits are their whole result, as
+    :func:`_replay` stores them one query at a time. Queries that only name ids are one join
+    per snapshot file (:func:`_look_up`); the others run :data:`PLAIN_BATCH` to a statement.
+    Each batch's counts are read back in one query, and the candidates' hits marked in one."""
+    lookups = [g for g in plain if g.plan.ids is not None]
+    _look_up(store, lookups, snap)
+    rest = [g for g in plain if g.plan.ids is None]
+    for at in range(0, max(len(rest), 1 if lookups else 0), PLAIN_BATCH):
+        batch = rest[at : at + PLAIN_BATCH] + (lookups if at == 0 else [])
         selects = []
         for g in batch:
+            if g.plan.ids is not None:
+                continue
             f = snap.get(g.plan.object)
             assert f is not None
             selects.append(f"SELECT {g.ix}, {g.bit}, {f.ix}, t0.rowid, 1 {g.plan.source}")
-        store.execute("INSERT INTO scope_hits " + " UNION ALL ".join(selects))
+        if selects:
+            store.execute("INSERT INTO scope_hits " + " UNION ALL ".join(selects))
         ixs = [g.ix for g in batch]
         counts = dict(
             store.execute(
@@ -277,6 +284,41 @@ def _replay_plain(store: Store, plain: list[Pass], snap: Snapshot) -> None:
                 "AND event_ix IN (SELECT unnest(?::INTEGER[]))",
                 [Confidence.CANDIDATE, Confidence.REPLAYED, candidates],
             )
+
+
+def _look_up(store: Store, lookups: list[Pass], snap: Snapshot) -> None:
+    """The hits of queries that only name ids (``Plan.ids``), as their filters would give
+    them: each snapshot row whose 15-character id one of them names, once per query, kept
+    only if created by the query's time when the file has a creation date. One join per
+    snapshot file: a scraper's 20,000 one-record queries are one statement, not 20,000 scans."""
+    if not lookups:
+        return
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE scope_lookups (event_ix INTEGER, bit INTEGER, "
+        "snap SMALLINT, id15 VARCHAR, ran_at TIMESTAMP, created BOOLEAN)"
+    )
+    rows = []
+    for g in lookups:
+        f = snap.get(g.plan.object)
+        assert f is not None
+        at = g.ev["ts"]
+        rows += [(g.ix, g.bit, f.ix, i, at, g.plan.created) for i in dict.fromkeys(
+            x[:15] for x in g.plan.ids or ())]  # fmt: skip
+    store.insert("scope_lookups", rows)
+    for f in snap.files.values():
+        mine = [g for g in lookups if snap.get(g.plan.object) is f]
+        if not mine:
+            continue
+        key = f.column("Id")  # there: the plan compared it
+        assert key is not None
+        created = any(g.plan.created for g in mine)
+        when = f" AND coalesce(t0.{CREATED} <= q.ran_at OR NOT q.created, true)" if created else ""
+        store.execute(
+            f"""INSERT INTO scope_hits SELECT q.event_ix, q.bit, q.snap, t0.rowid, 1
+            FROM {f.table} t0 JOIN scope_lookups q ON q.snap = {num(f.ix)}
+                AND left(t0.{ident(key)}, 15) = q.id15{when}"""
+        )
+    store.execute("DROP TABLE scope_lookups")
 
 
 def _ranked_insert(

@@ -73,6 +73,11 @@ class Plan:
     limit: int | None = None
     offset: int | None = None
     notes: list[str] = field(default_factory=list)
+    # The query only names records by id (``WHERE Id = '…'`` or ``Id IN (…)``): the ids, so
+    # that many such queries are one join, not a scan each (scope.exposure._replay_plain).
+    # ``where`` says the same; ``created`` whether it also keeps records created by ``at``.
+    ids: tuple[str, ...] | None = None
+    created: bool = False
 
     @property
     def source(self) -> str:
@@ -118,7 +123,22 @@ class _Compiler:
         order = [(self.ident(o.field, "ORDER BY"), o.descending, o.nulls_first) for o in q.order_by]
         tables = f"FROM {self.base.table} t0 " + " ".join(sql for _, sql in self.joins.values())
         where = ("WHERE " + " AND ".join(f"({c})" for c in conds)) if conds else ""
-        return Plan(obj, "records", fields, tables, where, order, q.limit, q.offset, self.notes)
+        return Plan(obj, "records", fields, tables, where, order, q.limit, q.offset, self.notes,
+                    self.looked_up(), created is not None)  # fmt: skip
+
+    def looked_up(self) -> tuple[str, ...] | None:
+        """The ids a query names, when naming them is all its WHERE does (and no USING
+        SCOPE narrows it): ``Id = 'x'`` or ``Id IN ('x', …)``, every value an id."""
+        c, q = self.q.where, self.q
+        if q.using_scope and q.using_scope.lower() != "everything":
+            return None
+        if not isinstance(c, Comparison) or c.field.lower() != "id" or c.subquery is not None:
+            return None
+        if c.op not in ("=", "IN") or not c.values:
+            return None
+        if any(v.kind != "string" or not ID_VALUE.fullmatch(v.text) for v in c.values):
+            return None
+        return tuple(v.text for v in c.values)
 
     def select_fields(self) -> tuple[list[str], str]:
         q = self.q
