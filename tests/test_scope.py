@@ -213,6 +213,12 @@ def test_a_scrapers_hundreds_of_queries_are_replayed_as_each_alone(tmp_path: Pat
         stored = {x[0] for x in store.execute(
             "SELECT record_id FROM exposures WHERE incident_id = ?", [incident.id]).rows}  # fmt: skip
         assert exposed <= stored and c(4, 5, 11) & exposed == c(4, 5)
+    # the CLI's table shows the first events and counts the rest by kind
+    res = runner.invoke(app, ["scope", incident.id, "--customers", str(SNAPSHOT),
+                              "--db", str(tmp_path / "s.duckdb")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    more = len(r.events) - 50
+    assert f"… {more:,} more events (" in res.output and "crmwatch scope --json" in res.output
 
 
 def test_scoping_again_replaces_the_previous_result(scoped):

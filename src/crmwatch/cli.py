@@ -723,7 +723,7 @@ def _print_scope(r: ScopeResult) -> None:
             out.print(f"{title}: " + ", ".join(f"{clean(k)} {v:,}" for k, v in counts.items()))
     out.print("fields: " + clean(", ".join(r.fields)))
     table = Table("time", "event", "object", "evidence", "records", "logged rows", "note")
-    for e in r.events:
+    for e in r.events[:SCOPE_EVENTS_SHOWN]:
         records = (
             str(e.records) + (f" + ≤ {e.upper_bound}" if e.upper_bound else "")
             if e.kind in ("exact", "replayed", "candidate")
@@ -740,6 +740,17 @@ def _print_scope(r: ScopeResult) -> None:
             clean(e.note),
         )
     out.print(table)
+    if len(r.events) > SCOPE_EVENTS_SHOWN:
+        from collections import Counter
+
+        rest = Counter(e.kind for e in r.events[SCOPE_EVENTS_SHOWN:])
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(rest.items(), key=lambda x: -x[1]))
+        out.print(f"… {len(r.events) - SCOPE_EVENTS_SHOWN:,} more events ({kinds}): "
+                  "crmwatch scope --json, or the exposures table")  # fmt: skip
+
+
+# A scraper's incident is thousands of one-record queries: the table shows the first ones.
+SCOPE_EVENTS_SHOWN = 50
 
 
 @command(app, "notify")
