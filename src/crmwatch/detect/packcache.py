@@ -1,6 +1,7 @@
-"""The compiled-pack cache: rule files as loaded and compiled (pySigma's objects, with the SQL
-kept on them), pickled, so that a command run again on an unchanged pack skips parsing YAML
-and converting Sigma, the slowest part of its start.
+"""The compiled-pack cache: rule files as loaded and compiled (their rules frozen into
+crmwatch's own classes, detect/frozen.py, with the SQL kept on them), pickled, so that a
+command run again on an unchanged pack skips parsing YAML and converting Sigma, the slowest
+part of its start, and reading it imports neither PyYAML nor pySigma.
 
 A cached pack is used only when everything a fresh load depends on is unchanged: the key is
 a SHA-256 over crmwatch's version, the versions of Python and of the libraries that read
@@ -36,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 
 import crmwatch
+from crmwatch.detect.frozen import freeze
 from crmwatch.detect.rules import RuleFile
 from crmwatch.store import trace
 
@@ -125,10 +127,22 @@ def _read(target: Path, paths: list[Path]) -> list[RuleFile] | None:
     return files
 
 
+def _frozen(rf: RuleFile) -> RuleFile:
+    """The file as cached: its rules frozen (detect/frozen.py), so that reading the pack
+    imports no pySigma; as loaded when it has errors or a rule freezing does not know."""
+    if rf.errors:
+        return rf
+    try:
+        return freeze(rf) or rf
+    except Exception as e:  # a shape of pySigma's this code does not expect
+        trace(f"rule cache: {rf.path} kept as loaded: {e!r}")
+        return rf
+
+
 def _write(target: Path, files: list[RuleFile]) -> None:
     folder = target.parent
     try:
-        data = pickle.dumps(files, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps([_frozen(rf) for rf in files], protocol=pickle.HIGHEST_PROTOCOL)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pack-", suffix=".tmp")  # 0600
         try:

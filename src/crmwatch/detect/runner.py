@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError
-from sigma.rule import SigmaRule
 
 from crmwatch.detect.baseline import (
     Window,
@@ -30,6 +27,7 @@ from crmwatch.detect.baseline import (
 )
 from crmwatch.detect.context import prepare
 from crmwatch.detect.correlation import correlation_sql
+from crmwatch.detect.frozen import is_correlation, is_rule, rule_errors
 from crmwatch.detect.rules import LEVEL_RISK, Detection, RuleFile
 from crmwatch.detect.where import NEED_COLUMNS, Needs, any_of, may_select, rule_needs, rule_where
 from crmwatch.errors import CrmwatchError
@@ -79,9 +77,9 @@ def alert_sql(rf: Detection, window: Window) -> tuple[str, list]:
     table's columns. Alerts stay in DuckDB: a rule that fires on millions of events costs a
     query, not a million Python objects."""
     main = rf.rule
-    is_correlation = isinstance(main, SigmaCorrelationRule)
-    b = None if is_correlation else parse_baseline(main)
-    if is_correlation:
+    correlation = is_correlation(main)
+    b = None if correlation else parse_baseline(main)
+    if correlation:
         n_groups = len(main.group_by or [])
         base = f"SELECT * FROM ({correlation_sql(main, window)}) WHERE first_ts IS NOT NULL"
         base += f" AND {window.sql('last_ts')}"
@@ -119,7 +117,7 @@ def alert_sql(rf: Detection, window: Window) -> tuple[str, list]:
             + (", 'new_terms': new_terms" if b is not None else "")
             + "})"
         )
-    timed = is_correlation or (b is not None and b.kind != "new_terms")
+    timed = correlation or (b is not None and b.kind != "new_terms")
     fired = "fired_at" if timed else "first_ts"
     sql = (
         f"SELECT md5(concat(?, '|', coalesce({principal}, 'None'), '|', event_ids[1])) "
@@ -205,9 +203,9 @@ def detection_needs(d: Detection) -> Needs:
     """What an event needs for the detection to select it (where.rule_needs): for a
     correlation, what one of the rules it counts needs."""
     main = d.rule
-    if isinstance(main, SigmaCorrelationRule):
+    if is_correlation(main):
         rules = [ref.rule for ref in main.rules]
-        if not all(isinstance(r, SigmaRule) for r in rules):
+        if not all(is_rule(r) for r in rules):
             return {}
         return any_of([rule_needs(r) for r in rules])
     return rule_needs(main)
@@ -254,7 +252,7 @@ def detect(
             runs.append(run)
             try:
                 sql, params = alert_sql(d, window)
-            except (CrmwatchError, SigmaError, NotImplementedError) as e:
+            except (CrmwatchError, *rule_errors(), NotImplementedError) as e:
                 _failed(run, e)
                 continue
             if may_select(detection_needs(d), combinations):
@@ -271,7 +269,7 @@ def detect(
     for run, sql, params in queries:
         try:
             run.alerts = store.scalar(f"INSERT INTO run_alerts {sql}", params)
-        except (CrmwatchError, SigmaError, NotImplementedError) as e:
+        except (CrmwatchError, *rule_errors(), NotImplementedError) as e:
             _failed(run, e)
     with store.transaction():
         store.execute(
