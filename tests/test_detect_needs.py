@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from crmwatch.cli import app
 from crmwatch.detect.rules import load_rule_file, load_rules
-from crmwatch.detect.runner import detect, detection_needs, run_rule, stored_combinations
+from crmwatch.detect.runner import BOUND, detect, detection_needs, run_rule, stored_combinations
 from crmwatch.detect.where import may_select, rule_needs, rule_where
 from crmwatch.ingest import ingest
 from crmwatch.simulate.org import simulate
@@ -219,3 +219,28 @@ def test_on_an_empty_store_no_rule_query_runs(tmp_path: Path, monkeypatch, capsy
     assert len(runs) == sum(len(rf.detections) for rf in files) > 20
     assert trace.count("has what it needs, not run") == len(runs)
     assert "INSERT INTO run_alerts" not in trace and f"bound {len(runs)} rules not run" in trace
+
+
+def test_a_cached_pack_binds_only_the_queries_duckdb_did_not_bind_when_cached(
+    tmp_path: Path, monkeypatch, capsys
+):
+    """The compiled-pack cache marks the queries DuckDB binds (runner.mark_bound): on an
+    empty store the cached pack's are neither run nor bound again, and a rule DuckDB refuses,
+    never marked, still fails."""
+    monkeypatch.setenv("CRMWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CRMWATCH_TRACE", "1")
+    (tmp_path / "broken.yml").write_text(BROKEN)
+    load_rules([tmp_path / "broken.yml"], collect_errors=True, cached=True)  # fills the cache
+    files = load_rules([tmp_path / "broken.yml"], collect_errors=True, cached=True)
+    assert "rule files from" in capsys.readouterr().err
+    assert (
+        sum(bool(d.rule.__dict__.get(BOUND)) for rf in files for d in rf.detections)
+        == len([d for rf in files for d in rf.detections]) - 1
+    )
+    with Store(tmp_path / "s.duckdb") as store:
+        runs = detect(store, files)
+    trace = capsys.readouterr().err
+    assert [r.detection.title for r in runs if r.error] == ["text rows"]
+    assert "bound 1 rules not run" not in trace, "the broken one alone is bound: it fails"
+    assert "not bound together" in trace and "INSERT INTO run_alerts" in trace
+    assert trace.count("INSERT INTO run_alerts") == 1

@@ -235,7 +235,8 @@ def detect(
     A detection that needs a source, source type or category no stored event has
     (:func:`detection_needs`) raises nothing, so its query is not run, only bound by DuckDB
     with the others of its kind, so that a rule DuckDB refuses (``rows: lots`` compares a
-    number as text) fails as when it ran: if they do not bind, each is run as any other.
+    number as text) fails as when it ran: if they do not bind, each is run as any other. A
+    cached pack's queries were bound when it was cached (:func:`mark_bound`).
     Planning and running a query costs DuckDB some 7 ms however few events it reads
     (start-up, docs/design.md)."""
     window = Window(since, until)
@@ -260,12 +261,13 @@ def detect(
             else:
                 trace(f"rule {d.rule_id}: no stored event has what it needs, not run")
                 unmet.append((run, sql, params))
-    prepare(store, [sql for _, sql, _ in queries + unmet])
+    unbound = [q for q in unmet if not q[0].detection.rule.__dict__.get(BOUND)]
+    prepare(store, [sql for _, sql, _ in queries + unbound])  # what is run or bound reads
     store.execute(
         f"CREATE OR REPLACE TEMP TABLE run_alerts AS SELECT {ALERT_COLUMNS} FROM alerts WHERE false"
     )
-    if unmet and not _binds(store, [(sql, params) for _, sql, params in unmet]):
-        queries += unmet  # one of them fails: which, each one's own run says
+    if unbound and not _binds(store, [(sql, params) for _, sql, params in unbound]):
+        queries += unbound  # one of them fails: which, each one's own run says
     for run, sql, params in queries:
         try:
             run.alerts = store.scalar(f"INSERT INTO run_alerts {sql}", params)
@@ -284,6 +286,31 @@ def _failed(run: RuleRun, e: Exception) -> None:
     assert run.detection is not None
     trace(f"rule {run.detection.rule_id} failed: {e}")
     run.error = str(e).split("\n", 1)[0]
+
+
+# Kept on a detection's rule when DuckDB bound its alert query as the compiled-pack cache
+# stored it (:func:`mark_bound`): not run, it need not be bound again.
+BOUND = "_crmwatch_bound"
+
+
+def mark_bound(rule_files: list[RuleFile]) -> None:
+    """Bind every detection's alert query in an empty store of this layout, its context
+    tables made, and mark the rules of those DuckDB binds (:data:`BOUND`): what the
+    compiled-pack cache keeps, so that ``detect`` need not bind the queries it does not run
+    (70 ms for the pack, start-up). A query binds or not by its text and the catalog, which
+    every store at this layout shares (crmwatch.store); a window adds only timestamp
+    literals. Runs when a pack is cached, with this DuckDB, whose version is in the pack's
+    key."""
+    with Store(":memory:") as store:
+        prepare(store)
+        for rf in rule_files:
+            for d in [] if rf.errors else rf.detections:
+                try:
+                    sql, params = alert_sql(d, Window())
+                    store.con.sql(sql, params=params)
+                except (duckdb.Error, CrmwatchError, *rule_errors(), NotImplementedError):
+                    continue
+                d.rule.__dict__[BOUND] = True
 
 
 def _binds(store: Store, queries: list[tuple[str, list]]) -> bool:
