@@ -23,9 +23,12 @@ span of overlapping firing windows; Zircolite reports every firing window (one p
 event that completes ten in five minutes), merged here per group the way crmwatch merges them.
 
 The ratio is Zircolite's wall time over crmwatch's (ingest + detect with the five rules), each
-the fastest of ``--repeat`` runs, the engines alternating. The ratio of CPU time (user +
-system) is reported beside it: on a shared machine, other work takes cores from crmwatch,
-which uses both, more than from Zircolite, which mostly uses one.
+the fastest of ``--repeat`` runs, the engines alternating. Beside them, in the same runs,
+DuckDB loading the file into a table of a store file (every column as text, bench/ingest's
+plain load): ``plain_load_ratio``, Zircolite's time over that load, is the ratio an engine
+would reach that only loaded the file into a table and ran no rule. The ratio of CPU time
+(user + system) is reported beside it: on a shared machine, other work takes cores from
+crmwatch, which uses both, more than from Zircolite, which mostly uses one.
 
 Zircolite is not part of this repository (LGPL-3.0): ``--zircolite DIR`` names a checkout of
 tag v3.7.0, else one is cloned into ``--out``; ``--zircolite-python`` names a Python with its
@@ -54,6 +57,7 @@ from pathlib import Path
 import duckdb
 import yaml
 from child import Child, finish, run, run_crmwatch
+from ingest import load_baseline
 
 from crmwatch.simulate.volume import HEADERS
 from crmwatch.sql import lit, path_lit
@@ -472,16 +476,21 @@ def measure(args: argparse.Namespace, csv: Path, checkout: Path, py: Path) -> di
     """Each engine's fastest of ``--repeat`` runs, the engines alternating so that both meet
     the shared machine's spells of load; every run's seconds, and whether every run of an
     engine found the same hits (a run that disagrees is not hidden by the fastest)."""
-    crms, zircs = [], []
+    crms, zircs, loads = [], [], []
     for _ in range(args.repeat):
         crms.append(run_crmwatch_side(csv, args.out))
         zircs.append(zircolite_side(args, csv, checkout, py))
+        loads.append(round(load_baseline([csv], args.out / "peer-plain.duckdb"), 2))
     crm = min(crms, key=lambda c: c["seconds"])
     zirc = min(zircs, key=lambda z: z["seconds"])
     return {
         "crmwatch": crm,
         "zircolite": zirc,
-        "runs": [[c["seconds"], z["seconds"]] for c, z in zip(crms, zircs, strict=True)],
+        "plain_load_seconds": min(loads),
+        "runs": [
+            [c["seconds"], z["seconds"], load]
+            for c, z, load in zip(crms, zircs, loads, strict=True)
+        ],
         "steady": all(c["hits"] == crm["hits"] for c in crms)
         and all(z["hits"] == zirc["hits"] and "error" not in z for z in zircs),
     }
@@ -520,7 +529,9 @@ def main() -> int:
         "ratio": round(ratio, 2),
         "ratio_with_pack": round(zirc["seconds"] / crm["with_pack"]["seconds"], 2),
         "cpu_ratio": round(zirc["cpu_seconds"] / crm["cpu_seconds"], 2),
-        "runs_seconds": measured["runs"],  # [crmwatch, Zircolite] per repetition
+        "plain_load_seconds": measured["plain_load_seconds"],
+        "plain_load_ratio": round(zirc["seconds"] / measured["plain_load_seconds"], 2),
+        "runs_seconds": measured["runs"],  # [crmwatch, Zircolite, plain load] per repetition
         "planted": planted,
         "equal": measured["steady"] and crm["hits"] == zirc["hits"],
         "as_planted": crm["hits"] == planted and zirc["hits"] == planted,

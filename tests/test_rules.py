@@ -74,8 +74,12 @@ def test_ocsf_export_is_a_detection_finding_per_alert(tmp_path):
     ]
     r = runner.invoke(app, ["alerts", "export", "--ocsf", str(tmp_path / "f.json"), "--db", db])
     assert r.exit_code == 0, r.output
-    findings = json.loads((tmp_path / "f.json").read_text())
+    text = (tmp_path / "f.json").read_text()
+    findings = json.loads(text)
     assert len(findings) == len(alerts) > 0
+    # written a finding at a time, the same bytes as one json.dumps of the whole list
+    assert text == json.dumps(findings, indent=2)
+    assert not list(tmp_path.glob(".*.part"))
     by_uid = {f["finding_info"]["uid"]: f for f in findings}
     for a in alerts:
         f = by_uid[a["alert_id"]]

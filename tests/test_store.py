@@ -63,6 +63,15 @@ def _tamper(db: Path, *statements: str) -> Path:
     return db
 
 
+def test_stream_reads_every_row_in_order_across_batches_and_says_what_failed(store: Store):
+    sql = "SELECT i, 'r' || i AS name FROM range(5000) t(i) ORDER BY i"
+    rows = store.stream(sql, batch=1000)
+    assert next(rows) == {"i": 0, "name": "r0"}
+    assert [r["i"] for r in rows] == list(range(1, 5000))
+    with pytest.raises(StoreError, match="no_such_table"):
+        list(store.stream("SELECT * FROM no_such_table"))
+
+
 @pytest.mark.parametrize("table", ["events_base", "ip_info", "exposures", "meta"])
 def test_a_store_missing_a_table_is_refused_not_answered_from_an_empty_one(
     tmp_path: Path, table: str

@@ -360,13 +360,13 @@ def detect_cmd(
     """Run the built-in rule pack and your rules; store and print the alerts.
 
     A rule that cannot be loaded or run is reported (exit 1) and the others still run."""
-    from crmwatch.detect.runner import detect, stored_alerts
+    from crmwatch.detect.runner import detect, iter_alerts
 
     rule_files = _rule_files(rules, no_builtin)
     with Store(db or default_db_path()) as store:
         runs = detect(store, rule_files, *_time_range(since, until))
         if json_out:
-            for a in stored_alerts(store, "run_alerts"):
+            for a in iter_alerts(store, "run_alerts"):
                 print(json.dumps(a.to_dict(), default=json_default))
         else:
             _print_alert_summary(store, runs)
@@ -489,15 +489,31 @@ def alerts_export_cmd(
     db: DbOption = None,
 ) -> None:
     """Export stored alerts as OCSF Detection Finding (class 2004) JSON."""
+    import os
+    import textwrap
+
     from crmwatch.detect.ocsf import to_ocsf
-    from crmwatch.detect.runner import stored_alerts
+    from crmwatch.detect.runner import iter_alerts
 
     if ocsf.exists() and not force:
         raise UsageError(f"{ocsf} exists; add --force to overwrite it")
-    with Store(db or default_db_path()) as store:
-        findings = [to_ocsf(a) for a in stored_alerts(store)]
-    ocsf.write_text(json.dumps(findings, indent=2), encoding="utf-8")
-    out.print(f"wrote {len(findings)} findings to {clean(str(ocsf))}")
+    if not ocsf.parent.is_dir():
+        raise UsageError(f"{ocsf.parent}: No such file or directory")
+    # One JSON array, as json.dumps(findings, indent=2) writes it, written a finding at a
+    # time; the file appears whole or not at all.
+    part = ocsf.with_name(f".{ocsf.name}.part")
+    n = 0
+    try:
+        with Store(db or default_db_path()) as store, part.open("w", encoding="utf-8") as f:
+            for a in iter_alerts(store):
+                f.write(",\n" if n else "[\n")
+                f.write(textwrap.indent(json.dumps(to_ocsf(a), indent=2), "  "))
+                n += 1
+            f.write("\n]" if n else "[]")
+        os.replace(part, ocsf)
+    finally:
+        part.unlink(missing_ok=True)
+    out.print(f"wrote {n} findings to {clean(str(ocsf))}")
 
 
 @command(alerts_app, "deliver")

@@ -9,8 +9,6 @@ anything: the store ends up exactly as an uninterrupted run leaves it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
@@ -25,7 +23,7 @@ from crmwatch.enrich import enrich
 from crmwatch.errors import ConfigError, CrmwatchError, UsageError
 from crmwatch.schema import BASE_NAMES, KEY_COLUMNS, PLACEHOLDERS, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
-from crmwatch.sources.base import InputFile, Quarantine, Staged, read_bytes
+from crmwatch.sources.base import InputFile, Quarantine, Source, Staged, read_bytes
 from crmwatch.sources.elf import ElfCsvSource, read_header
 from crmwatch.sources.sqlmap import lit, select_list
 from crmwatch.sql import lit_list
@@ -442,7 +440,7 @@ def _ingest_batch(
         for file_id, n in read.items():
             summaries[file_id].records = n
         if scopes:
-            quarantined.extend(_settle_untimed(store, mark, by_id, summaries))
+            quarantined.extend(_settle_untimed(store, source, mark, by_id, summaries))
             _count_new(store, mark, summaries)
             for scope in dict.fromkeys(scopes):
                 _drop_duplicates(store, scope, mark, summaries)
@@ -476,6 +474,8 @@ def _insert(store: Store, st: Staged) -> None:
     outer = ", ".join(
         f"CASE WHEN {c} IN {lit_list(PLACEHOLDERS)} THEN NULL ELSE {c} END"
         if c in KEY_COLUMNS
+        else "CASE WHEN ts IS NULL THEN ingest_line END"
+        if c == "ingest_line" and st.line_if_untimed
         else c
         for c in BASE_NAMES
     )
@@ -486,12 +486,17 @@ def _insert(store: Store, st: Staged) -> None:
 
 
 def _settle_untimed(
-    store: Store, mark: int, by_id: dict[int, InputFile], summaries: dict[int, FileSummary]
+    store: Store,
+    source: Source,
+    mark: int,
+    by_id: dict[int, InputFile],
+    summaries: dict[int, FileSummary],
 ) -> list[Quarantine]:
     """Count this batch's repeated header lines, quarantine its rows whose timestamp is
     missing or unparseable (located in their files), and delete both from the store."""
     rows = store.execute(
-        # A CSV row is located in its file by its values; a JSON record has its line.
+        # A JSON record, and a CSV row Python read, has its line; a CSV row DuckDB's scan
+        # read has its values, by which the source locates it.
         "SELECT file_id, ingest_line, CASE WHEN raw_schema IS NOT NULL THEN raw END, "
         "raw_schema, source_type = $mark_type, event_id FROM events_base "
         "WHERE ts IS NULL AND rowid > $mark",
@@ -503,6 +508,7 @@ def _settle_untimed(
     out: list[Quarantine] = []
     csv_rows: dict[int, list[list[str]]] = {}
     seen: Counter[tuple] = Counter()
+    detail = "TIMESTAMP/TIMESTAMP_DERIVED not parseable"
     for file_id, line, raw, raw_schema, is_header, event_id in rows:
         if is_header:
             summaries[file_id].skipped_headers += 1
@@ -516,35 +522,15 @@ def _settle_untimed(
                     key,
                 )
             )  # fmt: skip
+        elif line is not None:
+            out.append(Quarantine(by_id[file_id], line, None, Reason.BAD_TIMESTAMP, detail))
         else:
             csv_rows.setdefault(file_id, []).append(json.loads(raw))
     for file_id, values in csv_rows.items():
         f = by_id[file_id]
-        for line in locate_csv_rows(f.path, values):
-            detail = "TIMESTAMP/TIMESTAMP_DERIVED not parseable"
+        for line in source.locate_untimed(store, f, values):
             out.append(Quarantine(f, line, None, Reason.BAD_TIMESTAMP, detail))
     return out
-
-
-def locate_csv_rows(path: Path, rows: list[list[str | None]]) -> list[int | None]:
-    """The starting line of each given CSV row in the file (a rare path: bad rows only).
-    ``rows`` hold their values as stored, in ``elf.raw_order``; the file's are put in that
-    order before they are compared."""
-    wanted: dict[tuple, list[int]] = {}
-    for i, r in enumerate(rows):
-        wanted.setdefault(tuple(v or "" for v in r), []).append(i)
-    found: list[int | None] = [None] * len(rows)
-    text = read_bytes(path).decode("utf-8", errors="replace")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, [])
-    order = sorted(range(len(header)), key=header.__getitem__)  # raw_order, as positions
-    start = reader.line_num + 1
-    for record in reader:
-        key = tuple(record[i] for i in order) if len(record) == len(header) else ()
-        if wanted.get(key):
-            found[wanted[key].pop(0)] = start
-        start = reader.line_num + 1
-    return found
 
 
 def _count_new(store: Store, mark: int, summaries: dict[int, FileSummary]) -> None:

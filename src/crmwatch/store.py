@@ -259,6 +259,25 @@ class Store:
         trace(f"{(time.perf_counter() - start) * 1000:.1f} ms  {_shorten(sql)}")
         return Results(columns, rows)
 
+    def stream(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, batch: int = 2048
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of one query as dicts, fetched ``batch`` at a time: a result of millions
+        of rows (every alert of a run, for ``--json``) is written out without ever being
+        whole in Python. The store's connection is busy until the rows are read: run no
+        other statement on it meanwhile (a cursor of its own would not see temporary
+        tables)."""
+        start = time.perf_counter()
+        try:
+            cursor = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+            columns = [d[0] for d in cursor.description or ()]
+            trace(f"{(time.perf_counter() - start) * 1000:.1f} ms  {_shorten(sql)} (streamed)")
+            while rows := cursor.fetchmany(batch):
+                for row in rows:
+                    yield dict(zip(columns, row, strict=True))
+        except duckdb.Error as e:
+            raise StoreError(f"query failed: {e}\n{_shorten(sql)}") from e
+
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         return self.execute(sql, params).single_value()
 

@@ -13,7 +13,7 @@ import hashlib
 import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -88,6 +88,10 @@ class Staged:
     scope: str = "true"
     report: StageReport = field(default_factory=StageReport)
     tables: dict[str, pa.Table] = field(default_factory=dict)
+    # ``ingest_line`` is kept on rows without a timestamp only: CSV rows read by Python know
+    # their line, which locates them in the quarantine, but stored CSV events carry no line
+    # whichever reader read them (the same row read either way is stored alike).
+    line_if_untimed: bool = False
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -283,6 +287,64 @@ def read_bytes(path: Path) -> bytes:
     return read_input(path)[0]
 
 
+_BREAKS = b"\r\n"
+
+
+def lines_at(path: Path, positions: Iterable[int]) -> dict[int, int]:
+    """The line of the record starting at each byte position of the (decompressed) file.
+
+    Positions are where DuckDB's CSV reader says a rejected record starts
+    (``line_byte_position``): bytes of the file as it is, a byte-order mark included. The
+    reader's own ``line`` counts records, not the line breaks inside quoted values, so the
+    line is counted here: one more than the line breaks before the record (``\\n``,
+    ``\\r\\n`` and a lone ``\\r``, as Python's universal newlines count them). A position
+    on a line break (the reader points at a blank line before a record) is moved on to the
+    record's first byte. The file is streamed up to the last position: never held whole,
+    never parsed.
+    """
+    todo = sorted(set(positions))
+    out: dict[int, int] = {}
+    k = 0
+    base = 0  # the current piece's first byte, in the file
+    breaks = 0  # line breaks before base + cur
+    prev = b""  # the byte before the current piece
+    pending: list[int] = []  # targets whose record starts after the pieces read so far
+    for piece in Input(path, raw=True):
+        n, cur = len(piece), 0
+        while pending or (k < len(todo) and todo[k] < base + n):
+            at = cur
+            if not pending:
+                at = max(todo[k] - base, cur)
+                pending.append(todo[k])
+                k += 1
+            while at < n and piece[at] in _BREAKS:
+                at += 1
+            if at == n:  # line breaks to the piece's end: the record starts further on
+                while k < len(todo) and todo[k] < base + n:
+                    pending.append(todo[k])
+                    k += 1
+                break
+            breaks += _breaks(piece, cur, at, piece[cur - 1 : cur] if cur else prev)
+            cur = at
+            for t in pending:
+                out[t] = breaks + 1
+            pending.clear()
+        if k == len(todo) and not pending:
+            break
+        breaks += _breaks(piece, cur, n, piece[cur - 1 : cur] if cur else prev)
+        prev, base = piece[-1:], base + n
+    return out
+
+
+def _breaks(piece: bytes, start: int, stop: int, before: bytes) -> int:
+    """The line breaks in ``piece[start:stop]``, ``before`` being the byte before it: every
+    \\r is one, and every \\n not right after a \\r."""
+    if stop <= start:
+        return 0
+    crlf = piece.count(b"\r\n", start, stop) + (before == b"\r" and piece[start] == 0x0A)
+    return piece.count(b"\r", start, stop) + piece.count(b"\n", start, stop) - crlf
+
+
 class Source(ABC):
     """One input format. Registered by name in ``crmwatch.sources.FORMATS``."""
 
@@ -303,3 +365,12 @@ class Source(ABC):
         record: the good ones staged, each bad one quarantined. None: this format has no
         slower way (its ``stage`` already reads record by record: ``reads_carefully``)."""
         return None
+
+    def locate_untimed(
+        self, store: Store, file: InputFile, rows: list[list[str | None]]
+    ) -> list[int | None]:
+        """The line of each given row of ``file`` stored without a line (CSV rows, kept as
+        their values: ``raw`` with a ``raw_schema``) whose timestamp did not parse, so it is
+        quarantined where it is. None where a row cannot be found; a format whose rows all
+        carry their line has nothing to locate."""
+        return [None] * len(rows)

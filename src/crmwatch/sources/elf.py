@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import re
 import tempfile
 from collections import Counter, defaultdict
@@ -34,6 +35,7 @@ from crmwatch.sources.base import (
     StageReport,
     file_encoding,
     is_gzip,
+    lines_at,
     read_head,
     read_input,
 )
@@ -53,7 +55,7 @@ from crmwatch.sources.sqlmap import (
     str_list,
     ts_utc,
 )
-from crmwatch.sql import path_lit
+from crmwatch.sql import ident, num, path_lit
 from crmwatch.store import Store, trace
 
 # Event types with typed handling; every other type is kept as category "other".
@@ -353,6 +355,16 @@ def raw_order(header: list[str]) -> list[str]:
     return sorted(header)
 
 
+# The line of a row Python read (a careful read, lines a broken quote swallowed).
+LINE_COLUMN = "_crmwatch_line"
+# EventLogFile's TIMESTAMP (yyyyMMddHHmmss.SSS): a value of this form parses (sqlmap.ts_utc).
+ELF_TIMESTAMP = "%Y%m%d%H%M%S.%g"
+# The column a read locating bad timestamps types, the first the header has: a row whose
+# timestamp does not parse has a value there that is no ELF_TIMESTAMP, so the reader rejects
+# it, with its position (with neither timestamp column every row is bad, and EVENT_TYPE
+# names an event, not a time).
+LOCATING_COLUMNS = ("TIMESTAMP", "TIMESTAMP_DERIVED", "EVENT_TYPE")
+
 HEADER_BYTES = 1 << 20  # a header longer than this is no EventLogFile header
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
@@ -433,20 +445,44 @@ class ElfCsvSource(Source):
         self._header = header
         store.execute("CREATE OR REPLACE TEMP TABLE _files (path VARCHAR, file_id BIGINT)")
         store.insert("_files", [(p, f.file_id) for p, f in self._by_path.items()])
-        columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
-        paths = "[" + ", ".join(path_lit(p) for p in self._by_path) + "]"
-        compressed = any(is_gzip(Path(p)) for p in self._by_path)
         store.execute("DROP TABLE IF EXISTS _rej")
         store.execute("DROP TABLE IF EXISTS _rej_scan")
-        scan = (
-            f"read_csv({paths}, header=true, auto_detect=false, columns={columns}, delim=',', "
-            f"quote='\"', escape='\"', filename=true, store_rejects=true, "
-            f"rejects_table='_rej', rejects_scan='_rej_scan', strict_mode=true, "
-            f"max_line_size={self.max_line_size}, compression='{'gzip' if compressed else 'none'}')"
-        )
+        scan = self._read_csv(list(self._by_path), {}, "_rej", "_rej_scan")
         self._scan = self._staged(sid, f"{scan} s JOIN _files f ON f.path = s.filename")
         self._scan.report.notes.extend(self._notes)
         return self._scan
+
+    def _read_csv(
+        self, paths: list[str], typed: dict[str, str], rejects: str, rejects_scan: str
+    ) -> str:
+        """The ``read_csv`` call over ``paths`` (of the batch's header): every column text
+        unless ``typed`` names its type, rejected rows kept in the ``rejects`` tables. The
+        staging scan and the one locating bad timestamps read the files alike, so a record
+        is the same record in both."""
+        header = self._header
+        columns = "{" + ", ".join(f"{lit(c)}: {lit(typed.get(c, 'VARCHAR'))}" for c in header) + "}"
+        compressed = any(is_gzip(Path(p)) for p in paths)
+        return (
+            f"read_csv([{', '.join(path_lit(p) for p in paths)}], header=true, auto_detect=false, "
+            f"columns={columns}, delim=',', quote='\"', escape='\"', filename=true, "
+            f"store_rejects=true, rejects_table={lit(rejects)}, "
+            f"rejects_scan={lit(rejects_scan)}, strict_mode=true, "
+            f"max_line_size={num(self.max_line_size)}, "
+            f"compression={lit('gzip' if compressed else 'none')}"
+            + "".join(f", {k}={v}" for k, v in self._typed_options(typed).items())
+            + ")"
+        )
+
+    def _typed_options(self, typed: dict[str, str]) -> dict[str, str]:
+        """Options of a read with a typed column (:meth:`locate_untimed`): an empty value is
+        no value that parses (not NULL), and the record of a rejected row is kept whole."""
+        if not typed:
+            return {}
+        return {
+            "timestampformat": lit(ELF_TIMESTAMP),
+            "force_not_null": "[" + ", ".join(lit(c) for c in typed) + "]",
+            "rejects_line_size_limit": num(self.max_line_size),
+        }
 
     def _begin(self, store: Store, header: list[str], files: list[InputFile]) -> str:
         """Record the header's schema; note renamed columns. Returns the schema id."""
@@ -473,20 +509,29 @@ class ElfCsvSource(Source):
         self._header = header
         report = StageReport(notes=list(self._notes))
         rows = careful_rows(file, len(header), self.max_line_size, report)
+        staged = self._python_rows(sid, [(file.file_id, line, r) for line, r in rows])
+        staged.report = report
+        return staged
+
+    def _python_rows(self, sid: str, rows: list[tuple[int, int, list[str]]]) -> Staged:
+        """Rows Python read (file id, line, values), staged from an Arrow table. Their line is
+        known: a row among them whose timestamp does not parse is quarantined at it."""
         table = pa.table(
             {
                 # an empty field is NULL, as DuckDB's reader gives it: the same row read
                 # either way has the same raw value and so the same event id
                 **{
-                    c: pa.array([r[i] or None for r in rows], pa.string())
-                    for i, c in enumerate(header)
+                    c: pa.array([r[i] or None for _, _, r in rows], pa.string())
+                    for i, c in enumerate(self._header)
                 },
-                "file_id": pa.array([file.file_id] * len(rows), pa.int64()),
+                "file_id": pa.array([fid for fid, _, _ in rows], pa.int64()),
+                LINE_COLUMN: pa.array([line for _, line, _ in rows], pa.int64()),
             }
         )
         staged = self._staged(sid, f"{STAGE_TABLE} f")
+        staged.exprs["ingest_line"] = ident(LINE_COLUMN)
+        staged.line_if_untimed = True
         staged.tables[STAGE_TABLE] = table
-        staged.report = report
         return staged
 
     def _utf8_path(self, f: InputFile) -> Path:
@@ -510,19 +555,57 @@ class ElfCsvSource(Source):
         salvage = self._rejects(store, self._by_path, self._header, staged.report)
         if not salvage:
             return []
+        return [self._python_rows(schema_id(self._header), salvage)]
+
+    def locate_untimed(
+        self, store: Store, file: InputFile, rows: list[list[str | None]]
+    ) -> list[int | None]:
+        """The starting line of each given row of the batch's scan, whose timestamp did not
+        parse (``rows`` hold the values as stored, in :func:`raw_order`).
+
+        The scan that inserted them gives no line for a row it returns, only for a row it
+        rejects. So the file is read once more by DuckDB, alike but for one column typed as an
+        EventLogFile timestamp (:data:`LOCATING_COLUMNS`): every row whose timestamp does not
+        parse is rejected, with the byte where its record starts, and the record's text. A
+        row rejected there whose timestamp parses after all (a ``TIMESTAMP_DERIVED`` read
+        first, another form of time) is told apart by its values, which only those records
+        are parsed for, and the same values repeated are taken in file order. Lines are
+        counted up to those bytes (:func:`lines_at`). Nothing of the file is held whole: the
+        reader streams it, and its rejects are the bad rows (and the few look-alikes).
+        """
+        path = next(p for p, f in self._by_path.items() if f.file_id == file.file_id)
         header = self._header
-        table = pa.table(
-            {
-                **{
-                    c: pa.array([r[i] or None for _, r in salvage], pa.string())
-                    for i, c in enumerate(header)
-                },
-                "file_id": pa.array([fid for fid, _ in salvage], pa.int64()),
-            }
-        )
-        follow = self._staged(schema_id(header), f"{STAGE_TABLE} f")
-        follow.tables[STAGE_TABLE] = table
-        return [follow]
+        column = next(c for c in LOCATING_COLUMNS if c in header)
+        for table in ("_ts_rej", "_ts_rej_scan"):
+            store.execute(f"DROP TABLE IF EXISTS {ident(table)}")
+        scan = self._read_csv([path], {column: "TIMESTAMP"}, "_ts_rej", "_ts_rej_scan")
+        # Every column read: the typed one is converted (and so rejected), and DuckDB 2.0.1
+        # applies force_not_null by position among the columns read, so reading that one
+        # alone would leave its empty values NULL, not rejected.
+        store.execute(f"SELECT count(COLUMNS(*)) FROM {scan}")
+        rejected = store.execute(
+            "SELECT line_byte_position, csv_line FROM _ts_rej "
+            "WHERE error_type = 'CAST' AND column_name = $column ORDER BY line_byte_position",
+            {"column": column},
+        ).rows
+        for table in ("_ts_rej", "_ts_rej_scan"):
+            store.execute(f"DROP TABLE {ident(table)}")
+        wanted: dict[tuple, list[int]] = {}
+        for i, r in enumerate(rows):
+            wanted.setdefault(tuple(v or "" for v in r), []).append(i)
+        order = [header.index(c) for c in raw_order(header)]
+        starts: list[tuple[int, int]] = []  # (byte position, row)
+        for position, text in rejected:
+            # the record as the reader read it; blank lines before it may lead it
+            record = next(csv.reader(io.StringIO(text.lstrip("\r\n"), newline="")), [])
+            key = tuple(record[i] for i in order) if len(record) == len(header) else ()
+            if wanted.get(key):
+                starts.append((position, wanted[key].pop(0)))
+        lines = lines_at(Path(path), [position for position, _ in starts])
+        found: list[int | None] = [None] * len(rows)
+        for position, i in starts:
+            found[i] = lines.get(position)
+        return found
 
     def _staged(self, sid: str, source: str) -> Staged:
         """The relation adds the row's raw value array; the scan computes it only if asked."""
@@ -545,8 +628,9 @@ class ElfCsvSource(Source):
 
     def _rejects(
         self, store: Store, by_path: dict[str, InputFile], header: list[str], report: StageReport
-    ) -> list[tuple[int, list[str]]]:
-        """Quarantine DuckDB's rejected rows; recover good lines a broken quote swallowed."""
+    ) -> list[tuple[int, int, list[str]]]:
+        """Quarantine DuckDB's rejected rows; recover good lines a broken quote swallowed
+        (file id, line, values)."""
         # One broken line can yield several reject rows: grouped by line, it is one record.
         rows = store.execute(
             "SELECT s.file_path, e.line, e.line_byte_position, e.error_type, e.csv_line, "
@@ -565,11 +649,19 @@ class ElfCsvSource(Source):
                     "a broken quote or bytes that are not UTF-8; read record by record",
                     Location(by_path[path].path, line),
                 )
-        salvage: list[tuple[int, list[str]]] = []
-        for (path, line), errors in grouped.items():
+        salvage: list[tuple[int, int, list[str]]] = []
+        # The reader's own line counts records, not the line breaks inside quoted values:
+        # after a value spanning lines it is too small. The file's line is counted up to the
+        # byte the record starts at, for every rejected record of a file in one read.
+        positions: dict[str, list[int]] = defaultdict(list)
+        for (path, _), errors in grouped.items():
+            positions[path] += [e[0] for e in errors if e[0] is not None]
+        lines = {path: lines_at(Path(path), at) for path, at in positions.items()}
+        for (path, reader_line), errors in grouped.items():
             f = by_path[path]
             # The reader reports one broken line several ways; the root cause names it.
             byte_pos, etype, _, message = min(errors, key=lambda e: REJECT_PRIORITY.get(e[1], 9))
+            line = lines[path].get(byte_pos, reader_line) if byte_pos is not None else reader_line
             csv_line = max((e[2] or "" for e in errors), key=len)
             reason = REJECT_REASONS.get(etype, Reason.BAD_QUOTING)
             report.quarantined.append(Quarantine(f, line, byte_pos, reason, message))
@@ -596,7 +688,7 @@ class ElfCsvSource(Source):
                         )
                     )
                     continue
-                salvage.append((f.file_id, parsed))
+                salvage.append((f.file_id, line + i, parsed))
         return salvage
 
 
@@ -607,18 +699,18 @@ MAX_RECORD_LINES = 1000
 
 def careful_rows(
     f: InputFile, width: int, max_line_size: int, report: StageReport
-) -> list[list[str]]:
-    """The records of ``f`` that parse to ``width`` fields, header excluded; every other line
-    quarantined with its line number and reason. A quote left open swallows no good line: the
-    record it opens is tried, and if it is not one, the line alone is quarantined and the
-    next line read afresh."""
+) -> list[tuple[int, list[str]]]:
+    """The records of ``f`` that parse to ``width`` fields (their starting line, their
+    values), header excluded; every other line quarantined with its line number and reason. A
+    quote left open swallows no good line: the record it opens is tried, and if it is not
+    one, the line alone is quarantined and the next line read afresh."""
     data, problem = read_input(f.path)
     if problem:
         report.quarantined.append(Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem))
     lines = _LINE_END.split(data)
     if lines and lines[-1] == b"":
         lines.pop()
-    rows: list[list[str]] = []
+    rows: list[tuple[int, list[str]]] = []
     i = 1
     while i < len(lines):
         line_no, raw = i + 1, lines[i]
@@ -645,7 +737,7 @@ def careful_rows(
             end += 1
         parsed = _parse_record(record)
         if parsed is not None and len(parsed) == width:
-            rows.append(parsed)
+            rows.append((line_no, parsed))
             i = end + 1
             continue
         if parsed is None or record.count('"') % 2:
@@ -656,7 +748,7 @@ def careful_rows(
         if end > i:  # the open quote's record is no record: this line alone is bad
             parsed_alone = _parse_record(text)
             if parsed_alone is not None and len(parsed_alone) == width:
-                rows.append(parsed_alone)
+                rows.append((line_no, parsed_alone))
                 i += 1
                 continue
         report.quarantined.append(_as(bad, reason, detail))
