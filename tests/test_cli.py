@@ -336,6 +336,9 @@ OTHER_STAGES = ("crmwatch.sources", "crmwatch.ingest", "crmwatch.enrich", "crmwa
                 "crmwatch.simulate", "crmwatch.evaluate", "crmwatch.console", "pyarrow")  # fmt: skip
 CONVERTER = ("crmwatch.detect.backend", "crmwatch.detect.pipeline", "sigma.conversion",
              "sigma.processing.pipeline")  # fmt: skip
+# ... nor what loads rules: a cached pack's rules are crmwatch's frozen ones; nor pydantic,
+# which typer would import to coerce options (crmwatch.cli_params)
+LOADER = ("sigma", "yaml", "pyparsing", "pydantic")
 
 
 def _imported(modules: list[str], names: tuple[str, ...]) -> list[str]:
@@ -355,4 +358,67 @@ def test_detect_imports_only_what_it_runs(tmp_path: Path):
         modules.append(json.loads(seen.read_text()))
     assert "crmwatch.detect.runner" in modules[1]
     assert _imported(modules[0], OTHER_STAGES) == []
-    assert _imported(modules[1], OTHER_STAGES + CONVERTER) == []
+    assert _imported(modules[1], OTHER_STAGES + CONVERTER + LOADER) == []
+
+
+def _parameters() -> list[tuple[object, object]]:
+    """(command, parameter) for every option and argument of every command."""
+    import typer.main
+
+    out, todo = [], [typer.main.get_command(app)]
+    while todo:
+        command = todo.pop()
+        out += [(command, p) for p in command.params]
+        todo += list(getattr(command, "commands", {}).values())
+    return out
+
+
+VALUES = ["x", "", "-", " a b ", "x\n", "./rules", "x/", "/nonexistent/x.duckdb", "o'brien;--", "caf\u00e9",
+          "\udcff.yml", "12", "yes", "2025-06-10T09:00:00Z"]  # fmt: skip
+
+
+def _outcome(runtime, value, param, ctx) -> tuple:
+    try:
+        got = runtime.coerce(value, param=param, ctx=ctx)
+    except Exception as e:  # the error, as the user would read it
+        return ("error", type(e).__name__, str(e))
+    return ("value", type(got).__name__, got if not isinstance(got, list) else tuple(got))
+
+
+def test_options_coerce_as_typer_does_without_pydantic(tmp_path: Path, monkeypatch):
+    """crmwatch.cli_params coerces plain text and paths itself (start-up): every option and
+    argument of every command gives the value, or the error, typer's own coercion gives."""
+    from typer._click import Context
+    from typer._coercion import build_runtime_param
+
+    from crmwatch.cli_params import install
+
+    assert not install(), "installed once, by crmwatch.cli"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").write_text("a file")
+    (tmp_path / "rules").mkdir()
+    checked = plain = 0
+    for command, param in _parameters():
+        ctx = Context(command)
+        ours = type(param).get_runtime_param(param)
+        theirs = build_runtime_param(param.type_descriptor)
+        multi = param.multiple or param.nargs == -1
+        values = [None, (), ("x", "./rules"), ("\udcff",)] if multi else [None, *VALUES]
+        for value in values:
+            assert _outcome(ours, value, param, ctx) == _outcome(theirs, value, param, ctx), (
+                command.name, param.name, value)  # fmt: skip
+            checked += 1
+        plain += getattr(ours, "kind", None) is not None
+    assert checked > 500 and plain > 40
+
+
+def test_detect_does_not_import_pydantic(tmp_path: Path):
+    """Typer would import pydantic to coerce ``--db`` (40-50 ms of every start)."""
+    code = ("import sys\nfrom crmwatch.cli import app\n"
+            f"try:\n    app(['detect', '--db', {str(tmp_path / 's.duckdb')!r}, '--since', "
+            "'2025-06-01', '--rules', sys.argv[1]])\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "assert not [m for m in sys.modules if m.startswith('pydantic')]\n")  # fmt: skip
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    subprocess.run([sys.executable, "-c", code, str(rules)], check=True, capture_output=True)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 from sigma.collection import SigmaCollection
 
 from crmwatch.detect.correlation import correlation_sql
+from crmwatch.detect.frozen import freeze
+from crmwatch.detect.rules import RuleFile
 from crmwatch.store import Store
 
 T0 = dt.datetime(2025, 8, 12, 10, 0, 0)
@@ -43,9 +46,14 @@ def add(store: Store, user: str | None, minutes: list[float], category: str = "b
 
 
 def alerts(store: Store, correlation_yaml: str) -> list[dict]:
+    """The correlation's alerts; its frozen form (what the compiled-pack cache keeps,
+    detect/frozen.py) must give the same SQL."""
     rules = SigmaCollection.from_yaml(RULES + "---\n" + correlation_yaml)
     corr = rules.rules[-1]
-    return store.execute(correlation_sql(corr)).dicts()
+    sql = correlation_sql(corr)
+    frozen = freeze(RuleFile(Path("t.yml"), list(rules.rules)))
+    assert frozen is not None and correlation_sql(frozen.rules[-1]) == sql
+    return store.execute(sql).dicts()
 
 
 def minutes(ts: dt.datetime) -> float:

@@ -84,6 +84,29 @@ def test_a_cached_pack_raises_the_alerts_of_a_fresh_load(cache, capsys, tmp_path
         assert alerts(store, files) == expected
 
 
+def test_a_cached_pack_holds_no_pysigma_object(cache, capsys, tmp_path):
+    """Reading a pack must not import pySigma, PyYAML or pyparsing (85 ms, start-up): its
+    rules are crmwatch's frozen ones (detect/frozen.py), the same level, kind and title; a
+    file that could not be loaded keeps what was loaded of it."""
+    from crmwatch.detect.frozen import FrozenCorrelation, FrozenRule
+
+    broken = tmp_path / "broken.yml"
+    broken.write_text("title: t\nlogsource: {product: okta}\ndetection: {condition: sel}\n")
+    fresh = load_rules([broken], collect_errors=True)
+    cached(capsys, [broken])
+    files, was_cached = cached(capsys, [broken])
+    assert was_cached and files[-1].errors == fresh[-1].errors and files[-1].errors
+    for new, old in zip(files[:-1], fresh[:-1], strict=True):
+        assert all(isinstance(r, FrozenRule | FrozenCorrelation) for r in new.rules)
+        assert [(d.rule_id, d.title, d.level, d.kind, d.risk, d.context_levels)
+                for d in new.detections] == [
+            (d.rule_id, d.title, d.level, d.kind, d.risk, d.context_levels)
+            for d in old.detections]  # fmt: skip
+    (pack,) = packs(cache)
+    data = pack.read_bytes()
+    assert b"sigma.rule" not in data and b"sigma.correlations" not in data and b"yaml" not in data
+
+
 def test_the_cache_is_private_to_its_user(cache, capsys):
     cached(capsys)
     (pack,) = packs(cache)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from crmwatch.cli import app
 from crmwatch.errors import StoreError
-from crmwatch.schema import TABLES
+from crmwatch.schema import DDL, TABLES
 from crmwatch.store import SCHEMA_VERSION, Store
 from tests.breach import write_breach
 
@@ -142,3 +142,75 @@ def test_a_store_another_process_holds_names_the_likely_holder(tmp_path: Path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def _bytes(db: Path) -> bytes:
+    return db.read_bytes() + (db.with_name(db.name + ".wal").read_bytes()
+                              if db.with_name(db.name + ".wal").exists() else b"")  # fmt: skip
+
+
+def test_a_store_at_this_layout_is_opened_without_writing(tmp_path: Path):
+    """Start-up (docs/design.md): a current store runs no DDL and writes nothing at open, so
+    its file is the same bytes after an open and a close (no checkpoint either)."""
+    db = tmp_path / "s.duckdb"
+    Store(db).close()
+    before = _bytes(db)
+    with Store(db) as store:
+        assert store.meta("schema_version") == SCHEMA_VERSION
+    assert _bytes(db) == before
+
+
+def test_a_changed_ddl_is_run_on_a_store_of_the_same_version(tmp_path: Path, monkeypatch):
+    """The layout check compares the code's DDL text, not only SCHEMA_VERSION: a view whose
+    text changed is made again, and made back by the code that had it before."""
+    import crmwatch.store as store_module
+
+    db = tmp_path / "s.duckdb"
+    Store(db).close()
+    view = next(i for i, s in enumerate(DDL) if s.startswith("CREATE OR REPLACE VIEW events "))
+    changed = DDL[view].replace("b.native_id\n", "b.native_id, 1 AS extra\n")
+    assert changed != DDL[view]
+    monkeypatch.setattr(store_module, "DDL", (*DDL[:view], changed, *DDL[view + 1 :]))
+    with Store(db) as store:
+        assert "extra" in store.execute("SELECT * FROM events LIMIT 0").columns
+    monkeypatch.setattr(store_module, "DDL", DDL)
+    with Store(db) as store:
+        assert "extra" not in store.execute("SELECT * FROM events LIMIT 0").columns
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DROP VIEW events",
+        "CREATE OR REPLACE VIEW events AS SELECT 1 AS event_id",
+        "DROP VIEW exposure_details",
+        "DROP MACRO ipv4_int",
+        # the same columns, other rows: told apart by the view's SQL
+        next(s for s in DDL if s.startswith("CREATE OR REPLACE VIEW events "))
+        + " WHERE b.event_id <> 'e1'",
+    ],
+)
+def test_a_view_or_macro_changed_behind_crmwatch_is_made_again(tmp_path: Path, statement: str):
+    """What the DDL makes and a store may lose without losing data (a view, a macro) is made
+    again at the next open, as when every open ran the DDL."""
+    db = _tamper(tmp_path / "s.duckdb", "INSERT INTO events_base (event_id) VALUES ('e1')",
+                 statement)  # fmt: skip
+    with Store(db) as store:
+        assert "ingest_file" in store.execute("SELECT * FROM events LIMIT 0").columns
+        assert store.scalar("SELECT count(*) FROM events") == 1
+        assert store.scalar("SELECT count(*) FROM exposure_details") == 0
+        assert store.scalar("SELECT ipv4_int('10.0.0.1')") == 167772161
+    before = _bytes(db)
+    Store(db).close()
+    assert _bytes(db) == before, "made again once, then current"
+
+
+def test_a_column_added_behind_crmwatch_is_kept_and_the_store_opens(tmp_path: Path):
+    """A catalog other than the one crmwatch left (a user's own column) takes the full way
+    once: nothing is lost, and the next open is the quick one again."""
+    db = _tamper(tmp_path / "s.duckdb", "ALTER TABLE alerts ADD COLUMN note VARCHAR")
+    with Store(db) as store:
+        assert "note" in store.execute("SELECT * FROM alerts LIMIT 0").columns
+    before = _bytes(db)
+    Store(db).close()
+    assert _bytes(db) == before

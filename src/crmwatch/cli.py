@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crmwatch.cli_params import install as install_plain_coercion
 from crmwatch.errors import CrmwatchError, UsageError
 from crmwatch.schema import LEVELS
 from crmwatch.sql import lit
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from crmwatch.posture import Audit
     from crmwatch.posture.checks import Check
     from crmwatch.scope.results import ScopeResult
+
+# plain text and path options coerced without importing pydantic (40-50 ms; cli_params.py)
+install_plain_coercion()
 
 app = typer.Typer(
     help="Catch customer-data theft from SaaS CRMs, and scope it.",

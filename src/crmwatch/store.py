@@ -6,7 +6,9 @@ Every stage reads and writes through ``Store.execute``; queries are parameterise
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +22,7 @@ import duckdb
 
 from crmwatch.errors import StoreError
 from crmwatch.schema import DDL
+from crmwatch.sql import lit
 
 DEFAULT_DB = "crmwatch.duckdb"
 # The layout a store is in. At this version every table and column of schema.DDL must be
@@ -29,6 +32,39 @@ DEFAULT_DB = "crmwatch.duckdb"
 # the scope summaries), the console's and the connectors' tables, deliveries and
 # containment actions.
 SCHEMA_VERSION = "5"
+
+# meta key: the DDL a store was last brought to, and what its catalog then was (see
+# ``Store._current``).
+LAYOUT_KEY = "layout"
+# What the catalog check reads: every column of the store's tables and views with its type,
+# and each view's SQL, one line each, hashed in DuckDB (1 ms; duckdb_functions(), which
+# would list the macros' definitions, takes 9 ms: each macro is called instead).
+_CATALOG = (
+    "SELECT md5(coalesce(string_agg(line, chr(10) ORDER BY line), '')) FROM ("
+    "SELECT concat_ws(' ', 'column', table_name, column_name, data_type) AS line "
+    "FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
+    "UNION ALL SELECT concat_ws(' ', 'view', view_name, sql) FROM duckdb_views() "
+    "WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal)"
+)
+
+
+def _ddl_digest() -> str:
+    """SHA-256 of this code's layout: its version and every DDL statement's text (20 µs).
+    Another crmwatch's DDL (a view changed, a column added) gives another digest."""
+    digest = hashlib.sha256(SCHEMA_VERSION.encode())
+    for statement in DDL:
+        digest.update(b"\x00" + statement.encode())
+    return digest.hexdigest()
+
+
+def _macro_calls() -> str:
+    """A call of each macro the DDL creates, with NULL arguments (``, ipv4_int(NULL)``):
+    selected in the layout check, which then fails when one is gone."""
+    calls = ""
+    for statement in DDL:
+        if m := re.match(r"CREATE OR REPLACE MACRO (\w+)\(([^)]*)\)", statement):
+            calls += f", {m[1]}({', '.join('NULL' for a in m[2].split(',') if a.strip())})"
+    return calls
 
 
 def default_db_path() -> Path:
@@ -92,6 +128,9 @@ class Store:
         self.con.execute("SET enable_progress_bar=false")
         # Every time crmwatch stores is UTC; so is every timestamp with a zone it reads.
         self.con.execute("SET TimeZone='UTC'")
+        if self._current():
+            trace("store at this layout: no DDL run")
+            return
         version = self._version()
         self._migrate()
         # One transaction: a store killed while being created is created again, not left
@@ -114,12 +153,38 @@ class Store:
             self.con.execute("ROLLBACK")
             self._damaged(lost)
         self.con.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION]
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?), (?, ?)",
+            [SCHEMA_VERSION, LAYOUT_KEY, f"{_ddl_digest()} {self._catalog()}"],
         )
         self.con.execute("COMMIT")
 
     def __repr__(self) -> str:
         return f"<Store {self.path}>"
+
+    def _current(self) -> bool:
+        """Whether the store is at this code's layout already, as this code left it: then
+        opening it runs no DDL and writes nothing (and closing it checkpoints nothing).
+
+        True only when the store was last brought to exactly this DDL (its digest is in
+        ``meta``) and its catalog — every table's and view's columns and types, the views'
+        SQL, the macros — is the one that left, so a table, column, view or macro dropped or
+        changed since by anything else goes the full way below: refused as damaged, or made
+        again. One query; any error (no ``meta``, a macro gone) means the full way."""
+        try:
+            row = self.con.execute(
+                f"SELECT (SELECT value FROM meta WHERE key = 'schema_version'), "
+                f"(SELECT value FROM meta WHERE key = {lit(LAYOUT_KEY)}), ({_CATALOG})"
+                + _macro_calls()
+            ).fetchone()
+        except duckdb.Error:
+            return False
+        return (
+            row is not None and row[0] == SCHEMA_VERSION and row[1] == f"{_ddl_digest()} {row[2]}"
+        )
+
+    def _catalog(self) -> str:
+        """The digest of the store's catalog the layout check compares (see _CATALOG)."""
+        return self.con.execute(_CATALOG).fetchone()[0]
 
     def _version(self) -> str | None:
         """The store's layout version, None for a new store. Refuses a DuckDB file of

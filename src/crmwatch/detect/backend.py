@@ -15,14 +15,34 @@ from __future__ import annotations
 import copy
 from typing import ClassVar
 
-from sigma.conditions import ConditionAND, ConditionNOT, ConditionOR
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+)
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState
 from sigma.rule import SigmaRule
-from sigma.types import CompareOperators, SigmaCIDRExpression, SigmaString, SpecialChars
+from sigma.types import (
+    CompareOperators,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaString,
+    SpecialChars,
+)
 
 from crmwatch.detect.pipeline import ARRAY_ROOTS, crmwatch_pipeline
-from crmwatch.detect.where import ELEMENT, VIRTUAL_FIELDS, field_sql, raw_path
+from crmwatch.detect.where import (
+    ELEMENT,
+    NEED_COLUMNS,
+    VIRTUAL_FIELDS,
+    Converted,
+    Needs,
+    any_of,
+    field_sql,
+    raw_path,
+)
 from crmwatch.errors import RuleError
 from crmwatch.schema import EVENT_VIEW_COLUMNS
 from crmwatch.sql import json_path, lit
@@ -37,6 +57,19 @@ def array_field(name: str) -> tuple[str, str] | None:
         if path.startswith(root + "."):
             return root, path[len(root) + 1 :]
     return None
+
+
+def plain_text(value: SigmaString) -> tuple[bool, bool, str] | None:
+    """A Sigma string matched as plain text: whether it starts and ends with ``*`` (contains,
+    startswith, endswith), and the lower-cased text between; None when it holds another
+    wildcard or placeholder (an ILIKE pattern, then), or nothing between."""
+    multi = SpecialChars.WILDCARD_MULTI
+    lead = value.startswith(multi)
+    trail = value.endswith(multi) and len(value) > 1
+    inner = value[1 if lead else 0 : len(value) - 1 if trail else len(value)]
+    if inner.contains_special() or not len(inner):
+        return None
+    return lead, trail, inner.convert(escape_char="", add_escaped="", filter_chars="").lower()
 
 
 class DuckDBBackend(TextQueryBackend):
@@ -110,14 +143,11 @@ class DuckDBBackend(TextQueryBackend):
         projection. ``ILIKE … ESCAPE`` stays above them: a rule whose cheap conditions exclude
         every row still had each row's ``raw`` rebuilt (4 s over 10M events). Both lower-case
         the same way (Unicode simple case mapping)."""
-        value: SigmaString = cond.value
-        multi = SpecialChars.WILDCARD_MULTI
-        lead = value.startswith(multi)
-        trail = value.endswith(multi) and len(value) > 1
-        inner = value[1 if lead else 0 : len(value) - 1 if trail else len(value)]
-        if inner.contains_special() or not len(inner):
+        plain = plain_text(cond.value)
+        if plain is None:
             return super().convert_condition_field_eq_val_str(cond, state)
-        text = lit(inner.convert(escape_char="", add_escaped="", filter_chars="").lower())
+        lead, trail, lowered = plain
+        text = lit(lowered)
         field = f"lower({self.escape_and_quote_field(cond.field)})"
         if lead and trail:
             return f"contains({field}, {text})"
@@ -178,12 +208,47 @@ class DuckDBBackend(TextQueryBackend):
         raise NotImplementedError
 
 
-def convert(rule: SigmaRule) -> str:
-    """The rule's detection as a WHERE clause; ``where.rule_where`` keeps it on the rule."""
+def needs(cond: object) -> Needs:
+    """The values of ``NEED_COLUMNS`` an event must have for a parsed condition to hold:
+    ``{"source": {"okta"}}`` for ``source: okta AND …``; a column left out may hold anything.
+
+    Read from pySigma's parse tree, pipeline applied (the ``source`` condition of an okta or
+    salesforce rule included): a plain value (no wildcard, not ``|cased``) of one of those
+    columns is what :meth:`DuckDBBackend.convert_condition_field_eq_val_str` writes as
+    ``lower(column) = 'value'``, with the same lower-cased text (:func:`plain_text`), so a
+    stored value meets it exactly when ``lower(value)`` in DuckDB is in the set. AND holds
+    only where every part does (each part's sets, intersected); OR where some part does (a
+    column is needed only if every part needs it: the union); NOT, and any other condition,
+    needs nothing. Sound, not complete: a rule it cannot read just always runs."""
+    if isinstance(cond, ConditionAND):
+        out: Needs = {}
+        for arg in cond.args:
+            for column, values in needs(arg).items():
+                out[column] = out[column] & values if column in out else values
+        return out
+    if isinstance(cond, ConditionOR):
+        return any_of([needs(arg) for arg in cond.args])
+    if (
+        isinstance(cond, ConditionFieldEqualsValueExpression)
+        and cond.field in NEED_COLUMNS
+        and isinstance(cond.value, SigmaString)
+        and not isinstance(cond.value, SigmaCasedString)
+    ):
+        plain = plain_text(cond.value)
+        if plain is not None and not plain[0] and not plain[1]:
+            return {cond.field: frozenset([plain[2]])}
+    return {}
+
+
+def convert(rule: SigmaRule) -> Converted:
+    """The rule's detection as a WHERE clause, and what an event needs to meet it (see
+    :func:`needs`); ``where.rule_where`` keeps both on the rule."""
     conditions: list[str] = []
+    required: list[Needs] = []
 
     def collect(rule, fmt, index, cond, result):  # called even for rules a correlation hides
         conditions.append(result)
+        required.append(needs(cond.parsed))
         return result
 
     try:
@@ -194,4 +259,5 @@ def convert(rule: SigmaRule) -> str:
         raise RuleError(f"rule {rule.title!r}: {e}") from e
     if not conditions:
         raise RuleError(f"rule {rule.title!r}: no condition")
-    return " OR ".join(f"({c})" for c in conditions)
+    # the conditions are ORed (below): an event meets the rule if it meets one of them
+    return Converted(" OR ".join(f"({c})" for c in conditions), any_of(required))

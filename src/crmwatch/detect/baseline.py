@@ -46,15 +46,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-from sigma.correlations import SigmaCorrelationTimespan
-from sigma.exceptions import SigmaError
-from sigma.rule import SigmaRule
+from typing import TYPE_CHECKING
 
 from crmwatch.detect.context import CELL_SLACK_KM, SNAPSHOT_TYPES, distance_km
 from crmwatch.detect.where import derived, field_sql, rule_where
 from crmwatch.errors import RuleError
 from crmwatch.sql import ident, lit_list, ts
+
+if TYPE_CHECKING:  # read when a rule is loaded; detect on a cached pack imports no pySigma
+    from sigma.rule import SigmaRule
 
 KINDS = ("new_terms", "volume", "travel")
 # Learning joins on the first-seen tables detect/context.py builds, for these groupings.
@@ -97,6 +97,9 @@ class Baseline:
 
 
 def _seconds(spec: dict, key: str, default: str | None, where: str) -> int:
+    from sigma.correlations import SigmaCorrelationTimespan
+    from sigma.exceptions import SigmaError
+
     raw = spec.get(key, default)
     if raw is None:
         raise RuleError(f"{where}: baseline needs {key!r}")
@@ -188,6 +191,9 @@ def _candidates_where(rule: SigmaRule, item: dict) -> str:
 def detection_where(rule: SigmaRule, item: object, what: str) -> str:
     """A WHERE clause for a detection written inside a rule's crmwatch keys: one selection
     (a mapping or a list of mappings), or named selections with a ``condition``."""
+    from sigma.exceptions import SigmaError
+    from sigma.rule import SigmaRule
+
     where = f"rule {rule.title!r}: {what}"
     if isinstance(item, dict) and "condition" in item:
         detection = dict(item)

@@ -17,15 +17,26 @@ is checked, not assumed.
 
 from __future__ import annotations
 
-from sigma.correlations import SigmaCorrelationConditionOperator as Op
-from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
-from sigma.rule import SigmaRule
+from typing import TYPE_CHECKING
 
 from crmwatch.detect.baseline import Window, selected_sql
+from crmwatch.detect.frozen import is_rule
 from crmwatch.detect.where import field_sql
 from crmwatch.errors import RuleError
 
-OPERATORS = {Op.LT: "<", Op.LTE: "<=", Op.GT: ">", Op.GTE: ">=", Op.EQ: "=", Op.NEQ: "<>"}
+if TYPE_CHECKING:
+    from sigma.correlations import SigmaCorrelationRule
+    from sigma.rule import SigmaRule
+
+# pySigma's condition operators and correlation types by name: a cached pack's rules are
+# crmwatch's frozen ones (detect/frozen.py), which name them the same
+OPERATORS = {"LT": "<", "LTE": "<=", "GT": ">", "GTE": ">=", "EQ": "=", "NEQ": "<>"}
+MEASURES = {
+    "EVENT_COUNT": "count(*)",
+    "VALUE_COUNT": "count(DISTINCT v)",
+    "TEMPORAL": "count(DISTINCT rule_ix)",
+}
+TEMPORAL_TYPES = ("TEMPORAL", "TEMPORAL_ORDERED")
 
 
 def _name(rule: SigmaRule) -> str:
@@ -40,14 +51,14 @@ def correlation_sql(corr: SigmaCorrelationRule, window: Window | None = None) ->
     With a ``window``, only events from ``timespan`` before its start are read: a span that
     ends inside the window can begin no earlier."""
     rules = [ref.rule for ref in corr.rules]
-    if any(not isinstance(r, SigmaRule) for r in rules):
+    if any(not is_rule(r) for r in rules):
         raise RuleError(f"correlation {corr.title!r}: chained correlations are not supported")
     groups = list(corr.group_by or [])
     span = f"INTERVAL '{corr.timespan.seconds} seconds'"
     reads = (window or Window()).widened(corr.timespan.seconds)
     g = [f"g{i}" for i in range(len(groups))]
     value_field = None
-    if corr.type == SigmaCorrelationType.VALUE_COUNT:
+    if corr.type.name == "VALUE_COUNT":
         value_field = corr.condition.fieldref
     matched = " UNION ALL ".join(
         f"SELECT event_id, ts, {_group_select(corr, r, groups)}"
@@ -58,17 +69,13 @@ def correlation_sql(corr: SigmaCorrelationRule, window: Window | None = None) ->
     part = f"PARTITION BY {', '.join(g)} " if g else ""
     frame = f"ORDER BY ts RANGE BETWEEN {span} PRECEDING AND CURRENT ROW"
     cond = corr.condition
-    if corr.type == SigmaCorrelationType.TEMPORAL_ORDERED:
+    if corr.type.name == "TEMPORAL_ORDERED":
         fire = _ordered_fire(len(rules), g, span)
     else:
-        measure = {
-            SigmaCorrelationType.EVENT_COUNT: "count(*)",
-            SigmaCorrelationType.VALUE_COUNT: "count(DISTINCT v)",
-            SigmaCorrelationType.TEMPORAL: "count(DISTINCT rule_ix)",
-        }.get(corr.type)
+        measure = MEASURES.get(corr.type.name)
         if measure is None:
             raise RuleError(f"correlation {corr.title!r}: type {corr.type} is not supported")
-        op = OPERATORS[cond.op] if cond else ">="
+        op = OPERATORS[cond.op.name] if cond else ">="
         count = cond.count if cond else len(rules)
         fire = (
             f"SELECT {_cols(g)}ts - {span} AS start_ts, ts AS end_ts, n FROM ("
@@ -100,7 +107,7 @@ ORDER BY first_ts"""
 def _complete_groups(corr: SigmaCorrelationRule, g: list[str], n_rules: int) -> str:
     """The matched events, for temporal types only of groups in which every rule matched:
     a chain's later steps are often common (exports) while its first is rare."""
-    if corr.type not in (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED):
+    if corr.type.name not in TEMPORAL_TYPES:
         return "SELECT * FROM m0"
     if not g:
         return f"SELECT * FROM m0 WHERE (SELECT count(DISTINCT rule_ix) FROM m0) = {n_rules}"

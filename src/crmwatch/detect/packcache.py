@@ -1,10 +1,12 @@
-"""The compiled-pack cache: rule files as loaded and compiled (pySigma's objects, with the SQL
-kept on them), pickled, so that a command run again on an unchanged pack skips parsing YAML
-and converting Sigma, the slowest part of its start.
+"""The compiled-pack cache: rule files as loaded and compiled (their rules frozen into
+crmwatch's own classes, detect/frozen.py, with the SQL kept on them), pickled, so that a
+command run again on an unchanged pack skips parsing YAML and converting Sigma, the slowest
+part of its start, and reading it imports neither PyYAML nor pySigma.
 
 A cached pack is used only when everything a fresh load depends on is unchanged: the key is
 a SHA-256 over crmwatch's version, the versions of Python and of the libraries that read
-rules (pySigma, PyYAML, pyparsing), the bytes of every module of the crmwatch package (the
+rules (pySigma, PyYAML, pyparsing) and of DuckDB (which bound the pack's queries, see
+runner.mark_bound), the bytes of every module of the crmwatch package (the
 compiler's own sources among them: a code change, released or not, never reuses stale SQL;
 all of them, about 1 MB read in 2 ms, because a list of the compiler's modules would go
 stale the day it imports one more), each rule file's path as given and resolved and its
@@ -36,10 +38,11 @@ from importlib import metadata
 from pathlib import Path
 
 import crmwatch
+from crmwatch.detect.frozen import freeze
 from crmwatch.detect.rules import RuleFile
 from crmwatch.store import trace
 
-LIBRARIES = ("pySigma", "PyYAML", "pyparsing")
+LIBRARIES = ("pySigma", "PyYAML", "pyparsing", "duckdb")
 KEEP = 4
 
 
@@ -125,10 +128,35 @@ def _read(target: Path, paths: list[Path]) -> list[RuleFile] | None:
     return files
 
 
+def _frozen(rf: RuleFile) -> RuleFile:
+    """The file as cached: its rules frozen (detect/frozen.py), so that reading the pack
+    imports no pySigma; as loaded when it has errors or a rule freezing does not know."""
+    if rf.errors:
+        return rf
+    try:
+        return freeze(rf) or rf
+    except Exception as e:  # a shape of pySigma's this code does not expect
+        trace(f"rule cache: {rf.path} kept as loaded: {e!r}")
+        return rf
+
+
+def _mark_bound(files: list[RuleFile]) -> None:
+    """Which detections' queries DuckDB binds (runner.mark_bound); none marked if that
+    cannot be told (each is then bound when not run, as for a fresh load)."""
+    from crmwatch.detect.runner import mark_bound
+
+    try:
+        mark_bound(files)
+    except Exception as e:
+        trace(f"rule cache: queries not bound: {e!r}")
+
+
 def _write(target: Path, files: list[RuleFile]) -> None:
     folder = target.parent
     try:
-        data = pickle.dumps(files, protocol=pickle.HIGHEST_PROTOCOL)
+        frozen = [_frozen(rf) for rf in files]
+        _mark_bound(frozen)
+        data = pickle.dumps(frozen, protocol=pickle.HIGHEST_PROTOCOL)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pack-", suffix=".tmp")  # 0600
         try:

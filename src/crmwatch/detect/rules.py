@@ -20,17 +20,17 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
-import yaml
-from sigma.collection import SigmaCollection
-from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError
-from sigma.rule import SigmaRule
+from typing import TYPE_CHECKING
 
 from crmwatch.detect.baseline import detection_where, parse_baseline
+from crmwatch.detect.frozen import is_correlation, is_rule, rule_errors
 from crmwatch.detect.where import derived
 from crmwatch.errors import Location, RuleError
 from crmwatch.schema import LEVELS
+
+if TYPE_CHECKING:  # imported to load rules (pySigma, PyYAML): a cached pack needs neither
+    from sigma.correlations import SigmaCorrelationRule
+    from sigma.rule import SigmaRule
 
 BUILTIN_DIR = "rules"
 
@@ -90,7 +90,7 @@ class Detection:
     @property
     def kind(self) -> str:
         """How the rule decides: a correlation type, a baseline type, or ``match``."""
-        if isinstance(self.rule, SigmaCorrelationRule):
+        if is_correlation(self.rule):
             return str(self.rule.type.name).lower()
         baseline = parse_baseline(self.rule)
         return baseline.kind if baseline else "match"
@@ -107,7 +107,7 @@ class RuleFile:
     def detections(self) -> list[Detection]:
         """The rules that raise alerts: a file's correlations (the rules they reference are
         their building blocks), else every rule of the file."""
-        corr = [r for r in self.rules if isinstance(r, SigmaCorrelationRule)]
+        corr = [r for r in self.rules if is_correlation(r)]
         alerting = corr or self.rules
         return [
             Detection(r, str(r.id or r.name or (
@@ -154,6 +154,10 @@ def rule_paths(dirs: list[Path]) -> list[Path]:
 
 def load_rule_file(path: Path, collect_errors: bool = False) -> RuleFile:
     """Parse one file; with ``collect_errors`` problems land in ``RuleFile.errors``."""
+    import yaml
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError
+
     rf = RuleFile(path)
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
@@ -185,7 +189,7 @@ def load_rule_file(path: Path, collect_errors: bool = False) -> RuleFile:
         if not rf.rules:
             raise RuleError("no rule in file", Location(path))
         for rule in rf.rules:
-            if isinstance(rule, SigmaRule):
+            if is_rule(rule):
                 parse_baseline(rule)
         for d in rf.detections:
             _check_risk(d.rule)
@@ -208,7 +212,7 @@ def _compile(rf: RuleFile) -> None:
     for d in rf.detections:
         try:
             alert_sql(d, Window())
-        except (SigmaError, NotImplementedError, ValueError, TypeError) as e:
+        except (*rule_errors(), NotImplementedError, ValueError, TypeError) as e:
             if isinstance(e, RuleError):
                 raise
             raise RuleError(f"rule {d.title!r} cannot be compiled: {e}") from e

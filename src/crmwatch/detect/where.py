@@ -9,7 +9,7 @@ detect/packcache.py) never imports pySigma's converter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from crmwatch.detect.context import NETWORK, PRINCIPAL_KIND, REPORT
 from crmwatch.schema import EVENT_VIEW_COLUMNS, person_sql, principal_sql
@@ -71,13 +71,57 @@ def derived(rule: SigmaRule | SigmaCorrelationRule, name: str, make: Callable[[]
     return kept[key]
 
 
-def rule_where(rule: SigmaRule) -> str:
-    """The rule's detection as a WHERE clause over the events view (converted once per rule
-    object, see :func:`derived`)."""
+# Columns whose values a rule's detection may require (``source: okta``, ``category:
+# bulk_export``): ``detect`` reads in one query which combinations of them the store holds,
+# and does not run a rule that no stored event can meet (detect/runner.py).
+NEED_COLUMNS = ("source", "source_type", "category")
 
-    def make() -> str:
+# For each of NEED_COLUMNS a rule constrains, the values (lower-cased as DuckDB's lower()
+# would) one of which an event must have for the rule to select it; a column left out may
+# hold anything.
+Needs = dict[str, frozenset[str]]
+
+
+class Converted(NamedTuple):
+    """A rule's detection as SQL: its WHERE clause, and what an event needs to meet it."""
+
+    where: str
+    needs: Needs
+
+
+def converted(rule: SigmaRule) -> Converted:
+    """The rule's detection converted by the backend (once per rule object, see
+    :func:`derived`)."""
+
+    def make() -> Converted:
         from crmwatch.detect.backend import convert  # pySigma's converter: only when needed
 
         return convert(rule)
 
-    return derived(rule, "where", make)
+    return derived(rule, "converted", make)
+
+
+def rule_where(rule: SigmaRule) -> str:
+    """The rule's detection as a WHERE clause over the events view."""
+    return converted(rule).where
+
+
+def rule_needs(rule: SigmaRule) -> Needs:
+    """The values of NEED_COLUMNS an event must have for the rule to select it."""
+    return converted(rule).needs
+
+
+def any_of(parts: list[Needs]) -> Needs:
+    """What an event needs to meet at least one of ``parts``: a column every part constrains,
+    to any of their values."""
+    if not parts:
+        return {}
+    columns = set(parts[0]).intersection(*parts[1:])
+    return {c: frozenset().union(*(p[c] for p in parts)) for c in columns}
+
+
+def may_select(needs: Needs, combinations: set[tuple[str | None, ...]]) -> bool:
+    """Whether some stored combination of NEED_COLUMNS' values (lower-cased) meets ``needs``.
+    With no combination (no event) nothing does: every alert is built from selected events."""
+    columns = [(i, needs[c]) for i, c in enumerate(NEED_COLUMNS) if c in needs]
+    return any(all(combo[i] in values for i, values in columns) for combo in combinations)
