@@ -11,8 +11,9 @@ value or type goes to typer's own coercion, built when such a value first comes 
 not given needs none). ``tests/test_cli.py`` holds both to the same results for every option
 of every command.
 
-Installed by ``crmwatch.cli``; if typer's internals are not the ones this reads, nothing is
-installed and typer coerces as it always did.
+Installed by ``crmwatch.cli`` for typer 0.29 only; with another release, or if typer's
+internals are not the ones this reads, nothing is installed and typer coerces as it always
+did.
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ from pathlib import Path
 from typing import Any
 
 FIELDS = "__dataclass_fields__"
+# The typer release whose private coercion classes this reads (tests/test_cli.py holds every
+# option to its results); any other release coerces as it always does.
+TESTED = "0.29."
 
 
 def install() -> bool:
     """Make typer's options coerce plain text and paths without pydantic; whether it did."""
+    import typer
+
+    if not typer.__version__.startswith(TESTED):  # internals read below are typer's own
+        return False
     try:
         from typer import core
         from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
