@@ -9,7 +9,10 @@ API exports: the whole Contact table, and the Korean customers only. Measured in
 
 Targets (issue 4): scope at most 3x the scan; peak RSS under 4 GB.
 
-Usage: python bench/scope.py [--contacts 7400000] [--out bench/out]
+``--queries N`` adds N one-record queries to the session (``WHERE Id = '…'``, a scripted
+client reading contacts one by one): each is replayed, 20,000 of them as one join.
+
+Usage: python bench/scope.py [--contacts 7400000] [--out bench/out] [--queries 0]
 """
 
 from __future__ import annotations
@@ -53,8 +56,41 @@ def snapshot(out: Path, contacts: int) -> Path:
     return path
 
 
-def incident_store(out: Path, contacts: int) -> tuple[Path, str]:
-    """A store holding the incident: a Tor sign-in and two bulk exports in its session."""
+def contact_id(i: int) -> str:
+    """The id :func:`snapshot` gives contact ``i`` (DuckDB's to_base: upper-case digits)."""
+    digits, text = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", ""
+    while True:
+        i, d = divmod(i, 36)
+        text = digits[d] + text
+        if not i:
+            return "003" + text.rjust(12, "0") + "AAA"
+
+
+def scraper_queries(logs: Path, contacts: int, queries: int, common: dict) -> None:
+    """``queries`` one-record REST queries in the session (a scripted client reading
+    contacts one by one, every 50 ms from 10:00), in ``logs/queries.json``; none: no file."""
+    path = logs / "queries.json"
+    path.unlink(missing_ok=True)
+    if not queries:
+        return
+    step = max(contacts // queries, 1)
+    records = []
+    for n in range(queries):
+        ms = n * 50
+        at = f"2025-06-10T10:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}+0000"
+        if ms >= 3_600_000:
+            raise SystemExit("--queries: at most 72,000 (one hour of queries)")
+        records.append({
+            "attributes": {"type": "ApiEvent"}, "EventIdentifier": f"Q{n}", "EventDate": at,
+            "Query": f"SELECT Id, Email FROM Contact WHERE Id = '{contact_id(n * step)}'",
+            "QueriedEntities": "Contact", "RowsProcessed": 1, "Operation": "Query", **common,
+        })  # fmt: skip
+    path.write_text(json.dumps({"totalSize": len(records), "done": True, "records": records}))
+
+
+def incident_store(out: Path, contacts: int, queries: int = 0) -> tuple[Path, str]:
+    """A store holding the incident: a Tor sign-in and two bulk exports in its session, and
+    ``queries`` one-record queries after them."""
     db = out / f"scope-{contacts}" / "store.duckdb"
     logs = out / f"scope-{contacts}" / "logs"
     logs.mkdir(exist_ok=True)
@@ -74,6 +110,7 @@ def incident_store(out: Path, contacts: int) -> tuple[Path, str]:
     ]  # fmt: skip
     (logs / "events.json").write_text(json.dumps({"totalSize": 3, "done": True,
                                                   "records": records}))  # fmt: skip
+    scraper_queries(logs, contacts, queries, common)
     run_crmwatch("ingest", str(logs), "--db", str(db), "--json")
     run_crmwatch("detect", "--db", str(db), "--json")
     listed = json.loads(run_crmwatch("incidents", "--db", str(db), "--json").stdout)
@@ -97,15 +134,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--contacts", type=int, default=7_400_000)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--queries", type=int, default=0,
+                    help="one-record queries a scraper ran too (each replayed)")  # fmt: skip
     args = ap.parse_args()
     path = snapshot(args.out, args.contacts)
-    db, iid = incident_store(args.out, args.contacts)
+    db, iid = incident_store(args.out, args.contacts, args.queries)
     child = run_crmwatch("scope", iid, "--customers", str(path), "--db", str(db), "--json")
     result = json.loads(child.stdout)
     scan_s, rows = scan_baseline(path)
     ratio = child.seconds / scan_s
     report = {
-        "contacts": rows, "affected_customers": result["affected_customers"],
+        "contacts": rows, "queries": args.queries,
+        "affected_customers": result["affected_customers"],
         "korean_customers": result["by_country"].get("KR"),
         "scan_seconds": round(scan_s, 2), "scope_seconds": round(child.seconds, 2),
         "ratio_to_scan": round(ratio, 2), "target_ratio": TARGET_RATIO,
