@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from crmwatch.console.accounts import ROLES
 from crmwatch.ingest import SKIPPED
 from crmwatch.simulate.scenarios import SCENARIOS
 from crmwatch.sources import FORMATS
+from crmwatch.store import Store
 from tests.conftest import BAD, REAL
 
 runner = CliRunner()
@@ -109,7 +111,9 @@ def test_ingest_json_summary_accounts_for_every_record(tmp_path: Path):
 
 def test_quarantine_listing_names_file_line_and_reason_without_content(tmp_path: Path):
     db = str(tmp_path / "s.duckdb")
-    runner.invoke(app, ["ingest", str(BAD / "elf_bad_quoting.csv"), "--db", db])
+    r = runner.invoke(app, ["ingest", str(BAD / "elf_bad_quoting.csv"), "--db", db])
+    # the hint names the store it was given, as a shell would need it
+    assert f"see them with: crmwatch quarantine --db {db}" in " ".join(r.output.split())
     r = runner.invoke(app, ["quarantine", "--db", db])
     assert "elf_bad_quoting.csv:3: bad_quoting" in r.output
     assert "quote2@example.com" not in r.output
@@ -249,6 +253,10 @@ def test_misuse_is_a_one_line_usage_error_and_changes_nothing(tmp_path: Path):
           str(tmp_path / "s.duckdb")], "is not before --until"),
         (["alerts", "export", "--ocsf", str(tmp_path / "f"), "--db", str(tmp_path / "s.duckdb")],
          "exists; add --force"),
+        (["alerts", "export", "--ocsf", str(tmp_path), "--force", "--db",
+          str(tmp_path / "s.duckdb")], "is a directory; name a file"),
+        (["alerts", "export", "--ocsf", ".", "--force", "--db", str(tmp_path / "s.duckdb")],
+         "is a directory; name a file"),
         # these overflowed Python's dates or DuckDB's intervals (a traceback, or the SQL)
         (["detect", "--since", "0001-01-01T00:00:00+14:00", "--db", str(tmp_path / "s.duckdb")],
          "outside the calendar"),
@@ -422,3 +430,33 @@ def test_detect_does_not_import_pydantic(tmp_path: Path):
     rules = tmp_path / "rules"
     rules.mkdir()
     subprocess.run([sys.executable, "-c", code, str(rules)], check=True, capture_output=True)
+
+
+def test_a_reader_that_stops_early_ends_detect_json_quietly(tmp_path: Path):
+    """`crmwatch detect --json | head`: the alerts are stored, nothing is said on stderr, and
+    the exit status is a SIGPIPE'd process's (the pipe shrunk to a page so that it fills)."""
+    import fcntl
+
+    db = str(tmp_path / "s.duckdb")
+    runner.invoke(app, ["ingest", str(REAL), "--db", db])
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "all.yml").write_text(
+        "title: every event\nid: 0e0e0e0e-0000-4000-8000-0000000000aa\n"
+        "logsource: {product: salesforce}\n"
+        "detection: {sel: {event_id|exists: true}, condition: sel}\nlevel: low\n"
+    )
+    read, write = os.pipe()
+    fcntl.fcntl(write, 1031, 4096)  # F_SETPIPE_SZ
+    child = subprocess.Popen(
+        [sys.executable, "-m", "crmwatch", "detect", "--no-builtin", "--rules", str(rules),
+         "--db", db, "--json"],
+        stdout=write, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(write)
+    with os.fdopen(read, "rb") as head:
+        assert json.loads(head.readline())["rule_id"] == "0e0e0e0e-0000-4000-8000-0000000000aa"
+    _, stderr = child.communicate(timeout=120)
+    assert (child.returncode, stderr) == (141, b"")
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.scalar("SELECT count(*) FROM alerts") > 10

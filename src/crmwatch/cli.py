@@ -14,6 +14,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -97,6 +98,12 @@ def command(group: typer.Typer, name: str) -> Callable:
                 return fn(*args, **kwargs)
             except CrmwatchError as e:
                 _fail(e)
+            except BrokenPipeError:
+                # the reader stopped early (`detect --json | head`): what ran is stored, and
+                # there is no one to tell; exit as a process SIGPIPE ended would
+                with suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(141) from None
             except OSError as e:
                 where = f" ({e.filename})" if e.filename else ""
                 _fail(UsageError(f"{e.strerror or e}{where}"))
@@ -183,14 +190,14 @@ def ingest_cmd(
             )
         )
     else:
-        _print_summary(summary)
+        _print_summary(summary, db)
     if summary.errors:
         raise typer.Exit(2)
     if strict and summary.total("quarantined"):
         raise typer.Exit(1)
 
 
-def _print_summary(summary: IngestSummary) -> None:
+def _print_summary(summary: IngestSummary, db: Path | None) -> None:
     table = Table(title="ingest", show_lines=False)
     for col in ("file", "format", "records", "new", "duplicate", "quarantined", "headers skipped"):
         table.add_column(col, justify="left" if col in ("file", "format") else "right")
@@ -232,7 +239,10 @@ def _print_summary(summary: IngestSummary) -> None:
             "(--json lists them, --rescan reads them)"
         )
     if summary.total("quarantined"):
-        out.print("see them with: crmwatch quarantine")
+        import shlex
+
+        store = f" --db {shlex.quote(str(db))}" if db else ""  # the command as it must be typed
+        out.print(f"see them with: crmwatch quarantine{clean(store)}")
 
 
 @command(app, "stats")
@@ -495,6 +505,8 @@ def alerts_export_cmd(
     from crmwatch.detect.ocsf import to_ocsf
     from crmwatch.detect.runner import iter_alerts
 
+    if ocsf.is_dir():
+        raise UsageError(f"{ocsf} is a directory; name a file")
     if ocsf.exists() and not force:
         raise UsageError(f"{ocsf} exists; add --force to overwrite it")
     if not ocsf.parent.is_dir():
@@ -504,13 +516,21 @@ def alerts_export_cmd(
     part = ocsf.with_name(f".{ocsf.name}.part")
     n = 0
     try:
-        with Store(db or default_db_path()) as store, part.open("w", encoding="utf-8") as f:
-            for a in iter_alerts(store):
-                f.write(",\n" if n else "[\n")
-                f.write(textwrap.indent(json.dumps(to_ocsf(a), indent=2), "  "))
-                n += 1
-            f.write("\n]" if n else "[]")
-        os.replace(part, ocsf)
+        with Store(db or default_db_path()) as store:
+            try:
+                f = part.open("w", encoding="utf-8")
+            except OSError as e:  # the user named the file, not the part
+                raise UsageError(f"{ocsf}: cannot write there: {e.strerror or e}") from e
+            with f:
+                for a in iter_alerts(store):
+                    f.write(",\n" if n else "[\n")
+                    f.write(textwrap.indent(json.dumps(to_ocsf(a), indent=2), "  "))
+                    n += 1
+                f.write("\n]" if n else "[]")
+        try:
+            os.replace(part, ocsf)
+        except OSError as e:
+            raise UsageError(f"{ocsf}: cannot write there: {e.strerror or e}") from e
     finally:
         part.unlink(missing_ok=True)
     out.print(f"wrote {n} findings to {clean(str(ocsf))}")
