@@ -57,7 +57,7 @@ def in_rule_queries(db: Path) -> tuple[float, int]:
                          env={**os.environ, "CRMWATCH_TRACE": "1"}, capture_output=True,
                          text=True, check=True)  # fmt: skip
     ms = re.findall(r"^\[trace\] ([0-9.]+) ms  INSERT INTO run_alerts", run.stderr, re.MULTILINE)
-    rules = int(re.search(r"alerts from (\d+) rules", run.stdout)[1])
+    rules = int(re.search(r"of the (\d+) rules run", run.stdout)[1])
     return sum(float(x) for x in ms) / 1000, rules
 
 

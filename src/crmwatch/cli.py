@@ -52,8 +52,9 @@ app = typer.Typer(
     add_completion=False,
 )
 # Piped output (CI logs, `make demo | tee`) gets room for the tables; a terminal its own width.
-out = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+# Piped lines are never wrapped: one quarantined record, one note, one line (grep, wc -l).
+out = Console(width=None if sys.stdout.isatty() else 140, soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 DbOption = Annotated[
     Path | None,
@@ -394,10 +395,24 @@ SHOWN_ALERTS = 20
 def _print_alert_summary(store: Store, runs: list[RuleRun]) -> None:
     """Counts per rule, then the most severe alerts: a terminal cannot show 100k lines."""
     rank = {lvl: i for i, lvl in enumerate(reversed(LEVELS))}
+    # A rule's `levels:` raise some of its alerts above its own level: each level it raised.
+    raised: dict[str, dict[str, int]] = {}
+    for rule_id, level, n in store.execute(
+        "SELECT rule_id, level, count(*) FROM run_alerts GROUP BY ALL"
+    ).rows:
+        raised.setdefault(rule_id, {})[level] = n
+
+    def levels(r: RuleRun) -> list[str]:
+        got = raised.get(r.detection.rule_id if r.detection else "", {}) or {r.level: r.alerts}
+        return sorted(got, key=lambda lvl: rank.get(lvl, 9))
+
     table = Table("level", "rule", "alerts")
-    fired = sorted((r for r in runs if r.alerts), key=lambda r: rank.get(r.level, 9))
+    fired = sorted((r for r in runs if r.alerts), key=lambda r: rank.get(levels(r)[0], 9))
     for r in fired:
-        table.add_row(r.level, clean(r.title), str(r.alerts))
+        got = raised.get(r.detection.rule_id if r.detection else "", {})
+        shown = levels(r)
+        label = shown[0] if len(shown) == 1 else ", ".join(f"{lvl} {got[lvl]}" for lvl in shown)
+        table.add_row(label, clean(r.title), str(r.alerts))
     if fired:
         out.print(table)
     order = "CASE level " + " ".join(f"WHEN {lit(lvl)} THEN {i}" for lvl, i in rank.items())
@@ -413,7 +428,8 @@ def _print_alert_summary(store: Store, runs: list[RuleRun]) -> None:
     total = sum(r.alerts for r in runs)
     if total > len(top):
         out.print(f"… {total - len(top)} more: crmwatch detect --json, or the alerts table")
-    out.print(f"{total} alerts from {len([r for r in runs if not r.error])} rules")
+    ran = len([r for r in runs if not r.error])
+    out.print(f"{total} alerts from {len(fired)} of the {ran} rules run")
 
 
 @command(rules_app, "list")
