@@ -74,8 +74,22 @@ def test_incident_gap_must_be_a_sigma_timespan(tmp_path: Path, gap: str):
 
 
 def test_incident_gap_accepts_weeks(tmp_path: Path):
+    Store(tmp_path / "s.duckdb").close()
     r = runner.invoke(app, ["incidents", "--db", str(tmp_path / "s.duckdb"), "--gap", "2w"])
     assert r.exit_code == 0, r.output
+
+
+def test_only_commands_that_put_data_in_make_a_store(tmp_path: Path):
+    """A mistyped --db: read commands say there is no store there and make none."""
+    db = tmp_path / "typo.duckdb"
+    for args in (["quarantine"], ["stats"], ["detect"], ["incidents"],
+                 ["alerts", "export", "--ocsf", str(tmp_path / "f.json")]):  # fmt: skip
+        r = runner.invoke(app, [*args, "--db", str(db)])
+        assert r.exit_code == 2 and f"no store at {db}" in " ".join(r.stderr.split()), args
+        assert not db.exists() and not (tmp_path / "f.json").exists()
+    assert runner.invoke(app, ["ingest", str(BAD / "okta_truncated.json"), "--db", str(db)]
+                         ).exit_code == 0  # fmt: skip
+    assert runner.invoke(app, ["quarantine", "--db", str(db)]).exit_code == 0
 
 
 def test_db_from_environment(tmp_path: Path, monkeypatch):
@@ -271,6 +285,8 @@ def test_misuse_is_a_one_line_usage_error_and_changes_nothing(tmp_path: Path):
         assert res.exit_code == 2 and said in res.stderr, (args, res.output)
         assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
     assert (tmp_path / "f").read_text() == "keep" and not (tmp_path / "x").exists()
+    assert not (tmp_path / "s.duckdb").exists()  # no command above made a store
+    Store(tmp_path / "s.duckdb").close()
     res = runner.invoke(app, ["alerts", "export", "--ocsf", str(tmp_path / "f"), "--force",
                               "--db", str(tmp_path / "s.duckdb")])  # fmt: skip
     assert res.exit_code == 0 and json.loads((tmp_path / "f").read_text()) == []
@@ -356,6 +372,7 @@ def _imported(modules: list[str], names: tuple[str, ...]) -> list[str]:
 def test_detect_imports_only_what_it_runs(tmp_path: Path):
     """Start-up (docs/design.md): run in a child, with the test session's pack cache."""
     db, seen = tmp_path / "s.duckdb", tmp_path / "modules.json"
+    Store(db).close()
     code = ("import json, sys\nfrom crmwatch.cli import app\n"
             f"try:\n    app(['detect', '--db', {str(db)!r}])\nexcept SystemExit as e:\n"
             "    assert not e.code, e.code\n"
@@ -429,6 +446,7 @@ def test_detect_does_not_import_pydantic(tmp_path: Path):
             "assert not [m for m in sys.modules if m.startswith('pydantic')]\n")  # fmt: skip
     rules = tmp_path / "rules"
     rules.mkdir()
+    Store(tmp_path / "s.duckdb").close()
     subprocess.run([sys.executable, "-c", code, str(rules)], check=True, capture_output=True)
 
 

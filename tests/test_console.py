@@ -422,6 +422,9 @@ def test_serve_refuses_a_public_address_without_tls_and_a_store_without_accounts
     r = runner.invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb"), "--host", "0.0.0.0"])
     assert r.exit_code == 2 and "not loopback" in r.output
     r = runner.invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 2 and "no store at" in r.output
+    Store(tmp_path / "s.duckdb").close()
+    r = runner.invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb")])
     assert r.exit_code == 2 and "users add" in r.output
     with Store(tmp_path / "s.duckdb") as store:
         add_user(store, "ann", "admin", PASSWORD)

@@ -60,6 +60,23 @@ DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="Store file [env CRMWATCH_DB; default ./crmwatch.duckdb]"),
 ]
+
+
+def _store(db: Path | None, create: bool = False) -> Store:
+    """The store ``--db`` (or CRMWATCH_DB, or ./crmwatch.duckdb) names. Only commands that
+    put data in (ingest, pull, watch, accounts) or may read none (posture) make a new one:
+    any other, given a path with no store, would answer from an empty one made on the spot
+    (a mistyped ``--db`` showed no quarantined record, exported no alert, and left a file
+    behind)."""
+    path = db or default_db_path()
+    if not create and str(path) != ":memory:" and not Path(path).exists():
+        raise UsageError(
+            f"no store at {path}: `crmwatch ingest LOGS --db {path}` makes one "
+            "(or check --db and CRMWATCH_DB)"
+        )
+    return Store(path)
+
+
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="crmwatch.toml [env CRMWATCH_CONFIG]")
 ]
@@ -158,7 +175,7 @@ def ingest_cmd(
 
     cfg = Config.load(config)
     total = len(expand_paths(paths)[0])
-    with Store(db or default_db_path()) as store:
+    with _store(db, create=True) as store:
         if err.is_terminal and not json_out:
             with Progress(
                 TextColumn("{task.description}"),
@@ -253,7 +270,7 @@ def stats_cmd(
     """Counts by source type, category and day; quarantine by reason."""
     from crmwatch.stats import store_stats
 
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         s = store_stats(store)
     if json_out:
         print(json.dumps(s, indent=2, default=json_default))
@@ -290,7 +307,7 @@ def quarantine_cmd(
     db: DbOption = None, limit: int = 50, json_out: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """List quarantined records: file, line or byte offset, reason. Never prints their content."""
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         rows = store.execute(
             "SELECT path, line, byte_offset, reason, detail FROM quarantine "
             "ORDER BY path, line NULLS FIRST, byte_offset LIMIT ?",
@@ -310,7 +327,7 @@ def enrich_cmd(db: DbOption = None, config: ConfigOption = None) -> None:
     from crmwatch.config import Config
     from crmwatch.enrich import refresh
 
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         counts = refresh(store, Config.load(config).enrich)
     out.print(
         f"reclassified {counts['enrich_ips']} IPs and {counts['enrich_user_agents']} user agents"
@@ -374,8 +391,9 @@ def detect_cmd(
     from crmwatch.detect.runner import detect, iter_alerts
 
     rule_files = _rule_files(rules, no_builtin)
-    with Store(db or default_db_path()) as store:
-        runs = detect(store, rule_files, *_time_range(since, until))
+    window = _time_range(since, until)  # checked before the store is looked for
+    with _store(db) as store:
+        runs = detect(store, rule_files, *window)
         if json_out:
             for a in iter_alerts(store, "run_alerts"):
                 print(json.dumps(a.to_dict(), default=json_default))
@@ -461,7 +479,7 @@ def rules_stats_cmd(
     those were false on the simulated org."""
     from crmwatch.evaluate import false_positives, load_truth, rule_scores
 
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         if sim is not None:
             rows = false_positives(store, load_truth(sim)).rules
         else:
@@ -532,7 +550,7 @@ def alerts_export_cmd(
     part = ocsf.with_name(f".{ocsf.name}.part")
     n = 0
     try:
-        with Store(db or default_db_path()) as store:
+        with _store(db) as store:
             try:
                 f = part.open("w", encoding="utf-8")
             except OSError as e:  # the user named the file, not the part
@@ -562,7 +580,7 @@ def alerts_deliver_cmd(db: DbOption = None, config: ConfigOption = None) -> None
     settings = Config.load(config).alerts
     if not settings.channels:
         raise UsageError("no channel in [alerts] (webhook, email, syslog, ocsf): docs/alerts.md")
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         done = deliver(store, settings)
     for d in done:
         mark = "[green]delivered[/green]" if d.status == "delivered" else "[red]failed[/red]"
@@ -618,7 +636,7 @@ def incidents_cmd(
                               ("open_level", open_level), ("risk_threshold", threshold))
            if v is not None},
     )  # fmt: skip
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         incidents = build_incidents(store, cfg)
     if json_out:
         print(json.dumps([i.to_dict() for i in incidents], indent=2, default=json_default))
@@ -671,7 +689,7 @@ def incident_show_cmd(
     from crmwatch.incidents import get_incident, timeline
     from crmwatch.posture.results import on_path
 
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         incident = get_incident(store, incident_id)
         entries = timeline(store, incident)
         gaps = on_path(store, incident)
@@ -734,7 +752,7 @@ def scope_cmd(
     """Which customers and fields an incident exposed: replays its queries on a snapshot."""
     from crmwatch.scope.exposure import scope_incident
 
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         result = scope_incident(store, incident_id, customers, obj)
     if json_out:
         print(json.dumps(result.to_dict(), indent=2, default=json_default))
@@ -828,7 +846,7 @@ def notify_cmd(
     organisation, aware = load_org(org), _parse_time(aware_at)  # checked before any work
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file, not a folder")
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         pkg = notify(
             store, incident_id, aware, out_dir / incident_id.upper(), organisation,
             regimes=regimes,
@@ -920,7 +938,7 @@ def posture_cmd(
     for target in (ocsf, html):
         if target is not None and target.is_dir():
             raise UsageError(f"{target} is a folder; give a file to write")
-    with Store(db or default_db_path()) as store:
+    with _store(db, create=True) as store:  # the org's own files may be all it reads
         audit = posture(store, sources, checks, when)
     for target, text in (
         (ocsf, lambda: "".join(json.dumps(r, default=json_default) + "\n"
@@ -1220,7 +1238,7 @@ def contain_cmd(
         raise UsageError("containment needs [connectors.salesforce] and/or [connectors.okta] "
                          "(docs/connectors.md): it acts through their APIs")  # fmt: skip
     protected = set(cfg.respond.protected)
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         incident = get_incident(store, incident_id)
         actions, clients = [], {}
         who = people(store, incident)
@@ -1270,7 +1288,7 @@ def users_add_cmd(
     stored."""
     from crmwatch.console.accounts import add_user, users
 
-    with Store(db or default_db_path()) as store:
+    with _store(db, create=True) as store:
         exists = any(u["name"] == name for u in users(store))
     if exists and not replace:
         raise UsageError(f"account {name!r} exists: add --replace to change its password and role")
@@ -1278,7 +1296,7 @@ def users_add_cmd(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    with Store(db or default_db_path()) as store:
+    with _store(db, create=True) as store:
         add_user(store, name, role, password)
     out.print(f"account {clean(name)} ({role}) saved")
 
@@ -1288,7 +1306,7 @@ def users_list_cmd(db: DbOption = None) -> None:
     """The console's accounts and their roles."""
     from crmwatch.console.accounts import users
 
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         rows = users(store)
     table = Table("name", "role", "created (UTC)")
     for u in rows:
@@ -1301,7 +1319,7 @@ def users_remove_cmd(name: Annotated[str, typer.Argument()], db: DbOption = None
     """Delete an account and end its sessions."""
     from crmwatch.console.accounts import remove_user
 
-    with Store(db or default_db_path()) as store:
+    with _store(db) as store:
         if not remove_user(store, name):
             raise UsageError(f"no account {name!r}")
     out.print(f"account {clean(name)} removed")
@@ -1342,7 +1360,7 @@ def serve_cmd(
         raise UsageError(f"{host} is not loopback: serve it over TLS (--cert, --key), or "
                          "keep 127.0.0.1 and reach it through an SSH tunnel")  # fmt: skip
     rule_files = _rule_files(rules, no_builtin)
-    store = Store(db or default_db_path())
+    store = _store(db)
     if not users(store):
         store.close()
         raise UsageError("no console accounts in this store: crmwatch users add NAME --role admin")
