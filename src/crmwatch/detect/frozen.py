@@ -31,8 +31,8 @@ class Named:
 
 
 @dataclass(eq=False)
-class FrozenRule:
-    """A Sigma detection rule, converted (its derived values in ``__dict__``)."""
+class _Frozen:
+    """What the SQL builders read of any Sigma rule, detection or correlation."""
 
     title: str
     id: Any
@@ -40,6 +40,11 @@ class FrozenRule:
     level: Named | None
     tags: list[str]
     custom_attributes: dict[str, Any]
+
+
+@dataclass(eq=False)
+class FrozenRule(_Frozen):
+    """A Sigma detection rule, converted (its derived values in ``__dict__``)."""
 
 
 @dataclass(eq=False)
@@ -77,15 +82,9 @@ class Aliases:
 
 
 @dataclass(eq=False)
-class FrozenCorrelation:
+class FrozenCorrelation(_Frozen):
     """A Sigma correlation rule over frozen rules."""
 
-    title: str
-    id: Any
-    name: str | None
-    level: Named | None
-    tags: list[str]
-    custom_attributes: dict[str, Any]
     type: Named
     rules: list[Reference]
     group_by: list[str] | None
