@@ -252,38 +252,42 @@ PLAIN_BATCH = 256
 def _replay_plain(store: Store, plain: list[Pass], snap: Snapshot) -> None:
     """Replay queries without LIMIT or OFFSET: their hits are their whole result, as
     :func:`_replay` stores them one query at a time. Queries that only name ids are one join
-    per snapshot file (:func:`_look_up`); the others run :data:`PLAIN_BATCH` to a statement.
-    Each batch's counts are read back in one query, and the candidates' hits marked in one."""
+    per snapshot file (:func:`_look_up`); the others run :data:`PLAIN_BATCH` to a statement."""
     lookups = [g for g in plain if g.plan.ids is not None]
     _look_up(store, lookups, snap)
+    _settle_all(store, lookups)
     rest = [g for g in plain if g.plan.ids is None]
-    for at in range(0, max(len(rest), 1 if lookups else 0), PLAIN_BATCH):
-        batch = rest[at : at + PLAIN_BATCH] + (lookups if at == 0 else [])
+    for at in range(0, len(rest), PLAIN_BATCH):
+        batch = rest[at : at + PLAIN_BATCH]
         selects = []
         for g in batch:
-            if g.plan.ids is not None:
-                continue
             f = snap.get(g.plan.object)
             assert f is not None
             selects.append(f"SELECT {g.ix}, {g.bit}, {f.ix}, t0.rowid, 1 {g.plan.source}")
-        if selects:
-            store.execute("INSERT INTO scope_hits " + " UNION ALL ".join(selects))
-        ixs = [g.ix for g in batch]
-        counts = dict(
-            store.execute(
-                "SELECT event_ix, count(*) FROM scope_hits "
-                "WHERE event_ix IN (SELECT unnest(?::INTEGER[])) GROUP BY event_ix",
-                [ixs],
-            ).rows
+        store.execute("INSERT INTO scope_hits " + " UNION ALL ".join(selects))
+        _settle_all(store, batch)
+
+
+def _settle_all(store: Store, replayed: list[Pass]) -> None:
+    """:func:`settle` each replayed event with the count of its hits, read back in one
+    query; the candidates' hits marked in one."""
+    if not replayed:
+        return
+    counts = dict(
+        store.execute(
+            "SELECT event_ix, count(*) FROM scope_hits "
+            "WHERE event_ix IN (SELECT unnest(?::INTEGER[])) GROUP BY event_ix",
+            [[g.ix for g in replayed]],
+        ).rows
+    )
+    candidate = Confidence.CANDIDATE
+    candidates = [g.ix for g in replayed if settle(g.ev, g.es, counts.get(g.ix, 0)) == candidate]
+    if candidates:
+        store.execute(
+            "UPDATE scope_hits SET conf = ? WHERE conf = ? "
+            "AND event_ix IN (SELECT unnest(?::INTEGER[]))",
+            [Confidence.CANDIDATE, Confidence.REPLAYED, candidates],
         )
-        candidate = Confidence.CANDIDATE
-        candidates = [g.ix for g in batch if settle(g.ev, g.es, counts.get(g.ix, 0)) == candidate]
-        if candidates:
-            store.execute(
-                "UPDATE scope_hits SET conf = ? WHERE conf = ? "
-                "AND event_ix IN (SELECT unnest(?::INTEGER[]))",
-                [Confidence.CANDIDATE, Confidence.REPLAYED, candidates],
-            )
 
 
 def _look_up(store: Store, lookups: list[Pass], snap: Snapshot) -> None:
@@ -295,14 +299,14 @@ def _look_up(store: Store, lookups: list[Pass], snap: Snapshot) -> None:
         return
     store.execute(
         "CREATE OR REPLACE TEMP TABLE scope_lookups (event_ix INTEGER, bit INTEGER, "
-        "snap SMALLINT, id15 VARCHAR, ran_at TIMESTAMP, created BOOLEAN)"
+        "snap SMALLINT, id15 VARCHAR, ran_at TIMESTAMP)"
     )
     rows = []
     for g in lookups:
         f = snap.get(g.plan.object)
         assert f is not None
         at = g.ev["ts"]
-        rows += [(g.ix, g.bit, f.ix, i, at, g.plan.created) for i in dict.fromkeys(
+        rows += [(g.ix, g.bit, f.ix, i, at) for i in dict.fromkeys(
             x[:15] for x in g.plan.ids or ())]  # fmt: skip
     store.insert("scope_lookups", rows)
     for f in snap.files.values():
@@ -311,8 +315,8 @@ def _look_up(store: Store, lookups: list[Pass], snap: Snapshot) -> None:
             continue
         key = f.column("Id")  # there: the plan compared it
         assert key is not None
-        created = any(g.plan.created for g in mine)
-        when = f" AND coalesce(t0.{CREATED} <= q.ran_at OR NOT q.created, true)" if created else ""
+        # every query on a file keeps records by creation time, or none (the file's column)
+        when = f" AND coalesce(t0.{CREATED} <= q.ran_at, true)" if mine[0].plan.created else ""
         store.execute(
             f"""INSERT INTO scope_hits SELECT q.event_ix, q.bit, q.snap, t0.rowid, 1
             FROM {f.table} t0 JOIN scope_lookups q ON q.snap = {num(f.ix)}
