@@ -420,16 +420,17 @@ def _print_alert_summary(store: Store, runs: list[RuleRun]) -> None:
     ).rows:
         raised.setdefault(rule_id, {})[level] = n
 
-    def levels(r: RuleRun) -> list[str]:
+    def levels(r: RuleRun) -> list[tuple[str, int]]:
+        """The levels a rule's alerts have, most severe first, with their counts."""
         got = raised.get(r.detection.rule_id if r.detection else "", {}) or {r.level: r.alerts}
-        return sorted(got, key=lambda lvl: rank.get(lvl, 9))
+        return sorted(got.items(), key=lambda x: rank.get(x[0], 9))
 
     table = Table("level", "rule", "alerts")
-    fired = sorted((r for r in runs if r.alerts), key=lambda r: rank.get(levels(r)[0], 9))
-    for r in fired:
-        got = raised.get(r.detection.rule_id if r.detection else "", {})
-        shown = levels(r)
-        label = shown[0] if len(shown) == 1 else ", ".join(f"{lvl} {got[lvl]}" for lvl in shown)
+    fired = sorted(
+        ((r, levels(r)) for r in runs if r.alerts), key=lambda x: rank.get(x[1][0][0], 9)
+    )
+    for r, shown in fired:
+        label = shown[0][0] if len(shown) == 1 else ", ".join(f"{lvl} {n}" for lvl, n in shown)
         table.add_row(label, clean(r.title), str(r.alerts))
     if fired:
         out.print(table)
@@ -550,21 +551,15 @@ def alerts_export_cmd(
     part = ocsf.with_name(f".{ocsf.name}.part")
     n = 0
     try:
-        with _store(db) as store:
-            try:
-                f = part.open("w", encoding="utf-8")
-            except OSError as e:  # the user named the file, not the part
-                raise UsageError(f"{ocsf}: cannot write there: {e.strerror or e}") from e
-            with f:
-                for a in iter_alerts(store):
-                    f.write(",\n" if n else "[\n")
-                    f.write(textwrap.indent(json.dumps(to_ocsf(a), indent=2), "  "))
-                    n += 1
-                f.write("\n]" if n else "[]")
-        try:
-            os.replace(part, ocsf)
-        except OSError as e:
-            raise UsageError(f"{ocsf}: cannot write there: {e.strerror or e}") from e
+        with _store(db) as store, part.open("w", encoding="utf-8") as f:
+            for a in iter_alerts(store):
+                f.write(",\n" if n else "[\n")
+                f.write(textwrap.indent(json.dumps(to_ocsf(a), indent=2), "  "))
+                n += 1
+            f.write("\n]" if n else "[]")
+        os.replace(part, ocsf)
+    except OSError as e:  # the user named the file, not its part
+        raise UsageError(f"{ocsf}: cannot write there: {e.strerror or e}") from e
     finally:
         part.unlink(missing_ok=True)
     out.print(f"wrote {n} findings to {clean(str(ocsf))}")
