@@ -106,3 +106,35 @@ def test_incident_settings_are_read(tmp_path: Path):
 ])  # fmt: skip
 def test_classify_user_agent(ua, cls):
     assert classify_user_agent(ua) == cls
+
+
+def test_new_values_are_classified_a_page_at_a_time(tmp_path: Path, monkeypatch):
+    """Pages smaller than the batch: every new address and agent is classified once, as the
+    classifier classifies it alone; those classified before are left as they were."""
+    import crmwatch.enrich as enrichment
+    from crmwatch.store import Store
+
+    ips = [f"44.215.108.{i}" for i in range(11)] + ["10.0.0.7", "2a01:4f8::1", "not-an-ip"]
+    agents = [f"python-requests/2.{i}" for i in range(7)] + ["Mozilla/5.0 (Windows NT 10.0)"]
+    store = Store(tmp_path / "s.duckdb")
+    store.insert("ip_info", [("44.215.108.0", "ZZ", None, None, "corporate", "kept")])
+    store.execute(
+        "INSERT INTO events_base (event_id, src_ip, user_agent) "
+        "SELECT 'e' || i, ips[1 + i % len(ips)], agents[1 + i % len(agents)] "
+        "FROM range(100) r(i), (SELECT $ips AS ips, $agents AS agents)",
+        {"ips": ips, "agents": agents},
+    )
+    monkeypatch.setattr(enrichment, "PAGE", 3)
+    with store.transaction():  # as ingest runs it, with the batch's events
+        counts = enrichment.enrich(store, EnrichConfig())
+    assert counts == {"enrich_ips": len(ips) - 1, "enrich_user_agents": len(agents)}
+    stored = {r[0]: r[1:] for r in store.execute("SELECT * FROM ip_info").rows}
+    assert stored.pop("44.215.108.0") == ("ZZ", None, None, "corporate", "kept")
+    for ip, row in stored.items():
+        info = classify_ip(ip, BUNDLED)
+        assert row == (info.country, info.asn, info.as_org, info.ip_class, info.class_source)
+    assert sorted(stored) == sorted(ips[1:])
+    classes = dict(store.execute("SELECT * FROM ua_info").rows)
+    assert classes == {a: classify_user_agent(a) for a in agents}
+    assert enrichment.enrich(store, EnrichConfig()) == {"enrich_ips": 0, "enrich_user_agents": 0}
+    assert not store.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = '_enrich_new'").rows

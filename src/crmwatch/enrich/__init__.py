@@ -7,58 +7,80 @@ and recomputes everything (after the user changes corporate ranges or network li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
 from crmwatch.config import EnrichConfig
 from crmwatch.enrich.ip import NetworkLists, classify_ip, geoip_database
 from crmwatch.enrich.useragent import classify_user_agent
+from crmwatch.sql import ident
 from crmwatch.store import Store
 
 Step = Callable[[Store, NetworkLists, str], int]
 
 
-def enrich_ips(store: Store, lists: NetworkLists, table: str) -> int:
-    ips = [
-        r[0]
-        for r in store.execute(
-            f"SELECT DISTINCT src_ip FROM {table} WHERE src_ip IS NOT NULL "
-            "AND src_ip NOT IN (SELECT ip FROM ip_info)"
-        ).rows
-    ]
-    if not ips:
-        return 0
-    infos = [classify_ip(ip, lists) for ip in ips]
-    table = pa.table(
-        {
-            "ip": [i.ip for i in infos],
-            "country": [i.country for i in infos],
-            "asn": pa.array([i.asn for i in infos], pa.int64()),
-            "as_org": [i.as_org for i in infos],
-            "ip_class": [i.ip_class for i in infos],
-            "class_source": [i.class_source for i in infos],
-        }
+# New values are read and classified a page at a time: a batch with millions of distinct
+# addresses (a password spray from a botnet, a month of a large tenant's Okta log) never has
+# them all in Python at once, only this many.
+PAGE = 50_000
+
+
+def _new_values(store: Store, table: str, column: str, known: str, key: str) -> Iterator[list[str]]:
+    """The distinct values of ``column`` in ``table`` that ``known`` (a table of classified
+    values, keyed by ``key``) does not hold yet, in pages of ``PAGE``."""
+    col = ident(column)
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE _enrich_new AS SELECT v, row_number() OVER () AS n "
+        f"FROM (SELECT DISTINCT {col} AS v FROM {table} WHERE {col} IS NOT NULL "
+        f"AND {col} NOT IN (SELECT k.{ident(key)} FROM {ident(known)} k))"
     )
-    with store.registered("_ip_new", table):
-        store.execute("INSERT INTO ip_info SELECT * FROM _ip_new ON CONFLICT DO NOTHING")
-    return len(infos)
+    try:
+        count = store.scalar("SELECT count(*) FROM _enrich_new")
+        for start in range(0, count, PAGE):
+            yield [
+                r[0]
+                for r in store.execute(
+                    # numbered, not by rowid: inside a transaction a new table's rowids
+                    # start far above zero
+                    "SELECT v FROM _enrich_new WHERE n > $a AND n <= $b",
+                    {"a": start, "b": start + PAGE},
+                ).rows
+            ]
+    finally:
+        store.execute("DROP TABLE IF EXISTS _enrich_new")
+
+
+def enrich_ips(store: Store, lists: NetworkLists, table: str) -> int:
+    done = 0
+    for ips in _new_values(store, table, "src_ip", "ip_info", "ip"):
+        infos = [classify_ip(ip, lists) for ip in ips]
+        page = pa.table(
+            {
+                "ip": [i.ip for i in infos],
+                "country": [i.country for i in infos],
+                "asn": pa.array([i.asn for i in infos], pa.int64()),
+                "as_org": [i.as_org for i in infos],
+                "ip_class": [i.ip_class for i in infos],
+                "class_source": [i.class_source for i in infos],
+            }
+        )
+        with store.registered("_ip_new", page):
+            store.execute("INSERT INTO ip_info SELECT * FROM _ip_new ON CONFLICT DO NOTHING")
+        done += len(infos)
+    return done
 
 
 def enrich_user_agents(store: Store, lists: NetworkLists, table: str) -> int:
-    agents = [
-        r[0]
-        for r in store.execute(
-            f"SELECT DISTINCT user_agent FROM {table} WHERE user_agent IS NOT NULL "
-            "AND user_agent NOT IN (SELECT user_agent FROM ua_info)"
-        ).rows
-    ]
-    if not agents:
-        return 0
-    table = pa.table({"user_agent": agents, "ua_class": [classify_user_agent(a) for a in agents]})
-    with store.registered("_ua_new", table):
-        store.execute("INSERT INTO ua_info SELECT * FROM _ua_new ON CONFLICT DO NOTHING")
-    return len(agents)
+    done = 0
+    for agents in _new_values(store, table, "user_agent", "ua_info", "user_agent"):
+        page = pa.table(
+            {"user_agent": agents, "ua_class": [classify_user_agent(a) for a in agents]}
+        )
+        with store.registered("_ua_new", page):
+            store.execute("INSERT INTO ua_info SELECT * FROM _ua_new ON CONFLICT DO NOTHING")
+        done += len(agents)
+    return done
 
 
 ENRICHERS: tuple[Step, ...] = (enrich_ips, enrich_user_agents)
