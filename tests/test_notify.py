@@ -413,21 +413,89 @@ def test_mailing_list_holds_ids_and_channels_not_contact_details(package):
     assert "@" not in text and "Sejong" not in text
 
 
-def test_a_snapshot_moved_after_scope_is_said_not_silently_substituted(scoped, tmp_path: Path):
+def _varied_snapshot(folder: Path) -> Path:
+    """The fixture snapshot with every way to reach a customer: contacts without an e-mail
+    address, some without a street either, preferred languages in several spellings, and
+    cases whose contact is not in the snapshot or who have none."""
+    shutil.copytree(SNAPSHOT, folder)
+    with (SNAPSHOT / "Contact.csv").open(encoding="utf-8", newline="") as fh:
+        contacts = list(csv.DictReader(fh))
+    langs = ["ko", "fr-FR", "EN", "", "xx", "ja"]
+    for i, c in enumerate(contacts):
+        c["Preferred_Language__c"] = langs[i % len(langs)]
+        if i % 3 == 1:
+            c["Email"] = ""
+        if i % 4 == 2:
+            c["Email"] = c["MailingStreet"] = ""
+    with (folder / "Contact.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(contacts[0]))
+        w.writeheader()
+        w.writerows(contacts)
+    with (folder / "Case.csv").open("a", encoding="utf-8") as fh:
+        fh.write("500000000000003AAA,003000000000099AAA,Lost,Contact deleted,Open,"
+                 "2025-03-05T10:00:00.000Z\n"
+                 "500000000000004AAA,,Walk-in,No contact,Open,2025-03-06T10:00:00.000Z\n")  # fmt: skip
+    return folder
+
+
+def _mailing_list(pkg) -> list[dict[str, str]]:
+    with (pkg.out / "mailing_list.csv").open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_notify_needs_no_snapshot_once_scope_recorded_the_channels(scoped, tmp_path: Path):
+    """Scope stores how each customer can be written to (a channel and a language, not the
+    address), so the snapshot may be moved after scope: the same mailing list as reading it."""
     db, iid = scoped
     shutil.copy(db, tmp_path / "s.duckdb")
     moved = shutil.copytree(SNAPSHOT, tmp_path / "snapshot")
+    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
     with Store(tmp_path / "s.duckdb") as store:
         scope_incident(store, iid, [moved])
+        stored = store.execute(
+            "SELECT DISTINCT channel FROM exposures WHERE incident_id = ?", [iid]
+        ).rows
+        assert {r[0] for r in stored} <= {"email", "post", "none", "unknown"}
+        before = notify(store, iid, aware, tmp_path / "before", Org(), now=now)
         shutil.rmtree(moved)
-        pkg = notify(store, iid, dt.datetime(2025, 6, 10, 12, 0), tmp_path / "out", Org(),
-                     now=dt.datetime(2025, 6, 11, 12, 0))  # fmt: skip
+        after = notify(store, iid, aware, tmp_path / "after", Org(), now=now)
+    assert not [a for a in after.assumptions if "not there any more" in a]
+    rows = _mailing_list(after)
+    assert rows == _mailing_list(before)
+    assert {r["channel"] for r in rows} >= {"email"}
+
+
+def test_channels_read_from_the_snapshot_for_a_scope_that_did_not_record_them(
+    scoped, tmp_path: Path
+):
+    """A scope made before scope recorded channels: notify reads the snapshot itself, to the
+    same mailing list; and when the snapshot has moved, says so rather than silently sending
+    everyone substitute notice."""
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    moved = _varied_snapshot(tmp_path / "snapshot")
+    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
+    org = Org(languages=["fr", "en", "ko", "ja"])
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [moved])
+        ways = store.execute("SELECT DISTINCT channel, language FROM exposures").rows
+        assert {c for c, _ in ways} == {"email", "post", "none", "unknown"}
+        assert {lang for _, lang in ways} == {"ko", "fr", "en", "ja", "xx", None}
+        recorded = notify(store, iid, aware, tmp_path / "recorded", org, now=now)
+        store.execute("UPDATE exposures SET channel = NULL, language = NULL")
+        read = notify(store, iid, aware, tmp_path / "read", org, now=now)
+        shutil.rmtree(moved)
+        pkg = notify(store, iid, aware, tmp_path / "out", org, now=now)
+    rows = _mailing_list(recorded)
+    assert rows == _mailing_list(read)
+    assert {r["channel"] for r in rows} == {"email", "post"}
+    assert {r["language"] for r in rows} == {"fr", "ko", "ja"}
+    assert read.assumptions == recorded.assumptions
     said = [a for a in pkg.assumptions if "are not there any more" in a]
     assert len(said) == 1 and f"Contact: {moved / 'Contact.csv'}" in said[0]
     body = json.loads((pkg.out / "obligations.json").read_text())
     assert said[0] in body["assumptions"]
-    with (pkg.out / "mailing_list.csv").open(encoding="utf-8") as fh:
-        assert {r["channel"] for r in csv.DictReader(fh)} == {"substitute notice"}
+    assert {r["channel"] for r in _mailing_list(pkg)} == {"substitute notice"}
 
 
 def test_a_snapshot_repeating_an_id_still_lists_each_customer_once_in_id_order(

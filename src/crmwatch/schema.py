@@ -236,8 +236,9 @@ DDL: tuple[str, ...] = (
     # role: evidence | session | attacker ip | origin (why the event belongs to the incident).
     "CREATE TABLE IF NOT EXISTS incident_events (incident_id VARCHAR, event_id VARCHAR, "
     "role VARCHAR)",
-    # Scope (crmwatch.scope): one row per exposed record — ids, field names and coarse
-    # jurisdiction only; contact details stay in the snapshot.
+    # Scope (crmwatch.scope): one row per exposed record — ids, field names, coarse
+    # jurisdiction and how the customer can be written to (channel: email | post | none |
+    # unknown, and a two-letter language); contact details stay in the snapshot.
     # Records reached by the same events share a field set (its fields and evidence events);
     # first_event is the exposure_events entry that exposed the record first (NULL: the field
     # set's first event, when each mask bit is one event); customer_id is
@@ -247,7 +248,12 @@ DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS exposures (
         incident_id VARCHAR, object VARCHAR, record_id VARCHAR USING COMPRESSION zstd,
         fieldset UBIGINT, first_event INTEGER, confidence VARCHAR,
-        customer_id VARCHAR USING COMPRESSION zstd, country VARCHAR, us_state VARCHAR)""",
+        customer_id VARCHAR USING COMPRESSION zstd, country VARCHAR, us_state VARCHAR,
+        channel VARCHAR, language VARCHAR)""",
+    # how notify can write to the customer, read from the snapshot by scope (NULL: scoped
+    # before scope read it; notify then reads the snapshot itself)
+    "ALTER TABLE exposures ADD COLUMN IF NOT EXISTS channel VARCHAR",
+    "ALTER TABLE exposures ADD COLUMN IF NOT EXISTS language VARCHAR",
     """CREATE TABLE IF NOT EXISTS exposure_fieldsets (
         incident_id VARCHAR, fieldset UBIGINT, fields VARCHAR[], event_ids VARCHAR[],
         first_event INTEGER)""",

@@ -150,6 +150,16 @@ def gather(store: Store, incident_id: str, aware_at: dt.datetime, group: bool = 
     )
 
 
+def reach(channel: str) -> str:
+    """SQL ranking how a customer can be written to, from an exposure's ``channel``: 0 e-mail,
+    1 post, 2 neither (substitute notice), 3 not in the snapshot's person files (substitute
+    notice, and said), NULL when scope did not record it (scoped before it did)."""
+    return (
+        f"CASE {channel} WHEN 'email' THEN 0 WHEN 'post' THEN 1 WHEN 'none' THEN 2 "
+        "WHEN 'unknown' THEN 3 END"
+    )
+
+
 def _group_customers(store: Store, incident_id: str, order: list[int]) -> None:
     """Table ``notify_customers``: one row per affected customer, kept for this connection
     (the mailing list reads it too), with their field sets as one BIT (``order``'s sets)."""
@@ -159,7 +169,8 @@ def _group_customers(store: Store, incident_id: str, order: list[int]) -> None:
         f"""CREATE OR REPLACE TEMP TABLE notify_customers AS
         SELECT coalesce(x.customer_id, x.record_id) AS customer, any_value(x.country) AS country,
             any_value(x.us_state) AS state,
-            bitstring_agg(b.bit, 1, {num(max(len(order), 1))}) AS sets
+            bitstring_agg(b.bit, 1, {num(max(len(order), 1))}) AS sets,
+            min({reach("x.channel")}) AS reach, max(x.language) AS language
         FROM exposures x LEFT JOIN notify_fieldsets b USING (fieldset)
         WHERE x.incident_id = ? GROUP BY customer""",
         [incident_id],

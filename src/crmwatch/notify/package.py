@@ -26,12 +26,12 @@ from pathlib import Path
 
 from crmwatch.markup import csv_cell, html_text, markdown
 from crmwatch.notify.elements import notice_items
-from crmwatch.notify.facts import Facts, Group, gather
+from crmwatch.notify.facts import Facts, Group, gather, reach
 from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
 from crmwatch.notify.regimes import ORG_FLAGS, Regime, explicit_regions, load_regimes
 from crmwatch.notify.text import HEADINGS, LANGUAGES, MARK, Section, items_text, letter_sections
-from crmwatch.scope.snapshot import SnapshotFile
+from crmwatch.scope.snapshot import CONTACT_COLUMNS, PERSON_OBJECTS, SnapshotFile
 from crmwatch.sql import ident, lit, num, path_lit
 from crmwatch.store import Store
 
@@ -624,7 +624,7 @@ def _mailing_rows(
     if unknown and not missing:
         a.assumptions.append(
             f"{unknown} customers to notify are not in the snapshot's Contact, Lead or "
-            "Account files (deleted since scope?): listed for substitute notice."
+            "Account files: listed for substitute notice."
         )
     variants = _variants(regimes, sorted(used), numbers)
     odd = [r[0] for r in store.execute("SELECT customer FROM ml_rows WHERE odd").rows]
@@ -737,54 +737,47 @@ def _fixed_language(r: Regime) -> str | None:
 
 def _rows(store: Store, facts: Facts, one_per_customer: bool = False) -> list[tuple[str, Path]]:
     """Table ``ml_rows``: each affected customer someone writes to, in id order, with the
-    text of their lines (``ml_lines``, by their kind in ``ml_kinds`` and the channel and
-    preferred language the snapshot's person objects give), whether no snapshot file has
-    them (``unknown``) and whether their id needs escaping (``odd``); returns the (object,
-    path) of each such snapshot file scope read that is gone.
+    text of their lines (``ml_lines``, by their kind in ``ml_kinds`` and their channel and
+    preferred language), whether the snapshot's person files lack them (``unknown``) and
+    whether their id needs escaping (``odd``); returns the (object, path) of each snapshot
+    file that had to be read and is gone.
 
-    A Salesforce id names one record of one object, so a customer matches one snapshot row
-    and a plain join suffices; for a file that repeats an id (the join gave some customers
-    more than one row) ``one_per_customer`` builds it again with one row per customer, the
-    later snapshot file's row winning."""
-    parts, missing = [], []
-    for n, (obj, meta) in enumerate((facts.scope.get("snapshot") or {}).items()):
-        path = Path(meta["path"])
-        if obj not in ("Contact", "Lead", "Account"):
-            continue
-        if not path.exists():
-            missing.append((obj, path))
-            continue
-        f = SnapshotFile.open(store, obj, path)
-        parts.append(
-            f"""SELECT left(s."Id", 15) AS id15, {_col(f, "Email", "PersonEmail")} IS NOT NULL
-                AS email, {_col(f, "MailingStreet", "Street", "PersonMailingStreet",
-                                "BillingStreet")} IS NOT NULL AS street,
-                {_col(f, "Preferred_Language__c", "Language__c")}::VARCHAR AS lang, {num(n)} AS n
-            FROM {f.source} s"""
-        )  # fmt: skip
-    none = "SELECT NULL::VARCHAR AS id15, NULL::BOOLEAN AS email, NULL::BOOLEAN AS street, " \
-        "NULL::VARCHAR AS lang, 0 AS n WHERE false"  # fmt: skip
-    contacts = " UNION ALL ".join(parts or [none])
+    Scope records each exposure's channel and language while it has the snapshot loaded; a
+    scope made before it did leaves them NULL, and the snapshot is read here instead
+    (:func:`_snapshot_contacts`)."""
+    iid = lit(facts.incident.id)
     if facts.per_record:  # each exposure its own customer, its one field set its kind
         customers = (
             "(SELECT coalesce(customer_id, record_id) AS customer, country, us_state AS state, "
-            f"fieldset FROM exposures WHERE incident_id = {lit(facts.incident.id)})"
+            f"fieldset, {reach('channel')} AS reach, language "
+            f"FROM exposures WHERE incident_id = {iid})"
         )
         same_kind = "w.fieldset = c.fieldset"
     else:
         customers = "notify_customers"
         same_kind = "w.sets::BIT IS NOT DISTINCT FROM c.sets"
+    missing: list[tuple[str, Path]] = []
     prefs = " ".join(f"WHEN {lit(x)} THEN {num(i)}" for i, x in enumerate(_PREFS) if x)
-    picked = f"""SELECT c.customer, w.kind, k.n,
-            CASE WHEN k.email THEN 0 WHEN k.street THEN 1 ELSE 2 END AS channel,
-            CASE lower(left(k.lang, 2)) {prefs} ELSE 0 END AS pref, k.id15 IS NULL AS unknown
-        FROM {customers} c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
-            AND w.state IS NOT DISTINCT FROM c.state AND {same_kind}
-        LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)"""  # fmt: skip
-    if one_per_customer:
-        picked = f"""SELECT customer, any_value(kind) AS kind, arg_max(channel, n) AS channel,
-                arg_max(pref, n) AS pref, bool_and(unknown) AS unknown
-            FROM ({picked}) GROUP BY customer"""  # fmt: skip
+    recorded = store.scalar(
+        f"SELECT count(*) = count(channel) FROM exposures WHERE incident_id = {iid}"
+    )
+    if recorded:
+        picked = f"""SELECT c.customer, w.kind, least(c.reach, 2) AS channel,
+                CASE c.language {prefs} ELSE 0 END AS pref, c.reach = 3 AS unknown
+            FROM {customers} c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
+                AND w.state IS NOT DISTINCT FROM c.state AND {same_kind}"""  # fmt: skip
+    else:
+        contacts, missing = _snapshot_contacts(store, facts)
+        picked = f"""SELECT c.customer, w.kind, k.n,
+                CASE WHEN k.email THEN 0 WHEN k.street THEN 1 ELSE 2 END AS channel,
+                CASE lower(left(k.lang, 2)) {prefs} ELSE 0 END AS pref, k.id15 IS NULL AS unknown
+            FROM {customers} c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
+                AND w.state IS NOT DISTINCT FROM c.state AND {same_kind}
+            LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)"""  # fmt: skip
+        if one_per_customer:
+            picked = f"""SELECT customer, any_value(kind) AS kind, arg_max(channel, n) AS channel,
+                    arg_max(pref, n) AS pref, bool_and(unknown) AS unknown
+                FROM ({picked}) GROUP BY customer"""  # fmt: skip
     code = f"(p.kind * {num(len(CHANNELS))} + p.channel) * {num(len(_PREFS))} + p.pref"
     with store.ordered():
         store.execute(
@@ -795,6 +788,32 @@ def _rows(store: Store, facts: Facts, one_per_customer: bool = False) -> list[tu
             ORDER BY p.customer"""
         )
     return missing
+
+
+def _snapshot_contacts(store: Store, facts: Facts) -> tuple[str, list[tuple[str, Path]]]:
+    """SQL of (id15, email, street, lang, n) for every row of the snapshot's person files that
+    are still there — for a scope that did not record channels — and the (object, path) of
+    those that are gone. A Salesforce id names one record of one object, so a customer
+    matches one row and a plain join suffices; for a file that repeats an id the caller
+    builds ``ml_rows`` again with one row per customer, the later file's row winning."""
+    parts, missing = [], []
+    for n, (obj, meta) in enumerate((facts.scope.get("snapshot") or {}).items()):
+        path = Path(meta["path"])
+        if obj not in PERSON_OBJECTS:
+            continue
+        if not path.exists():
+            missing.append((obj, path))
+            continue
+        f = SnapshotFile.open(store, obj, path)
+        email, street, lang = (_col(f, *names) for names in CONTACT_COLUMNS)
+        parts.append(
+            f"""SELECT left(s."Id", 15) AS id15, {email} IS NOT NULL AS email,
+                {street} IS NOT NULL AS street, {lang}::VARCHAR AS lang, {num(n)} AS n
+            FROM {f.source} s"""
+        )
+    none = "SELECT NULL::VARCHAR AS id15, NULL::BOOLEAN AS email, NULL::BOOLEAN AS street, " \
+        "NULL::VARCHAR AS lang, 0 AS n WHERE false"  # fmt: skip
+    return " UNION ALL ".join(parts or [none]), missing
 
 
 def _col(f: SnapshotFile, *names: str) -> str:

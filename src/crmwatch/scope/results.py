@@ -142,7 +142,7 @@ def summarise(
                 f"""INSERT INTO exposures
                 SELECT ?, {lit(f.object)}, t0."Id", {" | ".join(masks)}, {first},
                     {conf.replace("x.conf", conf_of)}, nullif({who.customer}, t0."Id"),
-                    j.country, j.us_state
+                    j.country, j.us_state, {who.channel}, {who.language}
                 FROM {f.table} t0 {join} {who.join}
                 LEFT JOIN scope_jur j ON j.country_raw IS NOT DISTINCT FROM {who.country}
                     AND j.state_raw IS NOT DISTINCT FROM {who.state}
@@ -151,7 +151,7 @@ def summarise(
             )
         store.execute(
             f"""INSERT INTO exposures SELECT ?, x.object, x.record_id, x.mask, x.first // 4,
-                {conf}, NULL, NULL, NULL FROM scope_orphans x""",
+                {conf}, NULL, NULL, NULL, 'unknown', NULL FROM scope_orphans x""",
             [iid],
         )
         _fieldsets(store, iid)

@@ -35,6 +35,19 @@ STATE_COLUMNS = {
 }  # fmt: skip
 # A Case is about a person: its ContactId says whose data it is.
 PERSON_LINK = {"Case": ("ContactId", "Contact")}
+# The objects a customer is a row of, and how notify can write to them: whether that row has an
+# e-mail address, else a postal street, and the language it prefers (the first of these
+# columns the file has). Read while scope has the snapshot loaded and stored with each
+# exposure as a channel and a two-letter language, never the address itself, so notify does
+# not read the snapshot again (for a 7.4M-customer breach that was most of its time).
+PERSON_OBJECTS = ("Contact", "Lead", "Account")
+EMAIL_COLUMNS = ("Email", "PersonEmail")
+STREET_COLUMNS = ("MailingStreet", "Street", "PersonMailingStreet", "BillingStreet")
+LANGUAGE_COLUMNS = ("Preferred_Language__c", "Language__c")
+CONTACT_COLUMNS = (EMAIL_COLUMNS, STREET_COLUMNS, LANGUAGE_COLUMNS)
+# Added to a person object's loaded table: its channel ('email', 'post' or 'none') and
+# language, derived as the file is read, so the addresses themselves are never loaded for it.
+CHANNEL, LANGUAGE = "__channel", "__language"
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,10 @@ class Person:
     customer: str
     country: str
     state: str
+    # how to write to them: 'email', 'post', 'none' (their row has neither), 'unknown' (no
+    # row of theirs in the snapshot's person files); and their language's first two letters
+    channel: str = "'unknown'"
+    language: str = "NULL"
 
 
 @dataclass
@@ -167,6 +184,8 @@ class Snapshot:
             if (created := f.column("CreatedDate")) is not None:
                 # Parsed once here: every replay filters on it (see replay.CREATED).
                 cols += f", sf_ts(CAST({ident(created)} AS VARCHAR)) AS {CREATED}"
+            if f.object in PERSON_OBJECTS:
+                cols += f", {_contact_columns(f)}"
             self.store.execute(
                 f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {f.source}"
             )
@@ -199,7 +218,10 @@ class Snapshot:
 
         country = first_of(COUNTRY_COLUMNS.get(holder.object, ()))
         state = first_of(STATE_COLUMNS.get(holder.object, ()))
-        return Person(join, customer, country, state)
+        if holder.object not in PERSON_OBJECTS:
+            return Person(join, customer, country, state)
+        channel = f"""CASE WHEN {who}."Id" IS NULL THEN 'unknown' ELSE {who}.{CHANNEL} END"""
+        return Person(join, customer, country, state, channel, f"{who}.{LANGUAGE}")
 
     def _loaded_cols(self, f: SnapshotFile) -> list[str]:
         return [r[0] for r in self.store.execute(f"DESCRIBE {f.table}").rows]
@@ -208,6 +230,22 @@ class Snapshot:
         for f in self.files.values():
             self.store.execute(f"DROP TABLE IF EXISTS {f.table}")
         self.loaded.clear()
+
+
+def _contact_columns(f: SnapshotFile) -> str:
+    """SQL of a person row's CHANNEL and LANGUAGE, over the file as read: the first e-mail
+    column the file has, else its first street column; its first language column's first
+    two letters."""
+    email, street, lang = (f.first_column(*names) for names in CONTACT_COLUMNS)
+
+    def present(column: str | None) -> str:
+        return f"{ident(column)} IS NOT NULL" if column else "false"
+
+    language = f"lower(left(CAST({ident(lang)} AS VARCHAR), 2))" if lang else "NULL::VARCHAR"
+    return (
+        f"CASE WHEN {present(email)} THEN 'email' WHEN {present(street)} THEN 'post' "
+        f"ELSE 'none' END AS {CHANNEL}, {language} AS {LANGUAGE}"
+    )
 
 
 def _reader(path: Path) -> str:
