@@ -433,6 +433,9 @@ class ElfCsvSource(Source):
     reads_carefully = True
     max_line_size = 32 * 1024 * 1024
     _copies: tempfile.TemporaryDirectory | None = None  # UTF-8 copies of UTF-16 files
+    # The batch's file scan; None until ``stage`` made it (it raised before: a UTF-16 file
+    # that is not valid UTF-16 is then read carefully, and has no scan to follow up).
+    _scan: Staged | None = None
 
     def stage(self, store: Store, files: list[InputFile]) -> Staged:
         header = read_header(files[0].path)
