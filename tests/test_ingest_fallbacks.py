@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -28,13 +29,15 @@ from crmwatch.ingest import ingest
 from crmwatch.schema import Reason
 from crmwatch.sources.base import (
     STAGE_TABLE,
+    Content,
     InputFile,
     Quarantine,
     Staged,
     StageReport,
+    count_lines,
     file_encoding,
-    read_bytes,
     read_input,
+    split_lines,
 )
 from crmwatch.sources.elf import (
     _LINE_END,
@@ -57,7 +60,7 @@ SLOW = settings(
 
 
 def old_lines(path: Path) -> int:
-    data = read_bytes(path)
+    data = read_input(path)[0]
     return max(1, sum(1 for line in data.splitlines() if line.strip()))
 
 
@@ -287,6 +290,54 @@ EXAMPLES = [
     gzip.compress(b"EVENT_TYPE,TIMESTAMP,USER_ID,URI\nAPI,1,2,3\n" * 50)[:-30],
 ]
 
+### The content, streamed ###
+
+
+@FAST
+@given(files(), st.sampled_from([1, 2, 3, 5, 1 << 24]))
+def test_content_is_what_read_input_gives(data: bytes, piece_bytes: int):
+    f = _file(data)
+    content = Content(f.path, piece_bytes)
+    pieces = list(content)
+    whole, problem = read_input(f.path)
+    assert (b"".join(pieces), content.problem, content.size) == (whole, problem, len(whole))
+
+
+def test_content_leaves_out_a_corrupt_member_read_in_several_pieces():
+    """A member's output yielded before its damage shows is left out all the same."""
+    rng = random.Random(16)
+    good = b"EVENT_TYPE,TIMESTAMP\nAPI,1\n"
+    big = b"".join(b"API,%x\n" % rng.getrandbits(64) for _ in range(60000))
+    damaged = bytearray(gzip.compress(big))
+    damaged[-100] ^= 0x55
+    f = _file(gzip.compress(good) + bytes(damaged))
+    content = Content(f.path)
+    assert (b"".join(content), content.problem) == read_input(f.path)
+    assert content.size == len(good) and "member 2" in content.problem
+
+
+pieces_of_lines = st.lists(
+    st.lists(st.sampled_from([b"\r", b"\n", b"a", b" ", b"\t", b"\x0b"]), max_size=5).map(b"".join),
+    max_size=8,
+)
+
+
+@FAST
+@given(pieces_of_lines)
+def test_split_lines_splits_as_the_whole_content_did(pieces: list[bytes]):
+    lines = _LINE_END.split(b"".join(pieces))
+    if lines[-1] == b"":
+        lines.pop()
+    assert list(split_lines(pieces)) == lines
+
+
+@FAST
+@given(pieces_of_lines)
+def test_count_lines_counts_as_the_whole_content_did(pieces: list[bytes]):
+    data = b"".join(pieces)
+    assert count_lines(pieces) == sum(1 for line in data.splitlines() if line.strip())
+
+
 ### Line count of a file quarantined whole ###
 
 
@@ -359,6 +410,16 @@ def test_careful_rows_are_what_the_whole_file_gave_examples(data: bytes):
     assert _careful(data, elf.careful_rows, 40) == _careful(data, old_careful_rows, 40)
 
 
+@pytest.mark.parametrize("spans", [MAX_RECORD_LINES, MAX_RECORD_LINES + 1, MAX_RECORD_LINES + 2])
+def test_careful_rows_value_spanning_lines_up_to_the_bound(spans: int):
+    """A quoted value may span MAX_RECORD_LINES + 1 lines, not more."""
+    value = "\n".join(["v"] * spans).encode()
+    data = b'EVENT_TYPE,TIMESTAMP,USER_ID,URI\nAPI,1,2,"' + value + b'"\nAPI,1,2,3\n'
+    new = _careful(data, elf.careful_rows, 1 << 20)
+    assert new == _careful(data, old_careful_rows, 1 << 20)
+    assert (new[0][0][0] == 2) == (spans <= MAX_RECORD_LINES + 1)
+
+
 def test_careful_rows_look_ahead_is_bounded():
     """A quote left open takes at most MAX_RECORD_LINES more lines: the lines after stay
     good records, and a good record longer than that is no record."""
@@ -375,7 +436,7 @@ def test_careful_rows_truncated_gzip_comes_first_with_its_offset():
     rows, entries = _careful(cut, elf.careful_rows, 1 << 20)
     assert (rows, entries) == _careful(cut, old_careful_rows, 1 << 20)
     assert entries[0][2] == Reason.TRUNCATED_INPUT and entries[0][1] == len(
-        read_bytes(_file(cut).path)
+        read_input(_file(cut).path)[0]
     )
 
 
@@ -445,3 +506,22 @@ def test_ingest_of_invalid_utf16_csv_reads_what_precedes_the_damage(store: Store
     path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le") + b"\x00\xdc" + b"A\x00")
     [f] = ingest(store, [path]).files
     assert (f.error, f.inserted, dict(f.reasons)) == (None, 1, {"truncated_input": 1})
+
+
+def test_careful_ingest_reads_no_file_whole(store: Store, tmp_path, monkeypatch):
+    """Issue 16: a file DuckDB's reader loses its place in, and a UTF-16 one, are read by
+    Python as streams."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the file was read whole in Python")
+
+    for module in (crmwatch.ingest, crmwatch.sources.base, elf):
+        if hasattr(module, "read_input"):
+            monkeypatch.setattr(module, "read_input", refuse)
+    data = EXAMPLES[3] + b"API,20250812101112.000,\xff,x\n"
+    (tmp_path / "a.csv").write_bytes(gzip.compress(data)[:-5])
+    (tmp_path / "b.csv").write_bytes(_utf16(data.replace(b"\xff", b"y"), big=True))
+    (tmp_path / "c.log").write_bytes(b"not a log\n")
+    summary = {Path(f.path).name: f for f in ingest(store, [tmp_path]).files}
+    assert [summary[n].error for n in ("a.csv", "b.csv", "c.log")] == [None] * 3
+    assert summary["a.csv"].reasons["truncated_input"] == 1
