@@ -114,8 +114,8 @@ def test_without_timestamp_columns_every_row_is_quarantined_at_its_line(store: S
 def test_bad_rows_are_located_without_reading_the_file_in_python(
     store: Store, tmp_path, monkeypatch
 ):
-    """Issue 16: no stage holds a whole input file in Python (the careful reader, for files
-    DuckDB's reader cannot read, aside)."""
+    """Issue 16: no stage holds a whole input file in Python (the careful reader too:
+    tests/test_ingest_fallbacks.py)."""
 
     def refuse(*args, **kwargs):
         raise AssertionError("the file was read whole in Python")

@@ -23,7 +23,7 @@ from crmwatch.enrich import enrich
 from crmwatch.errors import ConfigError, CrmwatchError, UsageError
 from crmwatch.schema import BASE_NAMES, KEY_COLUMNS, PLACEHOLDERS, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
-from crmwatch.sources.base import InputFile, Quarantine, Source, Staged, read_bytes
+from crmwatch.sources.base import Content, InputFile, Quarantine, Source, Staged, count_lines
 from crmwatch.sources.elf import ElfCsvSource, read_header
 from crmwatch.sources.sqlmap import lit, select_list
 from crmwatch.sql import lit_list
@@ -351,9 +351,9 @@ def _record_unreadable(
 
 def _lines(path: Path) -> int:
     """The non-empty lines of a file quarantined whole: the records it stands for, as best a
-    file of unknown format can be counted (at least 1)."""
-    data = read_bytes(path)
-    return max(1, sum(1 for line in data.splitlines() if line.strip()))
+    file of unknown format can be counted (at least 1). Counted as the content streams by
+    (issue 16), never held whole."""
+    return max(1, count_lines(Content(path)))
 
 
 def _ingest_files(

@@ -9,7 +9,10 @@ per file, quarantine of rows without a usable timestamp, removal of duplicates, 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import itertools
+import re
 import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -274,7 +277,8 @@ class Input:
 def read_input(path: Path) -> tuple[bytes, str | None]:
     """The file's content whole (:class:`Input`), and a description of the problem when a
     gzip stream is corrupt or cut short, or UTF-16 text is broken: what could be read is
-    still returned, so its records count (a corrupt gzip member's output is left out)."""
+    still returned, so its records count (a corrupt gzip member's output is left out).
+    :class:`Content` gives the same in pieces."""
     stream = Input(path)
     data = b"".join(stream)
     if stream.corrupt_from is not None:
@@ -282,9 +286,153 @@ def read_input(path: Path) -> tuple[bytes, str | None]:
     return data, stream.problem
 
 
-def read_bytes(path: Path) -> bytes:
-    """Like ``read_input``, for callers that only need whatever content there is."""
-    return read_input(path)[0]
+class Content:
+    """What :func:`read_input` returns, in pieces: the file is never held whole, UTF-16
+    included (decoded as it is read, where :class:`Input` converts it in one piece).
+
+    The same bytes, the same ``problem`` and the same ``size``, also for a corrupt gzip
+    member, whose output ``read_input`` leaves out: known only once the member's end is
+    reached, so a gzip file is inflated once beforehand to find where such a member begins
+    (the readers using this are fallbacks, where one more pass is cheap). The byte-order
+    mark is judged on the content's first bytes before any cut, as ``Input`` judges it.
+
+    Attributes:
+        problem: as ``read_input``'s; known once the pieces are read.
+        size: the bytes yielded so far (``len(data)`` of ``read_input`` once read).
+
+    Args:
+        piece_bytes: the bytes of a file that is not gzip read at a time.
+    """
+
+    def __init__(self, path: Path, piece_bytes: int = 1 << 24) -> None:
+        self.path, self.piece_bytes = path, piece_bytes
+        self.problem: str | None = None
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        cut, self.problem = self._prescan()
+        pieces = iter(Input(self.path, raw=True, read_bytes=self.piece_bytes))
+        first = b""
+        for piece in pieces:
+            first += piece
+            if len(first) >= 3:
+                break
+        raw = _upto(itertools.chain([first], pieces), cut)
+        if encoding_of(first) != "utf-16":
+            out = _skip(raw, len(UTF8_BOM) if first.startswith(UTF8_BOM) else 0)
+        elif cut is not None and cut < 2:  # no byte-order mark left: not UTF-16 then
+            out = raw
+        else:
+            out = self._from_utf16(_skip(raw, 2), "utf-16-le" if first[0] == 0xFF else "utf-16-be")
+        for piece in out:
+            if piece:
+                self.size += len(piece)
+                yield piece
+
+    def _prescan(self) -> tuple[int | None, str | None]:
+        """Where a corrupt gzip member begins (None: none does), and the stream's problem."""
+        try:
+            gz = is_gzip(self.path)
+        except OSError:
+            gz = False  # reading reports it
+        if not gz:
+            return None, None
+        probe = Input(self.path, raw=True)
+        for _ in probe:
+            pass
+        return probe.corrupt_from, probe.problem
+
+    def _from_utf16(self, raw: Iterator[bytes], codec: str) -> Iterator[bytes]:
+        """UTF-16 after its byte-order mark as UTF-8; up to the first invalid code unit, as
+        :func:`as_utf8` and ``Input`` report it (its offset counts the mark)."""
+        decoder = codecs.getincrementaldecoder(codec)("strict")
+        fed = 2  # the byte-order mark
+        for piece, final in _ends(raw):
+            start = fed - len(decoder.buffer)  # where the undecoded bytes begin
+            fed += len(piece)
+            try:
+                text = decoder.decode(piece, final)
+            except UnicodeDecodeError as e:
+                text = e.object[: e.start].decode(codec, errors="ignore")
+                yield text.encode("utf-8", errors="surrogateescape")
+                self.problem = (
+                    f"not valid UTF-16 at byte {start + e.start}: {e.reason}; the rest of the "
+                    "file is not read"
+                )
+                return
+            yield text.encode("utf-8", errors="surrogateescape")
+
+
+def _upto(pieces: Iterable[bytes], limit: int | None) -> Iterator[bytes]:
+    """The first ``limit`` bytes of the pieces (all of them: None)."""
+    if limit is None:
+        yield from pieces
+        return
+    for piece in pieces:
+        if limit <= 0:
+            return
+        yield piece[:limit]
+        limit -= len(piece)
+
+
+def _skip(pieces: Iterable[bytes], n: int) -> Iterator[bytes]:
+    """The pieces but their first ``n`` bytes."""
+    for piece in pieces:
+        if n:
+            piece, n = piece[n:], max(0, n - len(piece))
+        yield piece
+
+
+def _ends(pieces: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """Each piece and whether it is the last; a last empty piece when there is none."""
+    prev: bytes | None = None
+    for piece in pieces:
+        if prev is not None:
+            yield prev, False
+        prev = piece
+    yield prev or b"", True
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def split_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of content given in pieces, as ``re.split(rb"\\r\\n|\\r|\\n", data)``
+    splits it (a last empty line, after a final line break, dropped): a ``\\r\\n`` cut
+    between two pieces is one line break. Only the line being read is held."""
+    held: list[bytes] = []  # the line being read: pieces without a line break
+    for piece in pieces:
+        if b"\n" not in piece and b"\r" not in piece:
+            held.append(piece)
+            continue
+        data = b"".join(held) + piece
+        # a \r at the end may be the first half of a \r\n: kept with the line being read
+        cr = data.endswith(b"\r")
+        lines = _LINE_BREAK.split(data[:-1] if cr else data)
+        last = lines.pop()
+        yield from lines
+        held = [last + b"\r" if cr else last]
+    lines = _LINE_BREAK.split(b"".join(held))
+    if lines[-1] == b"":
+        lines.pop()
+    yield from lines
+
+
+def count_lines(pieces: Iterable[bytes]) -> int:
+    """The lines of content given in pieces that hold more than whitespace, as
+    ``sum(1 for line in data.splitlines() if line.strip())`` counts them: lines end at
+    ``\\n``, ``\\r\\n`` or a lone ``\\r``, so a ``\\r\\n`` cut between two pieces, counted as
+    two breaks, adds only an empty line, which does not count."""
+    count, nonblank = 0, False  # nonblank: the line being read has a byte that is no space
+    for piece in pieces:
+        parts = piece.replace(b"\r", b"\n").split(b"\n")
+        if len(parts) == 1:
+            nonblank = nonblank or bool(parts[0].strip())
+            continue
+        count += nonblank or bool(parts[0].strip())
+        count += sum(1 for part in parts[1:-1] if part.strip())
+        nonblank = bool(parts[-1].strip())
+    return count + nonblank
 
 
 _BREAKS = b"\r\n"

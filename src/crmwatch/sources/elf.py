@@ -19,7 +19,9 @@ import hashlib
 import io
 import re
 import tempfile
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,6 +30,7 @@ from crmwatch.errors import Location, SourceFormatError
 from crmwatch.schema import MFA_METHODS, RECORD_ID, Category, Reason
 from crmwatch.sources.base import (
     STAGE_TABLE,
+    Content,
     InputFile,
     Quarantine,
     Source,
@@ -37,7 +40,7 @@ from crmwatch.sources.base import (
     is_gzip,
     lines_at,
     read_head,
-    read_input,
+    split_lines,
 )
 from crmwatch.sources.jsonstage import Classified, JsonSource
 from crmwatch.sources.sqlmap import (
@@ -433,6 +436,9 @@ class ElfCsvSource(Source):
     reads_carefully = True
     max_line_size = 32 * 1024 * 1024
     _copies: tempfile.TemporaryDirectory | None = None  # UTF-8 copies of UTF-16 files
+    # The batch's file scan; None until ``stage`` made it (it raised before: a UTF-16 file
+    # that is not valid UTF-16 is then read carefully, and has no scan to follow up).
+    _scan: Staged | None = None
 
     def stage(self, store: Store, files: list[InputFile]) -> Staged:
         header = read_header(files[0].path)
@@ -501,7 +507,10 @@ class ElfCsvSource(Source):
     def stage_careful(self, store: Store, file: InputFile) -> Staged | None:
         """Read one file record by record in Python, for a region DuckDB's reader rejects as a
         whole (stray binary, a gzip stream cut short): every line that is a record of the
-        header's width is kept, every other one quarantined with its line and reason."""
+        header's width is kept, every other one quarantined with its line and reason.
+
+        The rows are read while the INSERT reads them (:meth:`_python_rows`): neither the
+        file nor its rows are held whole, and the report is complete once it has run."""
         header = read_header(file.path)
         if "EVENT_TYPE" not in header:
             raise SourceFormatError("CSV header has no EVENT_TYPE column", Location(file.path, 1))
@@ -509,44 +518,52 @@ class ElfCsvSource(Source):
         self._header = header
         report = StageReport(notes=list(self._notes))
         rows = careful_rows(file, len(header), self.max_line_size, report)
-        staged = self._python_rows(sid, [(file.file_id, line, r) for line, r in rows])
+        staged = self._python_rows(sid, ((file.file_id, line, r) for line, r in rows))
         staged.report = report
         return staged
 
-    def _python_rows(self, sid: str, rows: list[tuple[int, int, list[str]]]) -> Staged:
-        """Rows Python read (file id, line, values), staged from an Arrow table. Their line is
-        known: a row among them whose timestamp does not parse is quarantined at it."""
-        table = pa.table(
-            {
-                # an empty field is NULL, as DuckDB's reader gives it: the same row read
-                # either way has the same raw value and so the same event id
-                **{
-                    c: pa.array([r[i] or None for _, _, r in rows], pa.string())
-                    for i, c in enumerate(self._header)
-                },
-                "file_id": pa.array([fid for fid, _, _ in rows], pa.int64()),
-                LINE_COLUMN: pa.array([line for _, line, _ in rows], pa.int64()),
-            }
+    def _python_rows(self, sid: str, rows: Iterable[tuple[int, int, list[str]]]) -> Staged:
+        """Rows Python read (file id, line, values), staged as a stream of Arrow batches of
+        :data:`PYTHON_BATCH_ROWS` rows that DuckDB reads once, so they are made as it reads
+        them (issue 16). Their line is known: a row among them whose timestamp does not parse
+        is quarantined at it."""
+        schema = pa.schema(
+            [pa.field(c, pa.string()) for c in self._header]
+            + [pa.field("file_id", pa.int64()), pa.field(LINE_COLUMN, pa.int64())]
         )
         staged = self._staged(sid, f"{STAGE_TABLE} f")
         staged.exprs["ingest_line"] = ident(LINE_COLUMN)
         staged.line_if_untimed = True
-        staged.tables[STAGE_TABLE] = table
+        staged.tables[STAGE_TABLE] = pa.RecordBatchReader.from_batches(
+            schema, _row_batches(schema, len(self._header), rows)
+        )
         return staged
 
     def _utf8_path(self, f: InputFile) -> Path:
         """The file, or for UTF-16 a UTF-8 copy of it: DuckDB's CSV reader reads UTF-8 (its
         ``encoding='utf-16'`` returned no rows, without an error, for big-endian files).
-        Lines keep their numbers; quarantine byte offsets are then the copy's."""
+        Lines keep their numbers; quarantine byte offsets are then the copy's.
+
+        The copy is written as the file is decoded (:class:`Content`), under another name
+        until it is whole: a file that is not valid UTF-16, or whose gzip stream is damaged,
+        raises and leaves no copy behind."""
         if file_encoding(f.path) == "utf-8":
             return f.path
-        data, problem = read_input(f.path)
-        if problem:
-            raise SourceFormatError(problem, Location(f.path))
         if self._copies is None:
             self._copies = tempfile.TemporaryDirectory(prefix="crmwatch-utf16-")
         copy = Path(self._copies.name) / f"{f.file_id}.csv"
-        copy.write_bytes(data)
+        partial = copy.with_suffix(".part")
+        content = Content(f.path)
+        try:
+            with open(partial, "wb") as out:
+                for piece in content:
+                    out.write(piece)
+            if content.problem:
+                raise SourceFormatError(content.problem, Location(f.path))
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(copy)
         return copy
 
     def followups(self, store: Store, staged: Staged) -> list[Staged]:
@@ -697,22 +714,70 @@ class ElfCsvSource(Source):
 MAX_RECORD_LINES = 1000
 
 
+# Rows read by Python go to DuckDB in batches of this many.
+PYTHON_BATCH_ROWS = 8192
+
+
+def _row_batches(
+    schema: pa.Schema, width: int, rows: Iterable[tuple[int, int, list[str]]]
+) -> Iterator[pa.RecordBatch]:
+    """``rows`` (file id, line, values) as Arrow batches, made one at a time. An empty field
+    is NULL, as DuckDB's reader gives it: the same row read either way has the same raw
+    value and so the same event id."""
+    it = iter(rows)
+    while batch := list(islice(it, PYTHON_BATCH_ROWS)):
+        columns = [pa.array([r[i] or None for _, _, r in batch], pa.string()) for i in range(width)]
+        columns.append(pa.array([fid for fid, _, _ in batch], pa.int64()))
+        columns.append(pa.array([line for _, line, _ in batch], pa.int64()))
+        yield pa.record_batch(columns, schema=schema)
+
+
+class _LookAhead:
+    """A file's lines by index (0 the first), read as they are asked for; the lines before
+    the one being read are let go (:meth:`release`)."""
+
+    def __init__(self, lines: Iterator[bytes]) -> None:
+        self._lines, self._held, self._first = lines, deque[bytes](), 0
+        self._ended = False
+
+    def has(self, k: int) -> bool:
+        """Whether the file has a line ``k`` (lines up to it are read, if not yet)."""
+        while not self._ended and k - self._first >= len(self._held):
+            line = next(self._lines, None)
+            if line is None:
+                self._ended = True
+            else:
+                self._held.append(line)
+        return k - self._first < len(self._held)
+
+    def __getitem__(self, k: int) -> bytes:
+        return self._held[k - self._first]
+
+    def release(self, k: int) -> None:
+        """Let go of the lines before ``k``."""
+        while self._first < k and self._held:
+            self._held.popleft()
+            self._first += 1
+
+
 def careful_rows(
     f: InputFile, width: int, max_line_size: int, report: StageReport
-) -> list[tuple[int, list[str]]]:
+) -> Iterator[tuple[int, list[str]]]:
     """The records of ``f`` that parse to ``width`` fields (their starting line, their
     values), header excluded; every other line quarantined with its line number and reason. A
     quote left open swallows no good line: the record it opens is tried, and if it is not
-    one, the line alone is quarantined and the next line read afresh."""
-    data, problem = read_input(f.path)
-    if problem:
-        report.quarantined.append(Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem))
-    lines = _LINE_END.split(data)
-    if lines and lines[-1] == b"":
-        lines.pop()
-    rows: list[tuple[int, list[str]]] = []
+    one, the line alone is quarantined and the next line read afresh.
+
+    The file is read as a stream of lines (:class:`Content`, :func:`split_lines`), at most
+    :data:`MAX_RECORD_LINES` past the line being read, and the records yielded as they are
+    found (issue 16). A gzip stream cut short or a corrupt member is reported first in the
+    report, once the records are read, with the bytes read as its offset."""
+    content = Content(f.path)
+    first_entry = len(report.quarantined)
+    lines = _LookAhead(split_lines(content))
     i = 1
-    while i < len(lines):
+    while lines.has(i):
+        lines.release(i)
         line_no, raw = i + 1, lines[i]
         bad = Quarantine(f, line_no, None, Reason.BAD_QUOTING, "")
         if not raw.strip():
@@ -729,7 +794,7 @@ def careful_rows(
             i += 1
             continue
         end, record = i, text
-        while record.count('"') % 2 and end + 1 < len(lines) and end - i < MAX_RECORD_LINES:
+        while record.count('"') % 2 and lines.has(end + 1) and end - i < MAX_RECORD_LINES:
             try:
                 record += "\n" + lines[end + 1].decode("utf-8")
             except UnicodeDecodeError:
@@ -737,7 +802,7 @@ def careful_rows(
             end += 1
         parsed = _parse_record(record)
         if parsed is not None and len(parsed) == width:
-            rows.append((line_no, parsed))
+            yield line_no, parsed
             i = end + 1
             continue
         if parsed is None or record.count('"') % 2:
@@ -748,12 +813,16 @@ def careful_rows(
         if end > i:  # the open quote's record is no record: this line alone is bad
             parsed_alone = _parse_record(text)
             if parsed_alone is not None and len(parsed_alone) == width:
-                rows.append((line_no, parsed_alone))
+                yield line_no, parsed_alone
                 i += 1
                 continue
         report.quarantined.append(_as(bad, reason, detail))
         i += 1
-    return rows
+    if content.problem:
+        report.quarantined.insert(
+            first_entry,
+            Quarantine(f, None, content.size, Reason.TRUNCATED_INPUT, content.problem),
+        )
 
 
 def _as(q: Quarantine, reason: Reason, detail: str) -> Quarantine:
