@@ -15,9 +15,9 @@ The INSERT leaves them out; once it is done, the chunk's lines that are not in t
 read by :mod:`crmwatch.sources.jsonrecords`, which quarantines what is bad with its file,
 line and reason and stages what is good through the same SQL. (Inserting such lines to delete
 them again costs memory: once rows of a transaction are deleted, DuckDB keeps all its rows in
-memory.) A file that is one JSON document spread over lines (pretty-printed) is read whole
-by the same module, as it always was; a JSON array written one element per line is read like
-NDJSON.
+memory.) A file that is one JSON document spread over lines (pretty-printed) is read by the
+same module as a stream, a block and a record at a time, and its records staged as they come;
+a JSON array written one element per line is read like NDJSON.
 
 Classification (a record's native type, its id, the document its mapping reads) is SQL too,
 per source (``classify``); the mapping is the source's ``exprs``, shared with the CSV paths.
@@ -33,7 +33,7 @@ import queue
 import threading
 from abc import abstractmethod
 from array import array
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import Enum
@@ -62,6 +62,7 @@ from crmwatch.sources.jsonrecords import (
     is_document,
     iter_line,
     iter_records,
+    iter_stream,
 )
 from crmwatch.sources.sqlmap import JsonExtraction, Ref, lit
 from crmwatch.sql import num
@@ -264,9 +265,10 @@ class JsonSource(Source):
     # there but empty (as a CSV header's missing column): the keys are read first.
     keyed: ClassVar[bool] = True
 
-    def records(self, data: bytes) -> Iterator[Item]:
-        """A whole document's records, each with its line, or why a part is none."""
-        return iter_records(data)
+    def records(self, pieces: Iterable[bytes]) -> Iterator[Item]:
+        """A document's records, each with its line, or why a part is none, from its content
+        in pieces (read as they come: a document of any size is never held whole)."""
+        return iter_stream(pieces)
 
     def shape(self, head: bytes, whole: bool) -> Shape:
         return json_shape(head, whole)
@@ -307,7 +309,7 @@ class JsonSource(Source):
                     chunk, size = [], 0
                 continue
             if item is None:
-                self._read_document(f, pending)
+                yield from self._read_document(f, pending)
             else:
                 self._file_read(f, item, chunk)
             if len(pending) >= ROWS_PER_UNIT:
@@ -341,14 +343,39 @@ class JsonSource(Source):
                 yield f, segment
             yield f, end
 
-    def _read_document(self, f: InputFile, pending: _Pending) -> None:
-        data, problem = read_input(f.path)
-        if problem:
-            pending.quarantined.append(
-                Quarantine(f, None, len(data), Reason.TRUNCATED_INPUT, problem)
+    def _read_document(self, f: InputFile, pending: _Pending) -> Iterator[Staged]:
+        """A document's records, staged as they are read, ``ROWS_PER_UNIT`` at a time.
+
+        A corrupt gzip member is found at its end (its checksum), its output read by then;
+        ``read_input`` leaves that output out, and so does this: what was read from the file
+        is taken back (the rows stored from it deleted, the rest dropped) and the file read
+        again up to the member (a rare path: each record is read twice)."""
+        stream = Input(f.path)
+        pieces = iter(stream)
+        yield from self._document_units(f, pieces, pending)
+        for _ in pieces:  # to the end, where a problem is found, after what stopped reading
+            pass
+        size = stream.size
+        if stream.corrupt_from is not None:
+            size = stream.corrupt_from
+            self._store.execute(
+                "DELETE FROM events_base WHERE rowid > $mark AND file_id = $f",
+                {"mark": self._mark, "f": f.file_id},
             )
-        for ordinal, item in enumerate(self.records(data)):
+            pending.drop(f.file_id, 0)
+            yield from self._document_units(f, _upto(Input(f.path), size), pending)
+        if stream.problem:
+            pending.quarantined.append(
+                Quarantine(f, None, size, Reason.TRUNCATED_INPUT, stream.problem)
+            )
+
+    def _document_units(
+        self, f: InputFile, pieces: Iterable[bytes], pending: _Pending
+    ) -> Iterator[Staged]:
+        for ordinal, item in enumerate(self.records(pieces)):
             pending.add(f, item, ordinal)
+            if len(pending) >= ROWS_PER_UNIT:
+                yield self._rows_unit(pending.take())
 
     def _segments(self, f: InputFile, shape: Shape, end: _FileEnd) -> Iterator[_Segment]:
         """The file's lines in segments of about half a chunk, streamed. The last two are
@@ -535,6 +562,15 @@ def _soql(query: str) -> tuple[str | None, list[str] | None]:
     except soql.SoqlError:
         return None, None
     return q.object, None if q.count_only else q.field_names
+
+
+def _upto(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The first ``size`` bytes of the pieces."""
+    for piece in pieces:
+        if size <= 0:
+            return
+        yield piece[:size]
+        size -= len(piece)
 
 
 def _blocks(stream: Input, size: int) -> Iterator[bytes]:

@@ -20,7 +20,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from crmwatch.schema import Reason
 from crmwatch.sources.jsonrecords import BadRecord, Item, record
@@ -71,8 +71,10 @@ class SetupAuditCsvSource(SfObjectSource):
     def shape(self, head: bytes, whole: bool) -> Shape:
         return Shape.DOCUMENT  # rows made records in Python (``records``), then mapped
 
-    def records(self, data: bytes) -> Iterator[Item]:
-        text = data.decode("utf-8", errors="replace")
+    def records(self, pieces: Iterable[bytes]) -> Iterator[Item]:
+        # Read whole: a Setup Audit Trail download is the org's last six months of setup
+        # changes, a few MB at most.
+        text = b"".join(pieces).decode("utf-8", errors="replace")
         reader = csv.reader(io.StringIO(text, newline=""))
         header = [c.strip().lower() for c in next(reader, [])]
         missing = [c for c in REQUIRED if c not in header]
