@@ -317,7 +317,7 @@ class Content:
             first += piece
             if len(first) >= 3:
                 break
-        raw = _upto(itertools.chain([first], pieces), cut)
+        raw = upto(itertools.chain([first], pieces), cut)
         if encoding_of(first) != "utf-16":
             out = _skip(raw, len(UTF8_BOM) if first.startswith(UTF8_BOM) else 0)
         elif cut is not None and cut < 2:  # no byte-order mark left: not UTF-16 then
@@ -363,7 +363,7 @@ class Content:
             yield text.encode("utf-8", errors="surrogateescape")
 
 
-def _upto(pieces: Iterable[bytes], limit: int | None) -> Iterator[bytes]:
+def upto(pieces: Iterable[bytes], limit: int | None) -> Iterator[bytes]:
     """The first ``limit`` bytes of the pieces (all of them: None)."""
     if limit is None:
         yield from pieces

@@ -54,6 +54,7 @@ from crmwatch.sources.base import (
     StageReport,
     read_head,
     read_input,
+    upto,
 )
 from crmwatch.sources.jsonrecords import (
     BadRecord,
@@ -363,7 +364,7 @@ class JsonSource(Source):
                 {"mark": self._mark, "f": f.file_id},
             )
             pending.drop(f.file_id, 0)
-            yield from self._document_units(f, _upto(Input(f.path), size), pending)
+            yield from self._document_units(f, upto(Input(f.path), size), pending)
         if stream.problem:
             pending.quarantined.append(
                 Quarantine(f, None, size, Reason.TRUNCATED_INPUT, stream.problem)
@@ -562,15 +563,6 @@ def _soql(query: str) -> tuple[str | None, list[str] | None]:
     except soql.SoqlError:
         return None, None
     return q.object, None if q.count_only else q.field_names
-
-
-def _upto(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """The first ``size`` bytes of the pieces."""
-    for piece in pieces:
-        if size <= 0:
-            return
-        yield piece[:size]
-        size -= len(piece)
 
 
 def _blocks(stream: Input, size: int) -> Iterator[bytes]:
