@@ -30,8 +30,10 @@ DEFAULT_DB = "crmwatch.duckdb"
 # "2": every table of schema.TABLES; "3": events_base.native_id, quarantine.records;
 # "4": the posture tables; "5": notify_packages, scope_verdicts (taken out of
 # the scope summaries), the console's and the connectors' tables, deliveries and
-# containment actions.
-SCHEMA_VERSION = "5"
+# containment actions; "6": exposures.channel and exposures.language (how notify can write to
+# each customer, recorded by scope; NULL in incidents scoped before, which notify reads from
+# the snapshot).
+SCHEMA_VERSION = "6"
 
 # meta key: the DDL a store was last brought to, and what its catalog then was (see
 # ``Store._current``).

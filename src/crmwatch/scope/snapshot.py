@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmwatch.errors import UsageError
+from crmwatch.schema import CHANNEL_TYPE
 from crmwatch.sql import ident, path_lit
 from crmwatch.store import Store
 
@@ -220,7 +221,10 @@ class Snapshot:
         state = first_of(STATE_COLUMNS.get(holder.object, ()))
         if holder.object not in PERSON_OBJECTS:
             return Person(join, customer, country, state)
-        channel = f"""CASE WHEN {who}."Id" IS NULL THEN 'unknown' ELSE {who}.{CHANNEL} END"""
+        channel = f"{who}.{CHANNEL}"
+        if join:  # the person is another record, which the snapshot may not hold
+            unknown = f"'unknown'::{CHANNEL_TYPE}"
+            channel = f"""CASE WHEN {who}."Id" IS NULL THEN {unknown} ELSE {channel} END"""
         return Person(join, customer, country, state, channel, f"{who}.{LANGUAGE}")
 
     def _loaded_cols(self, f: SnapshotFile) -> list[str]:
@@ -243,8 +247,8 @@ def _contact_columns(f: SnapshotFile) -> str:
 
     language = f"lower(left(CAST({ident(lang)} AS VARCHAR), 2))" if lang else "NULL::VARCHAR"
     return (
-        f"CASE WHEN {present(email)} THEN 'email' WHEN {present(street)} THEN 'post' "
-        f"ELSE 'none' END AS {CHANNEL}, {language} AS {LANGUAGE}"
+        f"(CASE WHEN {present(email)} THEN 'email' WHEN {present(street)} THEN 'post' "
+        f"ELSE 'none' END)::{CHANNEL_TYPE} AS {CHANNEL}, {language} AS {LANGUAGE}"
     )
 
 
