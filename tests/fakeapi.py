@@ -7,6 +7,8 @@ request, 429 with ``X-Rate-Limit-Reset``; Salesforce: the OAuth token endpoint (
 credentials, JWT bearer), ``describe``, ``query`` with ``nextRecordsUrl`` paging,
 ``EventLogFile`` records and their ``LogFile`` blobs, ``Sforce-Limit-Info`` — and can be told
 to fail the next matching requests (429, 500, a body cut short, a connection dropped).
+Log files are sent from disk with ``sendfile``, so a test can measure the client's memory
+without the server's (both run in the test's process).
 Its SOQL understanding is limited to the queries the connector writes.
 """
 
@@ -38,7 +40,9 @@ def _when(text: str) -> dt.datetime:
 @dataclass
 class Fault:
     match: str  # a regular expression on the request path
-    kind: str  # 429 | 500 | 503 | 401 | truncate | drop | redirect:URL
+    # 429 | 500 | 503 | 401 | truncate (a whole answer of a few bytes) | short (the real answer,
+    # its Content-Length whole, cut off half-way) | drop | redirect:URL
+    kind: str
     times: int = 1
 
 
@@ -132,10 +136,14 @@ class FakeApi:
         self.requests.append((method, h.path))
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if method in ("POST", "PATCH") else b""
+        short = False
         for f in self.faults:
             if f.times and re.search(f.match, parts.path):
                 f.times -= 1
-                return self._fault(h, f.kind)
+                if f.kind != "short":
+                    return self._fault(h, f.kind)
+                short = True
+                break
         try:
             status, headers, payload = self.route(
                 method, parts.path, parse_qs(parts.query), h.headers, body
@@ -144,12 +152,22 @@ class FakeApi:
             status, headers, payload = 401, {}, b'[{"errorCode": "INVALID_SESSION_ID"}]'
         except LookupError as e:
             status, headers, payload = 404, {}, json.dumps({"error": str(e)}).encode()
+        length = payload.stat().st_size if isinstance(payload, Path) else len(payload)
         h.send_response(status)
         for k, v in headers.items():
             h.send_header(k, v)
-        h.send_header("Content-Length", str(len(payload)))
+        h.send_header("Content-Length", str(length))
         h.end_headers()
-        h.wfile.write(payload)
+        if short:  # what arrives is half of what Content-Length promised
+            h.close_connection = True
+            length //= 2
+        if isinstance(payload, Path):
+            with payload.open("rb") as f:
+                h.connection.sendfile(f, count=length)
+        else:
+            h.wfile.write(payload[:length])
+        if short:
+            h.connection.shutdown(2)
 
     def _fault(self, h: BaseHTTPRequestHandler, kind: str) -> None:
         if kind == "drop":
@@ -222,7 +240,7 @@ class FakeApi:
         f = re.fullmatch(r"sobjects/EventLogFile/(\w+)/LogFile", rest)
         if f:
             rec = next(r for r in self.elf if r["Id"] == f[1])
-            return 200, {**limit, "Content-Type": "text/csv"}, Path(rec["_path"]).read_bytes()
+            return 200, {**limit, "Content-Type": "text/csv"}, Path(rec["_path"])
         raise LookupError(rest)
 
     def _auth(self, headers, accepted) -> None:

@@ -5,6 +5,7 @@ resume where it stopped (also after kill -9), and stop at the API-usage share it
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import os
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from crmwatch.connectors import okta as okta_conn
 from crmwatch.connectors import salesforce as sf_conn
 from crmwatch.connectors.http import ConnectorError
 from crmwatch.connectors.settings import OktaSettings, SalesforceSettings, Secret
+from crmwatch.connectors.state import Pull, position
 from crmwatch.errors import ConfigError
 from crmwatch.ingest import ingest
 from crmwatch.simulate.org import simulate
@@ -271,3 +274,130 @@ def test_connector_settings_are_checked_when_the_file_is_read(tmp_path):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+### Streamed log files (issue 16: no stage holds a whole input file in memory) ###
+
+BIG_COPIES = 24  # the simulated org's largest EventLogFile, made ~6 MB
+
+
+@pytest.fixture(scope="module")
+def big_org(org: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An org whose only log is one multi-MB EventLogFile: the simulated org's largest,
+    its rows repeated with distinct REQUEST_IDs (so none is a duplicate of another)."""
+    out = tmp_path_factory.mktemp("big_org")
+    elf = out / "logs" / "salesforce" / "elf"
+    elf.mkdir(parents=True)
+    source = max((org / "logs" / "salesforce" / "elf").glob("*_URI.csv"),
+                 key=lambda p: p.stat().st_size)  # fmt: skip
+    with source.open(newline="") as f:
+        rows = list(csv.reader(f))
+    header, rows = rows[0], rows[1:]
+    rid = header.index("REQUEST_ID")
+    with (elf / source.name).open("w", newline="") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        w.writerow(header)
+        for k in range(BIG_COPIES):
+            w.writerows([*r[:rid], f"{r[rid]}{k:02d}", *r[rid + 1 :]] for r in rows)
+    return out
+
+
+@pytest.fixture
+def big_api(big_org: Path, monkeypatch: pytest.MonkeyPatch):
+    fake = FakeApi(big_org)
+    fake.start()
+    monkeypatch.setenv("TEST_SF_SECRET", SF_SECRET)
+    yield fake
+    fake.stop()
+
+
+def _pull_files(api: FakeApi, store: Store, spool: Path) -> Pull:
+    f = _sf(api, objects=())
+    return sf_conn.pull_salesforce(store, f, spool, Config(), since=SINCE,
+                                   http=sf_conn.client(f, **FAST))  # fmt: skip
+
+
+def _spooled(spool: Path) -> list[str]:
+    return sorted(p.name for p in spool.iterdir()) if spool.exists() else []
+
+
+@pytest.mark.parametrize("fault", [None, "503", "short", "truncate", "drop"])
+def test_a_multi_mb_log_file_is_streamed_to_the_spool_and_ingested(big_api, big_org, fault,
+                                                                   tmp_path):  # fmt: skip
+    """Whole at once, or after a 503, a body cut off half-way (Content-Length unmet), a whole
+    answer shorter than LogFileLength, a dropped connection: the same file, the same events."""
+    (rec,) = big_api.elf
+    source = Path(rec["_path"])
+    assert source.stat().st_size > 5 * 2**20
+    big_api.faults = [Fault("/LogFile", fault)] if fault else []
+    spool = tmp_path / "spool"
+    with Store(tmp_path / "p.duckdb") as store:
+        pull = _pull_files(big_api, store, spool)
+        pulled = _events(store)["salesforce"]
+    with Store(tmp_path / "f.duckdb") as store:
+        ingest(store, [source])
+        from_file = _events(store)["salesforce"]
+    (name,) = _spooled(spool)  # under its final name, no .part left
+    landed = spool / name
+    assert landed.read_bytes() == source.read_bytes()
+    assert (landed.stat().st_mode & 0o777, spool.stat().st_mode & 0o777) == (0o600, 0o700)
+    lines = source.read_bytes().count(b"\n")
+    assert (pull.status, pull.records, pull.retries) == ("ok", lines - 1, 1 if fault else 0)
+    assert pulled == from_file and len(pulled) == lines - 1
+    assert all(f.times == 0 for f in big_api.faults)
+
+
+def test_a_log_file_longer_than_its_record_says_is_refused(big_api, tmp_path):
+    (rec,) = big_api.elf
+    rec["LogFileLength"] = 1000  # the body runs ~6 MB past it
+    spool = tmp_path / "spool"
+    with Store(tmp_path / "p.duckdb") as store:
+        with pytest.raises(ConnectorError,
+                           match=rf"EventLogFile {rec['Id']} is over 1,049,701 bytes; refused"):  # fmt: skip
+            _pull_files(big_api, store, spool)
+        assert store.execute("SELECT status FROM connector_pulls").rows == [("failed",)]
+        # the stream still starts where asked, for the next pull
+        assert position(store, "salesforce", "EventLogFile") == f"{SINCE.isoformat()}|"
+        assert store.scalar("SELECT count(*) FROM events_base") == 0
+    assert _spooled(spool) == []  # neither the file nor its .part
+    assert sum("/LogFile" in p for _, p in big_api.requests) == 1  # refused, not retried
+
+
+def test_a_log_file_refused_by_permission_is_not_retried(big_api, tmp_path):
+    big_api.faults = [Fault("/LogFile", "403")]
+    spool = tmp_path / "spool"
+    with Store(tmp_path / "p.duckdb") as store, pytest.raises(
+        ConnectorError, match=r"GET /services/data/v[\d.]+/sobjects/EventLogFile/\w+/LogFile: "
+        r"HTTP 403: the credentials were refused or lack a permission"
+    ):  # fmt: skip
+        _pull_files(big_api, store, spool)
+    assert _spooled(spool) == []
+    assert sum("/LogFile" in p for _, p in big_api.requests) == 1
+
+
+def test_a_download_holds_no_whole_file_in_memory(big_api, tmp_path):
+    """A 50 MB body goes to disk with a traced peak of a few MB: the chunk buffer, not the
+    body (the fake server sends it with sendfile, so its side allocates nothing either)."""
+    body = tmp_path / "big.csv"
+    line = b'"URI","' + b"x" * 90 + b'"\n'
+    with body.open("wb") as f:
+        f.write(b'"EVENT_TYPE","URI"\n')
+        for _ in range(50):
+            f.write(line * (2**20 // len(line)))
+    size = body.stat().st_size
+    assert size > 48 * 2**20
+    rec = {**big_api.elf[0], "Id": "0ATbig000000000AAA", "LogFileLength": size,
+           "_path": str(body)}  # fmt: skip
+    big_api.elf.append(rec)
+    http = sf_conn.client(_sf(big_api), **FAST)
+    with (tmp_path / "out.csv").open("wb") as out:
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            records = sf_conn.log_file(http, "/services/data/v62.0", rec, out)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert records == body.read_bytes().count(b"\n") - 1
+    assert (tmp_path / "out.csv").read_bytes() == body.read_bytes()
+    assert peak < 4 * 2**20, f"peak {peak:,} bytes for a {size:,}-byte body"

@@ -8,8 +8,10 @@
   position moves to the last record of each page stored. OauthToken (tokens, whose use count
   changes) is read whole each time.
 - **EventLogFile**: the files created after the last one stored (``CreatedDate`` then
-  ``Id``), each ``LogFile`` blob downloaded whole (its length checked against
-  ``LogFileLength``) and ingested as the CSV it is.
+  ``Id``), each ``LogFile`` blob streamed to the spool file in 1 MiB chunks (a daily file of a
+  large org is several GB: it is never held in memory), its length checked against
+  ``LogFileLength`` (fetched again if short, refused if far over) and ingested as the CSV it
+  is.
 - **Limits**: each answer's ``Sforce-Limit-Info: api-usage=N/M`` is read; past the configured
   share of the org's daily requests the pull stops, its position kept.
 """
@@ -19,12 +21,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from email.message import Message
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 from crmwatch.config import Config
 from crmwatch.connectors import oauth
-from crmwatch.connectors.http import ConnectorError, Http, Response
+from crmwatch.connectors.http import CHUNK, ConnectorError, Http, Response
 from crmwatch.connectors.settings import EVENT_OBJECTS, SalesforceSettings
 from crmwatch.connectors.state import Pull, land, move, position, recorded
 from crmwatch.sql import soql_datetime, soql_lit
@@ -37,6 +42,9 @@ SECRET_FIELDS = frozenset({"AccessToken", "DeleteToken", "RefreshToken"})
 # Objects read whole each pull (no usable high-water mark).
 SNAPSHOT_OBJECTS = ("OauthToken",)
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+# The most an EventLogFile body may be when its record gives no LogFileLength: above the
+# several-GB daily files of large orgs, below what would fill a disk unnoticed.
+MAX_LOG_FILE = 16 * 1024**3
 
 
 class LimitReached(ConnectorError):
@@ -110,9 +118,9 @@ def pull_salesforce(
     return pull
 
 
-def _limit_watch(share: float) -> Callable[[Response], None]:
-    def check(resp: Response) -> None:
-        m = _USAGE.search(resp.headers.get("Sforce-Limit-Info") or "")
+def _limit_watch(share: float) -> Callable[[int, Message], None]:
+    def check(status: int, headers: Message) -> None:
+        m = _USAGE.search(headers.get("Sforce-Limit-Info") or "")
         if m and int(m[2]) and int(m[1]) / int(m[2]) >= share:
             raise LimitReached(
                 f"salesforce: the org has used {m[1]} of its {m[2]} daily API "
@@ -207,35 +215,55 @@ def _pull_files(store: Store, http: Http, api: str, s: SalesforceSettings, spool
             if not rec.get("Id"):
                 raise ConnectorError("salesforce: an EventLogFile record without an Id")
             mark = _mark(rec, "CreatedDate", "Id", "EventLogFile")
-            data = _log_file(http, api, rec)
             day = str(rec.get("LogDate", ""))[:10]
             name = (
                 f"elf-{rec.get('EventType')}-{day}-{rec.get('Interval') or 'Daily'}-{rec['Id']}.csv"
             )
-            land(store, pull, spool, re.sub(r"[^A-Za-z0-9._-]", "_", name), data, config,
-                 max(data.count(b"\n") - 1, 0))  # fmt: skip
+            land(store, pull, spool, re.sub(r"[^A-Za-z0-9._-]", "_", name),
+                 partial(log_file, http, api, rec), config)  # fmt: skip
             move(store, "salesforce", stream, mark)
             if progress:
                 progress(pull)
 
 
-def _log_file(http: Http, api: str, rec: dict) -> bytes:
-    """The file's bytes, fetched again while fewer arrive than LogFileLength says."""
+def log_file(http: Http, api: str, rec: dict, out: BinaryIO) -> int:
+    """Download an EventLogFile's ``LogFile`` blob into ``out``, never holding it whole.
+
+    Fetched again (from the first byte) while fewer bytes arrive than ``LogFileLength`` says,
+    like any other cut body; refused when more arrive than ``log_file_cap`` allows.
+
+    Args:
+        rec: the EventLogFile record (``Id``, and ``LogFileLength`` when the API gave it).
+        out: the open spool file (see ``Http.download``).
+
+    Returns:
+        The file's records: its line breaks less the header's, as the CSV has.
+    """
     want = rec.get("LogFileLength")
-    for attempt in range(http.attempts):
-        data = http.request(
-            "GET",
-            f"{api}/sobjects/EventLogFile/{quote(str(rec['Id']))}/LogFile",
-            headers={"Accept": "text/csv"},
-        ).body
-        if not isinstance(want, int | float) or len(data) >= int(want):
-            return data
-        http.retries += 1
-        http.sleep(http.backoff * 2**attempt)
-    raise ConnectorError(
-        f"salesforce: EventLogFile {rec['Id']} kept arriving short "
-        f"({len(data)} of {int(want)} bytes)"
+    expect = int(want) if isinstance(want, int | float) and not isinstance(want, bool) else None
+    got = http.download(
+        f"{api}/sobjects/EventLogFile/{quote(str(rec['Id']))}/LogFile",
+        out,
+        what=f"salesforce: EventLogFile {rec['Id']}",
+        limit=log_file_cap(expect),
+        expect=expect,
+        headers={"Accept": "text/csv"},
     )
+    return max(got.lines - 1, 0)
+
+
+def log_file_cap(length: int | None) -> int:
+    """The most bytes an EventLogFile body may be: its ``LogFileLength`` and an eighth more,
+    plus a chunk, or ``MAX_LOG_FILE`` when the record gives no length.
+
+    The body is streamed to disk, so the cap guards the disk, not memory: the record says how
+    long the file is, and a body running far past that is not the file (a broken proxy, a
+    server bug) — better refused, naming the file, than let fill the spool. The slack
+    tolerates a length counted a little differently from the bytes served.
+    """
+    if length is None:
+        return MAX_LOG_FILE
+    return length + length // 8 + CHUNK
 
 
 def _mark(record: dict, time_field: str, id_field: str, what: str) -> str:

@@ -1,24 +1,31 @@
 """Where each stream resumes, every pull's account, and landing a fetched body in the store.
 
-A body lands as a file in the spool folder (written whole, then renamed into place, so a
-kill never leaves half a file under its final name) and goes through the same ``ingest`` as
-any file; the stream's position moves only after that, in the store.
+A body lands as a file in the spool folder (written to ``.NAME.part``, synced, then renamed
+into place, so a kill never leaves half a file under its final name) and goes through the
+same ``ingest`` as any file; the stream's position moves only after that, in the store. A
+JSON page lands from its bytes; a log file is written by a writer as it downloads, so no
+stage holds the whole file in memory (issue 16).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from crmwatch.config import Config
 from crmwatch.connectors.http import ConnectorError, Http
 from crmwatch.errors import CrmwatchError
 from crmwatch.ingest import ingest
 from crmwatch.store import Store
+
+# Fills an open spool file, from its first byte (it may seek(0) and truncate to start again),
+# and returns how many records it wrote.
+Writer = Callable[[BinaryIO], int]
 
 
 def _now() -> dt.datetime:
@@ -110,19 +117,40 @@ def last_pulls(store: Store) -> list[dict]:
 
 
 def land(
-    store: Store, pull: Pull, spool: Path, name: str, body: bytes, config: Config, records: int
+    store: Store,
+    pull: Pull,
+    spool: Path,
+    name: str,
+    body: bytes | Writer,
+    config: Config,
+    records: int | None = None,
 ) -> None:
-    """Write ``body`` to ``spool/name`` and ingest it; a file ingest could not read fails the
-    pull (its position does not move, so the next pull fetches it again)."""
+    """Write a fetched body to ``spool/name`` and ingest it.
+
+    Args:
+        body: the bytes (a JSON page), or a ``Writer`` that writes the file into the open
+            ``.part`` and returns its record count (a download streamed to disk).
+        records: the records of ``body`` when it is bytes; a writer's count replaces it.
+
+    A file ingest could not read fails the pull (its position does not move, so the next
+    pull fetches it again). A writer that fails leaves nothing: the ``.part`` is removed.
+    """
     # raw API pages name customers and staff: readable by their owner only
     spool.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = spool / name
     part = spool / f".{name}.part"
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(body, bytes):
+                f.write(body)
+            else:
+                records = body(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, path)
     summary = ingest(store, [path], config=config, rescan=True)
     for f in summary.files:
@@ -134,5 +162,5 @@ def land(
                 f"{name}: {f.quarantined} records quarantined (crmwatch quarantine)"
             )
     pull.pages += 1
-    pull.records += records
+    pull.records += records or 0
     pull.files.append(str(path))
