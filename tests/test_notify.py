@@ -415,18 +415,18 @@ def test_mailing_list_holds_ids_and_channels_not_contact_details(package):
 
 def _varied_snapshot(folder: Path) -> Path:
     """The fixture snapshot with every way to reach a customer: contacts without an e-mail
-    address, some without a street either, preferred languages in several spellings, and
-    cases whose contact is not in the snapshot or who have none."""
+    address (or only spaces for one), some without a street either, preferred languages in
+    several spellings, and cases whose contact is not in the snapshot or who have none."""
     shutil.copytree(SNAPSHOT, folder)
     with (SNAPSHOT / "Contact.csv").open(encoding="utf-8", newline="") as fh:
         contacts = list(csv.DictReader(fh))
-    langs = ["ko", "fr-FR", "EN", "", "xx", "ja"]
+    langs = ["ko", "fr-FR", " EN ", "", "xx", " ja"]
     for i, c in enumerate(contacts):
         c["Preferred_Language__c"] = langs[i % len(langs)]
         if i % 3 == 1:
-            c["Email"] = ""
+            c["Email"] = "   " if i == 4 else ""
         if i % 4 == 2:
-            c["Email"] = c["MailingStreet"] = ""
+            c["Email"], c["MailingStreet"] = "", " " if i == 6 else ""
     with (folder / "Contact.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(contacts[0]))
         w.writeheader()
@@ -481,6 +481,9 @@ def test_channels_read_from_the_snapshot_for_a_scope_that_did_not_record_them(
         ways = store.execute("SELECT DISTINCT channel, language FROM exposures").rows
         assert {c for c, _ in ways} == {"email", "post", "none", "unknown"}
         assert {lang for _, lang in ways} == {"ko", "fr", "en", "ja", "xx", None}
+        by_id = dict(store.execute("SELECT record_id, channel FROM exposures").rows)
+        # an address of spaces is none: the street, then substitute notice
+        assert (by_id["003000000000005AAA"], by_id["003000000000007AAA"]) == ("post", "none")
         recorded = notify(store, iid, aware, tmp_path / "recorded", org, now=now)
         store.execute("UPDATE exposures SET channel = NULL, language = NULL")
         read = notify(store, iid, aware, tmp_path / "read", org, now=now)
@@ -635,3 +638,26 @@ def test_a_password_is_called_a_password_and_purchases_are_not_mentioned_unless_
     sections = letter_sections(("categories", "likely_consequences", "self_help"), f, Org(), "en")
     text = " ".join(p for s in sections for p in s.body)
     assert "password" in text and "sensitive" not in text and "purchase" not in text
+
+
+def test_a_snapshot_without_email_or_street_columns_is_said(scoped, tmp_path: Path):
+    """A Contact file with neither an e-mail nor a street column: scope notes it and notify
+    says why its customers are listed for substitute notice, rather than silently."""
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    snap = shutil.copytree(SNAPSHOT, tmp_path / "snapshot")
+    with (SNAPSHOT / "Contact.csv").open(encoding="utf-8", newline="") as fh:
+        contacts = list(csv.DictReader(fh))
+    keep = [k for k in contacts[0] if k not in ("Email", "MailingStreet")]
+    with (snap / "Contact.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keep, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(contacts)
+    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
+    with Store(tmp_path / "s.duckdb") as store:
+        result = scope_incident(store, iid, [snap])
+        pkg = notify(store, iid, aware, tmp_path / "out", Org(), now=now)
+    assert any("Contact.csv has no e-mail or street column" in n for n in result.notes)
+    said = [a for a in pkg.assumptions if "no e-mail or street column" in a]
+    assert len(said) == 1 and "Contact:" in said[0] and "Account" not in said[0]
+    assert {r["channel"] for r in _mailing_list(pkg)} == {"substitute notice"}

@@ -31,7 +31,15 @@ from crmwatch.notify.obligations import Assessment, Obligation, decide
 from crmwatch.notify.org import Org
 from crmwatch.notify.regimes import ORG_FLAGS, Regime, explicit_regions, load_regimes
 from crmwatch.notify.text import HEADINGS, LANGUAGES, MARK, Section, items_text, letter_sections
-from crmwatch.scope.snapshot import CONTACT_COLUMNS, PERSON_OBJECTS, SnapshotFile
+from crmwatch.schema import CHANNEL_TYPE
+from crmwatch.scope.snapshot import (
+    CHANNEL,
+    LANGUAGE,
+    PERSON_OBJECTS,
+    SnapshotFile,
+    contact_columns,
+    no_channel,
+)
 from crmwatch.sql import ident, lit, num, path_lit
 from crmwatch.store import Store
 
@@ -531,8 +539,9 @@ def _mailing_rows(
     store: Store, facts: Facts, a: Assessment, by_id: dict[str, Regime], org: Org
 ) -> _Mailing:
     """One row per affected customer and regime that must (or may have to) write to them, and
-    the letter templates those rows name. Contact details are read from the snapshot now, only
-    to choose the channel; the file holds ids and choices, not addresses. Each customer's
+    the letter templates those rows name. The channel and language are the ones scope
+    recorded from the snapshot (read from it here only for incidents scoped before); the file
+    holds ids and choices, not addresses. Each customer's
     template lists the items exposed about that customer, so no letter tells someone that
     data was taken which was not.
 
@@ -597,7 +606,7 @@ def _mailing_rows(
         "CREATE OR REPLACE TEMP TABLE ml_lines AS SELECT code, "
         f"line::{f'ENUM({kinds_of})' if kinds_of else 'VARCHAR'} AS line FROM ml_texts"
     )
-    missing = _rows(store, facts)
+    missing, channelless = _rows(store, facts)
     # Never a silent fallback: say why customers are listed for substitute notice.
     if missing:
         files = "; ".join(f"{obj}: {path}" for obj, path in missing)
@@ -605,6 +614,13 @@ def _mailing_rows(
             f"Snapshot files scope read are not there any more ({files}): the e-mail and "
             "postal addresses of their customers were not checked, so those customers are "
             "listed for substitute notice. Run notify where the snapshot is to choose channels."
+        )
+    if channelless:
+        files = "; ".join(f"{obj}: {path}" for obj, path in channelless)
+        a.assumptions.append(
+            f"Snapshot files with no e-mail or street column ({files}): their customers are "
+            "listed for substitute notice. Scope again with a snapshot that has Email or "
+            "MailingStreet to choose channels."
         )
     customers = sum(kind.count for kind, _ in written)
     if facts.per_record and (
@@ -735,16 +751,18 @@ def _fixed_language(r: Regime) -> str | None:
     return first if first in LANGUAGES else "en"
 
 
-def _rows(store: Store, facts: Facts, one_per_customer: bool = False) -> list[tuple[str, Path]]:
+def _rows(
+    store: Store, facts: Facts, one_per_customer: bool = False
+) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
     """Table ``ml_rows``: each affected customer someone writes to, in id order, with the
     text of their lines (``ml_lines``, by their kind in ``ml_kinds`` and their channel and
     preferred language), whether the snapshot's person files lack them (``unknown``) and
-    whether their id needs escaping (``odd``); returns the (object, path) of each snapshot
-    file that had to be read and is gone.
+    whether their id needs escaping (``odd``). Returns the (object, path) of each person
+    file that had to be read and is gone, and of each that has no e-mail or street column.
 
     Scope records each exposure's channel and language while it has the snapshot loaded; a
     scope made before it did leaves them NULL, and the snapshot is read here instead
-    (:func:`_snapshot_contacts`)."""
+    (:func:`_snapshot_contacts`), with the same SQL (``scope.snapshot.contact_columns``)."""
     iid = lit(facts.incident.id)
     if facts.per_record:  # each exposure its own customer, its one field set its kind
         customers = (
@@ -756,23 +774,26 @@ def _rows(store: Store, facts: Facts, one_per_customer: bool = False) -> list[tu
     else:
         customers = "notify_customers"
         same_kind = "w.sets::BIT IS NOT DISTINCT FROM c.sets"
-    missing: list[tuple[str, Path]] = []
     prefs = " ".join(f"WHEN {lit(x)} THEN {num(i)}" for i, x in enumerate(_PREFS) if x)
     recorded = store.scalar(
         f"SELECT count(*) = count(channel) FROM exposures WHERE incident_id = {iid}"
     )
+    kinds = f"""FROM {customers} c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
+                AND w.state IS NOT DISTINCT FROM c.state AND {same_kind}"""
     if recorded:
+        missing: list[tuple[str, Path]] = []
+        channelless = [
+            (obj, Path(meta["path"]))
+            for obj, meta in (facts.scope.get("snapshot") or {}).items()
+            if meta.get("no_channel")
+        ]
         picked = f"""SELECT c.customer, w.kind, least(c.reach, 2) AS channel,
-                CASE c.language {prefs} ELSE 0 END AS pref, c.reach = 3 AS unknown
-            FROM {customers} c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
-                AND w.state IS NOT DISTINCT FROM c.state AND {same_kind}"""  # fmt: skip
+                CASE c.language {prefs} ELSE 0 END AS pref, c.reach = 3 AS unknown {kinds}"""
     else:
-        contacts, missing = _snapshot_contacts(store, facts)
+        contacts, missing, channelless = _snapshot_contacts(store, facts)
         picked = f"""SELECT c.customer, w.kind, k.n,
-                CASE WHEN k.email THEN 0 WHEN k.street THEN 1 ELSE 2 END AS channel,
-                CASE lower(left(k.lang, 2)) {prefs} ELSE 0 END AS pref, k.id15 IS NULL AS unknown
-            FROM {customers} c JOIN ml_kinds w ON w.country IS NOT DISTINCT FROM c.country
-                AND w.state IS NOT DISTINCT FROM c.state AND {same_kind}
+                coalesce(least({reach(f"k.{CHANNEL}")}, 2), 2) AS channel,
+                CASE k.{LANGUAGE} {prefs} ELSE 0 END AS pref, k.id15 IS NULL AS unknown {kinds}
             LEFT JOIN ({contacts}) k ON k.id15 = left(c.customer, 15)"""  # fmt: skip
         if one_per_customer:
             picked = f"""SELECT customer, any_value(kind) AS kind, arg_max(channel, n) AS channel,
@@ -787,16 +808,19 @@ def _rows(store: Store, facts: Facts, one_per_customer: bool = False) -> list[tu
             FROM ({picked}) p JOIN ml_lines t ON t.code = {code}
             ORDER BY p.customer"""
         )
-    return missing
+    return missing, channelless
 
 
-def _snapshot_contacts(store: Store, facts: Facts) -> tuple[str, list[tuple[str, Path]]]:
-    """SQL of (id15, email, street, lang, n) for every row of the snapshot's person files that
-    are still there — for a scope that did not record channels — and the (object, path) of
-    those that are gone. A Salesforce id names one record of one object, so a customer
-    matches one row and a plain join suffices; for a file that repeats an id the caller
-    builds ``ml_rows`` again with one row per customer, the later file's row winning."""
-    parts, missing = [], []
+def _snapshot_contacts(
+    store: Store, facts: Facts
+) -> tuple[str, list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """SQL of (id15, channel, language, n) for every row of the snapshot's person files
+    that are still there — for a scope that did not record channels —; the (object, path) of
+    those that are gone, and of those with no e-mail or street column. A Salesforce id names
+    one record of one object, so a customer matches one row and a plain join suffices; for a
+    file that repeats an id the caller builds ``ml_rows`` again with one row per customer,
+    the later file's row winning."""
+    parts, missing, channelless = [], [], []
     for n, (obj, meta) in enumerate((facts.scope.get("snapshot") or {}).items()):
         path = Path(meta["path"])
         if obj not in PERSON_OBJECTS:
@@ -805,21 +829,17 @@ def _snapshot_contacts(store: Store, facts: Facts) -> tuple[str, list[tuple[str,
             missing.append((obj, path))
             continue
         f = SnapshotFile.open(store, obj, path)
-        email, street, lang = (_col(f, *names) for names in CONTACT_COLUMNS)
+        if no_channel(f, facts.scope.get("records_by_object") or {}):
+            channelless.append((obj, path))
         parts.append(
-            f"""SELECT left(s."Id", 15) AS id15, {email} IS NOT NULL AS email,
-                {street} IS NOT NULL AS street, {lang}::VARCHAR AS lang, {num(n)} AS n
+            f"""SELECT left(s."Id", 15) AS id15, {contact_columns(f)}, {num(n)} AS n
             FROM {f.source} s"""
         )
-    none = "SELECT NULL::VARCHAR AS id15, NULL::BOOLEAN AS email, NULL::BOOLEAN AS street, " \
-        "NULL::VARCHAR AS lang, 0 AS n WHERE false"  # fmt: skip
-    return " UNION ALL ".join(parts or [none]), missing
-
-
-def _col(f: SnapshotFile, *names: str) -> str:
-    """The first of ``names`` the file has, quoted, or NULL."""
-    found = f.first_column(*names)
-    return ident(found) if found else "NULL"
+    none = (
+        f"SELECT NULL::VARCHAR AS id15, NULL::{CHANNEL_TYPE} AS {CHANNEL}, "
+        f"NULL::VARCHAR AS {LANGUAGE}, 0 AS n WHERE false"
+    )
+    return " UNION ALL ".join(parts or [none]), missing, channelless
 
 
 # --- the internal record, transparency and the summary ---

@@ -19,7 +19,7 @@ import pycountry
 
 from crmwatch.scope.evidence import LISTED, Confidence, EventScope
 from crmwatch.scope.fields import category
-from crmwatch.scope.snapshot import Snapshot
+from crmwatch.scope.snapshot import Snapshot, no_channel
 from crmwatch.sql import lit
 from crmwatch.store import Store
 from crmwatch.timeutil import iso_z, json_default, parse_utc
@@ -292,9 +292,19 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         unbounded_events=[
             es.event_id for es in scoped if es.kind == "bounded" and es.upper_bound is None
         ],
-        snapshot={f.object: {"path": str(f.path), "records": f.rows} for f in snap.files.values()},
+        snapshot={
+            f.object: {"path": str(f.path), "records": f.rows}
+            | ({"no_channel": True} if no_channel(f, by_object) else {})
+            for f in snap.files.values()
+        },
         events=scoped,
-        notes=notes,
+        notes=notes
+        + [
+            f"{f.path.name} has no e-mail or street column: notify lists its customers for "
+            "substitute notice"
+            for f in snap.files.values()
+            if no_channel(f, by_object)
+        ],
     )
 
 

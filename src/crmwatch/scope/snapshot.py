@@ -9,6 +9,7 @@ Parquet columns are cast to text the same way, so one set of comparison rules se
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,7 +187,7 @@ class Snapshot:
                 # Parsed once here: every replay filters on it (see replay.CREATED).
                 cols += f", sf_ts(CAST({ident(created)} AS VARCHAR)) AS {CREATED}"
             if f.object in PERSON_OBJECTS:
-                cols += f", {_contact_columns(f)}"
+                cols += f", {contact_columns(f)}"
             self.store.execute(
                 f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {f.source}"
             )
@@ -236,20 +237,33 @@ class Snapshot:
         self.loaded.clear()
 
 
-def _contact_columns(f: SnapshotFile) -> str:
+def contact_columns(f: SnapshotFile) -> str:
     """SQL of a person row's CHANNEL and LANGUAGE, over the file as read: the first e-mail
-    column the file has, else its first street column; its first language column's first
-    two letters."""
+    column the file has, else its first street column (a cell of only spaces is none); its
+    first language column's first two letters, spaces trimmed. Scope stores them with each
+    exposure; notify reads them from the file itself for an incident scoped before."""
     email, street, lang = (f.first_column(*names) for names in CONTACT_COLUMNS)
 
     def present(column: str | None) -> str:
-        return f"{ident(column)} IS NOT NULL" if column else "false"
+        return (
+            f"nullif(trim(CAST({ident(column)} AS VARCHAR)), '') IS NOT NULL" if column else "false"
+        )
 
-    language = f"lower(left(CAST({ident(lang)} AS VARCHAR), 2))" if lang else "NULL::VARCHAR"
+    language = f"lower(left(trim(CAST({ident(lang)} AS VARCHAR)), 2))" if lang else "NULL::VARCHAR"
     return (
         f"(CASE WHEN {present(email)} THEN 'email' WHEN {present(street)} THEN 'post' "
         f"ELSE 'none' END)::{CHANNEL_TYPE} AS {CHANNEL}, {language} AS {LANGUAGE}"
     )
+
+
+def no_channel(f: SnapshotFile, exposed: Iterable[str]) -> bool:
+    """Whether ``f`` is a person file with neither an e-mail nor a street column whose rows
+    are the customers of records of the ``exposed`` objects (its own, or a case's contact):
+    they are then all written to by substitute notice, which scope and notify say."""
+    if f.object not in PERSON_OBJECTS or any(f.first_column(*n) for n in CONTACT_COLUMNS[:2]):
+        return False
+    linked = {o for o, (_, person) in PERSON_LINK.items() if person == f.object}
+    return bool({f.object, *linked} & set(exposed))
 
 
 def _reader(path: Path) -> str:
