@@ -661,3 +661,24 @@ def test_a_snapshot_without_email_or_street_columns_is_said(scoped, tmp_path: Pa
     said = [a for a in pkg.assumptions if "no e-mail or street column" in a]
     assert len(said) == 1 and "Contact:" in said[0] and "Account" not in said[0]
     assert {r["channel"] for r in _mailing_list(pkg)} == {"substitute notice"}
+
+
+def test_affected_customers_no_regime_covers_are_said_not_dropped(scoped, tmp_path: Path):
+    """Cases whose contact the snapshot lacks, or who have none, leave customers with no
+    country: no regime decides for them and the mailing list cannot list them, so the
+    package says how many, rather than leaving them out of sight."""
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    snap = _varied_snapshot(tmp_path / "snapshot")
+    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [snap])
+        nowhere = store.scalar(
+            "SELECT count(*) FROM exposure_details WHERE incident_id = ? AND country IS NULL",
+            [iid],
+        )
+        pkg = notify(store, iid, aware, tmp_path / "out", Org(), now=now)
+    said = [a for a in pkg.assumptions if "have no known country" in a]
+    assert nowhere == 2 and len(said) == 1 and said[0].startswith("2 affected customers")
+    listed = {r["customer_id"] for r in _mailing_list(pkg)}
+    assert not listed & {"003000000000099AAA", "500000000000004AAA"}

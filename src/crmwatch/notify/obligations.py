@@ -25,6 +25,7 @@ change ends at local midnight, not 720 hours later). Clocks that run from "deter
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -88,6 +89,7 @@ def decide(regimes: list[Regime], facts: Facts, org: Org, now: dt.datetime) -> A
     began, aware = facts.began.date(), facts.aware_at.date()
     out: list[Obligation] = []
     population: dict[str, int] = {}
+    covered: set[int] = set()  # the groups some applied regime covers, by position
     for base in regimes:
         groups = population_of(base, facts.groups, org, explicit)
         if not groups:
@@ -100,13 +102,40 @@ def decide(regimes: list[Regime], facts: Facts, org: Org, now: dt.datetime) -> A
             )
             continue
         population[r.id] = sum(g.count for g in groups)
+        covered |= {id(g) for g in groups}
         for recipient, duty in (("regulator", r.regulator), ("individuals", r.individuals),
                                 *r.others):  # fmt: skip
             if duty.duty != "none":
                 out.append(_obligation(base, r, recipient, duty, groups, facts, org, now))
+    assumptions += _uncovered([g for g in facts.groups if id(g) not in covered])
     order = {s: i for i, s in enumerate(STATUSES)}
     out.sort(key=lambda o: (order[o.status], o.deadline_utc or "9999", o.regime, o.recipient))
     return Assessment(out, assumptions, population)
+
+
+def _uncovered(groups: list[Group]) -> list[str]:
+    """Affected customers no regime applied to are in no obligation and no mailing-list row:
+    said, never left out silently (a customer the snapshot gives no country, or none of its
+    rows at all, is one of them)."""
+    said = []
+    if unknown := sum(g.count for g in groups if g.country is None):
+        said.append(
+            f"{unknown} affected customers have no known country (the snapshot gives none, or "
+            "does not hold them): no regime was decided for them and the mailing list does not "
+            "list them. Find where they live and decide their notices by hand."
+        )
+    elsewhere = Counter({g.country: 0 for g in groups if g.country is not None})
+    for g in groups:
+        if g.country is not None:
+            elsewhere[g.country] += g.count
+    if elsewhere:
+        places = ", ".join(f"{c} {n}" for c, n in sorted(elsewhere.items()))
+        said.append(
+            f"{sum(elsewhere.values())} affected customers live where no regime crmwatch knows "
+            f"applies ({places}): no regime was decided for them and the mailing list does not "
+            "list them. Check the law where they live."
+        )
+    return said
 
 
 def population_of(r: Regime, groups: list[Group], org: Org, explicit: set[str]) -> list[Group]:
