@@ -77,6 +77,8 @@ def test_incident_gap_accepts_weeks(tmp_path: Path):
     Store(tmp_path / "s.duckdb").close()
     r = runner.invoke(app, ["incidents", "--db", str(tmp_path / "s.duckdb"), "--gap", "2w"])
     assert r.exit_code == 0, r.output
+    # the hint names the store it listed, so it can be run as printed
+    assert f"crmwatch incident show ID --db {tmp_path / 's.duckdb'}" in " ".join(r.output.split())
 
 
 def test_only_commands_that_put_data_in_make_a_store(tmp_path: Path):

@@ -636,7 +636,7 @@ def incidents_cmd(
     if json_out:
         print(json.dumps([i.to_dict() for i in incidents], indent=2, default=json_default))
         return
-    _print_incidents(incidents)
+    _print_incidents(incidents, db)
 
 
 def _opened(why: dict) -> str:
@@ -648,7 +648,7 @@ def _opened(why: dict) -> str:
     return "-"
 
 
-def _print_incidents(incidents: list[Incident]) -> None:
+def _print_incidents(incidents: list[Incident], db: Path | None) -> None:
     table = Table("id", "severity", "who", "first malicious", "detect delay", "objects",
                   "opened by", "rules")  # fmt: skip
     for i in incidents:
@@ -662,7 +662,8 @@ def _print_incidents(incidents: list[Incident]) -> None:
             _opened(i.opened_by), str(len(i.rules)),
         )  # fmt: skip
     out.print(table)
-    out.print(f"{len(incidents)} incidents; details: crmwatch incident show ID")
+    where = f" --db {clean(str(db))}" if db else ""
+    out.print(f"{len(incidents)} incidents; details: crmwatch incident show ID{where}")
 
 
 def _delay(seconds: float) -> str:
@@ -1421,7 +1422,7 @@ def demo_cmd(
         _print_alert_summary(store, detect(store, load_rules()))
         out.rule("4. incidents")
         incidents = build_incidents(store)
-        _print_incidents(incidents)
+        _print_incidents(incidents, db)
         out.rule("5. scope")
         scopes = [scope_incident(store, i.id, [sim_dir / "snapshot"]) for i in incidents]
         _print_scopes(incidents, scopes)

@@ -906,8 +906,8 @@ def _transparency(facts: Facts, org: Org) -> dict[str, dict]:
     timeline_parts = {
         "first malicious": i.first_malicious_at,
         "detected": i.first_alert_at,
-        "aware": facts.aware_at.isoformat(),
-        "contained": org.contained_at.isoformat() if org.contained_at else None,
+        "aware": facts.aware_at.isoformat() + "Z",
+        "contained": org.contained_at.isoformat() + "Z" if org.contained_at else None,
     }
     missing_time = [k for k, v in timeline_parts.items() if not v]
     return {
