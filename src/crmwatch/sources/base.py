@@ -16,7 +16,7 @@ import re
 import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -108,24 +108,60 @@ def encoding_of(head: bytes) -> str:
     return "utf-16" if head[:2] in UTF16_BOMS else "utf-8"
 
 
-def as_utf8(data: bytes, partial: bool = False) -> bytes:
-    """``data`` as UTF-8 without a byte-order mark: a UTF-8 BOM is dropped, UTF-16 is decoded.
+def as_utf8(head: bytes) -> bytes:
+    """A head of a file's content (cut at any byte) as UTF-8 without a byte-order mark: a
+    UTF-8 BOM is dropped, UTF-16 is decoded, what is not valid UTF-16 (a character cut in two
+    at the end included) left out, so that a head is always readable; :class:`Input` reports
+    such damage when the file is read."""
+    if head.startswith(UTF8_BOM):
+        return head[len(UTF8_BOM) :]
+    if encoding_of(head) == "utf-16":
+        return b"".join(utf16_as_utf8([head[2:]], _utf16_codec(head), errors="ignore"))
+    return head
+
+
+def _utf16_codec(head: bytes) -> str:
+    """The codec of UTF-16 that starts with this byte-order mark."""
+    return "utf-16-le" if head[:2] == b"\xff\xfe" else "utf-16-be"
+
+
+# UTF-16 bytes decoded at a time: their text takes up to twice their size (four bytes a
+# character once one is outside the BMP), so a file's 16 MiB pieces are decoded in parts.
+DECODE_BYTES = 1 << 20
+
+
+def utf16_as_utf8(
+    pieces: Iterable[bytes], codec: str, errors: str = "strict"
+) -> Generator[bytes, None, str | None]:
+    """UTF-16 after its byte-order mark, given in pieces cut anywhere, as UTF-8, decoded as it
+    comes: only a piece (and a character cut between two) is held. The one UTF-16 decoder.
 
     Args:
-        partial: ``data`` is a head cut at an arbitrary byte; a character cut in two at the
-            end is dropped instead of being an error.
+        codec: ``utf-16-le`` or ``utf-16-be``, as the mark said.
+        errors: ``strict``: stop at the first code unit that is not valid UTF-16 (a lone
+            surrogate, an odd byte at the end); ``ignore``: leave such units out, for a head.
 
-    Raises:
-        UnicodeDecodeError: UTF-16 data (by its BOM) that is not valid UTF-16.
+    Returns:
+        (when exhausted) the problem: where the content stops being valid UTF-16, its offset
+        counting the mark, as a strict decode of the whole content says it (what precedes it
+        has been yielded); None when it is all valid.
     """
-    if data.startswith(UTF8_BOM):
-        return data[len(UTF8_BOM) :]
-    if encoding_of(data) == "utf-16":
-        if partial:
-            data = data[: len(data) - len(data) % 2]
-        text = data.decode("utf-16", errors="ignore" if partial else "strict")
-        return text.encode("utf-8", errors="surrogateescape")
-    return data
+    decoder = codecs.getincrementaldecoder(codec)(errors)
+    fed = 2  # the byte-order mark
+    for piece, final in _ends(_recut(pieces, DECODE_BYTES)):
+        start = fed - len(decoder.buffer)  # where the undecoded bytes begin
+        fed += len(piece)
+        try:
+            text = decoder.decode(piece, final)
+        except UnicodeDecodeError as e:
+            text = e.object[: e.start].decode(codec, errors="ignore")
+            yield text.encode("utf-8", errors="surrogateescape")
+            return (
+                f"not valid UTF-16 at byte {start + e.start}: {e.reason}; the rest of the "
+                "file is not read"
+            )
+        yield text.encode("utf-8", errors="surrogateescape")
+    return None
 
 
 def is_gzip(path: Path) -> bool:
@@ -139,7 +175,7 @@ HEAD_BYTES = 1 << 20
 
 def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
     """The first ``size`` bytes of the (decompressed) file, as UTF-8 (:func:`as_utf8`)."""
-    return as_utf8(_head(path, size), partial=True)
+    return as_utf8(_head(path, size))
 
 
 def file_encoding(path: Path) -> str:
@@ -167,26 +203,41 @@ PIECE_BYTES = 1 << 16  # compressed bytes inflated at a time
 
 class Input:
     """A file's content, read in pieces: gunzipped when it is gzip whatever its name says, as
-    UTF-8 (:func:`as_utf8`). What went wrong is known once the pieces are read.
+    UTF-8 without a byte-order mark (UTF-16 decoded as it is read: :func:`utf16_as_utf8`).
+    What went wrong is known once the pieces are read.
 
     Log shippers append: ``cat a.gz b.gz`` is one valid gzip file of several members (RFC
-    1952, 2.2), and every member is read; some writers pad members with zeros. UTF-16 text
-    (rare, and small: PowerShell and Excel exports) is read whole and converted in one piece.
+    1952, 2.2), and every member is read; some writers pad members with zeros.
+
+    A corrupt member is known only at its end (its checksum), its output read by then. UTF-8
+    is read once, and the member reported (``corrupt_from``) for its reader to take back.
+    UTF-16 cannot be taken back so: what its decoding reports depends on where the content
+    ends (a character cut at the member's start is damage to report, a lone surrogate inside
+    the member is not). So gzip in UTF-16 (rare, and small: PowerShell and Excel exports) is
+    inflated once beforehand to find where such a member begins, and is decoded up to there,
+    the member left out here.
 
     Attributes:
         problem: a gzip stream corrupt or cut short, bytes after the gzip data that are not
             gzip, or UTF-16 text that is not valid; None when the file read cleanly.
         corrupt_from: where (in the content) the corrupt gzip member began: what was read from
-            there on is not the file's content and is to be left out.
+            there on is not the file's content and is to be left out. None when there is no
+            such member, or its output was left out here (UTF-16, ``whole_members``).
         size: the content's bytes read so far.
 
     Args:
         raw: yield the decompressed bytes as they are (no byte-order mark removed, no UTF-16
             converted), for reading a head.
+        read_bytes: the bytes of a file that is not gzip read at a time.
+        whole_members: leave a corrupt member's output out of UTF-8 too, as of UTF-16 (at
+            the cost of inflating a gzip file twice): what :func:`read_input` returns.
     """
 
-    def __init__(self, path: Path, raw: bool = False, read_bytes: int = 1 << 24) -> None:
+    def __init__(
+        self, path: Path, raw: bool = False, read_bytes: int = 1 << 24, whole_members: bool = False
+    ) -> None:
         self.path, self.raw, self.read_bytes = path, raw, read_bytes
+        self.whole_members = whole_members
         self.problem: str | None = None
         self.size = 0
         self._corrupt_raw: int | None = None  # where the corrupt member began, decompressed
@@ -205,41 +256,43 @@ class Input:
                 gz = fh.read(2) == GZIP_MAGIC
                 fh.seek(0)
                 pieces = self._inflate(fh) if gz else iter(lambda: fh.read(self.read_bytes), b"")
-                yield from (pieces if self.raw else self._as_utf8(pieces))
+                yield from (pieces if self.raw else self._as_utf8(pieces, gz))
         except OSError as e:
             raise SourceFormatError(f"cannot read file: {e.strerror}", Location(self.path)) from e
 
-    def _as_utf8(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    def _as_utf8(self, pieces: Iterator[bytes], gz: bool) -> Iterator[bytes]:
+        # The encoding is judged on the first bytes inflated, before any corrupt member is
+        # left out (read_input's content: as it always was).
         first = b""
         for piece in pieces:
             first += piece
             if len(first) >= 3:
                 break
-        if encoding_of(first) == "utf-16":
-            data = first + b"".join(pieces)
-            if self._corrupt_raw is not None:
-                data, self._dropped = data[: self._corrupt_raw], True
-            try:
-                out = as_utf8(data)
-            except UnicodeDecodeError as e:
-                text = data[: e.start].decode("utf-16", errors="ignore")
-                out = text.encode("utf-8", errors="surrogateescape")
-                self.problem = (
-                    f"not valid UTF-16 at byte {e.start}: {e.reason}; the rest of the file is "
-                    "not read"
-                )
-            self.size = len(out)
-            yield out
-            return
-        self._skipped = len(first)
-        first = as_utf8(first)
-        self._skipped -= len(first)
-        if first:
-            self.size += len(first)
-            yield first
-        for piece in pieces:
-            self.size += len(piece)
-            yield piece
+        utf16 = encoding_of(first) == "utf-16"
+        content: Iterator[bytes] = itertools.chain([first], pieces)
+        if gz and (utf16 or self.whole_members):
+            probe = Input(self.path, raw=True)  # inflates alike: its member is this one's
+            for _ in probe:
+                pass
+            if probe.corrupt_from is not None:
+                content, self._dropped = upto(content, probe.corrupt_from), True
+                self.problem = probe.problem  # reading stops before the member shows it
+                utf16 = utf16 and probe.corrupt_from >= 2  # else no byte-order mark is left
+        if utf16:
+            out = self._from_utf16(_skip(content, 2), _utf16_codec(first))
+        elif first.startswith(UTF8_BOM):
+            self._skipped = len(UTF8_BOM)
+            out = _skip(content, self._skipped)
+        else:
+            out = content
+        for piece in out:
+            if piece:
+                self.size += len(piece)
+                yield piece
+
+    def _from_utf16(self, raw: Iterator[bytes], codec: str) -> Iterator[bytes]:
+        if problem := (yield from utf16_as_utf8(raw, codec)):
+            self.problem = problem
 
     def _inflate(self, fh: BinaryIO) -> Iterator[bytes]:
         produced, members, member_start, pending = 0, 1, 0, b""
@@ -286,15 +339,11 @@ def read_input(path: Path) -> tuple[bytes, str | None]:
     return data, stream.problem
 
 
-class Content:
+class Content(Input):
     """What :func:`read_input` returns, in pieces: the file is never held whole, UTF-16
-    included (decoded as it is read, where :class:`Input` converts it in one piece).
-
-    The same bytes, the same ``problem`` and the same ``size``, also for a corrupt gzip
-    member, whose output ``read_input`` leaves out: known only once the member's end is
-    reached, so a gzip file is inflated once beforehand to find where such a member begins
-    (the readers using this are fallbacks, where one more pass is cheap). The byte-order
-    mark is judged on the content's first bytes before any cut, as ``Input`` judges it.
+    included. The same bytes, the same ``problem`` and the same ``size``, also for a corrupt
+    gzip member, whose output ``read_input`` leaves out (``Input``'s ``whole_members``: a gzip
+    file is inflated once beforehand, which the readers using this, fallbacks, can afford).
 
     Attributes:
         problem: as ``read_input``'s; known once the pieces are read.
@@ -305,62 +354,7 @@ class Content:
     """
 
     def __init__(self, path: Path, piece_bytes: int = 1 << 24) -> None:
-        self.path, self.piece_bytes = path, piece_bytes
-        self.problem: str | None = None
-        self.size = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        cut, self.problem = self._prescan()
-        pieces = iter(Input(self.path, raw=True, read_bytes=self.piece_bytes))
-        first = b""
-        for piece in pieces:
-            first += piece
-            if len(first) >= 3:
-                break
-        raw = upto(itertools.chain([first], pieces), cut)
-        if encoding_of(first) != "utf-16":
-            out = _skip(raw, len(UTF8_BOM) if first.startswith(UTF8_BOM) else 0)
-        elif cut is not None and cut < 2:  # no byte-order mark left: not UTF-16 then
-            out = raw
-        else:
-            out = self._from_utf16(_skip(raw, 2), "utf-16-le" if first[0] == 0xFF else "utf-16-be")
-        for piece in out:
-            if piece:
-                self.size += len(piece)
-                yield piece
-
-    def _prescan(self) -> tuple[int | None, str | None]:
-        """Where a corrupt gzip member begins (None: none does), and the stream's problem."""
-        try:
-            gz = is_gzip(self.path)
-        except OSError:
-            gz = False  # reading reports it
-        if not gz:
-            return None, None
-        probe = Input(self.path, raw=True)
-        for _ in probe:
-            pass
-        return probe.corrupt_from, probe.problem
-
-    def _from_utf16(self, raw: Iterator[bytes], codec: str) -> Iterator[bytes]:
-        """UTF-16 after its byte-order mark as UTF-8; up to the first invalid code unit, as
-        :func:`as_utf8` and ``Input`` report it (its offset counts the mark)."""
-        decoder = codecs.getincrementaldecoder(codec)("strict")
-        fed = 2  # the byte-order mark
-        for piece, final in _ends(raw):
-            start = fed - len(decoder.buffer)  # where the undecoded bytes begin
-            fed += len(piece)
-            try:
-                text = decoder.decode(piece, final)
-            except UnicodeDecodeError as e:
-                text = e.object[: e.start].decode(codec, errors="ignore")
-                yield text.encode("utf-8", errors="surrogateescape")
-                self.problem = (
-                    f"not valid UTF-16 at byte {start + e.start}: {e.reason}; the rest of the "
-                    "file is not read"
-                )
-                return
-            yield text.encode("utf-8", errors="surrogateescape")
+        super().__init__(path, read_bytes=piece_bytes, whole_members=True)
 
 
 def upto(pieces: Iterable[bytes], limit: int | None) -> Iterator[bytes]:
@@ -381,6 +375,15 @@ def _skip(pieces: Iterable[bytes], n: int) -> Iterator[bytes]:
         if n:
             piece, n = piece[n:], max(0, n - len(piece))
         yield piece
+
+
+def _recut(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The pieces, those longer than ``size`` cut in parts of ``size`` bytes."""
+    for piece in pieces:
+        if len(piece) <= size:
+            yield piece
+        else:
+            yield from (piece[at : at + size] for at in range(0, len(piece), size))
 
 
 def _ends(pieces: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
