@@ -123,3 +123,20 @@ def test_a_linked_folder_is_read_once(store: Store, tmp_path: Path):
     (logs / "okta" / "up").symlink_to(logs)  # a loop
     summary = ingest(store, [logs])
     assert [f.path.name for f in summary.files] == ["a.json"] and not summary.errors
+
+
+def test_utf16_without_a_byte_order_mark_is_named(tmp_path: Path):
+    """UTF-16 without its mark cannot be told from binary by its first bytes: it is
+    quarantined as of unknown format, and the reason says what it looks like; a file of
+    unknown format that is not UTF-16 gets no such hint."""
+    text = (BAD / "elf_invalid_utf8.csv").read_bytes().decode("utf-8", "replace")
+    (tmp_path / "no_mark.csv").write_bytes(text.encode("utf-16-be"))
+    shutil.copy(BAD / "notes.txt", tmp_path / "notes.txt")
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, [tmp_path])
+        details = dict(store.execute(
+            "SELECT f.path, q.detail FROM quarantine q JOIN ingest_files f USING (file_id)"
+        ).rows)  # fmt: skip
+    by_name = {Path(k).name: v for k, v in details.items()}
+    assert "looks like UTF-16 without a byte-order mark" in by_name["no_mark.csv"]
+    assert "UTF-16" not in by_name["notes.txt"]

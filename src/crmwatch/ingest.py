@@ -23,7 +23,15 @@ from crmwatch.enrich import enrich
 from crmwatch.errors import ConfigError, CrmwatchError, UsageError
 from crmwatch.schema import BASE_NAMES, KEY_COLUMNS, PLACEHOLDERS, Reason
 from crmwatch.sources import EMPTY, FORMATS, detect_format
-from crmwatch.sources.base import Content, InputFile, Quarantine, Source, Staged, count_lines
+from crmwatch.sources.base import (
+    Content,
+    InputFile,
+    Quarantine,
+    Source,
+    Staged,
+    count_lines,
+    read_head,
+)
 from crmwatch.sources.elf import ElfCsvSource, read_header
 from crmwatch.sources.sqlmap import lit, select_list
 from crmwatch.sql import lit_list
@@ -334,7 +342,8 @@ def _record_unreadable(
                         0,
                         Reason.UNKNOWN_FORMAT,
                         "not EventLogFile CSV/JSON, a Salesforce object export, a Setup Audit "
-                        f"Trail download or Okta System Log: the whole file ({lines} lines)",
+                        f"Trail download or Okta System Log: the whole file ({lines} lines)"
+                        + _bomless_utf16(p.file.path),
                         records=lines,
                     )
                 )
@@ -347,6 +356,19 @@ def _record_unreadable(
             summaries,
             {p.file.file_id: p.label for p in batch},
         )
+
+
+def _bomless_utf16(path: Path) -> str:
+    """A hint for a file of unknown format that looks like UTF-16 without its byte-order mark
+    (every other byte of its text a zero, as ``iconv -t utf-16be`` writes it): crmwatch tells
+    UTF-16 by the mark, and says so rather than leave the user guessing."""
+    head = read_head(path, 4096)
+    if len(head) >= 16 and head.count(0) >= len(head) // 3:
+        return (
+            "; it looks like UTF-16 without a byte-order mark: save it with one (PowerShell's "
+            "Out-File -Encoding Unicode, iconv -t UTF-16) or as UTF-8"
+        )
+    return ""
 
 
 def _lines(path: Path) -> int:

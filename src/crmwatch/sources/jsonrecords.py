@@ -492,4 +492,8 @@ def _blocks(pieces: Iterable[bytes], block: int) -> Iterator[bytes]:
 
 
 def _json_msg(e: ValueError) -> str:
-    return e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+    """The decoder's reason, without the dangling "at" Python's position follows ("Unterminated
+    string starting at"): the quarantine record carries the line and byte instead."""
+    if isinstance(e, json.JSONDecodeError):
+        return e.msg.removesuffix(" at").removesuffix(" starting")
+    return str(e)
