@@ -682,3 +682,26 @@ def test_affected_customers_no_regime_covers_are_said_not_dropped(scoped, tmp_pa
     assert nowhere == 2 and len(said) == 1 and said[0].startswith("2 affected customers")
     listed = {r["customer_id"] for r in _mailing_list(pkg)}
     assert not listed & {"003000000000099AAA", "500000000000004AAA"}
+
+
+def test_letters_are_in_the_languages_the_controller_writes_in(scoped, tmp_path: Path):
+    """``controller.languages`` bounds the letters' languages: a customer's preferred (or
+    country's) language when the controller writes in it, else the first it does; a regime
+    that names its own language (Korea's) keeps it."""
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    snap = _varied_snapshot(tmp_path / "snapshot")
+    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [snap])
+        anyone = notify(store, iid, aware, tmp_path / "any", Org(), now=now)
+        english = notify(store, iid, aware, tmp_path / "en", Org(languages=["en"]), now=now)
+    fixed = {r.id for r in load_regimes() if r.individuals.languages}  # Korea's, Japan's, …
+    free = {(r["regime"], r["language"]) for r in _mailing_list(anyone)}
+    bound = {(r["regime"], r["language"]) for r in _mailing_list(english)}
+    assert {lang for regime, lang in free if regime not in fixed} - {"en"}
+    assert {lang for regime, lang in bound if regime not in fixed} == {"en"}
+    assert {lang for regime, lang in bound if regime == "kr-pipa"} == {"ko"}
+    assert {(g, lang) for g, lang in free if g in fixed} == {
+        (g, lang) for g, lang in bound if g in fixed
+    }

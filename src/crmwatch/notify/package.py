@@ -588,8 +588,8 @@ def _mailing_rows(
     for n, (kind, ws) in enumerate(written, 1):
         for c, channel in enumerate(CHANNELS):
             for p, pref in enumerate(_PREFS):
-                chosen = [(r.id, fixed or pref or _COUNTRY_LANG.get(kind.country or "", "en"),
-                           items) for r, fixed, items in ws]  # fmt: skip
+                lang = _language(pref, kind.country, org.languages)
+                chosen = [(r.id, fixed or lang, items) for r, fixed, items in ws]
                 cells = [",".join(_csv_field(x) for x in (rid, channel, lang,
                                                           f"{rid}-{lang}{numbers[(rid, items)]}"))
                          for rid, lang, items in chosen]  # fmt: skip
@@ -740,6 +740,17 @@ def _variants(
 
 
 _COUNTRY_LANG = {"KR": "ko", "JP": "ja", "FR": "fr", "BE": "fr", "LU": "fr", "MC": "fr"}
+
+
+def _language(pref: str | None, country: str | None, writes: list[str]) -> str:
+    """A customer's letter language where the regime names none: their preferred language,
+    else their country's, among those the controller writes in (``controller.languages``;
+    any, when the org file names none); else the first of those with a template; else
+    English."""
+    for lang in (pref, _COUNTRY_LANG.get(country or "", "en")):
+        if lang and (not writes or lang in writes):
+            return lang
+    return next((w for w in writes if w in LANGUAGES), "en")
 
 
 def _fixed_language(r: Regime) -> str | None:
