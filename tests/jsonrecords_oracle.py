@@ -1,6 +1,9 @@
 """The whole-file JSON reader as it was before documents were streamed (crmwatch 63bf403,
 ``sources/jsonrecords.py``), kept verbatim as the oracle the streaming reader is compared
-with: for every input, the same records and bad records, in the same order."""
+with: for every input, the same records and bad records, in the same order.
+
+Changed on purpose since, and marked: the detail of a record or line that is not UTF-8 because
+it holds a lone UTF-16 surrogate (its UTF-8 form, ``ED A0 80``) names it."""
 
 # ruff: noqa
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crmwatch.schema import Reason
+from crmwatch.sources.base import LONE_SURROGATE, why_not_utf8
 
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
@@ -97,7 +101,10 @@ def _record(line: int, obj: Any, byte_offset: int | None) -> Item:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return BadRecord(line, byte_offset, Reason.INVALID_UTF8, "bytes that are not UTF-8")
+        # changed on purpose: a lone surrogate named (it was "bytes that are not UTF-8")
+        lone = re.search("\udced[\udca0-\udcbf][\udc80-\udcbf]", text)
+        why = LONE_SURROGATE if lone else "bytes that are not UTF-8"
+        return BadRecord(line, byte_offset, Reason.INVALID_UTF8, why)
     return JsonRecord(line, obj, text)
 
 
@@ -122,7 +129,9 @@ def iter_line(line_no: int, line_offset: int, raw_line: bytes) -> Iterator[Item]
     try:
         text = raw_line.decode("utf-8")
     except UnicodeDecodeError as e:
-        yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, str(e.reason))
+        # changed on purpose: a lone surrogate named (it was str(e.reason))
+        why = why_not_utf8(raw_line, e)
+        yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, why)
         return
     pos = _WS.match(text).end()
     while pos < len(text):

@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from crmwatch.ingest import ingest
+from crmwatch.sources.base import LONE_SURROGATE
 from crmwatch.stats import store_stats
 from crmwatch.store import Store
+from tests.breach import okta_event
 from tests.conftest import REAL
+from tests.corpus import HEADER, csv_bytes, good_rows
 
 OKTA = REAL / "okta" / "elastic_test-okta-system-events.log"  # NDJSON, 20 lines
 ELF = REAL / "salesforce" / "beats_login_eventlogfile.csv"
@@ -259,3 +262,86 @@ def test_the_setup_audit_trail_download_is_read_with_its_local_times(tmp_path: P
     assert rows == [("2026-09-10 11:21:14", "config_change", "admin@x.example"),
                     ("2026-12-01 21:05:00", "oauth_grant", "admin@x.example")]  # fmt: skip
     assert "IST" in detail and "no single offset" in detail
+
+
+### A bad UTF-16 unit costs its line only ###
+
+
+def _utf16_with_lone_surrogate(text: str, line: int, order: str) -> bytes:
+    """``text`` as UTF-16 with its byte-order mark and a lone high surrogate (U+D800) put
+    inside line ``line`` (1-based), five characters in (``iconv -t utf-16`` of the text and
+    one damaged code unit)."""
+    at = sum(len(x) + 1 for x in text.split("\n")[: line - 1]) + 5
+    codec, bom, unit = {"LE": ("utf-16-le", b"\xff\xfe", b"\x00\xd8"),
+                        "BE": ("utf-16-be", b"\xfe\xff", b"\xd8\x00")}[order]  # fmt: skip
+    return bom + text[:at].encode(codec) + unit + text[at:].encode(codec)
+
+
+def _elf_text(n: int) -> tuple[str, list[str]]:
+    rows = good_rows(n)
+    rid = HEADER.index("REQUEST_ID")
+    return csv_bytes(rows).decode("utf-8"), [r[rid] for r in rows]
+
+
+def _okta_text(n: int) -> tuple[str, list[str]]:
+    uuids = [f"u16-{i:06d}" for i in range(n)]
+    lines = [json.dumps(okta_event(u, f"2024-03-01T10:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+                                   "user.session.start", "anna@example.com", "198.51.100.7"))
+             for i, u in enumerate(uuids)]  # fmt: skip
+    return "\n".join(lines) + "\n", uuids
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+@pytest.mark.parametrize("order", ["LE", "BE"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_lone_surrogate_in_utf16_quarantines_its_line_and_keeps_the_rest(
+    tmp_path: Path, fmt: str, order: str, gz: bool
+):
+    """The user's report: one invalid unit a third of the way into a UTF-16 EventLogFile of
+    3,873 rows kept only the 1,288 rows before it ("not valid UTF-16 ...; the rest of the file
+    is not read"). Now only the damaged line is quarantined, as a line that is not UTF-8 is."""
+    n = 3872  # rows after the CSV header: 3,873 lines
+    text, ids = _elf_text(n) if fmt == "csv" else _okta_text(n)
+    bad_line = 1291  # a third of the way; for CSV the header is line 1, so row 1290
+    bad_id = ids[bad_line - 2] if fmt == "csv" else ids[bad_line - 1]
+    data = _utf16_with_lone_surrogate(text, bad_line, order)
+    path = _write(tmp_path, f"u16.{fmt}" + (".gz" if gz else ""),
+                  gzip.compress(data) if gz else data)  # fmt: skip
+    # a CSV row's raw holds its values (by column name), an Okta event's its JSON
+    key = r"regexp_extract(raw::VARCHAR, 'REQ\d+-\d+')" if fmt == "csv" else "raw->>'uuid'"
+    with Store(tmp_path / "s.duckdb") as store:
+        [f] = ingest(store, [path]).files
+        assert (f.error, f.format) == (None, "elf-csv" if fmt == "csv" else "okta")
+        assert (f.records, f.inserted, f.duplicates, f.quarantined) == (n, n - 1, 0, 1)
+        assert f.records == f.inserted + f.duplicates + f.quarantined
+        stored = store.execute(f"SELECT {key} FROM events_base").rows
+        assert sorted(r[0] for r in stored) == sorted(set(ids) - {bad_id})
+        quarantine = "SELECT line, reason, detail, records FROM quarantine ORDER BY ALL"
+        [(line, reason, detail, records)] = store.execute(quarantine).rows
+        assert (line, reason, records) == (bad_line, "invalid_utf8", 1)
+        # five characters into the line; no customer data in it
+        assert detail == (f"byte 5: {LONE_SURROGATE}" if fmt == "csv" else LONE_SURROGATE)
+        before = store.execute("SELECT * FROM quarantine ORDER BY ALL").rows
+        [again] = ingest(store, [path], rescan=True).files
+        assert (again.records, again.inserted, again.duplicates, again.quarantined) == (
+            n, 0, n - 1, 1)  # fmt: skip
+        assert store.execute("SELECT * FROM quarantine ORDER BY ALL").rows == before
+        assert store.scalar("SELECT count(*) FROM events_base") == n - 1
+
+
+@pytest.mark.parametrize("order", ["LE", "BE"])
+def test_a_lone_surrogate_in_a_utf16_header_is_read_as_bad_bytes_in_a_utf8_one(
+    tmp_path: Path, order: str
+):
+    """A header holding a lone surrogate is not left to read as a good header with the unit
+    dropped (a head once left it out): the file is what the same header with its UTF-8 form,
+    bytes that are not UTF-8, gives."""
+    text, _ = _elf_text(20)
+    utf16 = _write(tmp_path, "u16.csv", _utf16_with_lone_surrogate(text, 1, order))
+    utf8 = _write(tmp_path, "u8.csv", text[:5].encode() + b"\xed\xa0\x80" + text[5:].encode())
+    got = {}
+    for path in (utf16, utf8):
+        with Store(tmp_path / f"{path.stem}.duckdb") as store:
+            [f] = ingest(store, [path]).files
+            got[path.stem] = (f.format, f.records, f.inserted, dict(f.reasons), f.error)
+    assert got["u16"] == got["u8"] == (None, 21, 0, {"unknown_format": 21}, None)

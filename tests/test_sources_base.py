@@ -6,8 +6,12 @@ raw code units, bytes that are no UTF-8 — as UTF-16 LE or BE with its byte-ord
 with or without one, gzipped in one to three members (a byte-order mark or a character cut
 between them), cut short, corrupt, with junk after it, read a few bytes at a time.
 
-The whole-file version is kept here, byte for byte as it was, as the oracle. Then end to end:
-UTF-16 Okta logs ingested into a store hold what they held when it was read whole.
+The whole-file version is kept here, byte for byte as it was, as the oracle. One thing changed
+on purpose since: a lone surrogate no longer ends the reading of a UTF-16 file (all after it was
+lost) but is carried through as bytes that are not UTF-8, so only its line is quarantined.
+``WholeInput`` is the oracle with that one change, reading whole; wherever the old oracle found
+no lone surrogate, Input still gives exactly what it gave. Then end to end: UTF-16 Okta logs
+ingested into a store hold what they held when it was read whole.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 from unittest.mock import patch
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
@@ -157,8 +162,39 @@ class OldInput:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
 
-def old_read_input(path: Path) -> tuple[bytes, str | None]:
-    stream = OldInput(path)
+class WholeInput(OldInput):
+    """The oracle with the one deliberate change: UTF-16 decoded whole with lone surrogates
+    carried through as UTF-8 would write them (``ED A0 80`` for U+D800); only an odd last
+    byte is reported, as before, what precedes it still read."""
+
+    def _as_utf8(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        first = b""
+        for piece in pieces:
+            first += piece
+            if len(first) >= 3:
+                break
+        if encoding_of(first) != "utf-16":
+            yield from super()._as_utf8(itertools.chain([first], pieces))
+            return
+        data = first + b"".join(pieces)
+        if self._corrupt_raw is not None:
+            data, self._dropped = data[: self._corrupt_raw], True
+        even = data[: len(data) - len(data) % 2]
+        if encoding_of(data) != "utf-16":  # the mark cut by a corrupt member: as it was
+            out = as_utf8(data)
+        else:
+            out = even.decode("utf-16", errors="surrogatepass").encode("utf-8", "surrogatepass")
+        if len(data) % 2 and encoding_of(data) == "utf-16":
+            self.problem = (
+                f"not valid UTF-16 at byte {len(even)}: truncated data; the rest of the file "
+                "is not read"
+            )
+        self.size = len(out)
+        yield out
+
+
+def old_read_input(path: Path, cls: type[OldInput] = OldInput) -> tuple[bytes, str | None]:
+    stream = cls(path)
     data = b"".join(stream)
     if stream.corrupt_from is not None:
         data = data[: stream.corrupt_from]
@@ -166,10 +202,17 @@ def old_read_input(path: Path) -> tuple[bytes, str | None]:
 
 
 @contextmanager
-def whole_utf16_input() -> Iterator[None]:
-    """Ingest as it was: every reader of a file's content on the old ``Input``."""
-    with patch.object(base, "Input", OldInput), patch.object(jsonstage, "Input", OldInput):
+def whole_utf16_input(cls: type[OldInput] = WholeInput) -> Iterator[None]:
+    """Ingest as it was: every reader of a file's content on the whole-file ``Input``
+    (``OldInput``: as it was before lone surrogates were carried through)."""
+    with patch.object(base, "Input", cls), patch.object(jsonstage, "Input", cls):
         yield
+
+
+def surrogate_stopped(old: tuple[bytes, str | None, int | None, int]) -> bool:
+    """True when the old oracle stopped at a lone surrogate: the one case that changed."""
+    problem = old[1] or ""
+    return problem.startswith("not valid UTF-16") and "truncated data" not in problem
 
 
 ### Random files ###
@@ -300,7 +343,13 @@ def _check_input(data: bytes, read_bytes: int, piece_bytes: int) -> None:
     with written(data) as path, pieces, patch.dict(globals(), PIECE_BYTES=piece_bytes):
         for raw in (False, True):
             new = read(Input(path, raw=raw, read_bytes=read_bytes))
-            assert new == read(OldInput(path, raw=raw, read_bytes=read_bytes))
+            assert new == read(WholeInput(path, raw=raw, read_bytes=read_bytes))
+            old = read(OldInput(path, raw=raw, read_bytes=read_bytes))
+            if not surrogate_stopped(old):
+                assert new == old
+            else:  # what preceded the surrogate is as it was, and the rest is read
+                assert new[0].startswith(old[0]) and len(new[0]) > len(old[0])
+                assert new[1] != old[1]
 
 
 @FAST
@@ -319,11 +368,9 @@ def test_input_gives_what_reading_utf16_whole_gave_per_case(name: str, read_byte
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
-        ("utf-16 lone low surrogate", "not valid UTF-16 at byte 6: illegal encoding"),
-        ("utf-16 lone high surrogate", "not valid UTF-16 at byte 6: illegal UTF-16 surrogate"),
-        ("utf-16 high surrogate at the end", "not valid UTF-16 at byte 6: unexpected end of data"),
         ("utf-16 odd trailing byte", "not valid UTF-16 at byte 6: truncated data"),
-        ("gzip utf-16 cut short", "not valid UTF-16 at byte 4: unexpected end of data"),
+        # a surrogate pair cut after its high half and a byte: the half carried through
+        ("gzip utf-16 cut short", "not valid UTF-16 at byte 6: truncated data"),
         (
             "gzip utf-16 corrupt member",
             "corrupt gzip data in member 2: Error -3 while "
@@ -335,7 +382,8 @@ def test_input_gives_what_reading_utf16_whole_gave_per_case(name: str, read_byte
         ),
         (
             "gzip utf-16 corrupt member after half a surrogate pair",
-            "not valid UTF-16 at byte 4: unexpected end of data",
+            "corrupt gzip data in member 2: Error -3 while "
+            "decompressing data: incorrect data check",
         ),
         ("gzip utf-16 trailer", "4 bytes after the gzip data are not gzip"),
     ],
@@ -352,21 +400,87 @@ def test_input_problem_of_broken_utf16(name: str, problem: str):
 @given(files(), st.sampled_from([1, 2, 5, 1 << 24]))
 @example(CASES["gzip utf-16 lone surrogate in a corrupt member"], 1)
 def test_content_is_what_read_input_gave(data: bytes, piece_bytes: int):
-    """:class:`Content` is ``read_input`` in pieces: the old one, not only today's."""
+    """:class:`Content` is ``read_input`` in pieces: the old one (lone surrogates aside),
+    not only today's."""
     with written(data) as path:
         content = Content(path, piece_bytes)
         got = (b"".join(content), content.problem, content.size)
-        whole, problem = old_read_input(path)
+        whole, problem = old_read_input(path, WholeInput)
+        old = old_read_input(path)
     assert got == (whole, problem, len(whole))
+    if not surrogate_stopped((old[0], old[1], None, 0)):
+        assert got[:2] == old
+
+
+LONE = {  # case: (content, problem)
+    "utf-16 lone low surrogate": (b"ab\xed\xb0\x80c", None),
+    "utf-16 lone high surrogate": (b"ab\xed\xa0\x80c", None),
+    "utf-16 high surrogate at the end": (b"ab\xed\xa0\x80", None),
+    "gzip utf-16 cut short": (b"a\xed\xa0\xbd", "not valid UTF-16 at byte 6: truncated data"),
+    "gzip utf-16 corrupt member after half a surrogate pair": (
+        b"a\xed\xa0\xbd",
+        "corrupt gzip data in member 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("read_bytes", [1, 3, 1 << 24])
+@pytest.mark.parametrize("name", sorted(LONE))
+def test_a_lone_surrogate_is_carried_through_and_reading_goes_on(name: str, read_bytes: int):
+    """A lone surrogate (the old reader stopped there: "not valid UTF-16 ...; the rest of the
+    file is not read") becomes the bytes UTF-8 would write it as, which no UTF-8 reader
+    accepts, so its line alone is quarantined; reading goes on, and no problem is made of it."""
+    content, problem = LONE[name]
+    with written(CASES[name]) as path:
+        stream = Input(path, read_bytes=read_bytes)
+        got = b"".join(stream)
+    assert got == content and stream.size == len(content)
+    assert (stream.problem or "").startswith(problem or "") and bool(stream.problem) == bool(
+        problem
+    )
+    with pytest.raises(UnicodeDecodeError):
+        got.decode("utf-8")
+
+
+def test_the_surrogate_bytes_are_not_utf8_to_any_reader(tmp_path: Path):
+    """The lines' readers reject what a lone surrogate becomes, each in its own way: Python's
+    strict decoding, Arrow's validation (NDJSON's lines, ``jsonstage._segment_table``) and
+    DuckDB's CSV reader (an EventLogFile's UTF-8 copy)."""
+    bad = "x\ud800y\udfffz".encode("utf-8", "surrogatepass")
+    assert bad == b"x\xed\xa0\x80y\xed\xbf\xbfz"
+    with pytest.raises(UnicodeDecodeError):
+        bad.decode("utf-8")
+    with pytest.raises(pa.ArrowInvalid):
+        pa.array([bad], pa.binary()).cast(pa.large_string()).validate(full=True)
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"a,b\n1," + bad + b"\n2,y\n")
+    with Store(tmp_path / "s.duckdb") as store:
+        rows = store.execute(
+            f"SELECT * FROM read_csv('{path}', header=true, store_rejects=true)"
+        ).rows
+        rejects = store.execute("SELECT line, error_type FROM reject_errors").rows
+    assert rows == [(2, "y")] and rejects == [(2, "INVALID ENCODING")]
 
 
 @FAST
 @given(contents())
 @example(b"\xff\xfe" + "a😀".encode("utf-16-le")[:5])
 @example(b"\xfe\xff\x00a\xdc\x00\x00b\x00")
+@example(b"\xff\xfe" + "ab".encode("utf-16-le") + b"\x00\xdcc\x00")
 def test_a_head_reads_as_it_did(head: bytes):
-    """A head is cut anywhere: what is not valid UTF-16 in it is left out, as before."""
-    assert base.as_utf8(head) == as_utf8(head, partial=True)
+    """A head is cut anywhere: what the cut may have split is left out, as before; a lone
+    surrogate inside it is carried through as the file's reader carries it (it was left out:
+    a header holding one read as a good header, the damage unreported)."""
+    got = base.as_utf8(head)
+    if encoding_of(head) != "utf-16":
+        assert got == as_utf8(head, partial=True)
+        return
+    text = head[: len(head) - len(head) % 2].decode("utf-16", errors="surrogatepass")
+    if text and "\ud800" <= text[-1] <= "\udbff":  # its pair may be past the cut
+        text = text[:-1]
+    assert got == text.encode("utf-8", errors="surrogatepass")
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        assert got == as_utf8(head, partial=True)
 
 
 ### Not held whole ###
@@ -474,15 +588,51 @@ UTF16_LOGS = {
 def test_ingest_of_utf16_okta_stores_what_reading_it_whole_stored(
     tmp_path: Path, kind: str, shape: str
 ):
-    lines = _okta_lines()
-    if shape == "ndjson":
-        text = b"\n".join(lines).decode()
-    else:  # pretty-printed records one after another (jq's stream), read as a document
-        objs = [json.loads(line) for line in lines if line.startswith(b'{"actor')][:30]
-        text = "\n".join(json.dumps(o, indent=2, ensure_ascii=False) for o in objs)
-    new, old = _both(tmp_path, UTF16_LOGS[kind](text), "okta.json.log")
+    new, old = _both(tmp_path, UTF16_LOGS[kind](_okta_text(shape)), "okta.json.log")
     assert new == old
     assert new[0]["inserted"] > 2, new[0]
+
+
+def _okta_text(shape: str) -> str:
+    lines = _okta_lines()
+    if shape == "ndjson":
+        return b"\n".join(lines).decode()
+    # pretty-printed records one after another (jq's stream), read as a document
+    objs = [json.loads(line) for line in lines if line.startswith(b'{"actor')][:30]
+    return "\n".join(json.dumps(o, indent=2, ensure_ascii=False) for o in objs)
+
+
+@pytest.mark.parametrize("shape", ["ndjson", "document"])
+def test_ingest_of_utf16_okta_with_a_lone_surrogate_loses_only_its_record(
+    tmp_path: Path, shape: str
+):
+    """What changed: the old reader stored the records before the surrogate and reported the
+    rest of the file unread (``truncated_input``); now the one record holding it is
+    quarantined (``invalid_utf8``) and every other record is stored."""
+    text = _okta_text(shape)
+    at = text.index('"policy.', 9000) + 3  # inside a value: a document still parses around it
+    path = tmp_path / "okta.json.log"
+    path.write_bytes(
+        b"\xff\xfe" + text[:at].encode("utf-16-le") + b"\x00\xdc" + text[at:].encode("utf-16-le")
+    )
+    new = _ingested(path, tmp_path / "new.duckdb")
+    with whole_utf16_input(OldInput):
+        old = _ingested(path, tmp_path / "old.duckdb")
+    intact = _ingested(_write(tmp_path, UTF16_LOGS["le"](_okta_text(shape))), tmp_path / "i.db")
+    assert old[0]["reasons"]["truncated_input"] == 1
+    assert new[0]["reasons"]["invalid_utf8"] == intact[0]["reasons"].get("invalid_utf8", 0) + 1
+    assert "truncated_input" not in new[0]["reasons"]
+    kept = [r[0]["inserted"] + r[0]["duplicates"] for r in (new, intact, old)]
+    assert kept[0] == kept[1] - 1 > kept[2]
+    assert new[0]["records"] == intact[0]["records"] > old[0]["records"]
+    [surrogate] = [q for q in new[2] if "surrogate" in q[-2]]
+    assert surrogate[5] == "invalid_utf8"
+
+
+def _write(folder: Path, data: bytes) -> Path:
+    path = folder / "intact.json.log"
+    path.write_bytes(data)
+    return path
 
 
 @SLOW

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from crmwatch.ingest import ingest
 from crmwatch.schema import Reason
 from crmwatch.sources import jsonstage
-from crmwatch.sources.base import Input, InputFile, Quarantine, read_input
+from crmwatch.sources.base import LONE_SURROGATE, Input, InputFile, Quarantine, read_input
 from crmwatch.sources.jsonrecords import BadRecord, JsonRecord, iter_records, iter_stream
 from crmwatch.store import Store
 from tests import jsonrecords_oracle as oracle
@@ -230,6 +230,27 @@ def test_stream_holds_a_block_and_a_record():
         jsonrecords._Text._more = real  # type: ignore[method-assign]
     assert len(found) == 24_000
     assert widest < 3 * 4096
+
+
+@pytest.mark.parametrize(
+    ("data", "bad"),
+    [
+        (b'{"a": 1}\n{"b": "x\xed\xa0\x80"}\n{"c": 3}\n', (2, 17, LONE_SURROGATE)),
+        (b'{"a": 1}\n{"b": "x\xed\xb3\xbf"}\n{"c": 3}\n', (2, 17, LONE_SURROGATE)),
+        (b'{"a": 1}\n{"b": "x\xff"}\n{"c": 3}\n', (2, 17, "invalid start byte")),
+        (b'[{"a": 1},\n {"b": "x\xed\xa0\x80"},\n {"c": 3}]', (2, None, LONE_SURROGATE)),
+        (b'[{"a": 1},\n {"b": "x\xff"},\n {"c": 3}]', (2, None, "bytes that are not UTF-8")),
+    ],
+)
+def test_a_lone_surrogate_is_named_and_costs_its_record_only(data: bytes, bad: tuple):
+    """What a lone UTF-16 surrogate becomes (``base.utf16_as_utf8``: its UTF-8 form, which is
+    not UTF-8) is named in the quarantine entry; other bytes that are not UTF-8 as before."""
+    found = items(iter_stream([data], block=7))
+    assert [i[1:4:2] if i[0] == "JsonRecord" else None for i in found] == [
+        (1, '{"a":1}'), None, (3, '{"c":3}')
+    ]  # fmt: skip
+    line, offset, detail = bad  # a document's records carry no offset
+    assert found[1] == ("BadRecord", line, offset, Reason.INVALID_UTF8, detail)
 
 
 ### Input: gzip, byte-order marks, UTF-16 ###

@@ -110,13 +110,18 @@ def encoding_of(head: bytes) -> str:
 
 def as_utf8(head: bytes) -> bytes:
     """A head of a file's content (cut at any byte) as UTF-8 without a byte-order mark: a
-    UTF-8 BOM is dropped, UTF-16 is decoded, what is not valid UTF-16 (a character cut in two
-    at the end included) left out, so that a head is always readable; :class:`Input` reports
-    such damage when the file is read."""
+    UTF-8 BOM is dropped, UTF-16 is decoded as :func:`utf16_as_utf8` decodes the whole file
+    (a lone surrogate in the head included: a header holding one is no header, as a UTF-8
+    header with a byte that is not UTF-8 is none), leaving out only what the cut may have
+    split: an odd last byte, and a high surrogate last, whose pair may follow."""
     if head.startswith(UTF8_BOM):
         return head[len(UTF8_BOM) :]
     if encoding_of(head) == "utf-16":
-        return b"".join(utf16_as_utf8([head[2:]], _utf16_codec(head), errors="ignore"))
+        codec = _utf16_codec(head)
+        body = head[2 : len(head) - len(head) % 2]
+        if len(body) >= 2 and 0xD8 <= body[-1 if codec == "utf-16-le" else -2] <= 0xDB:
+            body = body[:-2]
+        return b"".join(utf16_as_utf8([body], codec))
     return head
 
 
@@ -130,23 +135,26 @@ def _utf16_codec(head: bytes) -> str:
 DECODE_BYTES = 1 << 20
 
 
-def utf16_as_utf8(
-    pieces: Iterable[bytes], codec: str, errors: str = "strict"
-) -> Generator[bytes, None, str | None]:
+def utf16_as_utf8(pieces: Iterable[bytes], codec: str) -> Generator[bytes, None, str | None]:
     """UTF-16 after its byte-order mark, given in pieces cut anywhere, as UTF-8, decoded as it
     comes: only a piece (and a character cut between two) is held. The one UTF-16 decoder.
 
+    A lone surrogate (a code unit of a pair without the other: a writer that cut a string
+    between the two, a damaged file) is one bad unit, not the end of the file: it is carried
+    through as the three bytes UTF-8 would give it (``ED A0 80`` for U+D800), which Python,
+    DuckDB's CSV reader and Arrow all reject as not UTF-8, so the line holding it is
+    quarantined (``invalid_utf8``, at its line: a surrogate holds no line break) like any
+    line that is not UTF-8, and every other line is read.
+
     Args:
         codec: ``utf-16-le`` or ``utf-16-be``, as the mark said.
-        errors: ``strict``: stop at the first code unit that is not valid UTF-16 (a lone
-            surrogate, an odd byte at the end); ``ignore``: leave such units out, for a head.
 
     Returns:
-        (when exhausted) the problem: where the content stops being valid UTF-16, its offset
-        counting the mark, as a strict decode of the whole content says it (what precedes it
-        has been yielded); None when it is all valid.
+        (when exhausted) the problem: an odd byte at the end (a file cut inside a code unit),
+        its offset counting the mark (what precedes it has been yielded); None when the
+        content is a whole number of code units.
     """
-    decoder = codecs.getincrementaldecoder(codec)(errors)
+    decoder = codecs.getincrementaldecoder(codec)("surrogatepass")
     fed = 2  # the byte-order mark
     for piece, final in _ends(_recut(pieces, DECODE_BYTES)):
         start = fed - len(decoder.buffer)  # where the undecoded bytes begin
@@ -154,14 +162,31 @@ def utf16_as_utf8(
         try:
             text = decoder.decode(piece, final)
         except UnicodeDecodeError as e:
-            text = e.object[: e.start].decode(codec, errors="ignore")
-            yield text.encode("utf-8", errors="surrogateescape")
+            # with surrogatepass only the end can fail: a byte short of a code unit
+            text = e.object[: e.start].decode(codec, errors="surrogatepass")
+            yield text.encode("utf-8", errors="surrogatepass")
             return (
                 f"not valid UTF-16 at byte {start + e.start}: {e.reason}; the rest of the "
                 "file is not read"
             )
-        yield text.encode("utf-8", errors="surrogateescape")
+        yield text.encode("utf-8", errors="surrogatepass")
     return None
+
+
+# How UTF-8 writes a code point of U+D800 to U+DFFF, which it forbids: what
+# :func:`utf16_as_utf8` makes of a lone surrogate.
+_SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
+LONE_SURROGATE = "a lone surrogate (a UTF-16 code unit that is no character)"
+
+
+def why_not_utf8(raw: bytes, error: UnicodeDecodeError) -> str:
+    """Why ``raw`` failed to decode as UTF-8 (``error``, from decoding ``raw`` itself), for a
+    quarantine entry: a lone surrogate of a UTF-16 file is named as such, not as Python's
+    "invalid continuation byte", which would send its reader looking for a UTF-8 problem.
+    Fixed words only: no byte of the record is quoted."""
+    if _SURROGATE_UTF8.match(raw, error.start):
+        return LONE_SURROGATE
+    return str(error.reason)
 
 
 def is_gzip(path: Path) -> bool:
@@ -212,14 +237,16 @@ class Input:
     A corrupt member is known only at its end (its checksum), its output read by then. UTF-8
     is read once, and the member reported (``corrupt_from``) for its reader to take back.
     UTF-16 cannot be taken back so: what its decoding reports depends on where the content
-    ends (a character cut at the member's start is damage to report, a lone surrogate inside
-    the member is not). So gzip in UTF-16 (rare, and small: PowerShell and Excel exports) is
-    inflated once beforehand to find where such a member begins, and is decoded up to there,
-    the member left out here.
+    ends (a code unit cut at the member's start is damage to report; a surrogate pair cut
+    there becomes a lone surrogate, a line quarantined). So gzip in UTF-16 (rare, and small:
+    PowerShell and Excel exports) is inflated once beforehand to find where such a member
+    begins, and is decoded up to there, the member left out here.
 
     Attributes:
         problem: a gzip stream corrupt or cut short, bytes after the gzip data that are not
-            gzip, or UTF-16 text that is not valid; None when the file read cleanly.
+            gzip, or UTF-16 that ends with an odd byte; None when the file read cleanly (a
+            lone surrogate in UTF-16 is no problem here: it reaches its line's reader as
+            bytes that are not UTF-8, :func:`utf16_as_utf8`).
         corrupt_from: where (in the content) the corrupt gzip member began: what was read from
             there on is not the file's content and is to be left out. None when there is no
             such member, or its output was left out here (UTF-16, ``whole_members``).
@@ -329,7 +356,7 @@ class Input:
 
 def read_input(path: Path) -> tuple[bytes, str | None]:
     """The file's content whole (:class:`Input`), and a description of the problem when a
-    gzip stream is corrupt or cut short, or UTF-16 text is broken: what could be read is
+    gzip stream is corrupt or cut short, or UTF-16 ends with an odd byte: what could be read is
     still returned, so its records count (a corrupt gzip member's output is left out).
     :class:`Content` gives the same in pieces."""
     stream = Input(path)

@@ -41,6 +41,7 @@ from crmwatch.sources.base import (
     lines_at,
     read_head,
     split_lines,
+    why_not_utf8,
 )
 from crmwatch.sources.jsonstage import Classified, JsonSource
 from crmwatch.sources.sqlmap import (
@@ -545,8 +546,10 @@ class ElfCsvSource(Source):
         Lines keep their numbers; quarantine byte offsets are then the copy's.
 
         The copy is written as the file is decoded (:class:`Content`), under another name
-        until it is whole: a file that is not valid UTF-16, or whose gzip stream is damaged,
-        raises and leaves no copy behind."""
+        until it is whole: a file that ends inside a code unit, or whose gzip stream is
+        damaged, raises and leaves no copy behind (it is read record by record instead). A
+        lone surrogate is no such damage: it reaches the copy as bytes that are not UTF-8,
+        and DuckDB rejects the line holding it (``INVALID ENCODING``)."""
         if file_encoding(f.path) == "utf-8":
             return f.path
         if self._copies is None:
@@ -790,7 +793,8 @@ def careful_rows(
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            report.quarantined.append(_as(bad, Reason.INVALID_UTF8, f"byte {e.start}: {e.reason}"))
+            why = why_not_utf8(raw, e)
+            report.quarantined.append(_as(bad, Reason.INVALID_UTF8, f"byte {e.start}: {why}"))
             i += 1
             continue
         end, record = i, text

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crmwatch.schema import Reason
+from crmwatch.sources.base import LONE_SURROGATE, why_not_utf8
 
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
@@ -149,8 +150,14 @@ def _record(line: int, obj: Any, byte_offset: int | None) -> Item:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return BadRecord(line, byte_offset, Reason.INVALID_UTF8, "bytes that are not UTF-8")
+        why = LONE_SURROGATE if _ESCAPED_SURROGATE.search(text) else "bytes that are not UTF-8"
+        return BadRecord(line, byte_offset, Reason.INVALID_UTF8, why)
     return JsonRecord(line, obj, text)
+
+
+# A lone UTF-16 surrogate as it reaches a document's records: the three bytes
+# ``base.utf16_as_utf8`` carries it through as, each kept by the surrogateescape decoding.
+_ESCAPED_SURROGATE = re.compile("\udced[\udca0-\udcbf][\udc80-\udcbf]")
 
 
 def _iter_ndjson(text: _Text) -> Iterator[Item]:
@@ -182,7 +189,8 @@ def iter_line(line_no: int, line_offset: int, raw_line: bytes) -> Iterator[Item]
     try:
         text = raw_line.decode("utf-8")
     except UnicodeDecodeError as e:
-        yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, str(e.reason))
+        why = why_not_utf8(raw_line, e)
+        yield BadRecord(line_no, line_offset + e.start, Reason.INVALID_UTF8, why)
         return
     pos = _WS.match(text).end()
     while pos < len(text):
