@@ -33,10 +33,10 @@ from crmwatch.schema import RECORD_ID
 from crmwatch.scope.fields import expand, fields_macro
 from crmwatch.scope.snapshot import CREATED, Snapshot
 from crmwatch.soql import Comparison, Logical, Negation, SoqlQuery, Value
-from crmwatch.sources.sqlmap import iso_utc
 from crmwatch.sql import ident as quote
 from crmwatch.sql import lit as _lit
 from crmwatch.sql import num, ts
+from crmwatch.sqltime import iso_utc
 from crmwatch.timeutil import parse_utc
 
 AGGREGATES = {"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM"}

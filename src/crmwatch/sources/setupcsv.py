@@ -6,7 +6,7 @@ Columns, as the download names them: ``Date``, ``User``, ``Source Namespace Pref
 ``Action`` holds the change's full description (the object's ``Display``), ``User`` the
 username, ``Delegate User`` the Login-As user who acted. ``Date`` is the downloading user's
 local time with a zone abbreviation, ``9/10/2026, 4:21:14 AM PDT``: the abbreviation is its
-fixed offset (``sqlmap.ZONE_ABBREVIATIONS``); one with several meanings, or none, is not
+fixed offset (``sqltime.ZONE_ABBREVIATIONS``); one with several meanings, or none, is not
 guessed and the row is quarantined as ``bad_timestamp``. Each row becomes a SetupAuditTrail
 record and is mapped like one read from the API (``sfobjects``).
 
@@ -26,7 +26,7 @@ from crmwatch.schema import Reason
 from crmwatch.sources.jsonrecords import BadRecord, Item, record
 from crmwatch.sources.jsonstage import Shape
 from crmwatch.sources.sfobjects import SfObjectSource
-from crmwatch.sources.sqlmap import ZONE_ABBREVIATIONS
+from crmwatch.sqltime import ZONE_ABBREVIATIONS
 
 REQUIRED = ("date", "user", "action", "section")
 _DATE = re.compile(r"\s*(?P<when>.+?)\s+(?P<zone>[A-Za-z]{2,5})\s*")
