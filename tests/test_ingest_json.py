@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,35 @@ def test_an_array_cut_after_a_comma_is_reported_unclosed(store: Store, tmp_path:
     assert f.inserted == 5 and f.reasons == {"invalid_json": 1}
     detail = store.scalar("SELECT detail FROM quarantine")
     assert "not closed" in detail
+
+
+def test_a_corrupt_gzip_member_takes_back_what_was_stored_from_it(tmp_path: Path):
+    """NDJSON in two gzip members, the second corrupt (found only at its end, once its lines
+    are stored): its lines are taken back — the first member's are the events, the damage one
+    truncated_input record — whatever the chunk size. (The member starts past the head read
+    for the file's shape, and the format is named: detection reads a file this small whole,
+    and refuses the damage.)"""
+    first = "\n".join(json.dumps(okta(i, i)) for i in range(40)) + "\n"
+    noise = random.Random(1)  # lines that compress badly: the member spans several reads
+    second = gzip.compress(
+        (
+            "\n".join(json.dumps(okta(i, noise.randbytes(4096).hex())) for i in range(40, 80))
+            + "\n"
+        ).encode()
+    )
+    # its checksum wrong: the member's lines are all read before the damage shows
+    broken = second[:-8] + bytes(b ^ 0xFF for b in second[-8:-4]) + second[-4:]
+    padding = json.dumps(okta(999, "x" * (1 << 21)))  # the member starts past the head
+    path = tmp_path / "okta.ndjson.gz"
+    path.write_bytes(gzip.compress((padding + "\n" + first).encode()) + broken)
+    for chunk in (1 << 20, 300):
+        original, jsonstage.CHUNK_BYTES = jsonstage.CHUNK_BYTES, chunk
+        try:
+            with Store(tmp_path / f"{chunk}.duckdb") as store:
+                ingest(store, [path], fmt="okta")
+                users = {r[0] for r in store.execute("SELECT user_name FROM events").rows}
+                reasons = store.execute("SELECT reason FROM quarantine").rows
+        finally:
+            jsonstage.CHUNK_BYTES = original
+        assert users == {f"user{i}@x.example" for i in (*range(40), 999)}
+        assert reasons == [("truncated_input",)]
