@@ -53,7 +53,6 @@ from crmwatch.sources.base import (
     Staged,
     StageReport,
     read_head,
-    read_input,
     upto,
 )
 from crmwatch.sources.jsonrecords import (
@@ -395,7 +394,7 @@ class JsonSource(Source):
         yield from held
 
     def _file_read(self, f: InputFile, end: _FileEnd, chunk: list[_Segment]) -> None:
-        """What reading the file whole found: an array left unclosed; a problem to report; a
+        """What reading the file to its end found: an array left unclosed; a problem to report; a
         corrupt gzip member, whose output is left out as ``read_input`` leaves it out (its
         checksum is found at its end): the rows stored from it are deleted, its lines not yet
         stored dropped."""
@@ -404,8 +403,9 @@ class JsonSource(Source):
         if not stream.problem:
             return
         if stream.corrupt_from is not None:
-            data = read_input(f.path)[0]  # what precedes the member: a rare path
-            from_line = data.count(b"\n", 0, stream.corrupt_from) + 1
+            # the line breaks before the member, counted as the file streams by (a rare path)
+            before = upto(Input(f.path), stream.corrupt_from)
+            from_line = sum(piece.count(b"\n") for piece in before) + 1
             self._store.execute(
                 "DELETE FROM events_base WHERE rowid > $mark AND file_id = $f "
                 "AND ingest_line >= $l",
