@@ -274,6 +274,7 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         {"iid": iid},
     ).rows[0]
     notes = sorted({es.note for es in scoped if es.note})
+    channelless = [f for f in snap.files.values() if no_channel(f, by_object)]
     return ScopeResult(
         incident_id=iid,
         affected_customers=sum(by_conf.values()),
@@ -294,7 +295,7 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         ],
         snapshot={
             f.object: {"path": str(f.path), "records": f.rows}
-            | ({"no_channel": True} if no_channel(f, by_object) else {})
+            | ({"no_channel": True} if f in channelless else {})
             for f in snap.files.values()
         },
         events=scoped,
@@ -302,8 +303,7 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         + [
             f"{f.path.name} has no e-mail or street column: notify lists its customers for "
             "substitute notice"
-            for f in snap.files.values()
-            if no_channel(f, by_object)
+            for f in channelless
         ],
     )
 
