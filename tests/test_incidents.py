@@ -21,6 +21,7 @@ from crmwatch.incidents import (
     FINDINGS,
     _Finding,
     _group,
+    _side_tables,
     build_incidents,
     opened_by,
     timeline,
@@ -393,6 +394,42 @@ def test_insiders_exports_follow_in_islands_cut_at_the_first_gap(store: Store):
         assert incident.events == len(events)
     assert got == expected
     assert len(expected["jo"]) == 7 and len(expected["id"]) == 4  # the gaps do cut
+
+
+@pytest.mark.parametrize(("days_before", "familiar"), [(1, True), (30, True), (31, False), (0, False)])  # fmt: skip
+def test_a_network_is_familiar_from_the_thirty_days_before_and_only_those(
+    store: Store, days_before: int, familiar: bool
+):
+    """The sides read only the days before the evidence (issue 16: the store's other days are
+    skipped by their times): the person's own use of the network ``days_before`` days earlier
+    makes it hers (side ``own``) within 30 days and not on the day itself; a colleague's use
+    the same day counts towards the people on it (``org_users``) the same way. Uses after the
+    evidence, and in a store of other days, change nothing."""
+    t0 = dt.datetime(2025, 6, 2, 9)
+    before = t0 - dt.timedelta(days=days_before, hours=1)
+    rows = [
+        ("evidence", t0, "ann@x.example", "203.0.113.7", "LK-1"),
+        ("hers", before, "ann@x.example", "203.0.113.80", "LK-0"),
+        ("his", before, "bo@x.example", "203.0.113.90", "LK-2"),
+        ("after", t0 + dt.timedelta(days=1), "cy@x.example", "203.0.113.91", "LK-3"),
+        ("elsewhere", t0 - dt.timedelta(days=90), "ann@x.example", "198.51.100.1", "LK-4"),
+    ]
+    for eid, ts, name, ip, key in rows:
+        store.execute(
+            "INSERT INTO events_base (event_id, ts, source, category, outcome, user_name, "
+            "src_ip, login_key) VALUES (?, ?, 'salesforce', 'authentication', 'success', ?, ?, ?)",
+            [eid, ts, name, ip, key],
+        )
+    store.execute(
+        "INSERT INTO alerts (alert_id, rule_id, title, level, tags, principal, first_ts, "
+        "last_ts, event_ids, key_fields, fired_at, risk) VALUES ('a', 'r', 'Sign-in', 'high', "
+        "[], 'ann@x.example', ?, ?, ['evidence'], '{}', ?, 80)",
+        [t0, t0, t0],
+    )
+    _side_tables(store, IncidentConfig())
+    side, org_users = store.execute("SELECT side, org_users FROM inc_ev").rows[0]
+    assert side == ("own" if familiar else "attacker")
+    assert org_users == (1 if familiar else 0)  # the colleague; she is not counted
 
 
 ### Risk: findings add up; strong findings open alone (issue 12) ###
