@@ -51,6 +51,27 @@ def test_insert_of_no_rows_is_a_no_op_and_a_wrong_width_is_an_error(store: Store
     assert store.scalar("SELECT count(*) FROM p") == 0
 
 
+def test_a_large_insert_is_several_statements_and_still_all_or_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+):
+    """Rows are bound INSERT_ROWS at a time (a bound list costs DuckDB about a hundred bytes
+    per element); every row arrives, in one transaction: a bad row in a later statement
+    leaves none of the earlier ones, outside a transaction and inside the caller's."""
+    monkeypatch.setattr("crmwatch.store.INSERT_ROWS", 2)
+    store.execute("CREATE TEMP TABLE m (a VARCHAR, b INTEGER)")
+    store.insert("m", [(f"r{n}", n) for n in range(5)])
+    assert store.execute("SELECT * FROM m ORDER BY b").rows == [(f"r{n}", n) for n in range(5)]
+    with pytest.raises(ValueError):
+        store.insert("m", [("x", 10), ("y", 11), ("z", 12), ("bad",)])
+    assert store.scalar("SELECT count(*) FROM m") == 5
+    with pytest.raises(ValueError), store.transaction():
+        store.insert("m", [("x", 10), ("y", 11), ("z", 12)])
+        store.insert("m", [("x", 10), ("y", 11), ("z", 12), ("bad",)])
+    assert store.scalar("SELECT count(*) FROM m") == 5
+    store.insert("m", [("x", 10), ("y", 11), ("z", 12)])
+    assert store.scalar("SELECT count(*) FROM m") == 8
+
+
 def _tamper(db: Path, *statements: str) -> Path:
     """``db`` changed behind crmwatch's back: a store (made if missing), then ``statements``
     run on it with DuckDB directly."""

@@ -292,11 +292,36 @@ class Store:
         if not rows:
             return
         types = [r[1] for r in self.execute(f"DESCRIBE {table}").rows]
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        if len(columns) != len(types):
-            raise StoreError(f"{table} has {len(types)} columns; rows have {len(columns)}")
         select = ", ".join(f"unnest(?::{t}[])" for t in types)
-        self.execute(f"INSERT INTO {table} SELECT {select} {on_conflict}", columns)
+        # A statement per INSERT_ROWS rows: DuckDB holds a bound list as one value per
+        # element, about a hundred bytes each, so the verdicts of an insider's two million
+        # exports bound at once took gigabytes. Several statements are one transaction.
+        with self._atomic(len(rows) > INSERT_ROWS):
+            for start in range(0, len(rows), INSERT_ROWS):
+                columns = [list(c) for c in zip(*rows[start : start + INSERT_ROWS], strict=True)]
+                if len(columns) != len(types):
+                    raise StoreError(f"{table} has {len(types)} columns; rows have {len(columns)}")
+                self.execute(f"INSERT INTO {table} SELECT {select} {on_conflict}", columns)
+
+    @contextmanager
+    def _atomic(self, needed: bool) -> Iterator[None]:
+        """A transaction around the block when ``needed`` and none is open (inside one, the
+        block is part of it)."""
+        own = False
+        if needed:
+            try:
+                self.con.execute("BEGIN TRANSACTION")
+                own = True
+            except duckdb.TransactionException:  # already in one
+                pass
+        try:
+            yield
+        except BaseException:
+            if own:
+                self.con.execute("ROLLBACK")
+            raise
+        if own:
+            self.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:
@@ -374,6 +399,10 @@ def _table_columns(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
         "JOIN information_schema.tables t USING (table_schema, table_name) "
         "WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE'"
     ).fetchall())  # fmt: skip
+
+
+# Rows bound per statement by Store.insert.
+INSERT_ROWS = 50_000
 
 
 def _shorten(sql: str, limit: int = 300) -> str:

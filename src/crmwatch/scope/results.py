@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +164,10 @@ def summarise(
             (iid, e.event_id, parse_utc(e.ts), e.source_type, e.object, e.kind, e.records,
              e.rows_logged, e.upper_bound, e.fields, e.note) for e in scoped
         ])  # fmt: skip
-        body = {k: v for k, v in summary.to_dict().items() if k != "events"}
+        # converted without its events: asdict copies each one (half of scoping an
+        # insider's 500,000 exports went into copies thrown away here)
+        body = replace(summary, events=[]).to_dict()
+        del body["events"]
         store.execute(
             "INSERT INTO scopes VALUES (?, now()::TIMESTAMP, ?) ON CONFLICT (incident_id) "
             "DO UPDATE SET scoped_at = excluded.scoped_at, summary = excluded.summary",
@@ -176,7 +179,10 @@ def summarise(
 def _fieldsets(store: Store, iid: str) -> None:
     """One row per distinct mask: its fields (the union of its events' fields), its evidence
     events and, when bits are events, its first event."""
-    events = store.execute("SELECT event_ix, bit, event_id, ts, fields FROM scope_events").rows
+    # only the events that set a bit: the others (bounded, counted) are in no field set
+    events = store.execute(
+        "SELECT event_ix, bit, event_id, ts, fields FROM scope_events WHERE bit >= 0"
+    ).rows
     by_bit: dict[int, list[tuple]] = {}
     for ev in events:
         by_bit.setdefault(ev[1], []).append(ev)
