@@ -432,6 +432,56 @@ def test_a_network_is_familiar_from_the_thirty_days_before_and_only_those(
     assert org_users == (1 if familiar else 0)  # the colleague; she is not counted
 
 
+def _auth(store: Store, eid: str, ts, outcome: str, name, uid, ip: str) -> None:
+    store.execute(
+        "INSERT INTO events_base (event_id, ts, source, category, outcome, user_name, user_id, "
+        "src_ip) VALUES (?, ?, 'salesforce', 'authentication', ?, ?, ?, ?)",
+        [eid, ts, outcome, name, uid, ip],
+    )
+
+
+def _high(store: Store, t0: dt.datetime, *event_ids: str) -> None:
+    store.execute(
+        "INSERT INTO alerts (alert_id, rule_id, title, level, tags, principal, first_ts, "
+        "last_ts, event_ids, key_fields, fired_at, risk) VALUES ('a1', 'r', 'Spray', 'high', [], "
+        "'x', ?, ?, ?, '{}', ?, 60)",
+        [t0, t0 + dt.timedelta(minutes=10), list(event_ids), t0],
+    )
+
+
+def test_an_attempt_on_a_network_its_target_used_stays_out_even_when_the_target_is_a_name(
+    store: Store,
+):
+    """The accounts a spray tried are read for where they signed in before (issue 16 reads
+    only the evidence's accounts): a failure naming only an 18-character id tries the account
+    whose login name is that text, and its later failure from the network it used the day
+    before is not the campaign's attempt. (A fresh-eyes review found the first version
+    counted it: the id is no principal key of its own.)"""
+    t0 = dt.datetime(2025, 6, 10, 12)
+    uid = "005ABCDEFGHIJKLMNO"
+    _auth(store, "E1", t0, "failure", None, uid, "1.2.3.4")
+    _auth(store, "S1", t0 - dt.timedelta(days=1), "success", uid, None, "9.9.9.8")
+    _auth(store, "A1", t0 + dt.timedelta(minutes=5), "failure", uid, None, "9.9.9.9")
+    _auth(store, "A2", t0 + dt.timedelta(minutes=6), "failure", uid, None, "7.7.7.7")
+    _high(store, t0, "E1")
+    [incident] = build_incidents(store)
+    roles = dict(store.execute("SELECT event_id, role FROM incident_events").rows)
+    assert roles == {"E1": "evidence", "A2": "attempt"}
+    assert incident.events == 2
+
+
+def test_evidence_without_a_time_or_a_session_is_still_the_incidents(store: Store):
+    """An event a finding names is its evidence whether or not it has a time (a store
+    written by hand): found by id, not only in the evidence's time span."""
+    t0 = dt.datetime(2025, 6, 10, 12)
+    _auth(store, "E1", t0, "success", "ann@x.example", None, "1.2.3.4")
+    _auth(store, "E2", None, "success", "ann@x.example", None, "5.6.7.8")
+    _high(store, t0, "E1", "E2")
+    [incident] = build_incidents(store)
+    assert incident.events == 2
+    assert "5.6.7.8" in incident.source_ips
+
+
 ### Risk: findings add up; strong findings open alone (issue 12) ###
 
 

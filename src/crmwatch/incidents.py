@@ -44,6 +44,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import deque
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from typing import Any
@@ -161,8 +162,13 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
         SELECT event_id, ts, login_key, {PRINCIPAL_KEY} AS pkey FROM events_base
         WHERE event_id IN (SELECT u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id))"""
     )
-    lo, hi = store.execute("SELECT min(ts), max(ts) FROM inc_evidence").rows[0]
-    near = "false" if lo is None else f"ts BETWEEN {ts_lit(lo)} AND {ts_lit(hi)}"
+    lo, hi, untimed = store.execute(
+        "SELECT min(ts), max(ts), count(*) FILTER (ts IS NULL) FROM inc_evidence"
+    ).rows[0]
+    spans = ([f"ts BETWEEN {ts_lit(lo)} AND {ts_lit(hi)}"] if lo is not None else []) + (
+        ["ts IS NULL"] if untimed else []  # a store written by hand may have such events
+    )
+    near = f"({' OR '.join(spans)})" if spans else "false"
     view = f"""SELECT event_id, ts, outcome, user_name, user_id, src_ip, ip_class, as_org,
                 client_app, login_key, country, category, object, rows, source_type,
                 CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
@@ -196,13 +202,20 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
     ).rows[0]
     days = "false"
     if lo is not None and hi is not None:
-        first = dt.datetime.combine(lo.date() - dt.timedelta(days=FAMILIAR_DAYS), dt.time())
-        days = f"ts >= {ts_lit(first)} AND ts < {ts_lit(dt.datetime.combine(hi.date(), dt.time()))}"
+        days = f"ts < {ts_lit(dt.datetime.combine(hi.date(), dt.time()))}"
+        with suppress(OverflowError):  # within 30 days of year 1: no lower bound
+            first = dt.datetime.combine(lo.date() - dt.timedelta(days=FAMILIAR_DAYS), dt.time())
+            days = f"ts >= {ts_lit(first)} AND {days}"
     # A principal's day repeats the same few networks and apps thousands of times: distinct
     # combinations first, then one row per kind (unnesting every event was 4 rows per event).
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE inc_seen AS
-        WITH mine AS (SELECT DISTINCT pkey FROM inc_e WHERE pkey IS NOT NULL),
+        -- the evidence's principals, and the accounts its failed sign-ins tried (the
+        -- attempts' targets: an 18-character id tried is no principal key of its own, but
+        -- may be another event's user name)
+        WITH mine AS (SELECT DISTINCT pkey FROM (SELECT pkey FROM inc_e UNION ALL
+                SELECT {person_sql()} FROM inc_e WHERE outcome = 'failure')
+            WHERE pkey IS NOT NULL),
         nets AS (SELECT DISTINCT network FROM inc_e WHERE network IS NOT NULL)
         SELECT DISTINCT * FROM (
             SELECT pkey, unnest(['net', 'app', 'country', 'client']) AS kind,
