@@ -7,6 +7,7 @@ after every query here ran, so no replay may return it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -297,10 +298,11 @@ def test_more_than_64_exposing_events_share_bits_by_field_list():
         return Planned({"record_ids": ["003000000000001AAA"]}, es, None)
 
     few = [ev(n, ["Email"]) for n in range(3)]
-    assert _bits(few) == ([0, 1, 2], True)  # one bit per event: exact evidence
+    # one bit per event (exact evidence), keyed by the events' numbers in the incident
+    assert _bits(few, [5, 9, 12]) == ({5: 0, 9: 1, 12: 2}, True)
     many = [ev(n, ["Email"] if n % 2 else ["Phone", "Email"]) for n in range(70)]
-    bits, by_event = _bits(many)
-    assert set(bits) == {0, 1} and not by_event
+    bits, by_event = _bits(many, list(range(70)))
+    assert set(bits.values()) == {0, 1} and not by_event
 
 
 def test_parquet_and_gzip_snapshots_replay_the_same(store, tmp_path):
@@ -469,3 +471,61 @@ def test_twins_are_one_to_one_nearest_first(store: Store):
     # an object both name must agree
     other = [(_ev(12, 0), EventScope("e12", "", "", "Case", "exact"))]
     assert twins(store, bounded, other) == {}
+
+
+def _plain_and_their_rivals(store: Store, iid: str) -> None:
+    """Events beside the breach's: API log rows with an object and a row count only (plain),
+    one with a field list (judged in Python) racing a plain one for the same twin, and plain
+    ones with no object, no count, more rows than the snapshot holds, another case of the
+    object's name, or an object the snapshot lacks."""
+    t = dt.datetime(2025, 6, 10, 9, 0)
+    user = "005000000000001AAA"
+    rows = [  # event id, seconds after 09:00, object, rows, fields
+        ("p0-rival", 601, "Contact", 2, ["Email"]),  # ties with p1 for the 09:10 event
+        ("p1-plain", 601, "Contact", 2, None),
+        ("p2-twin", 722, "Contact", 3, None),  # the 09:12 event, 2 s later
+        ("p3-nothing", 1500, None, None, None),
+        ("p4-huge", 1510, "Contact", 10**6, None),
+        ("p5-lower", 1520, "contact", 10**6, []),
+        ("p6-lead", 1530, "Lead", 5, None),
+    ]
+    for eid, second, obj, n, fields in rows:
+        store.execute(
+            "INSERT INTO events_base (event_id, ts, source, source_type, category, outcome, "
+            "user_id, user_name, object, rows, fields) VALUES (?, ?, 'salesforce', 'elf:API', "
+            "'api_query', 'success', ?, ?, ?, ?, ?)",
+            [eid, t + dt.timedelta(seconds=second), user, ANNA, obj, n, fields],
+        )
+        store.execute("INSERT INTO incident_events VALUES (?, ?, 'session')", [iid, eid])
+
+
+def test_plain_events_judged_in_sql_are_judged_as_python_judges_them(scoped, monkeypatch):
+    """Issue 16: events with an object and a row count only (an insider's two million report
+    exports) are judged in SQL, never read into Python. The whole result — every verdict in
+    order, the summary, what is stored — is what judging them in Python gives, twins raced
+    across both kinds (a tie goes to the earlier event) included."""
+    import crmwatch.scope.exposure as exposure
+
+    store, iid = scoped
+    _plain_and_their_rivals(store, iid)
+
+    def scope() -> tuple:
+        r = scope_incident(store, iid, [SNAPSHOT])
+        stored = [store.execute(f"SELECT * EXCLUDE (incident_id) FROM {t} WHERE incident_id = ? "
+                                "ORDER BY ALL", [iid]).rows
+                  for t in ("scope_verdicts", "exposures", "exposure_events")]  # fmt: skip
+        return [dataclasses.asdict(e) for e in r.events], r.to_dict(), stored
+
+    in_sql = scope()
+    monkeypatch.setattr(exposure, "PLAIN", "false")
+    assert scope() == in_sql
+    verdicts = {v["event_id"]: v for v in in_sql[0]}
+    assert verdicts["p0-rival"]["kind"] == "covered"  # the tie: the earlier event id
+    assert (verdicts["p1-plain"]["kind"], verdicts["p1-plain"]["upper_bound"]) == ("bounded", 2)
+    assert verdicts["p2-twin"]["kind"] == "covered"
+    assert verdicts["p2-twin"]["note"].startswith("the same api_query as event ")
+    assert verdicts["p3-nothing"]["note"] == "no object in the log"
+    assert in_sql[1]["unbounded_events"] == ["p3-nothing"]
+    contacts = sum(1 for _ in SNAPSHOT.joinpath("Contact.csv").open()) - 1
+    assert verdicts["p4-huge"]["upper_bound"] == verdicts["p5-lower"]["upper_bound"] == contacts
+    assert verdicts["p6-lead"]["upper_bound"] == 5

@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import sys
+import textwrap
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -751,9 +752,24 @@ def scope_cmd(
     with _store(db) as store:
         result = scope_incident(store, incident_id, customers, obj)
     if json_out:
-        print(json.dumps(result.to_dict(), indent=2, default=json_default))
+        _print_scope_json(result)
         return
     _print_scope(result)
+
+
+def _print_scope_json(r: ScopeResult) -> None:
+    """``json.dumps(r.to_dict(), indent=2)``, its events written one by one: an incident's
+    millions of verdicts are never one list of dicts."""
+    from crmwatch.scope.results import Verdicts
+
+    text = json.dumps(dataclasses.replace(r, events=Verdicts.none()).to_dict(), indent=2,
+                      default=json_default)  # fmt: skip
+    head, tail = text.split('"events": []', 1)  # the key: any such text inside a value is escaped
+    sys.stdout.write(head + '"events": [')
+    for n, e in enumerate(r.events):
+        item = json.dumps(dataclasses.asdict(e), indent=2, default=json_default)
+        sys.stdout.write(("," if n else "") + "\n" + textwrap.indent(item, "    "))
+    sys.stdout.write(("\n  ]" if len(r.events) else "]") + tail + "\n")
 
 
 def _print_scope(r: ScopeResult) -> None:
@@ -795,9 +811,7 @@ def _print_scope(r: ScopeResult) -> None:
         )
     out.print(table)
     if len(r.events) > SCOPE_EVENTS_SHOWN:
-        from collections import Counter
-
-        rest = Counter(e.kind for e in r.events[SCOPE_EVENTS_SHOWN:])
+        rest = r.events.kinds(SCOPE_EVENTS_SHOWN)
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(rest.items(), key=lambda x: -x[1]))
         out.print(f"… {len(r.events) - SCOPE_EVENTS_SHOWN:,} more events ({kinds}): "
                   "crmwatch scope --json, or the exposures table")  # fmt: skip

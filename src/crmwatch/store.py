@@ -283,6 +283,17 @@ class Store:
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         return self.execute(sql, params).single_value()
 
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """The rows of one query as an Arrow table: columns in native memory, for a result
+        of millions of rows kept and read a few at a time (a scope's verdicts)."""
+        start = time.perf_counter()
+        try:
+            table = self.con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as e:
+            raise StoreError(f"query failed: {e}\n{_shorten(sql)}") from e
+        trace(f"{(time.perf_counter() - start) * 1000:.1f} ms  {_shorten(sql)} (arrow)")
+        return table
+
     def insert(self, table: str, rows: Sequence[Sequence[Any]], on_conflict: str = "") -> None:
         """Python rows into ``table`` in one statement, each column bound as one typed list.
 

@@ -74,17 +74,24 @@ TWIN_SECONDS = 5
 
 
 def twins(
-    store: Store, bounded: list[dict], listed: list[tuple[dict, EventScope]]
+    store: Store,
+    bounded: list[dict],
+    listed: list[tuple[dict, EventScope]],
+    keys: list[int] | None = None,
+    more: str | None = None,
 ) -> dict[int, str]:
     """Bounded events that are a listed event seen by another log: an API EventLogFile row and
     its ApiEvent, a ReportExport row and its ReportEvent (same kind, same user, within
     TWIN_SECONDS, the same object where both name one). One to one — each listed event is the
     twin of at most one bounded event, nearest in time first — so two separate exports a
-    second apart are never both taken for one. Returns bounded index → twin's event id.
+    second apart are never both taken for one. Returns bounded key → twin's event id: each
+    event's index in ``bounded``, or its entry in ``keys``. ``more``: SQL of bounded events
+    judged in SQL, ``(ix, category, user_id, ts, object)``, keyed by ``ix`` (keys and ``ix``
+    are one numbering: the events' order in the incident).
 
     A range join gives the candidate pairs; rounds of mutual best matches (each the other's
-    nearest, ties by position) settle them, the globally nearest pair first."""
-    if not bounded or not listed:
+    nearest, ties by key) settle them, the globally nearest pair first."""
+    if not (bounded or more) or not listed:
         return {}
 
     def table(rows: list[tuple[int, dict, str | None]]) -> pa.Table:
@@ -96,13 +103,20 @@ def twins(
             "object": pa.array([o for _, _, o in rows], pa.string()),
         })  # fmt: skip
 
-    b = table([(i, ev, ev["object"]) for i, ev in enumerate(bounded)])
+    numbers = keys if keys is not None else range(len(bounded))
+    b = table([(k, ev, ev["object"]) for k, ev in zip(numbers, bounded, strict=True)])
     l_ = table([(i, ev, es.object) for i, (ev, es) in enumerate(listed)])
+    rows = "SELECT * FROM twin_b" + (
+        ""
+        if more is None
+        else " UNION ALL SELECT ix, category, "
+        f"left(coalesce(user_id, ''), 15), ts, object FROM ({more})"
+    )
     with store.registered("twin_b", b), store.registered("twin_l", l_):
         store.execute(
             f"""CREATE OR REPLACE TEMP TABLE twin_pairs AS
             SELECT b.ix AS b, l.ix AS l, abs(epoch_us(l.ts) - epoch_us(b.ts)) AS d
-            FROM twin_b b JOIN twin_l l ON l.category = b.category AND l.user15 = b.user15
+            FROM ({rows}) b JOIN twin_l l ON l.category = b.category AND l.user15 = b.user15
                 AND l.ts BETWEEN b.ts - to_seconds({TWIN_SECONDS}) AND b.ts
                     + to_seconds({TWIN_SECONDS})
                 AND (b.object IS NULL OR l.object IS NULL OR b.object = l.object)"""

@@ -4,13 +4,15 @@ The steps, one module each: ``evidence`` reads each event for the strongest evid
 (exact ids, a replayable query, a bound); this module loads the snapshot and runs the replays —
 queries without LIMIT on one file share one pass over it, the others run alone — and records
 which snapshot rows each event reached; ``results`` stores one exposure per record (the union
-of its fields, its first exposure, its strongest confidence) and the summary.
+of its fields, its first exposure, its strongest confidence) and the summary. Events that only
+name an object and a row count are judged in SQL, however many (:data:`PLAIN`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +33,17 @@ from crmwatch.scope.evidence import (
 from crmwatch.scope.replay import SF_TS, Plan
 from crmwatch.scope.results import ScopeResult, summarise
 from crmwatch.scope.snapshot import CREATED, Snapshot
-from crmwatch.sql import ident, lit_list, num
+from crmwatch.sql import ident, lit, lit_list, num
 from crmwatch.store import Store
+from crmwatch.timeutil import parse_utc
+
+# A plain event: no query, no record ids, no field list and no bulk job. What classify and
+# the steps after it make of one depends on its object, row count and twins alone: bounded by
+# its rows (at most the snapshot's), or covered by its twin in another log.
+PLAIN = (
+    "coalesce(e.query, '') = '' AND coalesce(len(e.record_ids), 0) = 0 "
+    "AND coalesce(len(e.fields), 0) = 0 AND coalesce(e.job_id, '') = ''"
+)
 
 
 def scope_incident(
@@ -42,29 +53,39 @@ def scope_incident(
     incident = get_incident(store, incident_id)
     snap = Snapshot(store, paths, object_override)
     store.execute(SF_TS)
-    events = store.execute(
-        f"""SELECT e.event_id, e.ts, e.source_type, e.category, e.object, e.rows, e.record_ids,
-            e.fields, e.query, e.job_id, e.user_id, e.outcome
+    # Every data-access event of the incident, numbered in time order. The plain ones (an
+    # insider's two million report exports) are judged in SQL and never read into Python
+    # (:func:`_judged`); the others are read and classified.
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE scope_in AS
+        SELECT row_number() OVER (ORDER BY e.ts, e.event_id) - 1 AS ix, e.*, {PLAIN} AS plain
         FROM incident_events i
         JOIN (SELECT event_id, ts, source_type, category, object, rows, record_ids, fields, query,
                      job_id, user_id, outcome FROM events) e USING (event_id)
         WHERE i.incident_id = ? AND e.category IN {lit_list(DATA_ACCESS)}
-          AND e.outcome IS DISTINCT FROM 'failure'
-        ORDER BY e.ts, e.event_id""",
+          AND e.outcome IS DISTINCT FROM 'failure'""",
         [incident.id],
+    )
+    events = store.execute(
+        "SELECT * EXCLUDE (plain) FROM scope_in WHERE NOT plain ORDER BY ix"
     ).dicts()
+    ixs = [ev.pop("ix") for ev in events]
     planned = [classify(ev, snap) for ev in events]
     snap.load()
     _hit_tables(store)
-    bits, by_event = _bits(planned)
-    store.insert("scope_exact", [(ix, bits[ix], es.object, rid)
-                                 for ix, (ev, es, _) in enumerate(planned)
+    bits, by_event = _bits(planned, ixs)
+    numbered = list(zip(ixs, planned, strict=True))
+    store.insert("scope_exact", [(ix, bits[ix], es.object, rid) for ix, (ev, es, _) in numbered
                                  for rid in dict.fromkeys(ev["record_ids"] or ())])  # fmt: skip
     store.insert("scope_events", [(ix, bits[ix], ev["event_id"], ev["ts"], es.fields)
-                                  for ix, (ev, es, _) in enumerate(planned)])  # fmt: skip
+                                  for ix, (ev, es, _) in numbered])  # fmt: skip
+    store.execute(
+        "INSERT INTO scope_events SELECT ix, -1, event_id, ts, []::VARCHAR[] FROM scope_in "
+        "WHERE plain"
+    )
     passes: dict[int, list[Pass]] = {}
     plain: list[Pass] = []
-    for ix, (ev, es, p) in enumerate(planned):
+    for ix, (ev, es, p) in numbered:
         if p is None or p.kind != "records":
             continue
         f = snap.get(p.object)
@@ -88,8 +109,8 @@ def scope_incident(
                      if es.kind in ("replayed", "candidate") and ev["job_id"]}  # fmt: skip
     listed = [(ev, es) for ev, es, _ in planned if es.kind in (*LISTED, "count", "aggregate")]
     job_rows: Counter[str] = Counter()
-    rest: list[tuple[dict, EventScope]] = []
-    for ev, es, _ in planned:
+    rest: list[tuple[int, dict, EventScope]] = []
+    for ix, (ev, es, _) in numbered:
         if es.kind != "bounded":
             continue
         if (job := (ev["job_id"] or "")[:15]) in replayed_jobs:
@@ -97,10 +118,11 @@ def scope_incident(
             es.upper_bound = None
             job_rows[job] += ev["rows"] or 0
         else:
-            rest.append((ev, es))
-    covered = twins(store, [ev for ev, _ in rest], listed)
-    for i, (ev, es) in enumerate(rest):
-        if (other := covered.get(i)) is not None:
+            rest.append((ix, ev, es))
+    in_sql = "SELECT ix, category, user_id, ts, object FROM scope_in WHERE plain"
+    covered = twins(store, [ev for _, ev, _ in rest], listed, [ix for ix, _, _ in rest], in_sql)
+    for ix, ev, es in rest:
+        if (other := covered.pop(ix, None)) is not None:
             es.kind, es.upper_bound = "covered", None
             es.note = f"the same {ev['category']} as event {other} (another log of it)"
         elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
@@ -108,9 +130,51 @@ def scope_incident(
     for job, rows in job_rows.items():
         bound_by_job_log(replayed_jobs[job], job, rows)
     _resolve_exact_hits(store, snap)
-    result = summarise(store, incident.id, snap, [es for _, es, _ in planned], passes, by_event)
+    _judged(store, snap, [(ix, es) for ix, (_, es, _) in numbered], covered)
+    result = summarise(store, incident.id, snap, passes, by_event)
     snap.drop()
     return result
+
+
+def _judged(
+    store: Store, snap: Snapshot, scoped: Iterable[tuple[int, EventScope]], twin_of: dict[int, str]
+) -> None:
+    """Every event's verdict in ``scope_judged``, in the incident's order: those judged in
+    Python, and the plain events judged here as :func:`classify` and the steps after it judge
+    them: bounded by their logged rows (at most the snapshot file's records), or covered by
+    their twin in another log (``twin_of``: their number → the twin's event id)."""
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE scope_judged (ix BIGINT, event_id VARCHAR, ts TIMESTAMP, "
+        "source_type VARCHAR, object VARCHAR, kind VARCHAR, records BIGINT, rows_logged BIGINT, "
+        "upper_bound BIGINT, fields VARCHAR[], note VARCHAR)"
+    )
+    store.insert("scope_judged", [
+        (ix, e.event_id, parse_utc(e.ts), e.source_type, e.object, e.kind, e.records,
+         e.rows_logged, e.upper_bound, e.fields, e.note) for ix, e in scoped
+    ])  # fmt: skip
+    store.execute("CREATE OR REPLACE TEMP TABLE scope_twins (ix BIGINT, other VARCHAR)")
+    store.insert("scope_twins", list(twin_of.items()))
+    # a snapshot file's records, by its object's name in any case (Snapshot.get)
+    files = " UNION ALL ".join(
+        f"SELECT {lit(f.object.lower())} AS object, {num(f.rows or 0)} AS n"
+        for f in snap.files.values()
+    )
+    store.execute(
+        f"""INSERT INTO scope_judged
+        SELECT p.ix, p.event_id, p.ts, p.source_type, p.object,
+            CASE WHEN t.ix IS NULL THEN 'bounded' ELSE 'covered' END, 0, p.rows,
+            CASE WHEN t.ix IS NOT NULL THEN NULL WHEN f.n > 0 THEN least(p.rows, f.n)
+                ELSE p.rows END,
+            []::VARCHAR[],
+            CASE WHEN t.ix IS NOT NULL
+                THEN 'the same ' || p.category || ' as event ' || t.other
+                    || ' (another log of it)'
+                WHEN p.object IS NULL THEN 'no object in the log'
+                ELSE 'the log names the object and a row count only' END
+        FROM scope_in p LEFT JOIN scope_twins t USING (ix)
+        LEFT JOIN ({files}) f ON f.object = lower(p.object)
+        WHERE p.plain"""
+    )
 
 
 def replay_query(
@@ -185,22 +249,22 @@ def _count_passes(store: Store, table: str, group: list[Pass]) -> None:
         g.conf = settle(g.ev, g.es, n)
 
 
-def _bits(planned: list[Planned]) -> tuple[list[int], bool]:
+def _bits(planned: list[Planned], ixs: list[int]) -> tuple[dict[int, int], bool]:
     """The bit each event sets in a record's mask (-1: the event lists no record), and whether
     bits are events. With at most 64 events that can expose records, one bit per such event:
     the mask is the record's exact evidence. Beyond that, one bit per distinct field list (a
     paged export is thousands of events with one field list); the record then keeps its first
     event, and the field set lists every event with its fields."""
-    exposing = [ix for ix, (ev, _, p) in enumerate(planned)
+    exposing = [(ix, es) for ix, (ev, es, p) in zip(ixs, planned, strict=True)
                 if ev["record_ids"] or (p is not None and p.kind == "records")]  # fmt: skip
-    bits = [-1] * len(planned)
+    bits = dict.fromkeys(ixs, -1)
     if len(exposing) <= MASK_BITS:
-        for bit, ix in enumerate(exposing):
+        for bit, (ix, _) in enumerate(exposing):
             bits[ix] = bit
         return bits, True
     lists: dict[tuple[str, ...], int] = {}
-    for ix in exposing:
-        bits[ix] = lists.setdefault(tuple(sorted(planned[ix].scope.fields)), len(lists))
+    for ix, es in exposing:
+        bits[ix] = lists.setdefault(tuple(sorted(es.fields)), len(lists))
     if len(lists) > MASK_BITS:
         raise CrmwatchError(
             f"{len(exposing)} exposing events with {len(lists)} different field lists: more "

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
+import pyarrow as pa
 import pycountry
 
 from crmwatch.scope.evidence import LISTED, Confidence, EventScope
 from crmwatch.scope.fields import category
 from crmwatch.scope.snapshot import Snapshot, no_channel
-from crmwatch.sql import lit
+from crmwatch.sql import lit, lit_list
 from crmwatch.store import Store
-from crmwatch.timeutil import iso_z, json_default, parse_utc
+from crmwatch.timeutil import iso_z, json_default
 
 if TYPE_CHECKING:
     from crmwatch.scope.exposure import Pass
@@ -46,11 +48,60 @@ class ScopeResult:
     # snapshot says how many (a bulk job on an empty snapshot file); never read as zero
     unbounded_events: list[str]
     snapshot: dict[str, Any]
-    events: list[EventScope]
+    events: Verdicts
     notes: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(replace(self, events=Verdicts.none()))
+        body["events"] = [asdict(e) for e in self.events]
+        return body
+
+
+class Verdicts(Sequence[EventScope]):
+    """Every scoped event's verdict, in the incident's order: the rows of ``scope_judged``
+    kept as Arrow columns (about a hundred bytes an event; an insider's two million exports
+    as objects were gigabytes), made :class:`EventScope` objects only as they are read."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    @classmethod
+    def none(cls) -> Verdicts:
+        return cls(pa.table({}))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @overload
+    def __getitem__(self, i: int) -> EventScope: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[EventScope]: ...
+    def __getitem__(self, i: int | slice) -> EventScope | list[EventScope]:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            if step != 1:
+                return [self[k] for k in range(start, stop, step)]
+            return list(_verdicts(self.table.slice(start, max(0, stop - start))))
+        k = i + len(self) if i < 0 else i
+        if not 0 <= k < len(self):
+            raise IndexError(i)
+        return next(_verdicts(self.table.slice(k, 1)))
+
+    def __iter__(self) -> Iterator[EventScope]:
+        return _verdicts(self.table)
+
+    def kinds(self, start: int = 0) -> Counter[str]:
+        """How many verdicts of each kind, from the ``start``-th on."""
+        if start >= len(self):
+            return Counter()
+        counts = self.table.column("kind").slice(start).value_counts()
+        return Counter({c["values"]: c["counts"] for c in counts.to_pylist()})
+
+
+def _verdicts(table: pa.Table) -> Iterator[EventScope]:
+    for batch in table.to_batches(max_chunksize=10_000):
+        for row in batch.to_pylist():
+            yield EventScope(**{**row, "ts": iso_z(row["ts"]) or ""})
 
 
 @cache
@@ -90,9 +141,8 @@ def region(country: str | None, raw: str | None) -> str | None:
 
 
 def summarise(
-    store: Store, iid: str, snap: Snapshot, scoped: list[EventScope],
-    passes: dict[int, list[Pass]], by_event: bool,
-) -> ScopeResult:  # fmt: skip
+    store: Store, iid: str, snap: Snapshot, passes: dict[int, list[Pass]], by_event: bool
+) -> ScopeResult:
     """Store the exposures and build the summary.
 
     A record's fields are the union of its events' fields, so records reached by the same
@@ -155,24 +205,26 @@ def summarise(
             [iid],
         )
         _fieldsets(store, iid)
-        summary = _summary(store, iid, snap, scoped)
+        summary = _summary(store, iid, snap)
         # The verdict of every event in a table of its own, the summary without them: an
         # incident of a million queries would otherwise store (and every reader parse) a
         # 280 MB summary.
         store.execute("DELETE FROM scope_verdicts WHERE incident_id = ?", [iid])
-        store.insert("scope_verdicts", [
-            (iid, e.event_id, parse_utc(e.ts), e.source_type, e.object, e.kind, e.records,
-             e.rows_logged, e.upper_bound, e.fields, e.note) for e in scoped
-        ])  # fmt: skip
+        store.execute(
+            "INSERT INTO scope_verdicts SELECT ?, event_id, ts, source_type, object, kind, "
+            "records, rows_logged, upper_bound, fields, note FROM scope_judged",
+            [iid],
+        )
         # converted without its events: asdict copies each one (half of scoping an
         # insider's 500,000 exports went into copies thrown away here)
-        body = replace(summary, events=[]).to_dict()
+        body = replace(summary, events=Verdicts.none()).to_dict()
         del body["events"]
         store.execute(
             "INSERT INTO scopes VALUES (?, now()::TIMESTAMP, ?) ON CONFLICT (incident_id) "
             "DO UPDATE SET scoped_at = excluded.scoped_at, summary = excluded.summary",
-            [iid, json.dumps({**body, "events_scoped": len(scoped)}, default=json_default)],
-        )
+            [iid, json.dumps({**body, "events_scoped": len(summary.events)},
+                             default=json_default)],
+        )  # fmt: skip
     return summary
 
 
@@ -214,7 +266,8 @@ def _jurisdictions(store: Store, snap: Snapshot) -> None:
     store.insert("scope_jur", jur)
 
 
-def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -> ScopeResult:
+def _summary(store: Store, iid: str, snap: Snapshot) -> ScopeResult:
+    """The summary, from the exposures and every event's verdict (``scope_judged``)."""
     # One row per customer. Without a linked object (Case → Contact) each record is its own
     # customer and the grouping — a hash aggregate over millions of rows — is skipped.
     linked = store.scalar(
@@ -259,8 +312,10 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         all_fields |= fields
         for cat in {category(f) for f in fields if f.lower() != "id"}:
             by_category[cat] += n
-    for es in scoped:  # bounded exposures still expose their fields
-        all_fields.update(es.fields)
+    # bounded exposures still expose their fields
+    all_fields.update(
+        f for (f,) in store.execute("SELECT DISTINCT unnest(fields) FROM scope_judged").rows
+    )
     by_object = dict(store.execute(
         "SELECT object, count(*) FROM exposures WHERE incident_id = ? GROUP BY 1 ORDER BY 2 DESC",
         [iid]).rows)  # fmt: skip
@@ -279,15 +334,22 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
                 (SELECT unnest(event_ids) FROM sets))""",
         {"iid": iid},
     ).rows[0]
-    notes = sorted({es.note for es in scoped if es.note})
+    notes = sorted(
+        n for (n,) in store.execute("SELECT DISTINCT note FROM scope_judged WHERE note <> ''").rows
+    )
+    bounded, unbounded = store.execute(
+        f"""SELECT coalesce(sum(upper_bound) FILTER (WHERE kind IN
+                {lit_list(("bounded", *LISTED))}), 0),
+            coalesce(list(event_id ORDER BY ix) FILTER (WHERE kind = 'bounded'
+                AND upper_bound IS NULL), [])
+        FROM scope_judged"""
+    ).rows[0]
     channelless = [f for f in snap.files.values() if no_channel(f, by_object)]
     return ScopeResult(
         incident_id=iid,
         affected_customers=sum(by_conf.values()),
         affected_by_confidence={c.label: by_conf.get(c.value, 0) for c in Confidence},
-        bounded_upper_bound=sum(
-            es.upper_bound or 0 for es in scoped if es.kind in ("bounded", *LISTED)
-        ),
+        bounded_upper_bound=int(bounded),
         fields=sorted(all_fields),
         by_country=dict(countries),
         by_us_state=dict(states),
@@ -296,15 +358,18 @@ def _summary(store: Store, iid: str, snap: Snapshot, scoped: list[EventScope]) -
         records_by_object=by_object,
         first_exposure_at=iso_z(first),
         last_exposure_at=iso_z(last),
-        unbounded_events=[
-            es.event_id for es in scoped if es.kind == "bounded" and es.upper_bound is None
-        ],
+        unbounded_events=unbounded,
         snapshot={
             f.object: {"path": str(f.path), "records": f.rows}
             | ({"no_channel": True} if f in channelless else {})
             for f in snap.files.values()
         },
-        events=scoped,
+        events=Verdicts(
+            store.arrow(
+                "SELECT event_id, ts, source_type, object, kind, records, rows_logged, "
+                "upper_bound, fields, note FROM scope_judged ORDER BY ix"
+            )
+        ),
         notes=notes
         + [
             f"{f.path.name} has no e-mail or street column: notify lists its customers for "
