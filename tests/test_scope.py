@@ -488,6 +488,8 @@ def _plain_and_their_rivals(store: Store, iid: str) -> None:
         ("p4-huge", 1510, "Contact", 10**6, None),
         ("p5-lower", 1520, "contact", 10**6, []),
         ("p6-lead", 1530, "Lead", 5, None),
+        ("p7-uncounted", 1540, "Contact", None, None),  # no count: no bound from the snapshot
+        ("p8-dotted", 1550, "CONT\u0130", 50, None),  # Python's lower() is not DuckDB's
     ]
     for eid, second, obj, n, fields in rows:
         store.execute(
@@ -499,7 +501,7 @@ def _plain_and_their_rivals(store: Store, iid: str) -> None:
         store.execute("INSERT INTO incident_events VALUES (?, ?, 'session')", [iid, eid])
 
 
-def test_plain_events_judged_in_sql_are_judged_as_python_judges_them(scoped, monkeypatch):
+def test_plain_events_judged_in_sql_are_judged_as_python_judges_them(scoped, monkeypatch, tmp_path):
     """Issue 16: events with an object and a row count only (an insider's two million report
     exports) are judged in SQL, never read into Python. The whole result — every verdict in
     order, the summary, what is stored — is what judging them in Python gives, twins raced
@@ -508,9 +510,12 @@ def test_plain_events_judged_in_sql_are_judged_as_python_judges_them(scoped, mon
 
     store, iid = scoped
     _plain_and_their_rivals(store, iid)
+    # "CONTİ" is not "Conti" in Python's lower case, and is in DuckDB's
+    conti = tmp_path / "Conti.csv"
+    conti.write_text("Id\n0XX000000000001\n0XX000000000002\n")
 
     def scope() -> tuple:
-        r = scope_incident(store, iid, [SNAPSHOT])
+        r = scope_incident(store, iid, [SNAPSHOT, conti])
         stored = [store.execute(f"SELECT * EXCLUDE (incident_id) FROM {t} WHERE incident_id = ? "
                                 "ORDER BY ALL", [iid]).rows
                   for t in ("scope_verdicts", "exposures", "exposure_events")]  # fmt: skip
@@ -525,7 +530,8 @@ def test_plain_events_judged_in_sql_are_judged_as_python_judges_them(scoped, mon
     assert verdicts["p2-twin"]["kind"] == "covered"
     assert verdicts["p2-twin"]["note"].startswith("the same api_query as event ")
     assert verdicts["p3-nothing"]["note"] == "no object in the log"
-    assert in_sql[1]["unbounded_events"] == ["p3-nothing"]
+    assert in_sql[1]["unbounded_events"] == ["p3-nothing", "p7-uncounted"]
+    assert verdicts["p8-dotted"]["upper_bound"] == 50  # no snapshot file of that name
     contacts = sum(1 for _ in SNAPSHOT.joinpath("Contact.csv").open()) - 1
     assert verdicts["p4-huge"]["upper_bound"] == verdicts["p5-lower"]["upper_bound"] == contacts
     assert verdicts["p6-lead"]["upper_bound"] == 5

@@ -33,7 +33,7 @@ from crmwatch.scope.evidence import (
 from crmwatch.scope.replay import SF_TS, Plan
 from crmwatch.scope.results import ScopeResult, summarise
 from crmwatch.scope.snapshot import CREATED, Snapshot
-from crmwatch.sql import ident, lit, lit_list, num
+from crmwatch.sql import ident, lit_list, num
 from crmwatch.store import Store
 from crmwatch.timeutil import parse_utc
 
@@ -154,17 +154,19 @@ def _judged(
     ])  # fmt: skip
     store.execute("CREATE OR REPLACE TEMP TABLE scope_twins (ix BIGINT, other VARCHAR)")
     store.insert("scope_twins", list(twin_of.items()))
-    # a snapshot file's records, by its object's name in any case (Snapshot.get)
-    files = " UNION ALL ".join(
-        f"SELECT {lit(f.object.lower())} AS object, {num(f.rows or 0)} AS n"
-        for f in snap.files.values()
-    )
+    # the records of each plain event object's snapshot file, as Snapshot.get finds it (in
+    # any case, by Python's lower-casing: DuckDB's differs for a few letters, such as İ)
+    objects = store.execute("SELECT DISTINCT object FROM scope_in WHERE plain").rows
+    store.execute("CREATE OR REPLACE TEMP TABLE scope_files (object VARCHAR, n BIGINT)")
+    store.insert("scope_files", [
+        (o, f.rows or 0) for (o,) in objects if o is not None and (f := snap.get(o)) is not None
+    ])  # fmt: skip
     store.execute(
-        f"""INSERT INTO scope_judged
+        """INSERT INTO scope_judged
         SELECT p.ix, p.event_id, p.ts, p.source_type, p.object,
             CASE WHEN t.ix IS NULL THEN 'bounded' ELSE 'covered' END, 0, p.rows,
-            CASE WHEN t.ix IS NOT NULL THEN NULL WHEN f.n > 0 THEN least(p.rows, f.n)
-                ELSE p.rows END,
+            CASE WHEN t.ix IS NOT NULL THEN NULL
+                WHEN p.rows IS NOT NULL AND f.n > 0 THEN least(p.rows, f.n) ELSE p.rows END,
             []::VARCHAR[],
             CASE WHEN t.ix IS NOT NULL
                 THEN 'the same ' || p.category || ' as event ' || t.other
@@ -172,7 +174,7 @@ def _judged(
                 WHEN p.object IS NULL THEN 'no object in the log'
                 ELSE 'the log names the object and a row count only' END
         FROM scope_in p LEFT JOIN scope_twins t USING (ix)
-        LEFT JOIN ({files}) f ON f.object = lower(p.object)
+        LEFT JOIN scope_files f ON f.object = p.object
         WHERE p.plain"""
     )
 

@@ -317,8 +317,8 @@ def _summary(store: Store, iid: str, snap: Snapshot) -> ScopeResult:
         f for (f,) in store.execute("SELECT DISTINCT unnest(fields) FROM scope_judged").rows
     )
     by_object = dict(store.execute(
-        "SELECT object, count(*) FROM exposures WHERE incident_id = ? GROUP BY 1 ORDER BY 2 DESC",
-        [iid]).rows)  # fmt: skip
+        "SELECT object, count(*) FROM exposures WHERE incident_id = ? GROUP BY 1 "
+        "ORDER BY 2 DESC, 1", [iid]).rows)  # fmt: skip
     # A record's first event is its own first_event, or its field set's when that is NULL
     # (each mask bit one event); the last exposure is the latest event of any field set.
     first, last = store.execute(
