@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import random
 from pathlib import Path
 
@@ -194,3 +195,27 @@ def test_reingest_of_bad_rows_is_idempotent(store: Store, tmp_path: Path):
     [f] = ingest(store, [path], rescan=True).files
     assert (f.inserted, f.duplicates, f.quarantined) == (0, 1, 2)
     assert store.execute("SELECT * FROM quarantine ORDER BY quarantine_id").rows == before
+
+
+@pytest.mark.parametrize("word", ["infinity", "-infinity", "Infinity"])
+def test_an_infinite_timestamp_is_no_timestamp(store: Store, tmp_path: Path, word: str):
+    """DuckDB casts "infinity" to a timestamp it cannot subtract from: stored, one such line
+    made every rule that measures time fail on the whole store. It is quarantined at its line
+    like any timestamp that does not parse, in a CSV (the derived ISO column) and in JSON."""
+    rows = [_row(1), _row(2, ts="soon", derived=word), _row(3)]
+    (tmp_path / "a.csv").write_bytes(_csv(rows))
+    assert _quarantined(store, tmp_path / "a.csv") == [(3, "bad_timestamp")]
+    okta = tmp_path / "okta.ndjson"
+    lines = [
+        {"uuid": f"u{n}", "published": ts, "eventType": "user.session.start",
+         "actor": {"alternateId": "ann@x.example"}}
+        for n, ts in enumerate(["2025-06-10T09:00:00.000Z", word, "2025-06-10T09:01:00.000Z"])
+    ]  # fmt: skip
+    okta.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    [f] = ingest(store, [okta]).files
+    assert (f.inserted, f.quarantined) == (2, 1)
+    assert store.execute("SELECT line, reason FROM quarantine ORDER BY line").rows == [
+        (2, "bad_timestamp"),  # the JSON line
+        (3, "bad_timestamp"),  # the CSV row
+    ]
+    assert store.scalar("SELECT bool_and(isfinite(ts)) FROM events_base")

@@ -492,11 +492,15 @@ def _insert(store: Store, st: Staged) -> None:
         f"CASE WHEN {header} THEN {lit(HEADER_MARK)} ELSE {exprs['source_type']} END"
     )
     # A placeholder is no identity (schema.PLACEHOLDERS): tested on the computed column, so
-    # the column's expression is evaluated once.
+    # the column's expression is evaluated once. "infinity" casts to a timestamp DuckDB
+    # cannot subtract from: one such log line made every rule that measures time fail on
+    # the whole store, so it is no timestamp either.
     outer = ", ".join(
         f"CASE WHEN {c} IN {lit_list(PLACEHOLDERS)} THEN NULL ELSE {c} END"
         if c in KEY_COLUMNS
-        else "CASE WHEN ts IS NULL THEN ingest_line END"
+        else "CASE WHEN isfinite(ts) THEN ts END"
+        if c == "ts"
+        else "CASE WHEN NOT coalesce(isfinite(ts), false) THEN ingest_line END"
         if c == "ingest_line" and st.line_if_untimed
         else c
         for c in BASE_NAMES
