@@ -13,7 +13,6 @@ import os
 import secrets
 import socket
 import sys
-import textwrap
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -766,9 +765,10 @@ def _print_scope_json(r: ScopeResult) -> None:
                       default=json_default)  # fmt: skip
     head, tail = text.split('"events": []', 1)  # the key: any such text inside a value is escaped
     sys.stdout.write(head + '"events": [')
-    for n, e in enumerate(r.events):
-        item = json.dumps(dataclasses.asdict(e), indent=2, default=json_default)
-        sys.stdout.write(("," if n else "") + "\n" + textwrap.indent(item, "    "))
+    for n, e in enumerate(r.events.dicts()):
+        # indented as the list's items (JSON text has no empty line to skip)
+        item = json.dumps(e, indent=2, default=json_default).replace("\n", "\n    ")
+        sys.stdout.write(("," if n else "") + "\n    " + item)
     sys.stdout.write(("\n  ]" if len(r.events) else "]") + tail + "\n")
 
 

@@ -90,6 +90,10 @@ class Verdicts(Sequence[EventScope]):
     def __iter__(self) -> Iterator[EventScope]:
         return _verdicts(self.table)
 
+    def dicts(self) -> Iterator[dict[str, Any]]:
+        """Each verdict as ``asdict`` of it gives it, without making the object."""
+        return _rows(self.table)
+
     def kinds(self, start: int = 0) -> Counter[str]:
         """How many verdicts of each kind, from the ``start``-th on."""
         if start >= len(self):
@@ -99,9 +103,17 @@ class Verdicts(Sequence[EventScope]):
 
 
 def _verdicts(table: pa.Table) -> Iterator[EventScope]:
+    for row in _rows(table):
+        yield EventScope(**row)
+
+
+def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """The verdicts as ``asdict`` of their EventScope gives them (the columns are its fields,
+    in its order)."""
     for batch in table.to_batches(max_chunksize=10_000):
         for row in batch.to_pylist():
-            yield EventScope(**{**row, "ts": iso_z(row["ts"]) or ""})
+            row["ts"] = iso_z(row["ts"]) or ""
+            yield row
 
 
 @cache
