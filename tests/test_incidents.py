@@ -470,6 +470,16 @@ def test_an_attempt_on_a_network_its_target_used_stays_out_even_when_the_target_
     assert incident.events == 2
 
 
+def test_evidence_in_the_first_days_of_year_one_builds_its_incident(store: Store):
+    """The 30 days before the evidence, read for its principals' history, start before year
+    1 here: no lower bound, no overflow (a store written by hand; ingest keeps such times)."""
+    t0 = dt.datetime(1, 1, 5, 12)
+    _auth(store, "E1", t0, "success", "ann@x.example", None, "1.2.3.4")
+    _high(store, t0, "E1")
+    [incident] = build_incidents(store)
+    assert incident.events == 1
+
+
 def test_evidence_without_a_time_or_a_session_is_still_the_incidents(store: Store):
     """An event a finding names is its evidence whether or not it has a time (a store
     written by hand): found by id, not only in the evidence's time span."""
