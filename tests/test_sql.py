@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from crmwatch.cli import app
 from crmwatch.detect.rules import load_rule_file
 from crmwatch.detect.runner import run_rule
-from crmwatch.sql import ident, json_path, lit, lit_list, num, ts
+from crmwatch.sql import formatted, ident, json_path, lit, lit_list, num, ts
 from crmwatch.store import Store
 from tests.breach import SNAPSHOT, write_breach
 
@@ -26,6 +26,16 @@ HOSTILE = ["o'brien", "a\\b", "raw.a'b", '"', ";--", "x' OR '1'='1", "'); DROP T
 def test_a_literal_is_the_value(store: Store, value: str):
     assert store.scalar(f"SELECT {lit(value)}") == value
     assert store.scalar(f"SELECT {lit(value)} IN {lit_list([value, 'other'])}") is True
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_template_writes_in_sql_what_format_writes(store: Store, value: str):
+    """One template, the same words from Python and from SQL: its text is quoted, its fields
+    are expressions (here literals of hostile text)."""
+    template = "it's {a} as {b} {{x}}; " + value.replace("{", "{{").replace("}", "}}")
+    sql = formatted(template, a=lit(value), b="'b'")
+    assert store.scalar(f"SELECT {sql}") == template.format(a=value, b="b")
+    assert store.scalar(f"SELECT {formatted('')}") == ""
 
 
 @pytest.mark.parametrize("name", HOSTILE)

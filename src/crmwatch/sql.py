@@ -12,6 +12,8 @@ written through these functions and nowhere else:
 - :func:`ts` — a timestamp literal from a datetime (never from text);
 - :func:`num` — a number, checked to be one;
 - :func:`lit_list` — ``(lit, lit, …)`` for ``IN``;
+- :func:`formatted` — a ``str.format`` template as SQL, its text quoted and its fields SQL
+  expressions, so that one template writes the same words in Python and in SQL;
 - :func:`path_lit` — a file path for ``read_csv`` / ``read_parquet``, its glob characters
   bracketed so a file named ``API*.csv`` is that file, not every file the pattern matches;
 - :func:`soql_lit`, :func:`soql_datetime` — the same for SOQL, the query language the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import string
 from collections.abc import Iterable
 
 
@@ -72,6 +75,19 @@ def lit_list(values: Iterable[str]) -> str:
     """``('a', 'b')`` for an ``IN``; ``(NULL)`` when empty, which matches nothing."""
     items = [lit(v) for v in values]
     return "(" + (", ".join(items) or "NULL") + ")"
+
+
+def formatted(template: str, **fields: str) -> str:
+    """SQL of ``template.format(...)`` with each field the SQL expression given for it: the
+    template's text quoted, the parts joined by ``||`` (NULL when a field is NULL, where
+    Python would write ``None``)."""
+    parts = []
+    for text, name, _, _ in string.Formatter().parse(template):
+        if text:
+            parts.append(lit(text))
+        if name is not None:
+            parts.append(fields[name])
+    return " || ".join(parts) or "''"
 
 
 _GLOB = {"[": "[[]", "*": "[*]", "?": "[?]"}

@@ -69,6 +69,12 @@ class EventScope:
 
 LISTED = ("exact", "replayed", "candidate")
 
+# What a bounded event's verdict says: written here and, for the plain events
+# scope.exposure judges in SQL, there.
+NO_OBJECT = "no object in the log"
+COUNT_ONLY = "the log names the object and a row count only"
+TWIN = "the same {category} as event {other} (another log of it)"
+
 
 TWIN_SECONDS = 5
 
@@ -236,9 +242,9 @@ def classify(ev: dict, snap: Snapshot) -> Planned:
     elif p is None:
         es.kind = "bounded"
         if obj is None:
-            es.note = reason or "no object in the log"
+            es.note = reason or NO_OBJECT
         else:
-            es.note = reason or "the log names the object and a row count only"
+            es.note = reason or COUNT_ONLY
         es.upper_bound = ev["rows"]  # clamped to the snapshot's size once it is loaded
     return Planned(ev, es, p)
 

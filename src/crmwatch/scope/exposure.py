@@ -19,7 +19,10 @@ from pathlib import Path
 from crmwatch.errors import CrmwatchError
 from crmwatch.incidents import DATA_ACCESS, get_incident
 from crmwatch.scope.evidence import (
+    COUNT_ONLY,
     LISTED,
+    NO_OBJECT,
+    TWIN,
     Confidence,
     EventScope,
     Planned,
@@ -33,7 +36,7 @@ from crmwatch.scope.evidence import (
 from crmwatch.scope.replay import SF_TS, Plan
 from crmwatch.scope.results import ScopeResult, summarise
 from crmwatch.scope.snapshot import CREATED, Snapshot
-from crmwatch.sql import ident, lit_list, num
+from crmwatch.sql import formatted, ident, lit, lit_list, num
 from crmwatch.store import Store
 from crmwatch.timeutil import parse_utc
 
@@ -124,7 +127,7 @@ def scope_incident(
     for ix, ev, es in rest:
         if (other := covered.pop(ix, None)) is not None:
             es.kind, es.upper_bound = "covered", None
-            es.note = f"the same {ev['category']} as event {other} (another log of it)"
+            es.note = TWIN.format(category=ev["category"], other=other)
         elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
             es.upper_bound = min(es.upper_bound, base.rows or es.upper_bound)
     for job, rows in job_rows.items():
@@ -143,10 +146,9 @@ def _judged(
     Python, and the plain events judged here as :func:`classify` and the steps after it judge
     them: bounded by their logged rows (at most the snapshot file's records), or covered by
     their twin in another log (``twin_of``: their number → the twin's event id)."""
-    store.execute(
-        "CREATE OR REPLACE TEMP TABLE scope_judged (ix BIGINT, event_id VARCHAR, ts TIMESTAMP, "
-        "source_type VARCHAR, object VARCHAR, kind VARCHAR, records BIGINT, rows_logged BIGINT, "
-        "upper_bound BIGINT, fields VARCHAR[], note VARCHAR)"
+    store.execute(  # scope_verdicts' columns, numbered in the incident's order
+        "CREATE OR REPLACE TEMP TABLE scope_judged AS "
+        "SELECT 0::BIGINT AS ix, * EXCLUDE (incident_id) FROM scope_verdicts LIMIT 0"
     )
     store.insert("scope_judged", [
         (ix, e.event_id, parse_utc(e.ts), e.source_type, e.object, e.kind, e.records,
@@ -161,18 +163,16 @@ def _judged(
     store.insert("scope_files", [
         (o, f.rows or 0) for (o,) in objects if o is not None and (f := snap.get(o)) is not None
     ])  # fmt: skip
+    twin = formatted(TWIN, category="p.category", other="t.other")
     store.execute(
-        """INSERT INTO scope_judged
+        f"""INSERT INTO scope_judged
         SELECT p.ix, p.event_id, p.ts, p.source_type, p.object,
             CASE WHEN t.ix IS NULL THEN 'bounded' ELSE 'covered' END, 0, p.rows,
             CASE WHEN t.ix IS NOT NULL THEN NULL
                 WHEN p.rows IS NOT NULL AND f.n > 0 THEN least(p.rows, f.n) ELSE p.rows END,
             []::VARCHAR[],
-            CASE WHEN t.ix IS NOT NULL
-                THEN 'the same ' || p.category || ' as event ' || t.other
-                    || ' (another log of it)'
-                WHEN p.object IS NULL THEN 'no object in the log'
-                ELSE 'the log names the object and a row count only' END
+            CASE WHEN t.ix IS NOT NULL THEN {twin}
+                WHEN p.object IS NULL THEN {lit(NO_OBJECT)} ELSE {lit(COUNT_ONLY)} END
         FROM scope_in p LEFT JOIN scope_twins t USING (ix)
         LEFT JOIN scope_files f ON f.object = p.object
         WHERE p.plain"""
