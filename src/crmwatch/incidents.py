@@ -163,12 +163,9 @@ def _side_tables(store: Store, cfg: IncidentConfig) -> None:
         WHERE event_id IN (SELECT u.event_id FROM alerts a, unnest(a.event_ids) AS u(event_id))"""
     )
     lo, hi, untimed = store.execute(
-        "SELECT min(ts), max(ts), count(*) FILTER (ts IS NULL) FROM inc_evidence"
+        "SELECT min(ts), max(ts), count(*) FILTER (ts IS NULL) > 0 FROM inc_evidence"
     ).rows[0]
-    spans = ([f"ts BETWEEN {ts_lit(lo)} AND {ts_lit(hi)}"] if lo is not None else []) + (
-        ["ts IS NULL"] if untimed else []  # a store written by hand may have such events
-    )
-    near = f"({' OR '.join(spans)})" if spans else "false"
+    near = _within(lo, hi, untimed)
     view = f"""SELECT event_id, ts, outcome, user_name, user_id, src_ip, ip_class, as_org,
                 client_app, login_key, country, category, object, rows, source_type,
                 CASE WHEN user_agent IS NOT NULL THEN ua_class END AS ua_class,
@@ -725,6 +722,16 @@ def _collect_events(store: Store, cfg: IncidentConfig) -> None:
     store.execute("INSERT INTO incident_events SELECT iid, event_id, role FROM inc_collected")
 
 
+def _within(lo: dt.datetime | None, hi: dt.datetime | None, untimed: bool) -> str:
+    """SQL: ``ts`` in [lo, hi] (None: no event with a time), or NULL when ``untimed``. Events
+    looked for by id are found within their own times: bounds written as literals let the
+    scan skip the store's other row groups, where the id alone reads every id."""
+    spans = ([f"ts BETWEEN {ts_lit(lo)} AND {ts_lit(hi)}"] if lo is not None else []) + (
+        ["ts IS NULL"] if untimed else []  # a store written by hand may have such events
+    )
+    return f"({' OR '.join(spans)})" if spans else "false"
+
+
 def _later_exports() -> str:
     """SQL: the later exports of an insider's incident (one with no attacker side) that
     follow its findings within EXPORT_FOLLOW of one another (role ``later export``): the
@@ -812,17 +819,13 @@ def _first_countries(store: Store) -> dict[str, str]:
     unresolved = [(ts, ev) for _, ev, ts, _, resolved in reps if not resolved]
     looked_up: dict[str, str] = {}
     if unresolved:
-        # by id within their times as literals: the scan skips the rest of the store
-        times = [t for t, _ in unresolved]
-        near = (
-            f"ts BETWEEN {ts_lit(min(times))} AND {ts_lit(max(times))} AND "
-            if None not in times
-            else ""
-        )
+        timed = [t for t, _ in unresolved if t is not None]
+        near = _within(min(timed, default=None), max(timed, default=None),
+                       len(timed) < len(unresolved))  # fmt: skip
         looked_up = dict(
             store.execute(
-                f"SELECT event_id, country FROM events WHERE {near}"
-                "event_id IN (SELECT unnest(?::VARCHAR[]))",
+                f"SELECT event_id, country FROM events WHERE {near} "
+                "AND event_id IN (SELECT unnest(?::VARCHAR[]))",
                 [[ev for _, ev in unresolved]],
             ).rows
         )
