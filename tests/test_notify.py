@@ -8,6 +8,8 @@ import csv
 import datetime as dt
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -465,19 +467,31 @@ def test_notify_needs_no_snapshot_once_scope_recorded_the_channels(scoped, tmp_p
     assert {r["channel"] for r in rows} >= {"email"}
 
 
+# when the varied snapshot's tests learn of the breach, and write the package
+VARIED_AWARE, VARIED_NOW = dt.datetime(2025, 6, 10, 12), dt.datetime(2025, 6, 11, 12)
+
+
+@contextmanager
+def _scoped_on_varied(scoped, tmp_path: Path) -> Iterator[tuple[Store, str, Path]]:
+    """A copy of the scoped store, its incident scoped again on the snapshot with every way
+    to reach a customer (``_varied_snapshot``): the store, the incident and the snapshot."""
+    db, iid = scoped
+    shutil.copy(db, tmp_path / "s.duckdb")
+    snap = _varied_snapshot(tmp_path / "snapshot")
+    with Store(tmp_path / "s.duckdb") as store:
+        scope_incident(store, iid, [snap])
+        yield store, iid, snap
+
+
 def test_channels_read_from_the_snapshot_for_a_scope_that_did_not_record_them(
     scoped, tmp_path: Path
 ):
     """A scope made before scope recorded channels: notify reads the snapshot itself, to the
     same mailing list; and when the snapshot has moved, says so rather than silently sending
     everyone substitute notice."""
-    db, iid = scoped
-    shutil.copy(db, tmp_path / "s.duckdb")
-    moved = _varied_snapshot(tmp_path / "snapshot")
-    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
+    aware, now = VARIED_AWARE, VARIED_NOW
     org = Org(languages=["fr", "en", "ko", "ja"])
-    with Store(tmp_path / "s.duckdb") as store:
-        scope_incident(store, iid, [moved])
+    with _scoped_on_varied(scoped, tmp_path) as (store, iid, moved):
         ways = store.execute("SELECT DISTINCT channel, language FROM exposures").rows
         assert {c for c, _ in ways} == {"email", "post", "none", "unknown"}
         assert {lang for _, lang in ways} == {"ko", "fr", "en", "ja", "xx", None}
@@ -667,12 +681,8 @@ def test_affected_customers_no_regime_covers_are_said_not_dropped(scoped, tmp_pa
     """Cases whose contact the snapshot lacks, or who have none, leave customers with no
     country: no regime decides for them and the mailing list cannot list them, so the
     package says how many, rather than leaving them out of sight."""
-    db, iid = scoped
-    shutil.copy(db, tmp_path / "s.duckdb")
-    snap = _varied_snapshot(tmp_path / "snapshot")
-    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
-    with Store(tmp_path / "s.duckdb") as store:
-        scope_incident(store, iid, [snap])
+    aware, now = VARIED_AWARE, VARIED_NOW
+    with _scoped_on_varied(scoped, tmp_path) as (store, iid, _):
         nowhere = store.scalar(
             "SELECT count(*) FROM exposure_details WHERE incident_id = ? AND country IS NULL",
             [iid],
@@ -688,12 +698,8 @@ def test_letters_are_in_the_languages_the_controller_writes_in(scoped, tmp_path:
     """``controller.languages`` bounds the letters' languages: a customer's preferred (or
     country's) language when the controller writes in it, else the first it does; a regime
     that names its own language (Korea's) keeps it."""
-    db, iid = scoped
-    shutil.copy(db, tmp_path / "s.duckdb")
-    snap = _varied_snapshot(tmp_path / "snapshot")
-    aware, now = dt.datetime(2025, 6, 10, 12, 0), dt.datetime(2025, 6, 11, 12, 0)
-    with Store(tmp_path / "s.duckdb") as store:
-        scope_incident(store, iid, [snap])
+    aware, now = VARIED_AWARE, VARIED_NOW
+    with _scoped_on_varied(scoped, tmp_path) as (store, iid, _):
         anyone = notify(store, iid, aware, tmp_path / "any", Org(), now=now)
         english = notify(store, iid, aware, tmp_path / "en", Org(languages=["en"]), now=now)
     fixed = {r.id for r in load_regimes() if r.individuals.languages}  # Korea's, Japan's, …
