@@ -20,7 +20,7 @@ from crmwatch.detect.rules import load_rules
 from crmwatch.detect.runner import detect
 from crmwatch.incidents import build_incidents
 from crmwatch.ingest import ingest
-from crmwatch.scope.evidence import EventScope, twins
+from crmwatch.scope.evidence import twins
 from crmwatch.scope.exposure import replay_query, scope_incident
 from crmwatch.scope.snapshot import Snapshot, object_name
 from crmwatch.store import Store
@@ -169,11 +169,10 @@ def test_incident_scope_counts_each_customer_once_with_the_union_of_fields(scope
     assert "example.kr" not in stored and "Sejong" not in stored
 
 
-def test_a_scrapers_hundreds_of_queries_are_replayed_as_each_alone(tmp_path: Path):
-    """A scripted client paging through contacts one query at a time: 300 replays, run in
-    batches (scope.exposure.PLAIN_BATCH), each event as replaying its query alone says —
-    listed, candidate where the log's row count disagrees, bounded where nothing matched —
-    and every record replayed is exposed."""
+@pytest.fixture
+def scraper(tmp_path: Path) -> tuple[Path, str]:
+    """The breach, and a scripted client paging through contacts one query at a time: 300
+    queries with three field lists (more than 64 events that expose records)."""
     from tests.breach import api
 
     logs = write_breach(tmp_path / "logs")
@@ -190,11 +189,22 @@ def test_a_scrapers_hundreds_of_queries_are_replayed_as_each_alone(tmp_path: Pat
                          text.format(f"003000000000{n % 13:03d}AAA"), rows))  # fmt: skip
     (logs / "Scraper.json").write_text(json.dumps({"totalSize": 300, "done": True,
                                                    "records": calls}))  # fmt: skip
-    with Store(tmp_path / "s.duckdb") as store:
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:
         ingest(store, [logs])
         detect(store, load_rules(None))
         incident = next(i for i in build_incidents(store) if i.principals == [ANNA])
-        r = scope_incident(store, incident.id, [SNAPSHOT])
+    return db, incident.id
+
+
+def test_a_scrapers_hundreds_of_queries_are_replayed_as_each_alone(scraper):
+    """A scripted client paging through contacts one query at a time: 300 replays, run in
+    batches (scope.exposure.PLAIN_BATCH), each event as replaying its query alone says —
+    listed, candidate where the log's row count disagrees, bounded where nothing matched —
+    and every record replayed is exposed."""
+    db, iid = scraper
+    with Store(db) as store:
+        r = scope_incident(store, iid, [SNAPSHOT])
         by_id = {e.event_id: e for e in r.events}
         events = store.execute(
             "SELECT event_id, ts, query, rows FROM events WHERE native_id LIKE 'ApiEvent-0%' "
@@ -212,14 +222,44 @@ def test_a_scrapers_hundreds_of_queries_are_replayed_as_each_alone(tmp_path: Pat
             exposed |= ids
         assert kinds == {"replayed", "candidate"}
         stored = {x[0] for x in store.execute(
-            "SELECT record_id FROM exposures WHERE incident_id = ?", [incident.id]).rows}  # fmt: skip
+            "SELECT record_id FROM exposures WHERE incident_id = ?", [iid]).rows}  # fmt: skip
         assert exposed <= stored and c(4, 5, 11) & exposed == c(4, 5)
     # the CLI's table shows the first events and counts the rest by kind
-    res = runner.invoke(app, ["scope", incident.id, "--customers", str(SNAPSHOT),
-                              "--db", str(tmp_path / "s.duckdb")])  # fmt: skip
+    res = runner.invoke(app, ["scope", iid, "--customers", str(SNAPSHOT), "--db", str(db)])
     assert res.exit_code == 0, res.output
     more = len(r.events) - 50
     assert f"… {more:,} more events (" in res.output and "crmwatch scope --json" in res.output
+
+
+def _scope_whole(store: Store, iid: str, snapshot: list[Path]) -> tuple:
+    """Everything a scope gives and stores: the verdicts in order, the summary, the tables."""
+    r = scope_incident(store, iid, snapshot)
+    stored = [store.execute(f"SELECT * EXCLUDE (incident_id) FROM {t} WHERE incident_id = ? "
+                            "ORDER BY ALL", [iid]).rows
+              for t in ("scope_verdicts", "exposures", "exposure_events",
+                        "exposure_fieldsets")]  # fmt: skip
+    return [dataclasses.asdict(e) for e in r.events], r.to_dict(), stored
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_events_read_in_batches_are_scoped_as_all_at_once(scraper, monkeypatch, batch):
+    """Issue 16: the events Python reads (queries, ids, field lists) come a batch at a time,
+    so a scraper's million queries are never one list. Whatever the batch, the result is
+    the one of reading them all at once: the breach's replays that one scan counts while
+    bits may still be events, then flushed when the 65th exposing event makes them field
+    lists; the snapshot loaded again when a later batch needs another column (Account's
+    country, for a join), under the hits of the earlier ones."""
+    import crmwatch.scope.exposure as exposure
+
+    db, iid = scraper
+    with Store(db) as store:
+        whole = _scope_whole(store, iid, [SNAPSHOT])
+        monkeypatch.setattr(exposure, "EVENTS_PER_BATCH", batch)
+        assert _scope_whole(store, iid, [SNAPSHOT]) == whole
+        # more than 64 exposing events: a record's bits are the three field lists
+        masks = [m for (m,) in store.execute(
+            "SELECT DISTINCT fieldset FROM exposures WHERE incident_id = ?", [iid]).rows]  # fmt: skip
+        assert len(whole[0]) > 300 and max(masks) < 1 << 8
 
 
 def test_scoping_again_replaces_the_previous_result(scoped):
@@ -287,22 +327,6 @@ def test_country_names_normalise(raw, code):
     from crmwatch.scope.results import country_code
 
     assert country_code(raw) == code
-
-
-def test_more_than_64_exposing_events_share_bits_by_field_list():
-    from crmwatch.scope.evidence import EventScope, Planned
-    from crmwatch.scope.exposure import _bits
-
-    def ev(n: int, fields: list[str]):
-        es = EventScope(f"e{n}", "", "api:ApiEvent", "Contact", "exact", fields=fields)
-        return Planned({"record_ids": ["003000000000001AAA"]}, es, None)
-
-    few = [ev(n, ["Email"]) for n in range(3)]
-    # one bit per event (exact evidence), keyed by the events' numbers in the incident
-    assert _bits(few, [5, 9, 12]) == ({5: 0, 9: 1, 12: 2}, True)
-    many = [ev(n, ["Email"] if n % 2 else ["Phone", "Email"]) for n in range(70)]
-    bits, by_event = _bits(many, list(range(70)))
-    assert set(bits.values()) == {0, 1} and not by_event
 
 
 def test_parquet_and_gzip_snapshots_replay_the_same(store, tmp_path):
@@ -459,18 +483,28 @@ def _ev(n: int, second: float, obj: str | None = "Contact", user: str = "0050000
     }
 
 
+def _twins(store: Store, bounded: list[dict], listed: list[dict]) -> dict[int, str]:
+    """:func:`twins` of events numbered as given, the listed after the bounded."""
+    for name, events, first in (("tb", bounded, 0), ("tl", listed, 100)):
+        store.execute(f"CREATE OR REPLACE TEMP TABLE {name} (ix BIGINT, category VARCHAR, "
+                      "user_id VARCHAR, ts TIMESTAMP, object VARCHAR, event_id VARCHAR)")  # fmt: skip
+        store.insert(name, [(first + i, e["category"], e["user_id"], e["ts"], e["object"],
+                             e["event_id"]) for i, e in enumerate(events)])  # fmt: skip
+    twins(store, "SELECT * EXCLUDE (event_id) FROM tb", "SELECT * FROM tl")
+    return dict(store.execute("SELECT ix, other FROM scope_twins").rows)
+
+
 def test_twins_are_one_to_one_nearest_first(store: Store):
     """Two separate exports a second apart, and one event object describing one of them: only
     the nearer is that event seen by another log; the other stays an export of its own."""
-    listed = [(_ev(10, 1.2), EventScope("e10", "", "", "Contact", "exact"))]
+    listed = [_ev(10, 1.2)]
     bounded = [_ev(1, 0), _ev(2, 1), _ev(3, 1, user="005000000000002AAA"), _ev(4, 30)]
-    assert twins(store, bounded, listed) == {1: "e10"}
+    assert _twins(store, bounded, listed) == {1: "e10"}
     # with a second listed event, the earlier export finds its own twin
-    listed.append((_ev(11, 0.1, obj=None), EventScope("e11", "", "", None, "exact")))
-    assert twins(store, bounded, listed) == {0: "e11", 1: "e10"}
+    listed.append(_ev(11, 0.1, obj=None))
+    assert _twins(store, bounded, listed) == {0: "e11", 1: "e10"}
     # an object both name must agree
-    other = [(_ev(12, 0), EventScope("e12", "", "", "Case", "exact"))]
-    assert twins(store, bounded, other) == {}
+    assert _twins(store, bounded, [_ev(12, 0, obj="Case")]) == {}
 
 
 def _plain_and_their_rivals(store: Store, iid: str) -> None:
@@ -514,16 +548,9 @@ def test_plain_events_judged_in_sql_are_judged_as_python_judges_them(scoped, mon
     conti = tmp_path / "Conti.csv"
     conti.write_text("Id\n0XX000000000001\n0XX000000000002\n")
 
-    def scope() -> tuple:
-        r = scope_incident(store, iid, [SNAPSHOT, conti])
-        stored = [store.execute(f"SELECT * EXCLUDE (incident_id) FROM {t} WHERE incident_id = ? "
-                                "ORDER BY ALL", [iid]).rows
-                  for t in ("scope_verdicts", "exposures", "exposure_events")]  # fmt: skip
-        return [dataclasses.asdict(e) for e in r.events], r.to_dict(), stored
-
-    in_sql = scope()
+    in_sql = _scope_whole(store, iid, [SNAPSHOT, conti])
     monkeypatch.setattr(exposure, "PLAIN", "false")
-    assert scope() == in_sql
+    assert _scope_whole(store, iid, [SNAPSHOT, conti]) == in_sql
     verdicts = {v["event_id"]: v for v in in_sql[0]}
     assert verdicts["p0-rival"]["kind"] == "covered"  # the tie: the earlier event id
     assert (verdicts["p1-plain"]["kind"], verdicts["p1-plain"]["upper_bound"]) == ("bounded", 2)

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
 
-import pyarrow as pa
-
 from crmwatch import soql
 from crmwatch.scope.fields import expand
 from crmwatch.scope.replay import Plan, Unreplayable, plan
@@ -74,78 +72,58 @@ LISTED = ("exact", "replayed", "candidate")
 NO_OBJECT = "no object in the log"
 COUNT_ONLY = "the log names the object and a row count only"
 TWIN = "the same {category} as event {other} (another log of it)"
+# What the steps across events (scope.exposure) write on a bulk job's events: its bounded
+# events covered by its replayed one, whose bound is what the job's own log counts beyond it.
+JOB_REPLAYED = "bulk job {job} is replayed from its query"
+JOB_LOG = (
+    "the log of bulk job {job} counts {rows} rows, the snapshot gives {records}: up to {more} "
+    "more are not listed"
+)
 
 
 TWIN_SECONDS = 5
 
 
-def twins(
-    store: Store,
-    bounded: list[dict],
-    listed: list[tuple[dict, EventScope]],
-    keys: list[int] | None = None,
-    more: str | None = None,
-) -> dict[int, str]:
+def twins(store: Store, bounded: str, listed: str) -> None:
     """Bounded events that are a listed event seen by another log: an API EventLogFile row and
     its ApiEvent, a ReportExport row and its ReportEvent (same kind, same user, within
     TWIN_SECONDS, the same object where both name one). One to one — each listed event is the
     twin of at most one bounded event, nearest in time first — so two separate exports a
-    second apart are never both taken for one. Returns bounded key → twin's event id: each
-    event's index in ``bounded``, or its entry in ``keys``. ``more``: SQL of bounded events
-    judged in SQL, ``(ix, category, user_id, ts, object)``, keyed by ``ix`` (keys and ``ix``
-    are one numbering: the events' order in the incident).
+    second apart are never both taken for one. ``bounded``: SQL of ``(ix, category, user_id,
+    ts, object)``; ``listed``: the same and ``event_id``, ``ix`` one numbering for both (the
+    events' order in the incident). Writes ``scope_twins``: bounded ``ix`` → the twin's
+    ``event_id`` as ``other``.
 
     A range join gives the candidate pairs; rounds of mutual best matches (each the other's
-    nearest, ties by key) settle them, the globally nearest pair first."""
-    if not (bounded or more) or not listed:
-        return {}
-
-    def table(rows: list[tuple[int, dict, str | None]]) -> pa.Table:
-        return pa.table({
-            "ix": pa.array([i for i, _, _ in rows], pa.int64()),
-            "category": pa.array([e["category"] for _, e, _ in rows], pa.string()),
-            "user15": pa.array([(e["user_id"] or "")[:15] for _, e, _ in rows], pa.string()),
-            "ts": pa.array([e["ts"] for _, e, _ in rows], pa.timestamp("us")),
-            "object": pa.array([o for _, _, o in rows], pa.string()),
-        })  # fmt: skip
-
-    numbers = keys if keys is not None else range(len(bounded))
-    b = table([(k, ev, ev["object"]) for k, ev in zip(numbers, bounded, strict=True)])
-    l_ = table([(i, ev, es.object) for i, (ev, es) in enumerate(listed)])
-    rows = "SELECT * FROM twin_b" + (
-        ""
-        if more is None
-        else " UNION ALL SELECT ix, category, "
-        f"left(coalesce(user_id, ''), 15), ts, object FROM ({more})"
-    )
-    with store.registered("twin_b", b), store.registered("twin_l", l_):
-        store.execute(
-            f"""CREATE OR REPLACE TEMP TABLE twin_pairs AS
-            SELECT b.ix AS b, l.ix AS l, abs(epoch_us(l.ts) - epoch_us(b.ts)) AS d
-            FROM ({rows}) b JOIN twin_l l ON l.category = b.category AND l.user15 = b.user15
-                AND l.ts BETWEEN b.ts - to_seconds({TWIN_SECONDS}) AND b.ts
-                    + to_seconds({TWIN_SECONDS})
-                AND (b.object IS NULL OR l.object IS NULL OR b.object = l.object)"""
-        )  # fmt: skip
-    matched: dict[int, str] = {}
+    nearest, ties by number) settle them, the globally nearest pair first."""
+    store.execute("CREATE OR REPLACE TEMP TABLE scope_twins (ix BIGINT, other VARCHAR)")
+    user = "left(coalesce({}.user_id, ''), 15)"
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE twin_pairs AS
+        SELECT b.ix AS b, l.ix AS l, l.event_id AS other,
+            abs(epoch_us(l.ts) - epoch_us(b.ts)) AS d
+        FROM ({bounded}) b JOIN ({listed}) l ON l.category = b.category
+            AND {user.format("l")} = {user.format("b")}
+            AND l.ts BETWEEN b.ts - to_seconds({TWIN_SECONDS}) AND b.ts
+                + to_seconds({TWIN_SECONDS})
+            AND (b.object IS NULL OR l.object IS NULL OR b.object = l.object)"""
+    )  # fmt: skip
     while True:
-        rounds = store.execute(
-            """SELECT b, l FROM (SELECT b, l,
+        store.execute(
+            """CREATE OR REPLACE TEMP TABLE twin_round AS SELECT b, l, other FROM (SELECT *,
                 row_number() OVER (PARTITION BY b ORDER BY d, l) AS rb,
                 row_number() OVER (PARTITION BY l ORDER BY d, b) AS rl FROM twin_pairs)
             WHERE rb = 1 AND rl = 1"""
-        ).rows
-        if not rounds:
+        )
+        if not store.scalar("SELECT count(*) FROM twin_round"):
             break
-        for bi, li in rounds:
-            matched[bi] = listed[li][0]["event_id"]
+        store.execute("INSERT INTO scope_twins SELECT b, other FROM twin_round")
         store.execute(
-            "DELETE FROM twin_pairs WHERE list_contains(?::BIGINT[], b) "
-            "OR list_contains(?::BIGINT[], l)",
-            [[bi for bi, _ in rounds], [li for _, li in rounds]],
+            "DELETE FROM twin_pairs WHERE b IN (SELECT b FROM twin_round) "
+            "OR l IN (SELECT l FROM twin_round)"
         )
     store.execute("DROP TABLE twin_pairs")
-    return matched
+    store.execute("DROP TABLE twin_round")
 
 
 def settle(ev: dict, es: EventScope, returned: int) -> Confidence:
@@ -173,18 +151,6 @@ def settle(ev: dict, es: EventScope, returned: int) -> Confidence:
             "changes since the query; an upper bound",
         )
     return Confidence.CANDIDATE
-
-
-def bound_by_job_log(es: EventScope, job: str, rows: int) -> None:
-    """A replayed bulk job whose own log (the EventLogFile BulkApi rows) counts more rows than
-    the replay lists: the snapshot lacks records, and the rest is the job's upper bound."""
-    if rows > es.records:
-        es.upper_bound = rows - es.records
-        es.note = join_notes(
-            es.note,
-            f"the log of bulk job {job} counts {rows} rows, the snapshot gives {es.records}: "
-            f"up to {es.upper_bound} more are not listed",
-        )
 
 
 def nothing_to_replay_on(ev: dict, es: EventScope, obj: str) -> None:
@@ -259,3 +225,8 @@ def _object_of(record_id: str) -> str | None:
 
 def join_notes(a: str, b: str) -> str:
     return f"{a}; {b}" if a and b else a or b
+
+
+def joined_notes(a: str, b: str) -> str:
+    """SQL of :func:`join_notes` of two SQL expressions, ``b`` never empty."""
+    return f"(CASE WHEN coalesce({a}, '') = '' THEN {b} ELSE {a} || '; ' || {b} END)"

@@ -11,8 +11,6 @@ name an object and a row count are judged in SQL, however many (:data:`PLAIN`).
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +18,17 @@ from crmwatch.errors import CrmwatchError
 from crmwatch.incidents import DATA_ACCESS, get_incident
 from crmwatch.scope.evidence import (
     COUNT_ONLY,
+    JOB_LOG,
+    JOB_REPLAYED,
     LISTED,
     NO_OBJECT,
     TWIN,
     Confidence,
     EventScope,
     Planned,
-    bound_by_job_log,
     classify,
     join_notes,
+    joined_notes,
     nothing_to_replay_on,
     settle,
     twins,
@@ -47,6 +47,10 @@ PLAIN = (
     "coalesce(e.query, '') = '' AND coalesce(len(e.record_ids), 0) = 0 "
     "AND coalesce(len(e.fields), 0) = 0 AND coalesce(e.job_id, '') = ''"
 )
+# The other events are read into Python this many at a time, each classified and replayed
+# (about 2 KB until its verdict is stored): a scraper's million queries are a hundred batches,
+# never one list.
+EVENTS_PER_BATCH = 10_000
 
 
 def scope_incident(
@@ -57,8 +61,10 @@ def scope_incident(
     snap = Snapshot(store, paths, object_override)
     store.execute(SF_TS)
     # Every data-access event of the incident, numbered in time order. The plain ones (an
-    # insider's two million report exports) are judged in SQL and never read into Python
-    # (:func:`_judged`); the others are read and classified.
+    # insider's two million report exports) are judged in SQL and never read into Python;
+    # the others are read a batch at a time, classified and replayed (:class:`_Replays`).
+    # Every verdict then goes to ``scope_judged``, where the steps that look across events
+    # (bulk jobs, twins) settle them (:func:`_across_events`).
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE scope_in AS
         SELECT row_number() OVER (ORDER BY e.ts, e.event_id) - 1 AS ix, e.*, {PLAIN} AS plain
@@ -69,113 +75,217 @@ def scope_incident(
           AND e.outcome IS DISTINCT FROM 'failure'""",
         [incident.id],
     )
-    events = store.execute(
-        "SELECT * EXCLUDE (plain) FROM scope_in WHERE NOT plain ORDER BY ix"
-    ).dicts()
-    ixs = [ev.pop("ix") for ev in events]
-    planned = [classify(ev, snap) for ev in events]
-    snap.load()
     _hit_tables(store)
-    bits, by_event = _bits(planned, ixs)
-    numbered = list(zip(ixs, planned, strict=True))
-    store.insert("scope_exact", [(ix, bits[ix], es.object, rid) for ix, (ev, es, _) in numbered
-                                 for rid in dict.fromkeys(ev["record_ids"] or ())])  # fmt: skip
-    store.insert("scope_events", [(ix, bits[ix], ev["event_id"], ev["ts"], es.fields)
-                                  for ix, (ev, es, _) in numbered])  # fmt: skip
-    store.execute(
-        "INSERT INTO scope_events SELECT ix, -1, event_id, ts, []::VARCHAR[] FROM scope_in "
-        "WHERE plain"
-    )
-    passes: dict[int, list[Pass]] = {}
-    plain: list[Pass] = []
-    for ix, (ev, es, p) in numbered:
-        if p is None or p.kind != "records":
-            continue
-        f = snap.get(p.object)
-        assert f is not None
-        if not f.rows:
-            nothing_to_replay_on(ev, es, p.object)
-            continue
-        if by_event and p.limit is None and not p.offset and " JOIN " not in p.tables:
-            passes.setdefault(f.ix, []).append(Pass(ix, bits[ix], p, ev, es))
-        elif p.limit is None and not p.offset:
-            plain.append(Pass(ix, bits[ix], p, ev, es))
-        else:
-            _replay(store, ix, bits[ix], ev, es, p, snap)
-    _replay_plain(store, plain, snap)
-    for f in snap.files.values():
-        if f.ix in passes:
-            _count_passes(store, f.table, passes[f.ix])
-    # Jobs by their 15-character id: EventLogFile writes JOB_ID in 15 characters,
-    # BulkApiResultEventStore its JobId in 18.
-    replayed_jobs = {ev["job_id"][:15]: es for ev, es, _ in planned
-                     if es.kind in ("replayed", "candidate") and ev["job_id"]}  # fmt: skip
-    listed = [(ev, es) for ev, es, _ in planned if es.kind in (*LISTED, "count", "aggregate")]
-    job_rows: Counter[str] = Counter()
-    rest: list[tuple[int, dict, EventScope]] = []
-    for ix, (ev, es, _) in numbered:
-        if es.kind != "bounded":
-            continue
-        if (job := (ev["job_id"] or "")[:15]) in replayed_jobs:
-            es.kind, es.note = "covered", f"bulk job {ev['job_id']} is replayed from its query"
-            es.upper_bound = None
-            job_rows[job] += ev["rows"] or 0
-        else:
-            rest.append((ix, ev, es))
-    in_sql = "SELECT ix, category, user_id, ts, object FROM scope_in WHERE plain"
-    covered = twins(store, [ev for _, ev, _ in rest], listed, [ix for ix, _, _ in rest], in_sql)
-    for ix, ev, es in rest:
-        if (other := covered.pop(ix, None)) is not None:
-            es.kind, es.upper_bound = "covered", None
-            es.note = TWIN.format(category=ev["category"], other=other)
-        elif es.upper_bound is not None and (base := snap.get(es.object or "")) is not None:
-            es.upper_bound = min(es.upper_bound, base.rows or es.upper_bound)
-    for job, rows in job_rows.items():
-        bound_by_job_log(replayed_jobs[job], job, rows)
+    replays = _Replays(store, snap)
+    after = -1
+    while events := store.execute(
+        "SELECT * EXCLUDE (plain) FROM scope_in WHERE NOT plain AND ix > ? ORDER BY ix LIMIT ?",
+        [after, EVENTS_PER_BATCH],
+    ).dicts():
+        after = events[-1]["ix"]
+        replays.batch(events)
+    replays.finish()
+    _plain_verdicts(store)
+    _across_events(store, snap)
     _resolve_exact_hits(store, snap)
-    _judged(store, snap, [(ix, es) for ix, (_, es, _) in numbered], covered)
-    result = summarise(store, incident.id, snap, passes, by_event)
+    result = summarise(store, incident.id, snap, replays.passes, replays.by_event)
     snap.drop()
     return result
 
 
-def _judged(
-    store: Store, snap: Snapshot, scoped: Iterable[tuple[int, EventScope]], twin_of: dict[int, str]
-) -> None:
-    """Every event's verdict in ``scope_judged``, in the incident's order: those judged in
-    Python, and the plain events judged here as :func:`classify` and the steps after it judge
-    them: bounded by their logged rows (at most the snapshot file's records), or covered by
-    their twin in another log (``twin_of``: their number → the twin's event id)."""
-    store.execute(  # scope_verdicts' columns, numbered in the incident's order
-        "CREATE OR REPLACE TEMP TABLE scope_judged AS "
-        "SELECT 0::BIGINT AS ix, * EXCLUDE (incident_id) FROM scope_verdicts LIMIT 0"
+class _Replays:
+    """The incident's events that Python reads, a batch at a time: each classified, its
+    snapshot columns loaded, its ids and replays stored as hits, its verdict stored.
+
+    The bit an event sets in a record's mask (:data:`MASK_BITS`) depends on every event: with
+    at most 64 events that can expose records, one bit per such event (the mask is the
+    record's exact evidence); beyond that, one bit per distinct field list (a paged export is
+    thousands of events with one field list; the record then keeps its first event, and the
+    field set lists every event with its fields). Each exposing event is stored with its
+    number among them; once all are read, the numbers become field-list bits when there were
+    more than 64. Replays that one scan could count together (``passes``, only with bits that
+    are events) wait until then."""
+
+    def __init__(self, store: Store, snap: Snapshot) -> None:
+        self.store, self.snap = store, snap
+        self.exposing = 0  # events that can expose records, so far
+        self.lists: dict[tuple[str, ...], int] = {}  # each distinct field list's bit
+        self.waiting: list[Pass] = []  # replays for one scan, while bits may be events
+        self.passes: dict[int, list[Pass]] = {}  # per snapshot file, once bits are events
+        store.execute("CREATE OR REPLACE TEMP TABLE scope_bitmap (k INTEGER, bit INTEGER)")
+        store.execute(  # scope_verdicts' columns, numbered in the incident's order
+            "CREATE OR REPLACE TEMP TABLE scope_judged AS "
+            "SELECT 0::BIGINT AS ix, * EXCLUDE (incident_id) FROM scope_verdicts LIMIT 0"
+        )
+
+    @property
+    def by_event(self) -> bool:
+        return self.exposing <= MASK_BITS
+
+    def batch(self, events: list[dict]) -> None:
+        store, snap = self.store, self.snap
+        ixs = [ev.pop("ix") for ev in events]
+        planned = [classify(ev, snap) for ev in events]
+        snap.load()  # the columns this batch's replays read, if an earlier one did not
+        numbered = list(zip(ixs, planned, strict=True))
+        bits = self._bits(numbered)
+        store.insert("scope_exact", [(ix, bits[ix], es.object, rid) for ix, (ev, es, _) in numbered
+                                     for rid in dict.fromkeys(ev["record_ids"] or ())])  # fmt: skip
+        store.insert("scope_events", [(ix, bits[ix], ev["event_id"], ev["ts"], es.fields)
+                                      for ix, (ev, es, _) in numbered])  # fmt: skip
+        held: list[Pass] = []
+        if not self.by_event:  # no longer one scan: replayed as the others are
+            held, self.waiting = self.waiting, []
+        plain = list(held)
+        for ix, (ev, es, p) in numbered:
+            if p is None or p.kind != "records":
+                continue
+            f = snap.get(p.object)
+            assert f is not None
+            if not f.rows:
+                nothing_to_replay_on(ev, es, p.object)
+            elif self.by_event and p.limit is None and not p.offset and " JOIN " not in p.tables:
+                self.waiting.append(Pass(ix, bits[ix], p, ev, es))
+            elif p.limit is None and not p.offset:
+                plain.append(Pass(ix, bits[ix], p, ev, es))
+            else:
+                _replay(store, ix, bits[ix], ev, es, p, snap)
+        _replay_plain(store, plain, snap)
+        waiting = {g.ix for g in self.waiting}
+        self._judged([(g.ix, g.es) for g in held]
+                     + [(ix, es) for ix, (_, es, _) in numbered if ix not in waiting])  # fmt: skip
+
+    def finish(self) -> None:
+        """Once every event is read: the replays counted in one scan per file, and the
+        exposing events' numbers made field-list bits when there were more than 64."""
+        self.snap.load()  # for the plain events' bounds and the summary, if no batch did
+        for g in self.waiting:
+            f = self.snap.get(g.plan.object)
+            assert f is not None
+            self.passes.setdefault(f.ix, []).append(g)
+        for f in self.snap.files.values():
+            if f.ix in self.passes:
+                _count_passes(self.store, f.table, self.passes[f.ix])
+        self._judged([(g.ix, g.es) for g in self.waiting])
+        self.waiting = []
+        if self.by_event:
+            return
+        for table in ("scope_hits", "scope_exact", "scope_events"):
+            self.store.execute(
+                f"UPDATE {table} SET bit = m.bit FROM scope_bitmap m WHERE {table}.bit = m.k"
+            )
+
+    def _bits(self, numbered: list[tuple[int, Planned]]) -> dict[int, int]:
+        """Each event's number among the exposing events (-1: it lists no record), and the
+        bit of its field list, kept for :meth:`finish`."""
+        bits: dict[int, int] = {}
+        mapped = []
+        for ix, (ev, es, p) in numbered:
+            if not (ev["record_ids"] or (p is not None and p.kind == "records")):
+                bits[ix] = -1
+                continue
+            bits[ix] = self.exposing
+            mapped.append((self.exposing, self.lists.setdefault(tuple(sorted(es.fields)),
+                                                                len(self.lists))))  # fmt: skip
+            self.exposing += 1
+            if not self.by_event and len(self.lists) > MASK_BITS:
+                raise CrmwatchError(
+                    f"more than {MASK_BITS} exposing events with more than {MASK_BITS} "
+                    f"different field lists: more than crmwatch can track per record "
+                    f"({MASK_BITS}); scope a narrower incident"
+                )
+        self.store.insert("scope_bitmap", mapped)
+        return bits
+
+    def _judged(self, scoped: list[tuple[int, EventScope]]) -> None:
+        self.store.insert("scope_judged", [
+            (ix, e.event_id, parse_utc(e.ts), e.source_type, e.object, e.kind, e.records,
+             e.rows_logged, e.upper_bound, e.fields, e.note) for ix, e in scoped
+        ])  # fmt: skip
+
+
+def _plain_verdicts(store: Store) -> None:
+    """The plain events, stored as events that set no bit, and their verdicts as
+    :func:`classify` gives them: bounded by their logged rows; the bound clamped and twins
+    found with the others' (:func:`_across_events`)."""
+    store.execute(
+        "INSERT INTO scope_events SELECT ix, -1, event_id, ts, []::VARCHAR[] FROM scope_in "
+        "WHERE plain"
     )
-    store.insert("scope_judged", [
-        (ix, e.event_id, parse_utc(e.ts), e.source_type, e.object, e.kind, e.records,
-         e.rows_logged, e.upper_bound, e.fields, e.note) for ix, e in scoped
-    ])  # fmt: skip
-    store.execute("CREATE OR REPLACE TEMP TABLE scope_twins (ix BIGINT, other VARCHAR)")
-    store.insert("scope_twins", list(twin_of.items()))
-    # the records of each plain event object's snapshot file, as Snapshot.get finds it (in
-    # any case, by Python's lower-casing: DuckDB's differs for a few letters, such as İ)
-    objects = store.execute("SELECT DISTINCT object FROM scope_in WHERE plain").rows
-    store.execute("CREATE OR REPLACE TEMP TABLE scope_files (object VARCHAR, n BIGINT)")
-    store.insert("scope_files", [
-        (o, f.rows or 0) for (o,) in objects if o is not None and (f := snap.get(o)) is not None
-    ])  # fmt: skip
-    twin = formatted(TWIN, category="p.category", other="t.other")
     store.execute(
         f"""INSERT INTO scope_judged
-        SELECT p.ix, p.event_id, p.ts, p.source_type, p.object,
-            CASE WHEN t.ix IS NULL THEN 'bounded' ELSE 'covered' END, 0, p.rows,
-            CASE WHEN t.ix IS NOT NULL THEN NULL
-                WHEN p.rows IS NOT NULL AND f.n > 0 THEN least(p.rows, f.n) ELSE p.rows END,
-            []::VARCHAR[],
-            CASE WHEN t.ix IS NOT NULL THEN {twin}
-                WHEN p.object IS NULL THEN {lit(NO_OBJECT)} ELSE {lit(COUNT_ONLY)} END
-        FROM scope_in p LEFT JOIN scope_twins t USING (ix)
-        LEFT JOIN scope_files f ON f.object = p.object
-        WHERE p.plain"""
+        SELECT ix, event_id, ts, source_type, object, 'bounded', 0, rows, rows, []::VARCHAR[],
+            CASE WHEN object IS NULL THEN {lit(NO_OBJECT)} ELSE {lit(COUNT_ONLY)} END
+        FROM scope_in WHERE plain"""
+    )
+
+
+def _across_events(store: Store, snap: Snapshot) -> None:
+    """What each verdict owes to the others, settled in ``scope_judged``:
+
+    - a bounded event of a bulk job replayed from its query (the job's last replayed event)
+      is covered by it, and the rows the job's own log counts beyond what the replay listed
+      are the replayed event's upper bound;
+    - another bounded event is covered by its twin in another log (:func:`twins`);
+    - the bound of the others is at most the records of the object's snapshot file."""
+    store.execute(
+        """CREATE OR REPLACE TEMP TABLE scope_jobs AS
+        SELECT left(i.job_id, 15) AS job, max(j.ix) AS ix FROM scope_judged j JOIN scope_in i
+            USING (ix)
+        WHERE j.kind IN ('replayed', 'candidate') AND coalesce(i.job_id, '') <> ''
+        GROUP BY ALL"""
+    )
+    store.execute(  # the bounded events of those jobs, and the rows each logged
+        """CREATE OR REPLACE TEMP TABLE scope_job_events AS
+        SELECT j.ix, b.job, b.ix AS by_ix, coalesce(i.rows, 0) AS rows
+        FROM scope_judged j JOIN scope_in i USING (ix) JOIN scope_jobs b
+            ON b.job = left(i.job_id, 15)
+        WHERE j.kind = 'bounded'"""
+    )
+    covered = formatted(JOB_REPLAYED, job="i.job_id")
+    store.execute(
+        f"""UPDATE scope_judged SET kind = 'covered', upper_bound = NULL, note = {covered}
+        FROM scope_job_events c JOIN scope_in i USING (ix) WHERE scope_judged.ix = c.ix"""
+    )
+    logged = formatted(
+        JOB_LOG, job="r.job", rows="CAST(r.rows AS VARCHAR)",
+        records="CAST(scope_judged.records AS VARCHAR)",
+        more="CAST(r.rows - scope_judged.records AS VARCHAR)",
+    )  # fmt: skip
+    store.execute(
+        f"""UPDATE scope_judged SET upper_bound = r.rows - scope_judged.records,
+            note = {joined_notes("scope_judged.note", logged)}
+        FROM (SELECT job, by_ix, sum(rows) AS rows FROM scope_job_events GROUP BY ALL) r
+        WHERE scope_judged.ix = r.by_ix AND r.rows > scope_judged.records"""
+    )
+    bounded = (
+        "SELECT j.ix, i.category, i.user_id, i.ts, i.object FROM scope_judged j "
+        "JOIN scope_in i USING (ix) WHERE j.kind = 'bounded'"
+    )
+    listed = (
+        "SELECT j.ix, i.category, i.user_id, i.ts, j.object, j.event_id FROM scope_judged j "
+        f"JOIN scope_in i USING (ix) WHERE j.kind IN {lit_list((*LISTED, 'count', 'aggregate'))}"
+    )
+    twins(store, bounded, listed)  # → scope_twins (ix, other)
+    twin = formatted(TWIN, category="i.category", other="t.other")
+    store.execute(
+        f"""UPDATE scope_judged SET kind = 'covered', upper_bound = NULL, note = {twin}
+        FROM scope_twins t, scope_in i WHERE scope_judged.ix = t.ix AND i.ix = t.ix"""
+    )
+    # the records of each bounded object's snapshot file, as Snapshot.get finds it (in any
+    # case, by Python's lower-casing: DuckDB's differs for a few letters, such as İ)
+    objects = store.execute(
+        "SELECT DISTINCT object FROM scope_judged WHERE kind = 'bounded' AND object IS NOT NULL "
+        "AND upper_bound IS NOT NULL"
+    ).rows
+    store.execute("CREATE OR REPLACE TEMP TABLE scope_files (object VARCHAR, n BIGINT)")
+    store.insert("scope_files", [
+        (o, f.rows) for (o,) in objects if (f := snap.get(o)) is not None and f.rows
+    ])  # fmt: skip
+    store.execute(
+        """UPDATE scope_judged SET upper_bound = least(upper_bound, f.n) FROM scope_files f
+        WHERE scope_judged.kind = 'bounded' AND scope_judged.object = f.object
+            AND scope_judged.upper_bound IS NOT NULL"""
     )
 
 
@@ -249,30 +359,6 @@ def _count_passes(store: Store, table: str, group: list[Pass]) -> None:
     ).rows[0]
     for g, n in zip(group, counts, strict=True):
         g.conf = settle(g.ev, g.es, n)
-
-
-def _bits(planned: list[Planned], ixs: list[int]) -> tuple[dict[int, int], bool]:
-    """The bit each event sets in a record's mask (-1: the event lists no record), and whether
-    bits are events. With at most 64 events that can expose records, one bit per such event:
-    the mask is the record's exact evidence. Beyond that, one bit per distinct field list (a
-    paged export is thousands of events with one field list); the record then keeps its first
-    event, and the field set lists every event with its fields."""
-    exposing = [(ix, es) for ix, (ev, es, p) in zip(ixs, planned, strict=True)
-                if ev["record_ids"] or (p is not None and p.kind == "records")]  # fmt: skip
-    bits = dict.fromkeys(ixs, -1)
-    if len(exposing) <= MASK_BITS:
-        for bit, (ix, _) in enumerate(exposing):
-            bits[ix] = bit
-        return bits, True
-    lists: dict[tuple[str, ...], int] = {}
-    for ix, es in exposing:
-        bits[ix] = lists.setdefault(tuple(sorted(es.fields)), len(lists))
-    if len(lists) > MASK_BITS:
-        raise CrmwatchError(
-            f"{len(exposing)} exposing events with {len(lists)} different field lists: more "
-            f"than crmwatch can track per record ({MASK_BITS}); scope a narrower incident"
-        )
-    return bits, False
 
 
 def _replay(

@@ -242,23 +242,17 @@ def summarise(
 
 def _fieldsets(store: Store, iid: str) -> None:
     """One row per distinct mask: its fields (the union of its events' fields), its evidence
-    events and, when bits are events, its first event."""
-    # only the events that set a bit: the others (bounded, counted) are in no field set
-    events = store.execute(
-        "SELECT event_ix, bit, event_id, ts, fields FROM scope_events WHERE bit >= 0"
-    ).rows
-    by_bit: dict[int, list[tuple]] = {}
-    for ev in events:
-        by_bit.setdefault(ev[1], []).append(ev)
-    sets = []
-    masks = store.execute(
-        "SELECT DISTINCT fieldset FROM exposures WHERE incident_id = ?", [iid]
-    ).rows
-    for (mask,) in masks:
-        members = sorted(ev for b, evs in by_bit.items() if b >= 0 and mask >> b & 1 for ev in evs)
-        fields = sorted({f for ev in members for f in ev[4]})
-        sets.append((iid, mask, fields, [ev[2] for ev in members], members[0][0]))
-    store.insert("exposure_fieldsets", sets)
+    events in the incident's order and its first event; only the events that set a bit (the
+    others, bounded or counted, are in no field set)."""
+    store.execute(
+        """INSERT INTO exposure_fieldsets
+        SELECT $iid, m.mask, list_sort(list_distinct(flatten(list(e.fields)))),
+            list(e.event_id ORDER BY e.event_ix), min(e.event_ix)
+        FROM (SELECT DISTINCT fieldset AS mask FROM exposures WHERE incident_id = $iid) m
+        JOIN scope_events e ON e.bit >= 0 AND (m.mask >> e.bit) & 1 = 1
+        GROUP BY m.mask""",
+        {"iid": iid},
+    )
 
 
 def _jurisdictions(store: Store, snap: Snapshot) -> None:

@@ -171,7 +171,8 @@ class Snapshot:
             f.needed.add(col)
 
     def load(self) -> None:
-        """Read each object's needed columns once into a temporary table."""
+        """Read each object's needed columns into a temporary table: once, and again only
+        when more columns are needed."""
         for f in self.files.values():
             summary = (
                 *COUNTRY_COLUMNS.get(f.object, ()),
@@ -188,9 +189,12 @@ class Snapshot:
                 cols += f", sf_ts(CAST({ident(created)} AS VARCHAR)) AS {CREATED}"
             if f.object in PERSON_OBJECTS:
                 cols += f", {contact_columns(f)}"
-            self.store.execute(
-                f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {f.source}"
-            )
+            # In the file's order: hits name rows by row id, and a later batch of events
+            # needing another column loads the file again under the hits of the earlier ones.
+            with self.store.ordered():
+                self.store.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {f.source}"
+                )
             f.rows = self.store.scalar(f"SELECT count(*) FROM {f.table}")
             self.loaded.add(f.object)
 
