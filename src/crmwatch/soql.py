@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from crmwatch.errors import CrmwatchError
 from crmwatch.timeutil import parse_utc
@@ -67,15 +68,14 @@ MAX_CONDITIONS = 10_000
 CLAUSE_STARTS = {"WHERE", "WITH", "GROUP", "ORDER", "LIMIT", "OFFSET", "FOR", "HAVING", "USING"}
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    """A word, literal or symbol of the query. (A tuple, its upper case made once: a scraper's
+    incident is parsed a million queries over.)"""
+
     kind: str
     text: str
     pos: int
-
-    @property
-    def upper(self) -> str:
-        return self.text.upper()
+    upper: str  # the text upper-cased: keywords are compared that way
 
 
 def tokenize(query: str) -> list[Token]:
@@ -87,7 +87,8 @@ def tokenize(query: str) -> list[Token]:
         if not m or m.end() == pos:
             raise SoqlError(f"unexpected character {query[pos : pos + 1]!r} at position {pos}")
         kind = m.lastgroup or ""
-        tokens.append(Token(kind, m.group(kind), m.start(kind)))
+        text = m.group(kind)
+        tokens.append(Token(kind, text, m.start(kind), text.upper()))
         pos = m.end()
     return tokens
 
@@ -265,9 +266,10 @@ class _Clauses:
         return self.t[j] if j < len(self.t) else None
 
     def at(self, *words: str) -> bool:
-        return all(
-            (tok := self.peek(k)) is not None and tok.upper == w for k, w in enumerate(words)
-        )
+        t, i = self.t, self.i
+        if i + len(words) > len(t):
+            return False
+        return all(t[i + k].upper == w for k, w in enumerate(words))
 
     def next(self, what: str) -> Token:
         tok = self.peek()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from crmwatch.errors import UsageError
@@ -83,8 +84,16 @@ class SnapshotFile:
 
     def column(self, name: str) -> str | None:
         """The file's own spelling of a field (SOQL names are case-insensitive)."""
-        low = name.lower()
-        return next((c for c in self.columns if c.lower() == low), None)
+        return self._spelling.get(name.lower())
+
+    @cached_property
+    def _spelling(self) -> dict[str, str]:
+        """Each column by its lower case, the first where several share one (asked of every
+        field of every replayed query)."""
+        spelling: dict[str, str] = {}
+        for c in self.columns:
+            spelling.setdefault(c.lower(), c)
+        return spelling
 
     def first_column(self, *names: str) -> str | None:
         """The first of several alternative fields the file has, in its own spelling."""
@@ -162,8 +171,15 @@ class Snapshot:
         self.loaded: set[str] = set()
 
     def get(self, obj: str) -> SnapshotFile | None:
-        low = obj.lower()
-        return next((f for o, f in self.files.items() if o.lower() == low), None)
+        return self._by_object.get(obj.lower())
+
+    @cached_property
+    def _by_object(self) -> dict[str, SnapshotFile]:
+        """Each file by its object's lower case (SOQL names are case-insensitive)."""
+        by_object: dict[str, SnapshotFile] = {}
+        for o, f in self.files.items():
+            by_object.setdefault(o.lower(), f)
+        return by_object
 
     def need(self, obj: str, column: str) -> None:
         f = self.get(obj)
