@@ -11,8 +11,10 @@ Targets (issue 4): scope at most 3x the scan; peak RSS under 4 GB.
 
 ``--queries N`` adds N one-record queries to the session (``WHERE Id = '…'``, a scripted
 client reading contacts one by one): each is replayed, 20,000 of them as one join.
+``--pages N`` adds N pages of 2,000 contacts read in id order (``WHERE Id > '…' ORDER BY Id
+LIMIT 2000``, how a scripted client pages past SOQL's OFFSET cap): each ranks only its page.
 
-Usage: python bench/scope.py [--contacts 7400000] [--out bench/out] [--queries 0]
+Usage: python bench/scope.py [--contacts 7400000] [--out bench/out] [--queries 0] [--pages 0]
 """
 
 from __future__ import annotations
@@ -88,9 +90,31 @@ def scraper_queries(logs: Path, contacts: int, queries: int, common: dict) -> No
     path.write_text(json.dumps({"totalSize": len(records), "done": True, "records": records}))
 
 
-def incident_store(out: Path, contacts: int, queries: int = 0) -> tuple[Path, str]:
+def scraper_pages(logs: Path, pages: int, common: dict) -> None:
+    """``pages`` queries of the next 2,000 contacts by id (a scripted client paging through
+    the table every 500 ms from 11:00), in ``logs/pages.json``; none: no file."""
+    path = logs / "pages.json"
+    path.unlink(missing_ok=True)
+    if not pages:
+        return
+    if pages > 7200:
+        raise SystemExit("--pages: at most 7,200 (one hour of pages)")
+    records = []
+    for n in range(pages):
+        ms = n * 500
+        at = f"2025-06-10T11:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}+0000"
+        after = contact_id(n * 2000 - 1) if n else "000000000000000AAA"
+        records.append({
+            "attributes": {"type": "ApiEvent"}, "EventIdentifier": f"P{n}", "EventDate": at,
+            "Query": f"SELECT Id, Email FROM Contact WHERE Id > '{after}' ORDER BY Id LIMIT 2000",
+            "QueriedEntities": "Contact", "RowsProcessed": 2000, "Operation": "Query", **common,
+        })  # fmt: skip
+    path.write_text(json.dumps({"totalSize": len(records), "done": True, "records": records}))
+
+
+def incident_store(out: Path, contacts: int, queries: int = 0, pages: int = 0) -> tuple[Path, str]:
     """A store holding the incident: a Tor sign-in and two bulk exports in its session, and
-    ``queries`` one-record queries after them."""
+    ``queries`` one-record queries and ``pages`` pages by id after them."""
     db = out / f"scope-{contacts}" / "store.duckdb"
     logs = out / f"scope-{contacts}" / "logs"
     logs.mkdir(exist_ok=True)
@@ -111,6 +135,7 @@ def incident_store(out: Path, contacts: int, queries: int = 0) -> tuple[Path, st
     (logs / "events.json").write_text(json.dumps({"totalSize": 3, "done": True,
                                                   "records": records}))  # fmt: skip
     scraper_queries(logs, contacts, queries, common)
+    scraper_pages(logs, pages, common)
     run_crmwatch("ingest", str(logs), "--db", str(db), "--json")
     run_crmwatch("detect", "--db", str(db), "--json")
     listed = json.loads(run_crmwatch("incidents", "--db", str(db), "--json").stdout)
@@ -136,15 +161,17 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     ap.add_argument("--queries", type=int, default=0,
                     help="one-record queries a scraper ran too (each replayed)")  # fmt: skip
+    ap.add_argument("--pages", type=int, default=0,
+                    help="pages of 2,000 contacts by id a scraper read too")  # fmt: skip
     args = ap.parse_args()
     path = snapshot(args.out, args.contacts)
-    db, iid = incident_store(args.out, args.contacts, args.queries)
+    db, iid = incident_store(args.out, args.contacts, args.queries, args.pages)
     child = run_crmwatch("scope", iid, "--customers", str(path), "--db", str(db), "--json")
     result = json.loads(child.stdout)
     scan_s, rows = scan_baseline(path)
     ratio = child.seconds / scan_s
     report = {
-        "contacts": rows, "queries": args.queries,
+        "contacts": rows, "queries": args.queries, "pages": args.pages,
         "affected_customers": result["affected_customers"],
         "korean_customers": result["by_country"].get("KR"),
         "scan_seconds": round(scan_s, 2), "scope_seconds": round(child.seconds, 2),

@@ -367,13 +367,20 @@ def _replay(
     """Run a compiled query; record its hits, or say why no list can be given."""
     f = snap.get(p.object)
     assert f is not None
-    cols = f"{ix}, {bit}, {f.ix}, t0.rowid, 1"
+    hit = f"{ix}, {bit}, {f.ix}"
+    cols = f"{hit}, t0.rowid, 1"
     offset = p.offset or 0
     listed = True
     if p.limit is None and not offset:
         returned = store.scalar(f"INSERT INTO scope_hits SELECT {cols} {p.source}")
     else:
-        matched = store.scalar(f"SELECT count(*) {p.source}")
+        # Matches past offset + limit + 1 change nothing: neither counted nor ranked (a
+        # scraper paging by id matches most of the file on every page).
+        cap = "" if p.limit is None else f" LIMIT {offset + p.limit + 1}"
+        if p.order:
+            matched = _ranked(store, p, cap)
+        else:
+            matched = store.scalar(f"SELECT count(*) FROM (SELECT 1 {p.source}{cap})")
         returned = max(0, min(matched - offset, p.limit if p.limit is not None else matched))
         if not p.order:
             listed = offset == 0 and matched <= (p.limit or 0)
@@ -383,7 +390,7 @@ def _replay(
                 es.note = join_notes(es.note, "LIMIT/OFFSET without ORDER BY: Salesforce returns "
                                 "no defined subset")  # fmt: skip
         else:
-            listed = _ranked_insert(store, cols, p, offset, returned, es)
+            listed = _ranked_insert(store, hit, offset, returned, es)
     if not listed:
         if es.kind != "exact":  # the log's own row count, when it has one, is the bound
             es.kind = "bounded"
@@ -477,19 +484,29 @@ def _look_up(store: Store, lookups: list[Pass], snap: Snapshot) -> None:
     store.execute("DROP TABLE scope_lookups")
 
 
-def _ranked_insert(
-    store: Store, cols: str, p: Plan, offset: int, returned: int, es: EventScope
-) -> bool:
-    """Insert rows offset+1 … offset+returned in SOQL order, unless ties cross the cut."""
+def _ranked(store: Store, p: Plan, cap: str) -> int:
+    """``scope_ranked``: the query's matches in SOQL order (``cap``: only the first ones, a
+    top-N rather than a sort of every match), each with its row number and rank; how many.
+    The ranks are those in the whole result: every match before one of them is among them."""
     keys = [_sort_key(store, col, p) for col, _, _ in p.order]
     order = ", ".join(
-        f"{k} {'DESC' if desc else 'ASC'} NULLS {'FIRST' if nulls else 'LAST'}"
-        for k, (_, desc, nulls) in zip(keys, p.order, strict=True)
+        f"_k{i} {'DESC' if desc else 'ASC'} NULLS {'FIRST' if nulls else 'LAST'}"
+        for i, (_, desc, nulls) in enumerate(p.order)
     )
+    named = ", ".join(f"{k} AS _k{i}" for i, k in enumerate(keys))
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE scope_ranked AS
+        SELECT _rid, row_number() OVER w AS rn, rank() OVER w AS rk
+        FROM (SELECT t0.rowid AS _rid, {named} {p.source} ORDER BY {order}{cap})
+        WINDOW w AS (ORDER BY {order})"""
+    )
+    return store.scalar("SELECT count(*) FROM scope_ranked")
+
+
+def _ranked_insert(store: Store, hit: str, offset: int, returned: int, es: EventScope) -> bool:
+    """Insert rows offset+1 … offset+returned of ``scope_ranked``, unless ties cross the cut.
+    ``hit``: the columns of a hit before the row id."""
     lo, hi = offset + 1, offset + returned
-    ranked = (f"SELECT {cols}, row_number() OVER (ORDER BY {order}) AS rn, "
-              f"rank() OVER (ORDER BY {order}) AS rk {p.source}")  # fmt: skip
-    store.execute(f"CREATE OR REPLACE TEMP TABLE scope_ranked AS {ranked}")
     tied = store.scalar(
         f"SELECT count(*) FROM scope_ranked WHERE (rn = {lo} AND rk < {lo}) "
         f"OR (rn = {hi + 1} AND rk <= {hi})"
@@ -499,7 +516,7 @@ def _ranked_insert(
                         "subset is not defined")  # fmt: skip
         return False
     store.execute(
-        f"INSERT INTO scope_hits SELECT * EXCLUDE (rn, rk) FROM scope_ranked "
+        f"INSERT INTO scope_hits SELECT {hit}, _rid, 1 FROM scope_ranked "
         f"WHERE rn BETWEEN {lo} AND {hi}"
     )
     return True
