@@ -112,6 +112,19 @@ def test_without_timestamp_columns_every_row_is_quarantined_at_its_line(store: S
     assert [line for line, _ in _quarantined(store, tmp_path / "a.csv")] == [2, 3, 5]
 
 
+def test_more_bad_rows_than_one_insert_binds_are_all_quarantined(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The quarantine rows are written inside the ingest's transaction, several statements
+    when there are more than INSERT_ROWS of them (a file of 200k rows in a local time format
+    ended with nothing stored and an error, the transaction aborted by a second BEGIN)."""
+    monkeypatch.setattr("crmwatch.store.INSERT_ROWS", 2)
+    rows = [_row(i, ts="12/08/2025 10:15" if i % 2 else GOOD) for i in range(9)]
+    (tmp_path / "a.csv").write_bytes(_csv(rows))
+    assert _quarantined(store, tmp_path / "a.csv") == [(n, "bad_timestamp") for n in (3, 5, 7, 9)]
+    assert store.scalar("SELECT count(*) FROM events_base") == 5
+
+
 def test_bad_rows_are_located_without_reading_the_file_in_python(
     store: Store, tmp_path, monkeypatch
 ):

@@ -70,6 +70,11 @@ def test_a_large_insert_is_several_statements_and_still_all_or_nothing(
     assert store.scalar("SELECT count(*) FROM m") == 5
     store.insert("m", [("x", 10), ("y", 11), ("z", 12)])
     assert store.scalar("SELECT count(*) FROM m") == 8
+    # inside the caller's transaction, it is part of it (a BEGIN tried there would abort it)
+    with store.transaction():
+        store.insert("m", [("p", 20), ("q", 21), ("r", 22)])
+        store.execute("INSERT INTO m VALUES ('s', 23)")
+    assert store.scalar("SELECT count(*) FROM m") == 12
 
 
 def _tamper(db: Path, *statements: str) -> Path:

@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -113,6 +113,7 @@ class Store:
 
     def __init__(self, path: Path | str, memory_limit: str = "2GB") -> None:
         self.path = str(path)
+        self._transaction = False  # inside transaction(): another is part of it
         try:
             self.con = duckdb.connect(self.path)
         except duckdb.Error as e:
@@ -307,7 +308,7 @@ class Store:
         # A statement per INSERT_ROWS rows: DuckDB holds a bound list as one value per
         # element, about a hundred bytes each, so the verdicts of an insider's two million
         # exports bound at once took gigabytes. Several statements are one transaction.
-        with self._atomic(len(rows) > INSERT_ROWS):
+        with self.transaction() if len(rows) > INSERT_ROWS else nullcontext():
             for start in range(0, len(rows), INSERT_ROWS):
                 columns = [list(c) for c in zip(*rows[start : start + INSERT_ROWS], strict=True)]
                 if len(columns) != len(types):
@@ -315,29 +316,15 @@ class Store:
                 self.execute(f"INSERT INTO {table} SELECT {select} {on_conflict}", columns)
 
     @contextmanager
-    def _atomic(self, needed: bool) -> Iterator[None]:
-        """A transaction around the block when ``needed`` and none is open (inside one, the
-        block is part of it)."""
-        own = False
-        if needed:
-            try:
-                self.con.execute("BEGIN TRANSACTION")
-                own = True
-            except duckdb.TransactionException:  # already in one
-                pass
-        try:
-            yield
-        except BaseException:
-            if own:
-                self.con.execute("ROLLBACK")
-            raise
-        if own:
-            self.execute("COMMIT")
-
-    @contextmanager
     def transaction(self) -> Iterator[Store]:
-        """All-or-nothing: a crash or error inside leaves the store as it was before."""
+        """All-or-nothing: a crash or error inside leaves the store as it was before. Inside
+        another, the block is part of that one. (Known, not tried: a BEGIN inside a
+        transaction fails, and in DuckDB the failure aborts the open transaction.)"""
+        if self._transaction:
+            yield self
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._transaction = True
         try:
             yield self
         except BaseException:
@@ -345,6 +332,8 @@ class Store:
             raise
         else:
             self.execute("COMMIT")
+        finally:
+            self._transaction = False
 
     @contextmanager
     def ordered(self) -> Iterator[Store]:
