@@ -9,7 +9,6 @@ anything: the store ends up exactly as an uninterrupted run leaves it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -34,7 +33,7 @@ from crmwatch.sources.base import (
 )
 from crmwatch.sources.elf import ElfCsvSource, read_header
 from crmwatch.sources.sqlmap import lit, select_list
-from crmwatch.sql import lit_list
+from crmwatch.sql import lit_list, num
 from crmwatch.store import Store, trace
 
 SKIPPED = "skipped (not a log)"
@@ -520,25 +519,26 @@ def _settle_untimed(
 ) -> list[Quarantine]:
     """Count this batch's repeated header lines, quarantine its rows whose timestamp is
     missing or unparseable (located in their files), and delete both from the store."""
+    # A JSON record, and a CSV row Python read, has its line; a CSV row DuckDB's scan read
+    # has its values (``raw``, with a ``raw_schema``), by which the source locates it in
+    # SQL: those are never read here, however many (a file in a time format of its own).
+    untimed = f"ts IS NULL AND rowid > {num(mark)}"
+    header = f"coalesce(source_type = {lit(HEADER_MARK)}, false)"
+    located = f"NOT {header} AND raw_schema IS NOT NULL AND ingest_line IS NULL"
     rows = store.execute(
-        # A JSON record, and a CSV row Python read, has its line; a CSV row DuckDB's scan
-        # read has its values, by which the source locates it.
-        "SELECT file_id, ingest_line, CASE WHEN raw_schema IS NOT NULL THEN raw END, "
-        "raw_schema, source_type = $mark_type, event_id FROM events_base "
-        "WHERE ts IS NULL AND rowid > $mark",
-        {"mark": mark, "mark_type": HEADER_MARK},
+        f"SELECT file_id, ingest_line, {header}, raw_schema IS NULL, event_id FROM events_base "
+        f"WHERE {untimed} AND NOT ({located})"
     ).rows
-    if not rows:
-        return []
-    store.execute("DELETE FROM events_base WHERE ts IS NULL AND rowid > $mark", {"mark": mark})
+    to_locate = store.execute(
+        f"SELECT DISTINCT file_id FROM events_base WHERE {untimed} AND {located}"
+    ).rows
     out: list[Quarantine] = []
-    csv_rows: dict[int, list[list[str]]] = {}
     seen: Counter[tuple] = Counter()
     detail = "TIMESTAMP/TIMESTAMP_DERIVED not parseable"
-    for file_id, line, raw, raw_schema, is_header, event_id in rows:
+    for file_id, line, is_header, is_json, event_id in rows:
         if is_header:
             summaries[file_id].skipped_headers += 1
-        elif raw_schema is None:
+        elif is_json:
             # records of one line (a one-line export) told apart by content, repeats by count
             seen[(file_id, line, event_id)] += 1
             key = f"{event_id}#{seen[(file_id, line, event_id)]}"
@@ -548,14 +548,18 @@ def _settle_untimed(
                     key,
                 )
             )  # fmt: skip
-        elif line is not None:
-            out.append(Quarantine(by_id[file_id], line, None, Reason.BAD_TIMESTAMP, detail))
         else:
-            csv_rows.setdefault(file_id, []).append(json.loads(raw))
-    for file_id, values in csv_rows.items():
+            out.append(Quarantine(by_id[file_id], line, None, Reason.BAD_TIMESTAMP, detail))
+    for (file_id,) in to_locate:
         f = by_id[file_id]
-        for line in source.locate_untimed(store, f, values):
+        relation = (
+            f"(SELECT raw FROM events_base WHERE {untimed} AND {located} "
+            f"AND file_id = {num(file_id)})"
+        )
+        for line in source.locate_untimed(store, f, relation):
             out.append(Quarantine(f, line, None, Reason.BAD_TIMESTAMP, detail))
+    if rows or to_locate:
+        store.execute(f"DELETE FROM events_base WHERE {untimed}")
     return out
 
 

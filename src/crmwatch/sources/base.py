@@ -544,11 +544,10 @@ class Source(ABC):
         slower way (its ``stage`` already reads record by record: ``reads_carefully``)."""
         return None
 
-    def locate_untimed(
-        self, store: Store, file: InputFile, rows: list[list[str | None]]
-    ) -> list[int | None]:
-        """The line of each given row of ``file`` stored without a line (CSV rows, kept as
-        their values: ``raw`` with a ``raw_schema``) whose timestamp did not parse, so it is
-        quarantined where it is. None where a row cannot be found; a format whose rows all
-        carry their line has nothing to locate."""
-        return [None] * len(rows)
+    def locate_untimed(self, store: Store, file: InputFile, untimed: str) -> list[int | None]:
+        """The lines of ``file``'s rows stored without a line (CSV rows, kept as their values:
+        ``raw`` with a ``raw_schema``) whose timestamp did not parse, so that each is
+        quarantined where it is: one per row of ``untimed`` (SQL of those rows' ``raw``), in
+        no order. None where a row cannot be found; a format whose rows all carry their line
+        has nothing to locate."""
+        return [None] * store.scalar(f"SELECT count(*) FROM {untimed}")

@@ -359,6 +359,8 @@ def raw_order(header: list[str]) -> list[str]:
     return sorted(header)
 
 
+# Records a bad-timestamp search parses in Python at a time (:meth:`locate_untimed`).
+LOCATE_PAGE = 50_000
 # The line of a row Python read (a careful read, lines a broken quote swallowed).
 LINE_COLUMN = "_crmwatch_line"
 # EventLogFile's TIMESTAMP (yyyyMMddHHmmss.SSS): a value of this form parses (sqlmap.ts_utc).
@@ -577,11 +579,9 @@ class ElfCsvSource(Source):
             return []
         return [self._python_rows(schema_id(self._header), salvage)]
 
-    def locate_untimed(
-        self, store: Store, file: InputFile, rows: list[list[str | None]]
-    ) -> list[int | None]:
-        """The starting line of each given row of the batch's scan, whose timestamp did not
-        parse (``rows`` hold the values as stored, in :func:`raw_order`).
+    def locate_untimed(self, store: Store, file: InputFile, untimed: str) -> list[int | None]:
+        """The starting line of each of the batch's scanned rows whose timestamp did not
+        parse (``untimed``: their ``raw``, the values in :func:`raw_order`).
 
         The scan that inserted them gives no line for a row it returns, only for a row it
         rejects. So the file is read once more by DuckDB, alike but for one column typed as an
@@ -589,9 +589,10 @@ class ElfCsvSource(Source):
         parse is rejected, with the byte where its record starts, and the record's text. A
         row rejected there whose timestamp parses after all (a ``TIMESTAMP_DERIVED`` read
         first, another form of time) is told apart by its values, which only those records
-        are parsed for, and the same values repeated are taken in file order. Lines are
-        counted up to those bytes (:func:`lines_at`). Nothing of the file is held whole: the
-        reader streams it, and its rejects are the bad rows (and the few look-alikes).
+        are parsed for, a page at a time, and the same values repeated are taken in file
+        order: matched in SQL, so neither the rows nor the records are ever all in Python (a
+        file in a time format of its own is every row of it). Lines are counted up to those
+        bytes (:func:`lines_at`), streaming the file.
         """
         path = next(p for p, f in self._by_path.items() if f.file_id == file.file_id)
         header = self._header
@@ -603,29 +604,45 @@ class ElfCsvSource(Source):
         # applies force_not_null by position among the columns read, so reading that one
         # alone would leave its empty values NULL, not rejected.
         store.execute(f"SELECT count(COLUMNS(*)) FROM {scan}")
-        rejected = store.execute(
-            "SELECT line_byte_position, csv_line FROM _ts_rej "
-            "WHERE error_type = 'CAST' AND column_name = $column ORDER BY line_byte_position",
+        store.execute(
+            """CREATE OR REPLACE TEMP TABLE _ts_records AS
+            SELECT row_number() OVER (ORDER BY line_byte_position) AS n, line_byte_position,
+                csv_line
+            FROM _ts_rej WHERE error_type = 'CAST' AND column_name = $column""",
             {"column": column},
-        ).rows
+        )
         for table in ("_ts_rej", "_ts_rej_scan"):
             store.execute(f"DROP TABLE {ident(table)}")
-        wanted: dict[tuple, list[int]] = {}
-        for i, r in enumerate(rows):
-            wanted.setdefault(tuple(v or "" for v in r), []).append(i)
+        store.execute("CREATE OR REPLACE TEMP TABLE _ts_keys (position BIGINT, key VARCHAR[])")
         order = [header.index(c) for c in raw_order(header)]
-        starts: list[tuple[int, int]] = []  # (byte position, row)
-        for position, text in rejected:
-            # the record as the reader read it; blank lines before it may lead it
-            record = next(csv.reader(io.StringIO(text.lstrip("\r\n"), newline="")), [])
-            key = tuple(record[i] for i in order) if len(record) == len(header) else ()
-            if wanted.get(key):
-                starts.append((position, wanted[key].pop(0)))
-        lines = lines_at(Path(path), [position for position, _ in starts])
-        found: list[int | None] = [None] * len(rows)
-        for position, i in starts:
-            found[i] = lines.get(position)
-        return found
+        total = store.scalar("SELECT count(*) FROM _ts_records")
+        for start in range(0, total, LOCATE_PAGE):
+            keys = []
+            for position, text in store.execute(
+                "SELECT line_byte_position, csv_line FROM _ts_records WHERE n > $a AND n <= $b",
+                {"a": start, "b": start + LOCATE_PAGE},
+            ).rows:
+                # the record as the reader read it; blank lines before it may lead it
+                record = next(csv.reader(io.StringIO(text.lstrip("\r\n"), newline="")), [])
+                if len(record) == len(header):
+                    keys.append((position, [record[i] for i in order]))
+            store.insert("_ts_keys", keys)
+        # each distinct row takes the first of the records with its values, in file order
+        positions = [p for (p,) in store.execute(
+            f"""WITH rows AS (
+                SELECT list_transform(from_json(raw, '["VARCHAR"]'), lambda v: coalesce(v, ''))
+                    AS key, count(*) AS n
+                FROM {untimed} GROUP BY ALL)
+            SELECT position FROM (SELECT k.position, rows.n,
+                row_number() OVER (PARTITION BY k.key ORDER BY k.position) AS rn
+                FROM _ts_keys k JOIN rows ON rows.key = k.key)
+            WHERE rn <= n ORDER BY position"""
+        ).rows]  # fmt: skip
+        rows = store.scalar(f"SELECT count(*) FROM {untimed}")
+        store.execute("DROP TABLE _ts_records")
+        store.execute("DROP TABLE _ts_keys")
+        lines = lines_at(Path(path), positions)
+        return [lines.get(p) for p in positions] + [None] * (rows - len(positions))
 
     def _staged(self, sid: str, source: str) -> Staged:
         """The relation adds the row's raw value array; the scan computes it only if asked."""
