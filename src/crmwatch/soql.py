@@ -65,6 +65,10 @@ MAX_NESTING = 50
 # more through dynamic Apex (SOQL and SOSL Limits, Salesforce App Limits Cheatsheet).
 MAX_CONDITIONS = 10_000
 
+# The largest LIMIT or OFFSET read: far beyond any org's records, and small enough that a
+# replay's offset + limit + 1 is still a 64-bit integer (a log's query is attacker data).
+MAX_ROWS = 2**61
+
 CLAUSE_STARTS = {"WHERE", "WITH", "GROUP", "ORDER", "LIMIT", "OFFSET", "FOR", "HAVING", "USING"}
 
 
@@ -333,6 +337,8 @@ class _Clauses:
         tok = self.next(f"a number after {clause}")
         if tok.kind != "number" or not tok.text.isdigit():
             raise SoqlError(f"{clause} needs a whole number, found {tok.text!r}")
+        if len(tok.text) > len(str(MAX_ROWS)) or int(tok.text) > MAX_ROWS:
+            raise SoqlError(f"{clause}: {tok.text[:30]} is more rows than any org holds")
         return int(tok.text)
 
     def order_item(self) -> OrderItem:

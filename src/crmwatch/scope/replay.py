@@ -264,7 +264,11 @@ class _Compiler:
                 else (f"NOT coalesce({inner}, false)")
             )
         if c.op == "LIKE":
-            return f"{col} ILIKE {_lit(c.values[0].text)} ESCAPE '\\'"
+            pattern = c.values[0].text
+            if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+                # a pattern's backslash escapes what follows it: at its end, nothing does
+                raise Unreplayable("LIKE: the pattern ends with its escape character")
+            return f"{col} ILIKE {_lit(pattern)} ESCAPE '\\'"
         return self.compare(col, c.op, c.values[0], is_id)
 
     def one_of(self, col: str, values: tuple[Value, ...], is_id: bool) -> str:

@@ -162,8 +162,11 @@ class Snapshot:
         self.files: dict[str, SnapshotFile] = {}
         for f in files:
             obj = check_object(object_override) if object_override else object_name(f)
-            if obj in self.files:
-                raise UsageError(f"two snapshot files for {obj}: {self.files[obj].path}, {f}")
+            # object names are case-insensitive (SOQL's, and DuckDB's table names)
+            if (
+                same := next((o for o in self.files if o.lower() == obj.lower()), None)
+            ) is not None:
+                raise UsageError(f"two snapshot files for {obj}: {self.files[same].path}, {f}")
             sf = SnapshotFile.open(store, obj, f, len(self.files))
             if sf.column("Id") is None:
                 raise UsageError(f"{f}: no Id column (first columns: {', '.join(sf.columns[:5])})")
