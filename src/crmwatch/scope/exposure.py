@@ -77,6 +77,7 @@ def scope_incident(
     )
     _hit_tables(store)
     replays = _Replays(store, snap)
+    snap.stable = store.scalar("SELECT count(*) FROM scope_in WHERE NOT plain") > EVENTS_PER_BATCH
     after = -1
     while events := store.execute(
         "SELECT * EXCLUDE (plain) FROM scope_in WHERE NOT plain AND ix > ? ORDER BY ix LIMIT ?",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -172,6 +173,11 @@ class Snapshot:
                 raise UsageError(f"{f}: no Id column (first columns: {', '.join(sf.columns[:5])})")
             self.files[obj] = sf
         self.loaded: set[str] = set()
+        # Loaded in the file's order, so that loading a file again gives each row the same
+        # row id (hits name rows by it): set when a later batch of events may need another
+        # column under the hits of the earlier ones. Otherwise the order costs a sixth of a
+        # load (0.25 s for 7.4M contacts).
+        self.stable = False
 
     def get(self, obj: str) -> SnapshotFile | None:
         return self._by_object.get(obj.lower())
@@ -208,9 +214,7 @@ class Snapshot:
                 cols += f", sf_ts(CAST({ident(created)} AS VARCHAR)) AS {CREATED}"
             if f.object in PERSON_OBJECTS:
                 cols += f", {contact_columns(f)}"
-            # In the file's order: hits name rows by row id, and a later batch of events
-            # needing another column loads the file again under the hits of the earlier ones.
-            with self.store.ordered():
+            with self.store.ordered() if self.stable else nullcontext():
                 self.store.execute(
                     f"CREATE OR REPLACE TEMP TABLE {f.table} AS SELECT {cols} FROM {f.source}"
                 )
