@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 from crmwatch.connectors.http import ConnectorError
 from crmwatch.errors import CrmwatchError
-from crmwatch.incidents import Incident, stored_incidents
+from crmwatch.incidents import Incident, get_incident
 from crmwatch.respond import channels
 from crmwatch.respond.channels import Notice
 from crmwatch.respond.settings import AlertSettings
 from crmwatch.schema import LEVELS
 from crmwatch.scope.results import stored_scope
+from crmwatch.sql import lit
 from crmwatch.store import Store
 
 
@@ -41,29 +42,37 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _sent(store: Store) -> dict[tuple[str, str], str]:
-    """(incident, channel) → the highest severity delivered."""
-    rows = store.execute(
-        "SELECT incident_id, channel, list(severity) FROM deliveries "
-        "WHERE status = 'delivered' GROUP BY ALL"
-    ).rows
-    return {(i, c): max(levels, key=LEVELS.index) for i, c, levels in rows}
-
-
 def due(store: Store, settings: AlertSettings) -> list[tuple[Incident, str, str, str | None]]:
-    """(incident, channel, activity, previous severity) for every delivery that is owed."""
-    sent = _sent(store)
-    floor = LEVELS.index(settings.min_severity)
+    """(incident, channel, activity, previous severity) for every delivery that is owed, the
+    most severe incident first, channels in their settings' order. Found in SQL, so that only
+    the incidents owed a delivery are read: watch asks every cycle, and an incident's body
+    holds every finding of it."""
+    if not settings.channels:
+        return []
+    whens = " ".join(f"WHEN {lit(level)} THEN {n}" for n, level in enumerate(LEVELS))
+    rank = "(CASE {} " + whens + " END)"
+    rows = store.execute(
+        f"""WITH sent AS (
+            SELECT incident_id, channel, max({rank.format("severity")}) AS best
+            FROM deliveries WHERE status = 'delivered' GROUP BY ALL),
+        channels AS (
+            SELECT unnest($channels) AS channel, unnest(range(len($channels))) AS pos)
+        SELECT i.id, c.channel, s.best FROM (
+            SELECT incident_id AS id, {rank.format("body->>'severity'")} AS level,
+                body->>'first_malicious_at' AS began FROM incidents) i
+        CROSS JOIN channels c LEFT JOIN sent s ON s.incident_id = i.id AND s.channel = c.channel
+        WHERE i.level >= $floor AND (s.best IS NULL OR i.level > s.best)
+        ORDER BY i.level DESC, i.began, i.id, c.pos""",
+        {"channels": settings.channels, "floor": LEVELS.index(settings.min_severity)},
+    ).rows
+    incidents: dict[str, Incident] = {}
     out = []
-    for i in stored_incidents(store):
-        if LEVELS.index(i.severity) < floor:
-            continue
-        for channel in settings.channels:
-            before = sent.get((i.id, channel))
-            if before is None:
-                out.append((i, channel, "opened", None))
-            elif LEVELS.index(i.severity) > LEVELS.index(before):
-                out.append((i, channel, "escalated", before))
+    for incident_id, channel, best in rows:
+        if incident_id not in incidents:
+            incidents[incident_id] = get_incident(store, incident_id)
+        previous = None if best is None else LEVELS[best]
+        out.append((incidents[incident_id], channel, "opened" if best is None else "escalated",
+                    previous))  # fmt: skip
     return out
 
 
