@@ -68,48 +68,44 @@ def contact_id(i: int) -> str:
             return "003" + text.rjust(12, "0") + "AAA"
 
 
-def scraper_queries(logs: Path, contacts: int, queries: int, common: dict) -> None:
-    """``queries`` one-record REST queries in the session (a scripted client reading
-    contacts one by one, every 50 ms from 10:00), in ``logs/queries.json``; none: no file."""
-    path = logs / "queries.json"
+def _api_queries(path: Path, hour: int, every_ms: int, calls: list, common: dict) -> None:
+    """ApiEvent records of ``calls`` (identifier, SOQL, rows logged), one every ``every_ms``
+    from ``hour``:00, written to ``path`` as one query response; none: no file."""
     path.unlink(missing_ok=True)
-    if not queries:
+    if not calls:
         return
-    step = max(contacts // queries, 1)
     records = []
-    for n in range(queries):
-        ms = n * 50
-        at = f"2025-06-10T10:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}+0000"
-        if ms >= 3_600_000:
-            raise SystemExit("--queries: at most 72,000 (one hour of queries)")
+    for n, (name, query, rows) in enumerate(calls):
+        ms = n * every_ms
+        at = f"2025-06-10T{hour}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}+0000"
         records.append({
-            "attributes": {"type": "ApiEvent"}, "EventIdentifier": f"Q{n}", "EventDate": at,
-            "Query": f"SELECT Id, Email FROM Contact WHERE Id = '{contact_id(n * step)}'",
-            "QueriedEntities": "Contact", "RowsProcessed": 1, "Operation": "Query", **common,
+            "attributes": {"type": "ApiEvent"}, "EventIdentifier": name, "EventDate": at,
+            "Query": query, "QueriedEntities": "Contact", "RowsProcessed": rows,
+            "Operation": "Query", **common,
         })  # fmt: skip
     path.write_text(json.dumps({"totalSize": len(records), "done": True, "records": records}))
+
+
+def scraper_queries(logs: Path, contacts: int, queries: int, common: dict) -> None:
+    """``queries`` one-record REST queries in the session (a scripted client reading
+    contacts one by one, every 50 ms from 10:00), in ``logs/queries.json``."""
+    if queries > 72_000:
+        raise SystemExit("--queries: at most 72,000 (one hour of queries)")
+    step = max(contacts // queries, 1) if queries else 1
+    calls = [(f"Q{n}", f"SELECT Id, Email FROM Contact WHERE Id = '{contact_id(n * step)}'", 1)
+             for n in range(queries)]  # fmt: skip
+    _api_queries(logs / "queries.json", 10, 50, calls, common)
 
 
 def scraper_pages(logs: Path, pages: int, common: dict) -> None:
     """``pages`` queries of the next 2,000 contacts by id (a scripted client paging through
-    the table every 500 ms from 11:00), in ``logs/pages.json``; none: no file."""
-    path = logs / "pages.json"
-    path.unlink(missing_ok=True)
-    if not pages:
-        return
+    the table every 500 ms from 11:00), in ``logs/pages.json``."""
     if pages > 7200:
         raise SystemExit("--pages: at most 7,200 (one hour of pages)")
-    records = []
-    for n in range(pages):
-        ms = n * 500
-        at = f"2025-06-10T11:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}+0000"
-        after = contact_id(n * 2000 - 1) if n else "000000000000000AAA"
-        records.append({
-            "attributes": {"type": "ApiEvent"}, "EventIdentifier": f"P{n}", "EventDate": at,
-            "Query": f"SELECT Id, Email FROM Contact WHERE Id > '{after}' ORDER BY Id LIMIT 2000",
-            "QueriedEntities": "Contact", "RowsProcessed": 2000, "Operation": "Query", **common,
-        })  # fmt: skip
-    path.write_text(json.dumps({"totalSize": len(records), "done": True, "records": records}))
+    calls = [(f"P{n}", "SELECT Id, Email FROM Contact WHERE Id > "
+              f"'{contact_id(n * 2000 - 1) if n else '000000000000000AAA'}' ORDER BY Id LIMIT 2000",
+              2000) for n in range(pages)]  # fmt: skip
+    _api_queries(logs / "pages.json", 11, 500, calls, common)
 
 
 def incident_store(out: Path, contacts: int, queries: int = 0, pages: int = 0) -> tuple[Path, str]:
